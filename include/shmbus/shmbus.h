@@ -1,0 +1,294 @@
+/*
+ * shmbus — an event bus for processes on one host.
+ *
+ * Producers publish fixed-layout records into lock-free rings in POSIX shared
+ * memory (one ring, a "channel", per event type); durable subscribers in other
+ * processes consume them with Disruptor-style sequence cursors.
+ *
+ * Concurrency contract (who may call what at the same time):
+ *   - A shmbus_t, shmbus_channel_t, shmbus_producer_t or shmbus_sub_t handle
+ *     belongs to one thread at a time; different handles may be used from
+ *     different threads and processes concurrently.
+ *   - Handles do not survive fork(): a child opens its own.
+ *   - Hot-path calls (claim, commit, publish, poll) make no system call, take
+ *     no lock and allocate nothing, except when a wait strategy sleeps.
+ *
+ * Errors: control-path calls return 0 or a negative SHMBUS_E* code, and leave
+ * a detailed message for the calling thread in shmbus_errmsg(). Hot-path calls
+ * return 0, SHMBUS_EAGAIN or another negative code without formatting text.
+ */
+#ifndef SHMBUS_SHMBUS_H
+#define SHMBUS_SHMBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <shmbus/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SHMBUS_API __attribute__((visibility("default")))
+#else
+#define SHMBUS_API
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+enum shmbus_error {
+	SHMBUS_OK = 0,
+	SHMBUS_EAGAIN = -1,	  /* would wait: ring full or empty */
+	SHMBUS_EINVAL = -2,	  /* bad argument (name, size, option) */
+	SHMBUS_ENOENT = -3,	  /* no such bus, channel or subscriber */
+	SHMBUS_EEXIST = -4,	  /* exists with another layout or config */
+	SHMBUS_EBUSY = -5,	  /* held by a live process (lease, name) */
+	SHMBUS_ENOMEM = -6,	  /* out of memory, /dev/shm full, mlock */
+	SHMBUS_EVERSION = -7,	  /* object of another ABI version */
+	SHMBUS_ECORRUPT = -8,	  /* shared state fails validation */
+	SHMBUS_ETIMEDOUT = -9,	  /* creator did not finish in time */
+	SHMBUS_EPERM = -10,	  /* permissions or ownership */
+	SHMBUS_EFULL = -11,	  /* a fixed table is full */
+	SHMBUS_ELAPPED = -12,	  /* overwrite reader was lapped (counted) */
+	SHMBUS_ENOTSUP = -13,	  /* not supported here / yet */
+	SHMBUS_ESYS = -14,	  /* a system call failed: see errmsg */
+	SHMBUS_ECLOSED = -15,	  /* handle closed or bus removed */
+	SHMBUS_EHANDLER = -16,	  /* a handler returned an error */
+};
+
+/* Static text for a code; never NULL. */
+SHMBUS_API const char *shmbus_strerror(int code);
+/* The calling thread's message for its last failed control-path call. */
+SHMBUS_API const char *shmbus_errmsg(void);
+
+/* ------------------------------------------------------------------ bus */
+
+typedef struct shmbus shmbus_t;
+typedef struct shmbus_channel shmbus_channel_t;
+typedef struct shmbus_producer shmbus_producer_t;
+typedef struct shmbus_sub shmbus_sub_t;
+
+/* Longest bus and channel names; names are [A-Za-z0-9_.-]. */
+#define SHMBUS_NAME_MAX 47
+
+enum shmbus_open_flags {
+	SHMBUS_OPEN_CREATE = 1u << 0,	/* create if missing (default set) */
+	SHMBUS_OPEN_EXCL = 1u << 1,	/* fail with EEXIST if it exists */
+	SHMBUS_OPEN_MLOCK = 1u << 2,	/* mlock every mapping */
+	SHMBUS_OPEN_HUGEPAGES = 1u << 3, /* MADV_HUGEPAGE on rings */
+	SHMBUS_OPEN_ANY_OWNER = 1u << 4, /* accept objects of other uids */
+	SHMBUS_OPEN_NO_PREFAULT = 1u << 5, /* skip touching every page */
+};
+
+typedef struct shmbus_opts {
+	uint32_t flags;		   /* shmbus_open_flags; 0 = CREATE */
+	uint32_t mode;		   /* permission bits; 0 = 0600 */
+	uint32_t max_channels;	   /* 0 = 256 */
+	uint32_t max_participants; /* producers + subscribers; 0 = 1024 */
+	uint32_t open_timeout_ms;  /* wait for a creator; 0 = 2000 */
+	int numa_node;		   /* -1 or 0 = no binding; n+1 binds to node n */
+} shmbus_opts_t;
+
+/*
+ * Create or attach the bus NAME (shared memory object "/shmbus.NAME").
+ * Any process may start first: the creator publishes the object last and
+ * openers wait up to open_timeout_ms for it. opts may be NULL.
+ */
+SHMBUS_API int shmbus_open(const char *name, const shmbus_opts_t *opts,
+			   shmbus_t **out);
+/* Detach; closes every channel, producer and subscriber still open. */
+SHMBUS_API void shmbus_close(shmbus_t *bus);
+/* Remove the bus and all its channels from /dev/shm. Mapped users keep
+ * working on the old memory; new opens create a new bus (a new epoch). */
+SHMBUS_API int shmbus_unlink(const char *name);
+
+SHMBUS_API uint64_t shmbus_epoch(const shmbus_t *bus);
+/* The bus clock: CLOCK_MONOTONIC in nanoseconds (the time base of every
+ * record's timestamp). */
+SHMBUS_API uint64_t shmbus_now_ns(void);
+
+/* ------------------------------------------------------------- channels */
+
+enum shmbus_channel_flags {
+	SHMBUS_CH_MULTI_PRODUCER = 1u << 0, /* claim by fetch-add / CAS */
+	SHMBUS_CH_OVERWRITE = 1u << 1,	    /* producer never waits (SP only) */
+};
+
+enum shmbus_stall_policy {
+	SHMBUS_STALL_BLOCK = 0, /* producers wait for the slowest subscriber */
+	SHMBUS_STALL_EVICT = 1, /* watchdog detaches it (needs the watchdog) */
+	SHMBUS_STALL_SPILL = 2, /* resumes from the journal (needs journal) */
+};
+
+typedef struct shmbus_channel_opts {
+	uint32_t record_size;	  /* largest payload in bytes, > 0 */
+	uint32_t capacity;	  /* slots, a power of two >= 2 */
+	uint64_t layout_hash;	  /* identity of the record's C layout */
+	uint32_t flags;		  /* shmbus_channel_flags */
+	uint32_t stall_policy;	  /* shmbus_stall_policy */
+	uint32_t max_subscribers; /* 0 = 32 */
+} shmbus_channel_opts_t;
+
+/*
+ * Create the channel NAME on first use, or attach it. Attaching with a
+ * different record_size, capacity, flags or layout_hash fails with
+ * SHMBUS_EEXIST and says which differs; opts NULL attaches whatever exists
+ * (SHMBUS_ENOENT if nothing does after open_timeout_ms).
+ */
+SHMBUS_API int shmbus_channel_open(shmbus_t *bus, const char *name,
+				   const shmbus_channel_opts_t *opts,
+				   shmbus_channel_t **out);
+SHMBUS_API void shmbus_channel_close(shmbus_channel_t *ch);
+
+typedef struct shmbus_channel_info {
+	char name[SHMBUS_NAME_MAX + 1];
+	uint32_t id;
+	uint32_t record_size, slot_size, capacity, flags, stall_policy;
+	uint32_t max_subscribers;
+	uint64_t layout_hash;
+	uint64_t claimed; /* next sequence to be claimed */
+} shmbus_channel_info_t;
+SHMBUS_API int shmbus_channel_info(shmbus_channel_t *ch,
+				   shmbus_channel_info_t *info);
+
+/* -------------------------------------------------------------- records */
+
+/* Compact 32-byte header in front of every payload (see docs). */
+#define SHMBUS_RECORD_HEADER 32u
+
+enum shmbus_record_flags {
+	SHMBUS_REC_REPUBLISHED = 1u << 0, /* origin names an earlier record */
+	SHMBUS_REC_TOMBSTONE = 1u << 1,	  /* a hole repaired by the watchdog */
+};
+
+/* What a handler sees. data points into the ring (back-pressure channels)
+ * or into a private copy (overwrite channels); valid until it returns. */
+typedef struct shmbus_record {
+	const void *data;
+	uint32_t len;
+	uint32_t flags;	    /* shmbus_record_flags */
+	uint64_t seq;	    /* sequence in this channel */
+	uint64_t timestamp; /* publish time, shmbus_now_ns() */
+	uint64_t key;	    /* aggregate id */
+	/* Identity that survives re-publishing: the sequence of the original
+	 * record in this channel (== seq when not re-published). Handlers
+	 * de-duplicate on (bus epoch, channel id, origin). */
+	uint64_t origin;
+	uint32_t channel_id;
+	uint32_t producer; /* participant id of the publisher */
+} shmbus_record_t;
+
+/* ------------------------------------------------------------ producers */
+
+enum shmbus_wait {
+	SHMBUS_WAIT_SPIN = 0,	 /* busy-spin with a pause instruction */
+	SHMBUS_WAIT_YIELD = 1,	 /* sched_yield between polls */
+	SHMBUS_WAIT_BACKOFF = 2, /* spin, then yield, then sleep */
+	SHMBUS_WAIT_BLOCK = 3,	 /* futex in shared memory (ck_ec) */
+};
+
+typedef struct shmbus_producer_opts {
+	uint32_t wait; /* shmbus_wait, for a full ring (block policy) */
+} shmbus_producer_opts_t;
+
+/*
+ * Attach a producer to a channel. On a single-producer channel this takes
+ * the channel's exclusive lease, held by the kernel for this process: a second
+ * live producer gets SHMBUS_EBUSY; a dead holder's lease is free again.
+ */
+SHMBUS_API int shmbus_producer_open(shmbus_channel_t *ch,
+				    const shmbus_producer_opts_t *opts,
+				    shmbus_producer_t **out);
+SHMBUS_API void shmbus_producer_close(shmbus_producer_t *p);
+
+/* A claimed range of slots, filled in place, then committed. */
+typedef struct shmbus_claim {
+	uint64_t seq; /* first sequence */
+	uint32_t n;   /* number of slots */
+	uint32_t _reserved;
+} shmbus_claim_t;
+
+/*
+ * Claim n consecutive slots (1 <= n <= capacity). shmbus_claim waits by the
+ * producer's wait strategy while the ring is full; shmbus_try_claim returns
+ * SHMBUS_EAGAIN instead (on a multi-producer channel it claims by CAS, so a
+ * refusal leaves no hole). Every claimed slot must be committed.
+ */
+SHMBUS_API int shmbus_claim(shmbus_producer_t *p, uint32_t n,
+			    shmbus_claim_t *c);
+SHMBUS_API int shmbus_try_claim(shmbus_producer_t *p, uint32_t n,
+				shmbus_claim_t *c);
+/* Payload area of the i-th claimed slot (record_size bytes, 8-aligned). */
+SHMBUS_API void *shmbus_claim_payload(shmbus_producer_t *p,
+				      const shmbus_claim_t *c, uint32_t i);
+/* Set length and key of the i-th slot before commit (defaults: record_size,
+ * key 0). */
+SHMBUS_API void shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
+				 uint32_t i, uint32_t len, uint64_t key);
+/* Publish every slot of the claim: timestamp once, markers in order. */
+SHMBUS_API int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c);
+
+/* Copying publish of one record. len <= record_size. */
+SHMBUS_API int shmbus_publish(shmbus_producer_t *p, const void *data,
+			      uint32_t len, uint64_t key);
+SHMBUS_API int shmbus_try_publish(shmbus_producer_t *p, const void *data,
+				  uint32_t len, uint64_t key);
+/* Re-publish a record (DLQ or journal replay, bridges): keeps its origin. */
+SHMBUS_API int shmbus_republish(shmbus_producer_t *p,
+				const shmbus_record_t *rec);
+
+/* ---------------------------------------------------------- subscribers */
+
+/* Return 0 on success; a negative value is counted as a failure (the
+ * retry/dead-letter machinery takes it from there, in its issue). */
+typedef int (*shmbus_handler_fn)(const shmbus_record_t *rec, void *ctx);
+
+typedef struct shmbus_sub_opts {
+	const char *name; /* durable identity on the channel; required */
+	uint32_t wait;	  /* shmbus_wait, when nothing is available */
+	uint32_t flags;	  /* reserved, 0 */
+	uint32_t batch;	  /* most records per cursor update; 0 = 256 */
+} shmbus_sub_opts_t;
+
+/*
+ * Subscribe handler to a channel under a durable name. A name seen before
+ * resumes at its cursor (nothing lost, nothing skipped under the block
+ * policy); a new name joins at the next record to be published. The name is
+ * held by the kernel for this process: a second live subscriber with the
+ * same name gets SHMBUS_EBUSY.
+ */
+SHMBUS_API int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn,
+				void *ctx, const shmbus_sub_opts_t *opts,
+				shmbus_sub_t **out);
+
+/*
+ * Dispatch up to max available records on the calling thread; returns the
+ * number dispatched (0 if none) or a negative error. Never waits.
+ */
+SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
+/* Wait by the subscriber's strategy until a record is available or
+ * timeout_ns passes (0 = forever); returns 0 or SHMBUS_EAGAIN on timeout. */
+SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
+
+typedef struct shmbus_sub_stats {
+	uint64_t cursor;    /* next sequence this subscriber will read */
+	uint64_t delivered; /* records handed to the handler, this handle */
+	uint64_t failed;    /* handler returned < 0 */
+	uint64_t lost;	    /* overwrite channels: records lapped */
+	uint64_t tombstones; /* holes of dead producers, skipped */
+} shmbus_sub_stats_t;
+SHMBUS_API void shmbus_sub_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
+
+/* Close the handle; the durable cursor stays (and keeps gating producers
+ * under the block policy). drain: dispatch what is available first. */
+SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
+/* Forget a durable subscriber name: it stops gating producers. Fails with
+ * SHMBUS_EBUSY while a live process holds it. */
+SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMBUS_SHMBUS_H */

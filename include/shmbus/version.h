@@ -1,0 +1,11 @@
+#ifndef SHMBUS_VERSION_H
+#define SHMBUS_VERSION_H
+
+#define SHMBUS_VERSION_MAJOR 0
+#define SHMBUS_VERSION_MINOR 1
+#define SHMBUS_VERSION_PATCH 0
+
+/* Version of the shared-memory layout; objects of another ABI are refused. */
+#define SHMBUS_ABI_VERSION 1
+
+#endif /* SHMBUS_VERSION_H */

@@ -1,0 +1,96 @@
+/*
+ * Process-local handles. Each holds validated copies of the shared
+ * configuration it uses (threat model: a shared field is read once, checked,
+ * then only the local copy is used).
+ */
+#ifndef SHMBUS_INTERNAL_H
+#define SHMBUS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "shm.h"
+#include "shmbus/shmbus.h"
+
+struct shmbus {
+	struct shm_map map;
+	struct sb_superblock *sb;
+	struct sb_channel_entry *chtab;
+	struct sb_participant *parts;
+	uint32_t max_channels;
+	uint32_t max_participants;
+	uint64_t epoch;
+	uint32_t open_flags;
+	uint32_t mode;
+	uint32_t timeout_ms;
+	int numa_node; /* -1: none */
+	char name[SHMBUS_NAME_BYTES];
+	uint8_t *held_parts; /* participant bytes this handle's fd holds */
+	shmbus_channel_t *channels;
+};
+
+struct shmbus_channel {
+	shmbus_t *bus;
+	shmbus_channel_t *next; /* in bus->channels */
+	struct shm_map map;
+	struct ch_header *hdr;
+	struct ch_subscriber *subs;
+	uint8_t *slots;
+	uint32_t id;
+	uint32_t record_size;
+	uint32_t slot_size;
+	uint32_t capacity;
+	uint32_t log2;
+	uint32_t mask;
+	uint32_t flags;
+	uint32_t stall_policy;
+	uint32_t max_subs;
+	uint64_t layout_hash;
+	char name[SHMBUS_NAME_BYTES];
+	bool lease_held;
+	uint8_t *held_subs; /* subscriber bytes this handle's fd holds */
+	shmbus_producer_t *producers;
+	shmbus_sub_t *subscribers;
+};
+
+static inline struct slot_header *slot_at(const shmbus_channel_t *ch,
+					  uint64_t seq)
+{
+	return (struct slot_header *)(ch->slots + (size_t)(seq & ch->mask) *
+							  ch->slot_size);
+}
+
+static inline uint64_t lap_of(const shmbus_channel_t *ch, uint64_t seq)
+{
+	return seq >> ch->log2;
+}
+
+/* bus.c: participants (kernel-locked ids), control-path lock */
+int bus_lock(shmbus_t *bus);
+void bus_unlock(shmbus_t *bus);
+int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
+			 const char *name, uint32_t *id);
+void bus_participant_release(shmbus_t *bus, uint32_t id);
+
+/* channel.c */
+uint64_t channel_min_gating(shmbus_channel_t *ch, uint64_t upto);
+
+/* producer.c / subscriber.c: close-all from channel close */
+void producer_close_all(shmbus_channel_t *ch);
+void sub_close_all(shmbus_channel_t *ch);
+
+/* Bitmaps of locally held lock bytes. */
+static inline bool bit_get(const uint8_t *b, uint32_t i)
+{
+	return (b[i >> 3] >> (i & 7)) & 1;
+}
+static inline void bit_set(uint8_t *b, uint32_t i, bool v)
+{
+	if (v)
+		b[i >> 3] |= (uint8_t)(1u << (i & 7));
+	else
+		b[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+#endif /* SHMBUS_INTERNAL_H */

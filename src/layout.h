@@ -1,0 +1,252 @@
+/*
+ * The shared-memory ABI: every structure another process reads or writes.
+ *
+ * Two kinds of object live in /dev/shm:
+ *
+ *   /shmbus.BUS            the bus: superblock, channel table, participant
+ *                          table (see struct sb_superblock)
+ *   /shmbus.BUS.CHANNEL    one channel: header, hot sequence lines,
+ *                          subscriber table, slots (struct ch_header)
+ *
+ * Shared memory holds offsets, never pointers. Every offset and size in a
+ * header is validated against the object's real size before use; fields are
+ * fixed-width, and reserved space is zero. Creators write everything, then
+ * publish with a release store of `state` = SB_READY; openers acquire-load it
+ * and tell "not ready yet" (wait, bounded) from "incompatible" (error).
+ *
+ * Cache lines: each field written by a different process sits on its own
+ * 64-byte line (claim sequence, each subscriber cursor, wait words).
+ */
+#ifndef SHMBUS_LAYOUT_H
+#define SHMBUS_LAYOUT_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ck_ec.h>
+
+#include "shmbus/shmbus.h"
+
+#define SHMBUS_CACHELINE 64u
+#define SB_MAGIC UINT64_C(0x3142535542484d53)	/* "SMHBUSB1" little-endian */
+#define CH_MAGIC UINT64_C(0x3143535542484d53)	/* "SMHBUSC1" */
+
+/* Object states, published last by the creator with a release store. */
+enum obj_state { OBJ_BUILDING = 0, OBJ_READY = 1 };
+
+#define SHMBUS_NAME_BYTES 48 /* SHMBUS_NAME_MAX + NUL */
+
+/* ------------------------------------------------------------ the bus */
+
+enum chent_state { CHENT_FREE = 0, CHENT_READY = 1 };
+
+/* One row of the bus's channel table (for tools, and for channel ids). */
+struct sb_channel_entry {
+	_Atomic uint32_t state; /* chent_state; release-published */
+	uint32_t id;		/* index in the table */
+	uint32_t record_size;
+	uint32_t capacity;
+	uint32_t flags;
+	uint32_t stall_policy;
+	uint64_t layout_hash;
+	char name[SHMBUS_NAME_BYTES];
+	uint8_t reserved[48];
+};
+_Static_assert(sizeof(struct sb_channel_entry) == 128, "channel entry ABI");
+
+enum part_state { PART_FREE = 0, PART_LIVE = 1 };
+enum part_kind { PART_PRODUCER = 1, PART_SUBSCRIBER = 2, PART_TOOL = 3 };
+
+/*
+ * One participant (a producer or subscriber handle). Its id is the index;
+ * the owner holds an open-file-description lock on byte `id` of the bus
+ * object, so the kernel tells whether it is alive (released at death).
+ */
+struct sb_participant {
+	_Atomic uint32_t state; /* part_state */
+	uint32_t kind;		/* part_kind */
+	int32_t pid;		/* hint only: pids are reused, namespaced */
+	uint32_t channel_id;
+	uint64_t since_ns; /* CLOCK_MONOTONIC when taken */
+	_Atomic uint64_t heartbeat_ns;
+	char name[SHMBUS_NAME_BYTES]; /* subscriber name, or "" */
+	uint8_t reserved[48];
+};
+_Static_assert(sizeof(struct sb_participant) == 128, "participant ABI");
+
+/* Largest participant id that fits a slot marker (14 bits). */
+#define SHMBUS_MAX_PARTICIPANTS 16383u
+
+struct sb_superblock {
+	uint64_t magic;
+	uint32_t abi_version;
+	_Atomic uint32_t state; /* obj_state; release store, last */
+	uint32_t superblock_size;
+	uint32_t channel_entry_size;
+	uint32_t participant_size;
+	uint32_t cacheline;
+	uint64_t epoch;		 /* random at creation; never reused */
+	uint64_t created_realtime_ns;
+	uint32_t clock_id; /* CLOCK_MONOTONIC */
+	uint32_t creator_uid;
+	uint32_t max_channels;
+	uint32_t max_participants;
+	uint64_t channel_table_off;
+	uint64_t participant_table_off;
+	uint64_t total_size;
+	uint8_t reserved0[40];
+	/* line 2: control-path lock (robust, process-shared): channel table and
+	 * participant table changes. Never taken on the hot path. */
+	alignas(SHMBUS_CACHELINE) pthread_mutex_t lock;
+	uint8_t reserved1[SHMBUS_CACHELINE - sizeof(pthread_mutex_t)];
+	uint8_t reserved2[256 - 3 * SHMBUS_CACHELINE];
+};
+_Static_assert(sizeof(pthread_mutex_t) <= SHMBUS_CACHELINE, "mutex fits");
+_Static_assert(sizeof(struct sb_superblock) == 256, "superblock ABI");
+_Static_assert(offsetof(struct sb_superblock, epoch) == 32, "superblock ABI");
+_Static_assert(offsetof(struct sb_superblock, total_size) == 80, "sb ABI");
+_Static_assert(offsetof(struct sb_superblock, lock) == 128, "superblock ABI");
+
+/* ---------------------------------------------------------- a channel */
+
+/*
+ * Slot marker: the 32-bit word at the start of every slot, the record's
+ * publication state. lap16 = (seq >> log2(capacity)) & 0xffff; state; and the
+ * participant id of the claimant, so that a dead producer's hole can be
+ * repaired by CAS from exactly "claimed by it in this lap" (watchdog issue).
+ *
+ *   31            16 15 14 13             0
+ *   [   lap16      ][st ][  participant   ]
+ *
+ * A zero word is "never written". 16 lap bits are enough because readers
+ * never rely on the lap alone across more than one lap: back-pressure
+ * producers cannot lap a gating reader, and overwrite readers re-check the
+ * claim sequence after copying (see subscriber.c).
+ */
+enum slot_state {
+	SLOT_EMPTY = 0,
+	SLOT_CLAIMED = 1,
+	SLOT_COMMITTED = 2,
+	SLOT_TOMBSTONE = 3,
+};
+#define MARKER_PART_BITS 14u
+#define MARKER_PART_MASK ((1u << MARKER_PART_BITS) - 1u)
+
+static inline uint32_t marker_make(uint64_t lap, uint32_t st, uint32_t part)
+{
+	return ((uint32_t)(lap & 0xffffu) << 16) | (st << MARKER_PART_BITS) |
+	       (part & MARKER_PART_MASK);
+}
+/* lap16 and state together, for one compare on the read path */
+static inline uint32_t marker_tag(uint32_t m)
+{
+	return m >> MARKER_PART_BITS;
+}
+static inline uint32_t marker_tag_make(uint64_t lap, uint32_t st)
+{
+	return ((uint32_t)(lap & 0xffffu) << 2) | st;
+}
+
+/* The record header at the start of each slot; the payload follows. */
+struct slot_header {
+	_Atomic uint32_t marker; /* see above; release-stored at commit */
+	uint32_t len_flags;	 /* payload length (24 bits) | flags << 24 */
+	uint64_t timestamp;	 /* publish time, CLOCK_MONOTONIC ns */
+	uint64_t key;		 /* aggregate id */
+	uint64_t origin;	 /* 0, or original sequence + 1 */
+};
+_Static_assert(sizeof(struct slot_header) == SHMBUS_RECORD_HEADER,
+	       "record header ABI");
+#define SLOT_LEN_MASK 0x00ffffffu
+#define SLOT_MAX_RECORD SLOT_LEN_MASK
+
+enum sub_state {
+	SUB_FREE = 0,
+	SUB_JOINING = 1, /* gating at a provisional cursor */
+	SUB_ACTIVE = 2,	 /* gating; a process may hold its lock */
+	SUB_EVICTED = 3, /* no longer gating (watchdog) */
+};
+
+/*
+ * One durable subscriber of a channel. Line A is written only by the
+ * subscriber (cursor once per batch, its counters); lines B-D are cold
+ * (identity; room for retry, group and statistics state).
+ * The live holder keeps an OFD lock on byte (SUBLOCK_BASE + index) of the
+ * channel object.
+ */
+struct ch_subscriber {
+	/* line A: hot, written by the subscriber */
+	_Atomic uint64_t cursor; /* next sequence to consume */
+	_Atomic uint64_t lost;	 /* overwrite: records lapped, total */
+	uint8_t reserved_a[SHMBUS_CACHELINE - 16];
+	/* line B: cold */
+	_Atomic uint32_t state; /* sub_state */
+	uint32_t participant;	/* last holder's participant id */
+	uint32_t wait;		/* shmbus_wait of the last holder */
+	uint32_t reserved_b0;
+	uint64_t created_ns;
+	char name[SHMBUS_NAME_BYTES];
+	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 72];
+};
+_Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
+	       "subscriber ABI");
+
+#define LEASE_LOCK_BYTE 0	/* single-producer lease */
+#define SUBLOCK_BASE 1		/* + subscriber index */
+
+struct ch_header {
+	/* line 0-3: identity, written once by the creator */
+	uint64_t magic;
+	uint32_t abi_version;
+	_Atomic uint32_t state; /* obj_state; release store, last */
+	uint32_t header_size;
+	uint32_t subscriber_size;
+	uint32_t slot_header_size;
+	uint32_t cacheline;
+	uint64_t bus_epoch;
+	uint32_t channel_id;
+	uint32_t record_size;
+	uint32_t slot_size; /* header + record_size, rounded up to 8 */
+	uint32_t capacity;
+	uint32_t capacity_log2;
+	uint32_t flags;
+	uint32_t stall_policy;
+	uint32_t max_subscribers;
+	uint64_t layout_hash;
+	uint64_t subscribers_off;
+	uint64_t slots_off;
+	uint64_t total_size;
+	char name[SHMBUS_NAME_BYTES];
+	uint8_t reserved0[256 - 152];
+
+	/* line 4: the claim sequence. Multi-producer: fetch-add / CAS.
+	 * Single producer: the lease holder's release store per claim, so that
+	 * joiners and overwrite readers see how far it has claimed. */
+	alignas(SHMBUS_CACHELINE) _Atomic uint64_t claim;
+	uint8_t reserved1[SHMBUS_CACHELINE - 8];
+
+	/* line 5: consumers sleeping for data (block strategy) */
+	alignas(SHMBUS_CACHELINE) struct ck_ec32 data_ec;
+	_Atomic uint32_t data_sleepers; /* subscribers using block */
+	uint8_t reserved2[SHMBUS_CACHELINE - 8];
+
+	/* line 6: producers sleeping for space (block strategy) */
+	alignas(SHMBUS_CACHELINE) struct ck_ec32 space_ec;
+	_Atomic uint32_t space_sleepers; /* producers using block */
+	uint8_t reserved3[SHMBUS_CACHELINE - 8];
+
+	/* line 7: subscriber table high-water mark (slow path only) */
+	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
+	uint8_t reserved4[SHMBUS_CACHELINE - 4];
+};
+_Static_assert(sizeof(struct ch_header) == 512, "channel header ABI");
+_Static_assert(offsetof(struct ch_header, name) == 104, "ch ABI");
+_Static_assert(offsetof(struct ch_header, claim) == 256, "ch ABI");
+_Static_assert(offsetof(struct ch_header, data_ec) == 320, "ch ABI");
+_Static_assert(offsetof(struct ch_header, space_ec) == 384, "ch ABI");
+_Static_assert(sizeof(struct ck_ec32) == 4, "ck_ec32 is one word");
+
+#endif /* SHMBUS_LAYOUT_H */

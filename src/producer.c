@@ -1,0 +1,372 @@
+/*
+ * Producers: claim, write, commit (the Disruptor's sequencer).
+ *
+ * Claiming. Single-producer channels: the lease holder alone advances the
+ * claim sequence, with a plain increment of its private copy and a store to
+ * the shared `claim` line (read only by joiners and overwrite readers).
+ * Multi-producer channels: fetch-add on `claim` (shmbus_claim), or CAS
+ * (shmbus_try_claim, which must be able to refuse without leaving a hole).
+ *
+ * Gating. A producer may write sequence s only when every gating cursor is
+ * above s - capacity. It caches the minimum cursor (`gate`) and rescans only
+ * when a claim would pass gate + capacity; cursors only grow, so a stale
+ * cache is conservative. Joining behind the cache is handled by the join
+ * protocol (channel_min_gating, subscriber.c).
+ *
+ * Commit. Each slot's marker is release-stored as COMMITTED(lap, producer)
+ * after its header and payload: readers acquire-load the marker, so
+ * multi-producer commits that finish out of order are still read in order.
+ *
+ * Overwrite channels (single producer, never waits): the claim store, then a
+ * release fence, then the slot writes. A reader that copies a slot and then
+ * (after an acquire fence) finds claim > seq + capacity knows its copy may
+ * be torn: the claim word is the seqlock (subscriber.c).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "copy.h"
+#include "error.h"
+#include "internal.h"
+#include "wait.h"
+
+struct shmbus_producer {
+	shmbus_channel_t *ch;
+	shmbus_producer_t *next; /* in ch->producers */
+	struct ch_header *hdr;
+	uint64_t next_seq; /* single producer: next sequence to claim */
+	uint64_t gate;	   /* cached minimum gating cursor */
+	uint32_t capacity;
+	uint32_t record_size;
+	uint32_t part; /* participant id, in every marker we write */
+	uint32_t wait;
+	bool multi;
+	bool overwrite;
+	bool sleeper; /* counted in hdr->space_sleepers */
+};
+
+static inline void slot_defaults(struct slot_header *h, uint32_t len,
+				 uint64_t key, uint64_t origin, uint32_t flags)
+{
+	/* relaxed atomics: plain moves, but race-free against an overwrite
+	 * reader's concurrent copy */
+	__atomic_store_n(&h->len_flags, len | (flags << 24), __ATOMIC_RELAXED);
+	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->origin, origin, __ATOMIC_RELAXED);
+}
+
+/* Slow path: the claim [seq, end) would pass the cached gate. */
+static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
+		      bool try_only)
+{
+	struct waiter w;
+	waiter_init(&w, p->wait, 0);
+	for (;;) {
+		uint32_t snap = waiter_snapshot(&w, &p->hdr->space_ec);
+		p->gate = channel_min_gating(p->ch, seq);
+		if (end - p->gate <= p->capacity)
+			return 0;
+		if (try_only)
+			return SHMBUS_EAGAIN;
+		waiter_idle(&w, &p->hdr->space_ec, snap);
+	}
+}
+
+static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
+			bool try_only)
+{
+	uint64_t seq = p->next_seq, end = seq + n;
+	if (!p->overwrite && end - p->gate > p->capacity) {
+		int rc = wait_space(p, seq, end, try_only);
+		if (rc)
+			return rc;
+	}
+	p->next_seq = end;
+	atomic_store_explicit(&p->hdr->claim, end, memory_order_relaxed);
+	if (p->overwrite) {
+		/* release: the claim store before this lap's slot writes;
+		 * pairs with the overwrite reader's acquire fence */
+		atomic_thread_fence(memory_order_release);
+	}
+	c->seq = seq;
+	c->n = n;
+	return 0;
+}
+
+static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
+		       bool try_only)
+{
+	struct ch_header *h = p->hdr;
+	uint64_t seq, end;
+	if (try_only) {
+		seq = atomic_load_explicit(&h->claim, memory_order_relaxed);
+		for (;;) {
+			end = seq + n;
+			if (end - p->gate > p->capacity) {
+				p->gate = channel_min_gating(p->ch, seq);
+				if (end - p->gate > p->capacity)
+					return SHMBUS_EAGAIN;
+			}
+			/* seq_cst: the claim is ordered before any later
+			 * gating scan (join protocol) */
+			if (atomic_compare_exchange_weak_explicit(
+				    &h->claim, &seq, end, memory_order_seq_cst,
+				    memory_order_relaxed))
+				break;
+		}
+	} else {
+		/* seq_cst: as above; a fetch-add cannot be undone, so this
+		 * claim now waits for space if it must */
+		seq = atomic_fetch_add_explicit(&h->claim, n,
+						memory_order_seq_cst);
+		end = seq + n;
+		if (end - p->gate > p->capacity)
+			wait_space(p, seq, end, false);
+	}
+	/* Name ourselves as claimant, so that a hole we leave by dying can be
+	 * repaired by CAS from exactly this state (watchdog). relaxed: only
+	 * the watchdog reads it, after our death is confirmed. */
+	for (uint64_t s = seq; s != end; s++)
+		atomic_store_explicit(
+			&slot_at(p->ch, s)->marker,
+			marker_make(lap_of(p->ch, s), SLOT_CLAIMED, p->part),
+			memory_order_relaxed);
+	c->seq = seq;
+	c->n = n;
+	return 0;
+}
+
+static inline int do_claim(shmbus_producer_t *p, uint32_t n,
+			   shmbus_claim_t *c, bool try_only)
+{
+	if (n == 0 || n > p->capacity)
+		return SHMBUS_EINVAL;
+	int rc = p->multi ? claim_multi(p, n, c, try_only)
+			  : claim_single(p, n, c, try_only);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++)
+		slot_defaults(slot_at(p->ch, c->seq + i), p->record_size, 0, 0,
+			      0);
+	return 0;
+}
+
+int shmbus_claim(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c)
+{
+	return do_claim(p, n, c, false);
+}
+
+int shmbus_try_claim(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c)
+{
+	return do_claim(p, n, c, true);
+}
+
+void *shmbus_claim_payload(shmbus_producer_t *p, const shmbus_claim_t *c,
+			   uint32_t i)
+{
+	return (uint8_t *)slot_at(p->ch, c->seq + i) +
+	       sizeof(struct slot_header);
+}
+
+void shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
+		      uint32_t i, uint32_t len, uint64_t key)
+{
+	if (len > p->record_size)
+		len = p->record_size;
+	struct slot_header *h = slot_at(p->ch, c->seq + i);
+	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+}
+
+int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
+{
+	uint64_t ts = shmbus_now_ns(); /* one clock read per batch */
+	shmbus_channel_t *ch = p->ch;
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint64_t s = c->seq + i;
+		struct slot_header *h = slot_at(ch, s);
+		__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
+		/* release: header and payload before the marker; pairs with
+		 * the reader's acquire load of the marker */
+		atomic_store_explicit(
+			&h->marker,
+			marker_make(lap_of(ch, s), SLOT_COMMITTED, p->part),
+			memory_order_release);
+	}
+	/* Sleepers registered: bump the event count (a futex wake only when
+	 * one is flagged asleep). relaxed: a stale zero costs a sleeper one
+	 * bounded wait slice, see wait.h. */
+	if (atomic_load_explicit(&p->hdr->data_sleepers, memory_order_relaxed))
+		waiter_wake(&p->hdr->data_ec);
+	return 0;
+}
+
+static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
+		       uint64_t key, uint64_t origin, uint32_t flags,
+		       bool try_only)
+{
+	if (len > p->record_size)
+		return SHMBUS_EINVAL;
+	shmbus_claim_t c;
+	int rc = p->multi ? claim_multi(p, 1, &c, try_only)
+			  : claim_single(p, 1, &c, try_only);
+	if (rc)
+		return rc;
+	struct slot_header *h = slot_at(p->ch, c.seq);
+	slot_defaults(h, len, key, origin, flags);
+	if (p->overwrite)
+		copy_in_relaxed(h + 1, data, len);
+	else
+		memcpy(h + 1, data, len);
+	return shmbus_commit(p, &c);
+}
+
+int shmbus_publish(shmbus_producer_t *p, const void *data, uint32_t len,
+		   uint64_t key)
+{
+	return publish_one(p, data, len, key, 0, 0, false);
+}
+
+int shmbus_try_publish(shmbus_producer_t *p, const void *data, uint32_t len,
+		       uint64_t key)
+{
+	return publish_one(p, data, len, key, 0, 0, true);
+}
+
+int shmbus_republish(shmbus_producer_t *p, const shmbus_record_t *rec)
+{
+	if (rec == NULL)
+		return SHMBUS_EINVAL;
+	return publish_one(p, rec->data, rec->len, rec->key, rec->origin + 1,
+			   (rec->flags | SHMBUS_REC_REPUBLISHED) &
+				   ~(uint32_t)SHMBUS_REC_TOMBSTONE,
+			   false);
+}
+
+/*
+ * A new lease holder of a single-producer channel: the previous holder is
+ * dead (the kernel released its lease), so any slot it claimed but did not
+ * commit will never be committed. Those form a suffix of [.., claim), since
+ * a single producer commits in order; fill them with tombstones so that
+ * readers move on and count them.
+ */
+static void repair_single(shmbus_producer_t *p)
+{
+	shmbus_channel_t *ch = p->ch;
+	uint64_t claim = atomic_load_explicit(&p->hdr->claim,
+					      memory_order_acquire);
+	uint64_t s = claim;
+	while (s != 0 && claim - s < ch->capacity) {
+		struct slot_header *h = slot_at(ch, s - 1);
+		uint32_t m = atomic_load_explicit(&h->marker,
+						  memory_order_acquire);
+		if (marker_tag(m) ==
+		    marker_tag_make(lap_of(ch, s - 1), SLOT_COMMITTED))
+			break;
+		s--;
+	}
+	for (; s != claim; s++) {
+		struct slot_header *h = slot_at(ch, s);
+		slot_defaults(h, 0, 0, 0, SHMBUS_REC_TOMBSTONE);
+		/* release: pairs with the reader's acquire of the marker */
+		atomic_store_explicit(
+			&h->marker,
+			marker_make(lap_of(ch, s), SLOT_TOMBSTONE, p->part),
+			memory_order_release);
+	}
+	p->next_seq = claim;
+	p->gate = claim; /* forces a scan on the first claim */
+	p->gate -= ch->capacity;
+}
+
+int shmbus_producer_open(shmbus_channel_t *ch,
+			 const shmbus_producer_opts_t *opts,
+			 shmbus_producer_t **out)
+{
+	if (ch == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "channel or out is NULL");
+	*out = NULL;
+	uint32_t wait = opts ? opts->wait : SHMBUS_WAIT_SPIN;
+	if (wait > SHMBUS_WAIT_BLOCK)
+		return shmbus_seterr(SHMBUS_EINVAL, "unknown wait strategy %u",
+				     wait);
+	shmbus_producer_t *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "producer handle");
+	p->ch = ch;
+	p->hdr = ch->hdr;
+	p->capacity = ch->capacity;
+	p->record_size = ch->record_size;
+	p->wait = wait;
+	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
+	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
+	int rc;
+	if (!p->multi) {
+		rc = ch->lease_held ? SHMBUS_EBUSY
+				    : shm_lock_byte(ch->map.fd, LEASE_LOCK_BYTE);
+		if (rc == SHMBUS_EBUSY)
+			rc = shmbus_seterr(SHMBUS_EBUSY,
+					   "channel '%s' is single-producer "
+					   "and a live process holds its "
+					   "producer lease",
+					   ch->name);
+		if (rc) {
+			free(p);
+			return rc;
+		}
+		ch->lease_held = true;
+	}
+	rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
+				  &p->part);
+	if (rc) {
+		if (!p->multi) {
+			shm_unlock_byte(ch->map.fd, LEASE_LOCK_BYTE);
+			ch->lease_held = false;
+		}
+		free(p);
+		return rc;
+	}
+	if (!p->multi)
+		repair_single(p);
+	else
+		p->gate = atomic_load_explicit(&ch->hdr->claim,
+					       memory_order_relaxed) -
+			  ch->capacity;
+	if (wait == SHMBUS_WAIT_BLOCK) {
+		atomic_fetch_add_explicit(&ch->hdr->space_sleepers, 1,
+					  memory_order_seq_cst);
+		p->sleeper = true;
+	}
+	p->next = ch->producers;
+	ch->producers = p;
+	*out = p;
+	return 0;
+}
+
+void shmbus_producer_close(shmbus_producer_t *p)
+{
+	if (p == NULL)
+		return;
+	shmbus_channel_t *ch = p->ch;
+	for (shmbus_producer_t **pp = &ch->producers; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	if (p->sleeper)
+		atomic_fetch_sub_explicit(&ch->hdr->space_sleepers, 1,
+					  memory_order_relaxed);
+	if (!p->multi) {
+		shm_unlock_byte(ch->map.fd, LEASE_LOCK_BYTE);
+		ch->lease_held = false;
+	}
+	bus_participant_release(ch->bus, p->part);
+	free(p);
+}
+
+void producer_close_all(shmbus_channel_t *ch)
+{
+	while (ch->producers)
+		shmbus_producer_close(ch->producers);
+}

@@ -1,0 +1,469 @@
+/*
+ * Durable broadcast subscribers: cursors, join, poll and dispatch.
+ *
+ * Each subscriber owns one row of the channel's subscriber table, found by
+ * name. Its cursor is the next sequence it will consume; it is stored (with
+ * release) once per batch, after the batch's handlers returned, so delivery
+ * is at-least-once across a crash and producers never reuse a slot that is
+ * still being read.
+ *
+ * Join protocol (a new name), against producers' cached gating minimum:
+ *   1. cursor = C0 = claim (provisional)          relaxed
+ *   2. sub_hwm covers the row; state = JOINING      seq_cst
+ *   3. C1 = claim                                  seq_cst
+ *   4. cursor = C1; state = ACTIVE; start at C1     release
+ * A producer's gating scan is fenced seq_cst after its claim. Either it sees
+ * the row (and gates on C0 <= C1), or its claim precedes step 3 in the single
+ * total order, so C1 is past everything it claimed and its cached minimum is
+ * at most C1: it cannot write sequence C1 + capacity or beyond before it
+ * rescans, and the rescan sees the row.
+ *
+ * Reading. Back-pressure channels: acquire-load the slot marker; if it is
+ * COMMITTED in the expected lap, the record is read in place (zero-copy).
+ * Overwrite channels: the producer may lap the reader, so the record is
+ * copied out and then validated against the claim sequence (a seqlock);
+ * a lapped reader skips to the oldest intact record and counts the loss.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "copy.h"
+#include "error.h"
+#include "internal.h"
+#include "wait.h"
+
+#define DEFAULT_BATCH 256u
+
+struct shmbus_sub {
+	shmbus_channel_t *ch;
+	shmbus_sub_t *next; /* in ch->subscribers */
+	struct ch_header *hdr;
+	struct ch_subscriber *ent;
+	shmbus_handler_fn fn;
+	void *ctx;
+	uint64_t next_seq;
+	uint32_t index; /* row in the subscriber table */
+	uint32_t batch;
+	uint32_t wait;
+	uint32_t part;
+	bool overwrite;
+	bool sleeper; /* counted in hdr->data_sleepers */
+	shmbus_sub_stats_t stats;
+	uint8_t *copy; /* overwrite: private copy of one payload */
+};
+
+static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
+			       uint64_t seq, uint32_t marker, uint32_t lf,
+			       uint64_t ts, uint64_t key, uint64_t origin,
+			       const void *data)
+{
+	uint32_t len = lf & SLOT_LEN_MASK;
+	if (len > s->ch->record_size) /* a corrupt length never overruns */
+		len = s->ch->record_size;
+	r->data = data;
+	r->len = len;
+	r->flags = lf >> 24;
+	r->seq = seq;
+	r->timestamp = ts;
+	r->key = key;
+	r->origin = origin ? origin - 1 : seq;
+	r->channel_id = s->ch->id;
+	r->producer = marker & MARKER_PART_MASK;
+}
+
+static inline void dispatch(shmbus_sub_t *s, const shmbus_record_t *r)
+{
+	s->stats.delivered++;
+	if (s->fn(r, s->ctx) < 0)
+		s->stats.failed++;
+}
+
+static int poll_inplace(shmbus_sub_t *s, uint32_t max)
+{
+	shmbus_channel_t *ch = s->ch;
+	uint64_t seq = s->next_seq;
+	uint32_t done = 0;
+	while (done < max) {
+		uint32_t lim = max - done < s->batch ? max - done : s->batch;
+		uint32_t n = 0;
+		for (; n < lim; n++, seq++) {
+			struct slot_header *h = slot_at(ch, seq);
+			/* acquire: pairs with the producer's release store of
+			 * the marker in commit; header and payload are then
+			 * visible */
+			uint32_t m = atomic_load_explicit(&h->marker,
+							  memory_order_acquire);
+			uint32_t tag = marker_tag(m);
+			uint64_t lap = lap_of(ch, seq);
+			if (tag == marker_tag_make(lap, SLOT_COMMITTED)) {
+				shmbus_record_t r;
+				fill_record(s, &r, seq, m, h->len_flags,
+					    h->timestamp, h->key, h->origin,
+					    h + 1);
+				dispatch(s, &r);
+			} else if (tag == marker_tag_make(lap, SLOT_TOMBSTONE)) {
+				s->stats.tombstones++;
+			} else {
+				break;
+			}
+		}
+		if (n == 0)
+			break;
+		/* release: our reads of these slots happen-before a producer
+		 * reuses them; pairs with the acquire in channel_min_gating */
+		atomic_store_explicit(&s->ent->cursor, seq,
+				      memory_order_release);
+		s->next_seq = seq;
+		done += n;
+		if (atomic_load_explicit(&s->hdr->space_sleepers,
+					 memory_order_relaxed))
+			waiter_wake(&s->hdr->space_ec);
+		if (n < lim)
+			break;
+	}
+	return (int)done;
+}
+
+/* Lapped at seq by a producer whose claim is c: skip to the oldest record
+ * that cannot have been overwritten, and count what was skipped. */
+static uint64_t skip_lapped(shmbus_sub_t *s, uint64_t seq, uint64_t c)
+{
+	uint64_t to = c - s->ch->capacity;
+	s->stats.lost += to - seq;
+	atomic_store_explicit(&s->ent->lost, s->stats.lost,
+			      memory_order_relaxed);
+	return to;
+}
+
+static int poll_copy(shmbus_sub_t *s, uint32_t max)
+{
+	shmbus_channel_t *ch = s->ch;
+	struct ch_header *hdr = s->hdr;
+	uint64_t seq = s->next_seq;
+	uint32_t done = 0;
+	while (done < max) {
+		struct slot_header *h = slot_at(ch, seq);
+		/* acquire: pairs with the producer's release store of the
+		 * marker in commit */
+		uint32_t m = atomic_load_explicit(&h->marker,
+						  memory_order_acquire);
+		uint32_t tag = marker_tag(m);
+		uint64_t lap = lap_of(ch, seq);
+		uint64_t c;
+		if (tag != marker_tag_make(lap, SLOT_COMMITTED) &&
+		    tag != marker_tag_make(lap, SLOT_TOMBSTONE)) {
+			c = atomic_load_explicit(&hdr->claim,
+						 memory_order_relaxed);
+			if (c - seq > ch->capacity) {
+				seq = skip_lapped(s, seq, c);
+				continue;
+			}
+			break; /* not yet published */
+		}
+		uint32_t lf = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
+		uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
+		uint64_t key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
+		uint64_t origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
+		uint32_t len = lf & SLOT_LEN_MASK;
+		if (len > ch->record_size)
+			len = ch->record_size;
+		copy_out_relaxed(s->copy, h + 1, len);
+		/* acquire: pairs with the producer's release fence after its
+		 * claim store; if any word we copied was written for a later
+		 * lap, the claim load below sees that lap's claim */
+		atomic_thread_fence(memory_order_acquire);
+		c = atomic_load_explicit(&hdr->claim, memory_order_relaxed);
+		if (c - seq > ch->capacity) {
+			seq = skip_lapped(s, seq, c); /* copy may be torn */
+			continue;
+		}
+		if (tag == marker_tag_make(lap, SLOT_COMMITTED)) {
+			shmbus_record_t r;
+			fill_record(s, &r, seq, m, lf, ts, key, origin,
+				    s->copy);
+			dispatch(s, &r);
+		} else {
+			s->stats.tombstones++;
+		}
+		seq++;
+		done++;
+	}
+	if (seq != s->next_seq) {
+		/* release: for readers of the row (tools); nobody gates on an
+		 * overwrite reader */
+		atomic_store_explicit(&s->ent->cursor, seq,
+				      memory_order_release);
+		s->next_seq = seq;
+	}
+	return (int)done;
+}
+
+int shmbus_poll(shmbus_sub_t *s, uint32_t max)
+{
+	if (s == NULL)
+		return SHMBUS_EINVAL;
+	return s->overwrite ? poll_copy(s, max) : poll_inplace(s, max);
+}
+
+static bool available(shmbus_sub_t *s)
+{
+	shmbus_channel_t *ch = s->ch;
+	uint64_t seq = s->next_seq;
+	/* acquire: pairs with the producer's release store in commit */
+	uint32_t tag = marker_tag(atomic_load_explicit(
+		&slot_at(ch, seq)->marker, memory_order_acquire));
+	uint64_t lap = lap_of(ch, seq);
+	if (tag == marker_tag_make(lap, SLOT_COMMITTED) ||
+	    tag == marker_tag_make(lap, SLOT_TOMBSTONE))
+		return true;
+	if (s->overwrite) /* lapped: poll has a loss to count */
+		return atomic_load_explicit(&s->hdr->claim,
+					    memory_order_relaxed) -
+			       seq >
+		       ch->capacity;
+	return false;
+}
+
+int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
+{
+	if (s == NULL)
+		return SHMBUS_EINVAL;
+	struct waiter w;
+	waiter_init(&w, s->wait, timeout_ns);
+	for (;;) {
+		uint32_t snap = waiter_snapshot(&w, &s->hdr->data_ec);
+		if (available(s))
+			return 0;
+		if (waiter_idle(&w, &s->hdr->data_ec, snap))
+			return SHMBUS_EAGAIN;
+	}
+}
+
+void shmbus_sub_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
+{
+	*st = s->stats;
+	st->cursor = s->next_seq;
+}
+
+/* Under the bus lock: the row named `name` (any state but FREE), or -1. */
+static int find_row(shmbus_channel_t *ch, const char *name, int *free_row)
+{
+	*free_row = -1;
+	for (uint32_t i = 0; i < ch->max_subs; i++) {
+		struct ch_subscriber *e = &ch->subs[i];
+		uint32_t st =
+			atomic_load_explicit(&e->state, memory_order_acquire);
+		if (st == SUB_FREE) {
+			if (*free_row < 0)
+				*free_row = (int)i;
+			continue;
+		}
+		if (strncmp(e->name, name, sizeof(e->name)) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int hold_row(shmbus_channel_t *ch, uint32_t i, const char *name)
+{
+	int rc = bit_get(ch->held_subs, i)
+			 ? SHMBUS_EBUSY
+			 : shm_lock_byte(ch->map.fd, SUBLOCK_BASE + (off_t)i);
+	if (rc == SHMBUS_EBUSY)
+		return shmbus_seterr(SHMBUS_EBUSY,
+				     "subscriber '%s' on channel '%s' is held "
+				     "by a live process",
+				     name, ch->name);
+	if (rc == 0)
+		bit_set(ch->held_subs, i, true);
+	return rc;
+}
+
+static void drop_row(shmbus_channel_t *ch, uint32_t i)
+{
+	shm_unlock_byte(ch->map.fd, SUBLOCK_BASE + (off_t)i);
+	bit_set(ch->held_subs, i, false);
+}
+
+/* Under the bus lock: a new row joins (protocol at the top of the file). */
+static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
+{
+	struct ch_header *h = ch->hdr;
+	struct ch_subscriber *e = &ch->subs[i];
+	memset(e->name, 0, sizeof(e->name));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->created_ns = shmbus_now_ns();
+	atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
+	uint64_t c0 = atomic_load_explicit(&h->claim, memory_order_relaxed);
+	atomic_store_explicit(&e->cursor, c0, memory_order_relaxed);
+	if (atomic_load_explicit(&h->sub_hwm, memory_order_relaxed) < i + 1)
+		atomic_store_explicit(&h->sub_hwm, i + 1,
+				      memory_order_seq_cst);
+	atomic_store_explicit(&e->state, SUB_JOINING, memory_order_seq_cst);
+	uint64_t c1 = atomic_load_explicit(&h->claim, memory_order_seq_cst);
+	/* release: gating scanners that acquire the cursor */
+	atomic_store_explicit(&e->cursor, c1, memory_order_release);
+	atomic_store_explicit(&e->state, SUB_ACTIVE, memory_order_release);
+	return c1;
+}
+
+int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
+		     const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
+{
+	if (ch == NULL || fn == NULL || opts == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel, handler, opts and out are "
+				     "required");
+	*out = NULL;
+	int rc = shm_name_check(opts->name, "subscriber name");
+	if (rc)
+		return rc;
+	if (opts->wait > SHMBUS_WAIT_BLOCK || opts->flags != 0)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "unknown wait strategy %u or flags 0x%x",
+				     opts->wait, opts->flags);
+	shmbus_sub_t *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "subscriber handle");
+	s->ch = ch;
+	s->hdr = ch->hdr;
+	s->fn = fn;
+	s->ctx = ctx;
+	s->wait = opts->wait;
+	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
+	s->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
+	if (s->overwrite && (s->copy = malloc(ch->record_size + 8)) == NULL) {
+		free(s);
+		return shmbus_seterr(SHMBUS_ENOMEM, "copy buffer");
+	}
+	rc = bus_participant_take(ch->bus, PART_SUBSCRIBER, ch->id,
+				  opts->name, &s->part);
+	if (rc)
+		goto fail;
+	rc = bus_lock(ch->bus);
+	if (rc)
+		goto fail_part;
+	int free_row;
+	int row = find_row(ch, opts->name, &free_row);
+	if (row >= 0) {
+		rc = hold_row(ch, (uint32_t)row, opts->name);
+		if (rc == 0) {
+			/* Resume. The cursor was written by another process:
+			 * check it before trusting it. */
+			uint64_t cur = atomic_load_explicit(
+				&ch->subs[row].cursor, memory_order_acquire);
+			uint64_t claim = atomic_load_explicit(
+				&ch->hdr->claim, memory_order_acquire);
+			if ((int64_t)(claim - cur) < 0 ||
+			    (!s->overwrite && claim - cur > ch->capacity)) {
+				drop_row(ch, (uint32_t)row);
+				rc = shmbus_seterr(
+					SHMBUS_ECORRUPT,
+					"subscriber '%s' on channel '%s': "
+					"cursor %llu is not within a ring of "
+					"the claim sequence %llu",
+					opts->name, ch->name,
+					(unsigned long long)cur,
+					(unsigned long long)claim);
+			} else {
+				s->next_seq = cur;
+			}
+		}
+	} else if (free_row < 0) {
+		rc = shmbus_seterr(SHMBUS_EFULL,
+				   "channel '%s': all %u subscriber rows are "
+				   "used (unsubscribe old names, or raise "
+				   "max_subscribers)",
+				   ch->name, ch->max_subs);
+	} else {
+		row = free_row;
+		rc = hold_row(ch, (uint32_t)row, opts->name);
+		if (rc == 0)
+			s->next_seq = join_row(ch, (uint32_t)row, opts->name);
+	}
+	if (rc == 0) {
+		s->index = (uint32_t)row;
+		s->ent = &ch->subs[row];
+		s->ent->participant = s->part;
+		s->ent->wait = s->wait;
+	}
+	bus_unlock(ch->bus);
+	if (rc)
+		goto fail_part;
+	if (s->wait == SHMBUS_WAIT_BLOCK) {
+		/* seq_cst: before our first check of the ring, so producers
+		 * see it promptly; see wait.h for why late is still safe */
+		atomic_fetch_add_explicit(&ch->hdr->data_sleepers, 1,
+					  memory_order_seq_cst);
+		s->sleeper = true;
+	}
+	s->next = ch->subscribers;
+	ch->subscribers = s;
+	*out = s;
+	return 0;
+fail_part:
+	bus_participant_release(ch->bus, s->part);
+fail:
+	free(s->copy);
+	free(s);
+	return rc;
+}
+
+int shmbus_sub_close(shmbus_sub_t *s, int drain)
+{
+	if (s == NULL)
+		return SHMBUS_EINVAL;
+	shmbus_channel_t *ch = s->ch;
+	if (drain)
+		while (shmbus_poll(s, UINT32_MAX) > 0)
+			;
+	for (shmbus_sub_t **pp = &ch->subscribers; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	if (s->sleeper)
+		atomic_fetch_sub_explicit(&ch->hdr->data_sleepers, 1,
+					  memory_order_relaxed);
+	drop_row(ch, s->index);
+	bus_participant_release(ch->bus, s->part);
+	free(s->copy);
+	free(s);
+	return 0;
+}
+
+void sub_close_all(shmbus_channel_t *ch)
+{
+	while (ch->subscribers)
+		shmbus_sub_close(ch->subscribers, 0);
+}
+
+int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name)
+{
+	if (ch == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "channel is NULL");
+	int rc = shm_name_check(name, "subscriber name");
+	if (rc)
+		return rc;
+	rc = bus_lock(ch->bus);
+	if (rc)
+		return rc;
+	int free_row;
+	int row = find_row(ch, name, &free_row);
+	if (row < 0) {
+		rc = shmbus_seterr(SHMBUS_ENOENT,
+				   "channel '%s' has no subscriber '%s'",
+				   ch->name, name);
+	} else if ((rc = hold_row(ch, (uint32_t)row, name)) == 0) {
+		struct ch_subscriber *e = &ch->subs[row];
+		/* release: producers stop gating on it from their next scan */
+		atomic_store_explicit(&e->state, SUB_FREE,
+				      memory_order_release);
+		memset(e->name, 0, sizeof(e->name));
+		drop_row(ch, (uint32_t)row);
+	}
+	bus_unlock(ch->bus);
+	return rc;
+}

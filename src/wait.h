@@ -1,0 +1,48 @@
+/*
+ * Wait strategies. The hot path never sleeps; these run only once a claim
+ * finds the ring full or a poll finds it empty.
+ *
+ * Block uses Concurrency Kit's event counts (ck_ec) on a word in shared
+ * memory, with futex operations WITHOUT FUTEX_PRIVATE_FLAG, since sleepers
+ * and wakers are different processes. Event counts bumped by more than one
+ * process use ck_ec's multi-producer mode (the single-producer increment can
+ * clear a waiter's flag). A waker bumps the count only when the channel has
+ * registered sleepers; sleeps are bounded (WAIT_SLICE_NS) so that a waker
+ * that had not yet seen a new sleeper's registration costs latency, never a
+ * hang.
+ */
+#ifndef SHMBUS_WAIT_H
+#define SHMBUS_WAIT_H
+
+#include <stdint.h>
+
+#include <ck_ec.h>
+
+#define WAIT_SLICE_NS 100000000ull /* longest single sleep: 100 ms */
+
+extern const struct ck_ec_mode shmbus_ec_mode;
+
+struct waiter {
+	uint32_t strategy; /* shmbus_wait */
+	uint32_t iter;
+	uint64_t deadline_ns; /* 0 = none */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+void waiter_init(struct waiter *w, uint32_t strategy, uint64_t timeout_ns);
+/* The value to snapshot before testing the condition (block only). */
+uint32_t waiter_snapshot(const struct waiter *w, struct ck_ec32 *ec);
+/* One idle step after the condition failed; SHMBUS_EAGAIN past deadline. */
+int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap);
+/* Wake sleepers on ec (cheap when none are flagged). */
+void waiter_wake(struct ck_ec32 *ec);
+
+#endif /* SHMBUS_WAIT_H */
