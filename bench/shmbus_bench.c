@@ -1,0 +1,341 @@
+/*
+ * shmbus_bench: latency and throughput of shmbus against the machine's
+ * floor and against other local transports. See bench/README.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "peer.h"
+#include "timer.h"
+
+static int wl_uds_pp(const struct bench_opts *o)
+{
+	return peer_pingpong(o, &transport_uds);
+}
+static int wl_uds_tp(const struct bench_opts *o)
+{
+	return peer_throughput(o, &transport_uds);
+}
+static int wl_zmq_pp(const struct bench_opts *o)
+{
+	return peer_pingpong(o, &transport_zmq);
+}
+static int wl_zmq_tp(const struct bench_opts *o)
+{
+	return peer_throughput(o, &transport_zmq);
+}
+static int wl_nng_pp(const struct bench_opts *o)
+{
+	return peer_pingpong(o, &transport_nng);
+}
+static int wl_nng_tp(const struct bench_opts *o)
+{
+	return peer_throughput(o, &transport_nng);
+}
+static int wl_iox_pp(const struct bench_opts *o)
+{
+	return peer_pingpong(o, &transport_iox);
+}
+static int wl_iox_tp(const struct bench_opts *o)
+{
+	return peer_throughput(o, &transport_iox);
+}
+static int wl_group(const struct bench_opts *o)
+{
+	report_skip(o, "group", "needs consumer groups (issue 3)");
+	return 0;
+}
+static int wl_manychannels(const struct bench_opts *o)
+{
+	report_skip(o, "manychannels", "needs multi-channel subscribers");
+	return 0;
+}
+
+static const struct workload {
+	const char *name;
+	int (*fn)(const struct bench_opts *o);
+	const char *what;
+} workloads[] = {
+	{"floor", wl_floor, "cache-line ping-pong: the latency floor"},
+	{"floorring", wl_floorring, "minimal SPSC ring: the throughput floor"},
+	{"pingpong", wl_pingpong, "round trip over two shmbus channels"},
+	{"throughput", wl_throughput, "1 producer -> 1 subscriber"},
+	{"multiproducer", wl_multiproducer, "2 producers -> 1 subscriber"},
+	{"fanout", wl_fanout, "1 producer -> 1, 2, 4 subscribers"},
+	{"overwrite", wl_overwrite, "never-waiting producer, lapped reader"},
+	{"uds-pingpong", wl_uds_pp, "pingpong over a SEQPACKET socketpair"},
+	{"uds-throughput", wl_uds_tp, "throughput over a socketpair"},
+	{"zmq-pingpong", wl_zmq_pp, "pingpong over libzmq PAIR ipc://"},
+	{"zmq-throughput", wl_zmq_tp, "throughput over libzmq"},
+	{"nng-pingpong", wl_nng_pp, "pingpong over nng pair1 ipc://"},
+	{"nng-throughput", wl_nng_tp, "throughput over nng"},
+	{"iox-pingpong", wl_iox_pp, "pingpong over iceoryx (starts RouDi)"},
+	{"iox-throughput", wl_iox_tp, "throughput over iceoryx"},
+	{"group", wl_group, "consumer groups (not in the library yet)"},
+	{"manychannels", wl_manychannels, "one subscriber, many channels"},
+};
+#define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shmbus_bench WORKLOAD [--size BYTES] [--count N] "
+		"[--warmup N]\n"
+		"                    [--wait spin|yield|backoff|block] "
+		"[--cpus A,B] [--json]\n"
+		"                    [--bus NAME] [--keep] [--capacity SLOTS] "
+		"[--timeout S]\n\n"
+		"workloads:\n");
+	for (size_t i = 0; i < NWORKLOADS; i++)
+		fprintf(f, "  %-15s %s\n", workloads[i].name,
+			workloads[i].what);
+	fprintf(f,
+		"  %-15s both of uds-, zmq-, nng-, iox-\n"
+		"  %-15s every workload once (the smoke test)\n\n"
+		"  --size     payload bytes (>= 8); throughput workloads "
+		"sweep 8..4096 without it\n"
+		"  --count    timed messages (default 100000 round trips, "
+		"2000000 messages)\n"
+		"  --warmup   untimed first (default 10%% of count, at least "
+		"1000)\n"
+		"  --wait     how an idle side waits (default spin); more "
+		"processes than\n"
+		"             cpus turn spin into yield\n"
+		"  --cpus     cpu list to pin the processes to, in turn "
+		"(default: first two)\n"
+		"  --json     one JSON object per result line; notes go to "
+		"stderr\n"
+		"  --bus      bus name (default bench.PID); removed first, "
+		"and at exit\n"
+		"  --keep     leave the bus in /dev/shm at exit\n"
+		"  --capacity ring slots, a power of two >= 128 (default "
+		"4096)\n"
+		"  --timeout  seconds one run may take before its "
+		"processes are killed (120)\n",
+		"uds|zmq|nng|iox", "all");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_cpus(const char *s, struct bench_opts *o)
+{
+	cpu_set_t allowed;
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	o->ncpus = 0;
+	while (*s) {
+		char *end;
+		long c = strtol(s, &end, 10);
+		if (end == s || c < 0 || c >= CPU_SETSIZE ||
+		    o->ncpus == BENCH_MAX_CPUS)
+			return -1;
+		if (!CPU_ISSET((int)c, &allowed)) {
+			fprintf(stderr, "shmbus_bench: cpu %ld is not ours "
+					"to use\n",
+				c);
+			return -1;
+		}
+		o->cpus[o->ncpus++] = (int)c;
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -1;
+	}
+	return o->ncpus ? 0 : -1;
+}
+
+static void default_cpus(struct bench_opts *o)
+{
+	cpu_set_t allowed;
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	o->ncpus = 0;
+	for (int c = 0; c < CPU_SETSIZE && o->ncpus < 2; c++)
+		if (CPU_ISSET(c, &allowed))
+			o->cpus[o->ncpus++] = c;
+}
+
+static int parse_wait(const char *s, uint32_t *w)
+{
+	static const char *names[] = {"spin", "yield", "backoff", "block"};
+	for (uint32_t i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*w = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option lo[] = {
+		{"size", required_argument, 0, 's'},
+		{"count", required_argument, 0, 'n'},
+		{"warmup", required_argument, 0, 'w'},
+		{"wait", required_argument, 0, 'W'},
+		{"cpus", required_argument, 0, 'c'},
+		{"json", no_argument, 0, 'j'},
+		{"bus", required_argument, 0, 'b'},
+		{"keep", no_argument, 0, 'k'},
+		{"capacity", required_argument, 0, 'C'},
+		{"timeout", required_argument, 0, 't'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	uint64_t v;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (parse_u64(optarg, &v) || v < 8 || v > 0xffffff) {
+				fprintf(stderr, "shmbus_bench: --size must be "
+						"8..16777215\n");
+				return -1;
+			}
+			o->size = (uint32_t)v;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &o->count) || o->count == 0) {
+				fprintf(stderr, "shmbus_bench: bad --count\n");
+				return -1;
+			}
+			break;
+		case 'w':
+			if (parse_u64(optarg, &o->warmup)) {
+				fprintf(stderr, "shmbus_bench: bad --warmup\n");
+				return -1;
+			}
+			break;
+		case 'W':
+			if (parse_wait(optarg, &o->wait)) {
+				fprintf(stderr, "shmbus_bench: --wait is spin, "
+						"yield, backoff or block\n");
+				return -1;
+			}
+			break;
+		case 'c':
+			if (parse_cpus(optarg, o)) {
+				fprintf(stderr, "shmbus_bench: bad --cpus\n");
+				return -1;
+			}
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'b':
+			snprintf(o->bus, sizeof(o->bus), "%s", optarg);
+			break;
+		case 'k':
+			o->keep = true;
+			break;
+		case 'C':
+			if (parse_u64(optarg, &v) || v < 2 * BENCH_BATCH ||
+			    v > (1u << 24) || (v & (v - 1))) {
+				fprintf(stderr, "shmbus_bench: --capacity is a "
+						"power of two, 128..2^24\n");
+				return -1;
+			}
+			o->capacity = (uint32_t)v;
+			break;
+		case 't':
+			if (parse_u64(optarg, &v) || v == 0 || v > 86400) {
+				fprintf(stderr, "shmbus_bench: bad --timeout\n");
+				return -1;
+			}
+			o->timeout_s = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return -1;
+	}
+	o->workload = argv[optind];
+	return 0;
+}
+
+/* Runs workloads matching `want`: a name, a peer prefix, or "all". */
+static int run_selected(const struct bench_opts *o, const char *want,
+			int *ran)
+{
+	static const char *peers[] = {"uds", "zmq", "nng", "iox"};
+	bool all = strcmp(want, "all") == 0;
+	size_t plen = 0;
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(want, peers[i]) == 0)
+			plen = strlen(want);
+	int failed = 0;
+	for (size_t i = 0; i < NWORKLOADS && !interrupted(); i++) {
+		const char *n = workloads[i].name;
+		if (all || strcmp(n, want) == 0 ||
+		    (plen && strncmp(n, want, plen) == 0 && n[plen] == '-')) {
+			(*ran)++;
+			failed |= workloads[i].fn(o);
+		}
+	}
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	memset(&o, 0, sizeof(o));
+	o.warmup = UINT64_MAX;
+	o.wait = SHMBUS_WAIT_SPIN;
+	o.capacity = 4096;
+	o.timeout_s = 120;
+	default_cpus(&o);
+	if (parse_args(argc, argv, &o))
+		return 2;
+	if (o.bus[0] == 0)
+		snprintf(o.bus, sizeof(o.bus), "bench.%d", (int)getpid());
+	o.timer_overhead_ns = timer_overhead_ns();
+	/* a fresh bus: stale channels or durable cursors would skew runs */
+	shmbus_unlink(o.bus);
+	if (!o.json) {
+		printf("shmbus_bench %d.%d.%d: bus %s, cpus", SHMBUS_VERSION_MAJOR,
+		       SHMBUS_VERSION_MINOR, SHMBUS_VERSION_PATCH, o.bus);
+		for (int i = 0; i < o.ncpus; i++)
+			printf("%s%d", i ? "," : " ", o.cpus[i]);
+		printf(" (%ld online)\n", sysconf(_SC_NPROCESSORS_ONLN));
+		printf("timer: CLOCK_MONOTONIC via clock_gettime (vDSO), "
+		       "%.1f ns per read\n"
+		       "       (mean of 1M back-to-back reads; each latency "
+		       "sample includes one)\n",
+		       o.timer_overhead_ns);
+	}
+	int ran = 0;
+	int failed = run_selected(&o, o.workload, &ran);
+	if (ran == 0) {
+		fprintf(stderr, "shmbus_bench: no workload '%s' (--help)\n",
+			o.workload);
+		failed = 2;
+	}
+	if (!o.keep)
+		shmbus_unlink(o.bus);
+	else if (!o.json)
+		printf("\nbus %s kept (/dev/shm/shmbus.%s*)\n", o.bus, o.bus);
+	if (interrupted())
+		failed = 1;
+	if (failed && ran && !o.json)
+		fprintf(stderr, "shmbus_bench: FAILED\n");
+	return failed;
+}

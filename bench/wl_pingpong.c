@@ -1,0 +1,175 @@
+/*
+ * pingpong: a round trip through two shmbus channels, A -> B on "ping" and
+ * B -> A on "pong", single producer, back-pressure. Each round trip is timed
+ * by A. At --size 32 a record (32-byte header + payload) fills exactly one
+ * 64-byte slot, one cache line, like the floor's message.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "timer.h"
+
+struct pp_ctx {
+	uint64_t got;  /* counter of the last record */
+	uint32_t len;  /* its length */
+	uint8_t *echo; /* pong side: the payload, to send back */
+};
+
+static int on_record(const shmbus_record_t *rec, void *arg)
+{
+	struct pp_ctx *c = arg;
+	memcpy(&c->got, rec->data, sizeof(c->got));
+	c->len = rec->len;
+	if (c->echo)
+		memcpy(c->echo, rec->data, rec->len);
+	return 0;
+}
+
+/* One record from s into c; waits by the run's strategy. */
+static int recv_one(shmbus_sub_t *s, uint32_t wait)
+{
+	for (;;) {
+		int n = shmbus_poll(s, 1);
+		if (n != 0)
+			return n < 0 ? n : 0;
+		int rc = sb_idle(s, wait);
+		if (rc)
+			return rc;
+	}
+}
+
+static int setup(struct run *r, int idx, shmbus_t **bus,
+		 shmbus_producer_t **p, shmbus_sub_t **s, struct pp_ctx *c)
+{
+	shmbus_channel_t *ping, *pong;
+	if (sb_open_bus(r, idx, bus) ||
+	    sb_channel(r, idx, *bus, "ping", r->o->capacity, 0, &ping) ||
+	    sb_channel(r, idx, *bus, "pong", r->o->capacity, 0, &pong))
+		return 1;
+	/* A publishes on ping and reads pong; B the other way round */
+	return sb_producer(r, idx, idx == 0 ? ping : pong, p) ||
+	       sb_subscribe(r, idx, idx == 0 ? pong : ping,
+			    idx == 0 ? "ping-side" : "pong-side", on_record, c,
+			    s);
+}
+
+static int ping(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
+		struct pp_ctx *c)
+{
+	struct proc_result *res = &r->ctl->res[idx];
+	struct samples smp;
+	uint8_t *buf = calloc(1, r->size);
+	if (buf == NULL || samples_init(&smp, r->count))
+		return child_fail(r, idx, "out of memory");
+	memset(buf, 0x5a, r->size);
+	uint64_t total = r->warmup + r->count, f0 = 0;
+	barrier_wait(r); /* both subscribed: nothing is published unseen */
+	for (uint64_t i = 0; i < total; i++) {
+		if (i == r->warmup)
+			f0 = minflt_now();
+		memcpy(buf, &i, sizeof(i));
+		uint64_t t0 = now_ns();
+		int rc = shmbus_publish(p, buf, r->size, 0);
+		if (rc == 0)
+			rc = recv_one(s, r->wait);
+		uint64_t t1 = now_ns();
+		if (rc)
+			return child_fail(r, idx, "round trip %llu: %s",
+					  (unsigned long long)i,
+					  shmbus_strerror(rc));
+		if (c->got != i || c->len != r->size) {
+			res->seq_errors++;
+			return child_fail(r, idx,
+					  "sequence: sent %llu, got %llu "
+					  "(len %u)",
+					  (unsigned long long)i,
+					  (unsigned long long)c->got, c->len);
+		}
+		if (i >= r->warmup)
+			samples_add(&smp, t1 - t0);
+	}
+	res->minflt = minflt_now() - f0;
+	samples_summary(&smp, &res->lat);
+	res->has_lat = true;
+	samples_free(&smp);
+	free(buf);
+	return 0;
+}
+
+static int pong(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
+		struct pp_ctx *c)
+{
+	uint64_t total = r->warmup + r->count, f0 = 0;
+	barrier_wait(r);
+	for (uint64_t i = 0; i < total; i++) {
+		if (i == r->warmup)
+			f0 = minflt_now();
+		int rc = recv_one(s, r->wait);
+		if (rc)
+			return child_fail(r, idx, "poll: %s",
+					  shmbus_strerror(rc));
+		if (c->got != i || c->len != r->size) {
+			r->ctl->res[idx].seq_errors++;
+			return child_fail(r, idx,
+					  "sequence: expected %llu, got %llu "
+					  "(len %u)",
+					  (unsigned long long)i,
+					  (unsigned long long)c->got, c->len);
+		}
+		rc = shmbus_publish(p, c->echo, c->len, 0);
+		if (rc)
+			return child_fail(r, idx, "publish: %s",
+					  shmbus_strerror(rc));
+	}
+	r->ctl->res[idx].minflt = minflt_now() - f0;
+	return 0;
+}
+
+static int child(struct run *r, int idx)
+{
+	shmbus_t *bus = NULL;
+	shmbus_producer_t *p = NULL;
+	shmbus_sub_t *s = NULL;
+	struct pp_ctx c = {0};
+	if (idx == 1 && (c.echo = malloc(r->size)) == NULL)
+		return child_fail(r, idx, "out of memory");
+	int rc = setup(r, idx, &bus, &p, &s, &c);
+	if (rc == 0)
+		rc = idx == 0 ? ping(r, idx, p, s, &c) : pong(r, idx, p, s, &c);
+	shmbus_close(bus);
+	free(c.echo);
+	return rc;
+}
+
+int wl_pingpong(const struct bench_opts *o)
+{
+	struct run r;
+	if (run_init(&r, o, "pingpong", o->size ? o->size : 64, 2, 0))
+		return 1;
+	r.count = default_count(o, true);
+	r.warmup = default_warmup(o, r.count);
+	int rc = run_procs(&r, child);
+	if (rc) {
+		report_failure(o, &r);
+	} else {
+		struct result res;
+		result_init(&res, &r);
+		res.kind = RES_LAT;
+		res.lat = r.ctl->res[0].lat;
+		res.minflt = r.ctl->res[0].minflt;
+		res.minflt_peer = r.ctl->res[1].minflt;
+		res.slot_size = r.ctl->res[0].slot_size;
+		snprintf(res.note, sizeof(res.note),
+			 "record = %u B header + %u B payload in a %u B slot%s",
+			 SHMBUS_RECORD_HEADER, r.size, res.slot_size,
+			 res.slot_size == BENCH_CACHELINE
+				 ? ": one cache line, like the floor"
+				 : "");
+		report_result(o, &res);
+	}
+	run_free(&r);
+	return rc;
+}

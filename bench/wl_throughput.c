@@ -1,0 +1,53 @@
+/*
+ * throughput, multiproducer, fanout: the shmbus throughput harness (sbtp.c)
+ * in its three shapes.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+
+#include "bench.h"
+#include "sbtp.h"
+
+int wl_throughput(const struct bench_opts *o)
+{
+	struct sbtp_cfg cfg = {.name = "throughput", .producers = 1,
+			       .subscribers = 1};
+	uint32_t sizes[8];
+	int n = tp_sizes(o, sizes, 8), failed = 0;
+	for (int i = 0; i < n && !interrupted(); i++)
+		failed |= sbtp_run(o, &cfg, sizes[i]);
+	return failed;
+}
+
+int wl_multiproducer(const struct bench_opts *o)
+{
+	struct sbtp_cfg cfg = {.name = "multiproducer", .producers = 2,
+			       .subscribers = 1,
+			       .chflags = SHMBUS_CH_MULTI_PRODUCER,
+			       .tagged = true};
+	snprintf(cfg.variant, sizeof(cfg.variant), "producers=2");
+	uint32_t size = o->size ? o->size : 64;
+	if (size < 16) {
+		report_note(o, "multiproducer: size %u is too small for "
+			       "producer id + counter; using 16",
+			    size);
+		size = 16;
+	}
+	return sbtp_run(o, &cfg, size);
+}
+
+int wl_fanout(const struct bench_opts *o)
+{
+	static const int subs[] = {1, 2, 4};
+	int failed = 0;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (interrupted())
+			break;
+		struct sbtp_cfg cfg = {.name = "fanout", .producers = 1,
+				       .subscribers = subs[i]};
+		snprintf(cfg.variant, sizeof(cfg.variant), "subs=%d",
+			 subs[i]);
+		failed |= sbtp_run(o, &cfg, o->size ? o->size : 64);
+	}
+	return failed;
+}
