@@ -62,6 +62,8 @@ static const struct workload {
 	const char *name;
 	int (*fn)(const struct bench_opts *o);
 	const char *what;
+	const char *skip; /* never runs: why */
+	const struct transport *peer;
 } workloads[] = {
 	{"floor", wl_floor, "cache-line ping-pong: the latency floor"},
 	{"floorring", wl_floorring, "minimal SPSC ring: the throughput floor"},
@@ -70,18 +72,41 @@ static const struct workload {
 	{"multiproducer", wl_multiproducer, "2 producers -> 1 subscriber"},
 	{"fanout", wl_fanout, "1 producer -> 1, 2, 4 subscribers"},
 	{"overwrite", wl_overwrite, "never-waiting producer, lapped reader"},
-	{"uds-pingpong", wl_uds_pp, "pingpong over a SEQPACKET socketpair"},
-	{"uds-throughput", wl_uds_tp, "throughput over a socketpair"},
-	{"zmq-pingpong", wl_zmq_pp, "pingpong over libzmq PAIR ipc://"},
-	{"zmq-throughput", wl_zmq_tp, "throughput over libzmq"},
-	{"nng-pingpong", wl_nng_pp, "pingpong over nng pair1 ipc://"},
-	{"nng-throughput", wl_nng_tp, "throughput over nng"},
-	{"iox-pingpong", wl_iox_pp, "pingpong over iceoryx (starts RouDi)"},
-	{"iox-throughput", wl_iox_tp, "throughput over iceoryx"},
-	{"group", wl_group, "consumer groups (not in the library yet)"},
-	{"manychannels", wl_manychannels, "one subscriber, many channels"},
+	{"uds-pingpong", wl_uds_pp, "pingpong over a SEQPACKET socketpair",
+	 NULL, &transport_uds},
+	{"uds-throughput", wl_uds_tp, "throughput over a socketpair", NULL,
+	 &transport_uds},
+	{"zmq-pingpong", wl_zmq_pp, "pingpong over libzmq PAIR ipc://", NULL,
+	 &transport_zmq},
+	{"zmq-throughput", wl_zmq_tp, "throughput over libzmq", NULL,
+	 &transport_zmq},
+	{"nng-pingpong", wl_nng_pp, "pingpong over nng pair1 ipc://", NULL,
+	 &transport_nng},
+	{"nng-throughput", wl_nng_tp, "throughput over nng", NULL,
+	 &transport_nng},
+	{"iox-pingpong", wl_iox_pp, "pingpong over iceoryx (starts RouDi)",
+	 NULL, &transport_iox},
+	{"iox-throughput", wl_iox_tp, "throughput over iceoryx", NULL,
+	 &transport_iox},
+	{"group", wl_group, "consumer groups (not in the library yet)",
+	 "needs consumer groups (issue 3)"},
+	{"manychannels", wl_manychannels, "one subscriber, many channels",
+	 "needs multi-channel subscribers"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+/* For scripts: every workload, and whether this build can run it. */
+static void list_workloads(void)
+{
+	for (size_t i = 0; i < NWORKLOADS; i++) {
+		const struct workload *w = &workloads[i];
+		const char *skip = w->skip ? w->skip
+				   : w->peer ? w->peer->skip
+					     : NULL;
+		printf("%s\t%s%s\n", w->name, skip ? "skipped: " : "available",
+		       skip ? skip : "");
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -118,7 +143,8 @@ static void usage(FILE *f)
 		"  --capacity ring slots, a power of two >= 128 (default "
 		"4096)\n"
 		"  --timeout  seconds one run may take before its "
-		"processes are killed (120)\n",
+		"processes are killed (120)\n"
+		"  --list     workloads and whether this build has them\n",
 		"uds|zmq|nng|iox", "all");
 }
 
@@ -193,6 +219,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{"capacity", required_argument, 0, 'C'},
 		{"timeout", required_argument, 0, 't'},
 		{"help", no_argument, 0, 'h'},
+		{"list", no_argument, 0, 'l'},
 		{0, 0, 0, 0},
 	};
 	uint64_t v;
@@ -259,6 +286,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'l':
+			list_workloads();
 			exit(0);
 		default:
 			return -1;
