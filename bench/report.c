@@ -88,16 +88,35 @@ static void print_json(const struct bench_opts *o, const struct result *res)
 	printf("%s}\n", res->extra_json);
 }
 
+/* Word-wrapped to 80 columns, continuation lines indented. */
+static void print_wrapped(const char *lead, const char *text)
+{
+	const int width = 79;
+	size_t indent = strlen(lead);
+	int col = printf("%s", lead);
+	while (*text) {
+		size_t w = strcspn(text, " ");
+		if (col > (int)indent && col + 1 + (int)w > width)
+			col = printf("\n%*s", (int)indent, "") - 1;
+		else if (col > (int)indent)
+			col += printf(" ");
+		col += printf("%.*s", (int)w, text);
+		text += w;
+		while (*text == ' ')
+			text++;
+	}
+	printf("\n");
+}
+
 static void print_human(const struct bench_opts *o, const struct result *res)
 {
-	char cpus[256], slot[32] = "";
-	cpus_text(o, cpus, sizeof(cpus));
+	char slot[32] = "";
+	(void)o; /* the cpus are in the program's header line */
 	if (res->slot_size)
 		snprintf(slot, sizeof(slot), "  slot %u B", res->slot_size);
-	printf("\n%s%s%s  size %u B%s  wait %s  count %llu  cpus %s\n",
-	       res->workload, res->variant[0] ? " " : "", res->variant,
-	       res->size, slot, res->wait, (unsigned long long)res->count,
-	       cpus);
+	printf("\n%s%s%s  size %u B%s  wait %s  count %llu\n", res->workload,
+	       res->variant[0] ? " " : "", res->variant, res->size, slot,
+	       res->wait, (unsigned long long)res->count);
 	if (res->kind == RES_LAT) {
 		const struct lat_summary *l = &res->lat;
 		printf("  %8s %8s %8s %8s %8s %9s %9s %6s\n", "p50", "p90",
@@ -118,7 +137,7 @@ static void print_human(const struct bench_opts *o, const struct result *res)
 		       (unsigned long long)res->minflt_peer);
 	}
 	if (res->note[0])
-		printf("  note: %s\n", res->note);
+		print_wrapped("  note: ", res->note);
 }
 
 void report_result(const struct bench_opts *o, const struct result *res)
