@@ -24,7 +24,6 @@ struct zpeer {
 
 static int zmq_prepare(struct run *r)
 {
-	(void)r;
 	snprintf(path, sizeof(path), "/tmp/shmbus-bench.%d.%s.zmq",
 		 (int)getpid(), r->chan);
 	snprintf(endpoint, sizeof(endpoint), "ipc://%s", path);
