@@ -430,7 +430,7 @@ void shmbus_channel_close(shmbus_channel_t *ch)
 	free(ch);
 }
 
-int shmbus_channel_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
+int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 {
 	if (ch == NULL || info == NULL)
 		return shmbus_seterr(SHMBUS_EINVAL, "NULL argument");

@@ -241,7 +241,7 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 	}
 }
 
-void shmbus_sub_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
+void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
 {
 	*st = s->stats;
 	st->cursor = s->next_seq;

@@ -150,7 +150,7 @@ typedef struct shmbus_channel_info {
 	uint64_t layout_hash;
 	uint64_t claimed; /* next sequence to be claimed */
 } shmbus_channel_info_t;
-SHMBUS_API int shmbus_channel_info(shmbus_channel_t *ch,
+SHMBUS_API int shmbus_channel_get_info(shmbus_channel_t *ch,
 				   shmbus_channel_info_t *info);
 
 /* -------------------------------------------------------------- records */
@@ -204,7 +204,7 @@ SHMBUS_API int shmbus_producer_open(shmbus_channel_t *ch,
 SHMBUS_API void shmbus_producer_close(shmbus_producer_t *p);
 
 /* A claimed range of slots, filled in place, then committed. */
-typedef struct shmbus_claim {
+typedef struct shmbus_claim_range {
 	uint64_t seq; /* first sequence */
 	uint32_t n;   /* number of slots */
 	uint32_t _reserved;
@@ -279,7 +279,7 @@ typedef struct shmbus_sub_stats {
 	uint64_t lost;	    /* overwrite channels: records lapped */
 	uint64_t tombstones; /* holes of dead producers, skipped */
 } shmbus_sub_stats_t;
-SHMBUS_API void shmbus_sub_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
+SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
 
 /* Close the handle; the durable cursor stays (and keeps gating producers
  * under the block policy). drain: dispatch what is available first. */

@@ -1,0 +1,82 @@
+/* Shared helpers of the test programs: unique bus names, scale, children. */
+#ifndef SHMBUS_TEST_HELPERS_H
+#define SHMBUS_TEST_HELPERS_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <shmbus/shmbus.h>
+
+/* Iteration counts are multiplied by SHMBUS_TEST_SCALE (environment, in
+ * percent; the sanitizer builds run at a fraction). */
+static inline uint64_t scaled(uint64_t n)
+{
+	const char *e = getenv("SHMBUS_TEST_SCALE");
+	long pct = e ? strtol(e, NULL, 10) : 100;
+	if (pct <= 0)
+		pct = 100;
+	uint64_t v = n * (uint64_t)pct / 100;
+	return v ? v : 1;
+}
+
+/* A bus name unique to this process and test. */
+static inline const char *test_bus(const char *tag)
+{
+	static char name[48];
+	snprintf(name, sizeof(name), "t%d.%s", (int)getpid(), tag);
+	shmbus_unlink(name);
+	return name;
+}
+
+/* Anonymous shared memory for results that children report. */
+static inline void *shared_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* fork() for tests: the child dies with its parent, so that a test killed
+ * by its time-out leaves no spinning orphan behind. */
+static inline pid_t test_fork(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+	}
+	return pid;
+}
+
+/* Wait for a child; returns its exit status, or 128+signal. */
+static inline int child_status(pid_t pid)
+{
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0)
+		;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 255;
+}
+
+#define CHECK_OK(expr)                                                         \
+	do {                                                                   \
+		int rc_ = (expr);                                              \
+		if (rc_ != 0) {                                                \
+			fprintf(stderr, "%s:%d: %s = %d (%s)\n", __FILE__,     \
+				__LINE__, #expr, rc_, shmbus_errmsg());        \
+			_exit(90);                                             \
+		}                                                              \
+	} while (0)
+
+#endif

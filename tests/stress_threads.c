@@ -1,0 +1,197 @@
+/*
+ * Threaded stress for the TSan build: every role is a thread on ONE mapping
+ * (TSan tracks addresses, so two mappings of one object would hide races).
+ * Two producers feed a multi-producer channel read by two broadcast
+ * subscribers; a single producer feeds an overwrite channel read by a slow
+ * reader. Every record is checked; exit status 0 only if all are right.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <shmbus/shmbus.h>
+
+#define NPROD 2
+#define NSUB 2
+
+static uint64_t per_producer = 200000;
+static shmbus_channel_t *mp_ch, *ow_ch;
+static atomic_int joined, ow_done;
+static atomic_ulong failures;
+
+struct payload {
+	uint64_t producer, counter;
+};
+
+static void fail(const char *what, unsigned long a, unsigned long b)
+{
+	fprintf(stderr, "stress_threads: %s (%lu, %lu)\n", what, a, b);
+	atomic_fetch_add(&failures, 1);
+}
+
+struct order {
+	uint64_t next[NPROD];
+	uint64_t got;
+};
+
+static int on_record(const shmbus_record_t *r, void *ctx)
+{
+	struct order *o = ctx;
+	struct payload p;
+	memcpy(&p, r->data, sizeof(p));
+	if (p.producer >= NPROD || p.counter != o->next[p.producer])
+		fail("order", (unsigned long)p.producer,
+		     (unsigned long)p.counter);
+	else
+		o->next[p.producer]++;
+	o->got++;
+	return 0;
+}
+
+static void *subscriber(void *arg)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "s%ld", (long)(intptr_t)arg);
+	struct order o = {{0}, 0};
+	shmbus_sub_opts_t so = {.name = name, .wait = SHMBUS_WAIT_BLOCK};
+	shmbus_sub_t *s;
+	if (shmbus_subscribe(mp_ch, on_record, &o, &so, &s) != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		atomic_fetch_add(&joined, 1);
+		return NULL;
+	}
+	atomic_fetch_add(&joined, 1);
+	while (o.got < NPROD * per_producer)
+		if (shmbus_poll(s, 256) == 0)
+			shmbus_sub_wait(s, 0);
+	return NULL;
+}
+
+static void *producer(void *arg)
+{
+	uint64_t id = (uint64_t)(intptr_t)arg;
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+	shmbus_producer_t *p;
+	if (shmbus_producer_open(mp_ch, &po, &p) != 0) {
+		fail(shmbus_errmsg(), id, 0);
+		return NULL;
+	}
+	for (uint64_t k = 0; k < per_producer; k++) {
+		struct payload pl = {id, k};
+		if (k & 1) {
+			int rc;
+			while ((rc = shmbus_try_publish(p, &pl, sizeof(pl), 0)) ==
+			       SHMBUS_EAGAIN)
+				sched_yield();
+			if (rc)
+				fail("try_publish", (unsigned long)rc, k);
+		} else if (shmbus_publish(p, &pl, sizeof(pl), 0) != 0) {
+			fail("publish", id, k);
+		}
+	}
+	return NULL;
+}
+
+static void *ow_producer(void *arg)
+{
+	(void)arg;
+	shmbus_producer_t *p;
+	if (shmbus_producer_open(ow_ch, NULL, &p) != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		atomic_store(&ow_done, 1);
+		return NULL;
+	}
+	for (uint64_t k = 0; k < per_producer; k++) {
+		uint64_t v[4] = {k, k, k, k};
+		if (shmbus_try_publish(p, v, sizeof(v), 0) != 0)
+			fail("overwrite publish", k, 0);
+	}
+	atomic_store(&ow_done, 1);
+	return NULL;
+}
+
+static int on_ow(const shmbus_record_t *r, void *ctx)
+{
+	uint64_t v[4];
+	memcpy(v, r->data, sizeof(v));
+	for (int i = 0; i < 4; i++)
+		if (v[i] != r->seq)
+			fail("torn overwrite record", (unsigned long)r->seq,
+			     (unsigned long)v[i]);
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static void *ow_reader(void *arg)
+{
+	(void)arg;
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "ow"};
+	shmbus_sub_t *s;
+	if (shmbus_subscribe(ow_ch, on_ow, &got, &so, &s) != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		return NULL;
+	}
+	while (!atomic_load(&ow_done)) {
+		shmbus_poll(s, 8);
+		sched_yield(); /* slow: gets lapped */
+	}
+	while (shmbus_poll(s, 1000) > 0)
+		;
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	if (got + st.lost != per_producer)
+		fail("overwrite delivered + lost != published",
+		     (unsigned long)got, (unsigned long)st.lost);
+	printf("overwrite: delivered %lu lost %lu\n", (unsigned long)got,
+	       (unsigned long)st.lost);
+	return NULL;
+}
+
+int main(void)
+{
+	const char *scale = getenv("SHMBUS_TEST_SCALE");
+	if (scale && atoi(scale) > 0)
+		per_producer = per_producer * (uint64_t)atoi(scale) / 100;
+	char name[48];
+	snprintf(name, sizeof(name), "tsan%d", (int)getpid());
+	shmbus_t *bus;
+	if (shmbus_open(name, NULL, &bus) != 0) {
+		fprintf(stderr, "open: %s\n", shmbus_errmsg());
+		return 1;
+	}
+	shmbus_channel_opts_t mo = {.record_size = sizeof(struct payload),
+				    .capacity = 1024,
+				    .flags = SHMBUS_CH_MULTI_PRODUCER};
+	shmbus_channel_opts_t oo = {.record_size = 32,
+				    .capacity = 64,
+				    .flags = SHMBUS_CH_OVERWRITE};
+	if (shmbus_channel_open(bus, "mp", &mo, &mp_ch) != 0 ||
+	    shmbus_channel_open(bus, "ow", &oo, &ow_ch) != 0) {
+		fprintf(stderr, "channel: %s\n", shmbus_errmsg());
+		return 1;
+	}
+	pthread_t t[NSUB + NPROD + 2];
+	for (long i = 0; i < NSUB; i++)
+		pthread_create(&t[i], NULL, subscriber, (void *)(intptr_t)i);
+	while (atomic_load(&joined) < NSUB)
+		sched_yield();
+	for (long i = 0; i < NPROD; i++)
+		pthread_create(&t[NSUB + i], NULL, producer,
+			       (void *)(intptr_t)i);
+	pthread_create(&t[NSUB + NPROD], NULL, ow_reader, NULL);
+	pthread_create(&t[NSUB + NPROD + 1], NULL, ow_producer, NULL);
+	for (int i = 0; i < NSUB + NPROD + 2; i++)
+		pthread_join(t[i], NULL);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+	unsigned long f = atomic_load(&failures);
+	printf("stress_threads: %lu records x %d subscribers, %lu failures\n",
+	       (unsigned long)(NPROD * per_producer), NSUB, f);
+	return f ? 1 : 0;
+}

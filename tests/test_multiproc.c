@@ -1,0 +1,579 @@
+/*
+ * Multi-process tests: real processes (fork) through one bus, every sequence
+ * checked. Where processes outnumber the two cores they use the yield or
+ * block strategies. Counts scale with SHMBUS_TEST_SCALE.
+ */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+struct payload {
+	uint64_t producer;
+	uint64_t counter;
+};
+
+static void sleep_us(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	nanosleep(&ts, NULL);
+}
+
+static shmbus_channel_t *child_channel(const char *bus_name, const char *ch,
+				       shmbus_t **bus)
+{
+	CHECK_OK(shmbus_open(bus_name, NULL, bus));
+	shmbus_channel_t *c;
+	CHECK_OK(shmbus_channel_open(*bus, ch, NULL, &c));
+	return c;
+}
+
+/* ------------------------------------------------ 2 producers x 3 subs */
+
+#define NPROD 2
+#define NSUB 3
+
+struct fan_shared {
+	_Atomic int joined;
+	_Atomic int go;
+	uint64_t got[NSUB];
+	uint64_t errors[NSUB];
+};
+
+struct order_check {
+	uint64_t next[NPROD];
+	uint64_t got;
+	uint64_t errors;
+};
+
+static int check_order(const shmbus_record_t *r, void *ctx)
+{
+	struct order_check *c = ctx;
+	struct payload pl;
+	memcpy(&pl, r->data, sizeof(pl));
+	if (r->len != sizeof(pl) || pl.producer >= NPROD ||
+	    pl.counter != c->next[pl.producer]) {
+		c->errors++;
+	} else {
+		c->next[pl.producer]++;
+	}
+	c->got++;
+	return 0;
+}
+
+Test(multiproc, two_producers_three_subscribers, .timeout = 300)
+{
+	const uint64_t per_producer = scaled(1000000);
+	const char *name = test_bus("fan");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = sizeof(struct payload),
+				   .capacity = 4096,
+				   .flags = SHMBUS_CH_MULTI_PRODUCER};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "Fan", &o, &ch), 0);
+	struct fan_shared *sh = shared_alloc(sizeof(*sh));
+	pid_t pids[NPROD + NSUB];
+
+	for (int i = 0; i < NSUB; i++) {
+		if ((pids[i] = test_fork()) == 0) {
+			shmbus_t *b;
+			shmbus_channel_t *c = child_channel(name, "Fan", &b);
+			struct order_check chk = {0};
+			char sub_name[16];
+			snprintf(sub_name, sizeof(sub_name), "sub%d", i);
+			/* block for two of them, yield for one: both paths */
+			shmbus_sub_opts_t so = {
+				.name = sub_name,
+				.wait = i == 0 ? SHMBUS_WAIT_YIELD
+					       : SHMBUS_WAIT_BLOCK};
+			shmbus_sub_t *s;
+			CHECK_OK(shmbus_subscribe(c, check_order, &chk, &so, &s));
+			atomic_fetch_add(&sh->joined, 1);
+			while (chk.got < NPROD * per_producer) {
+				if (shmbus_poll(s, 512) == 0)
+					shmbus_sub_wait(s, 0);
+			}
+			sh->got[i] = chk.got;
+			sh->errors[i] = chk.errors;
+			_exit(chk.errors ? 1 : 0);
+		}
+	}
+	while (atomic_load(&sh->joined) < NSUB)
+		sleep_us(1000);
+	for (int i = 0; i < NPROD; i++) {
+		if ((pids[NSUB + i] = test_fork()) == 0) {
+			shmbus_t *b;
+			shmbus_channel_t *c = child_channel(name, "Fan", &b);
+			shmbus_producer_opts_t po = {
+				.wait = i == 0 ? SHMBUS_WAIT_BLOCK
+					       : SHMBUS_WAIT_YIELD};
+			shmbus_producer_t *p;
+			CHECK_OK(shmbus_producer_open(c, &po, &p));
+			for (uint64_t k = 0; k < per_producer; k++) {
+				struct payload pl = {(uint64_t)i, k};
+				if (k % 3 == 0) {
+					int rc;
+					while ((rc = shmbus_try_publish(
+							p, &pl, sizeof(pl),
+							k)) == SHMBUS_EAGAIN)
+						sched_yield();
+					CHECK_OK(rc);
+				} else {
+					CHECK_OK(shmbus_publish(p, &pl,
+								sizeof(pl), k));
+				}
+			}
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < NPROD + NSUB; i++)
+		cr_expect_eq(child_status(pids[i]), 0, "child %d failed", i);
+	for (int i = 0; i < NSUB; i++) {
+		cr_expect_eq(sh->got[i], NPROD * per_producer, "sub %d got %lu",
+			     i, sh->got[i]);
+		cr_expect_eq(sh->errors[i], 0, "sub %d: %lu order errors", i,
+			     sh->errors[i]);
+	}
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* ------------------------------------- durable resume across SIGKILL */
+
+struct resume_shared {
+	_Atomic uint64_t seen_a; /* records handled by the killed process */
+	_Atomic int b_done;
+	uint64_t b_first;
+	uint8_t count_a[];	 /* per sequence, times A handled it */
+};
+
+struct resume_ctx {
+	struct resume_shared *sh;
+	uint8_t *counts;
+	uint64_t n;
+	uint64_t got;
+	uint64_t first;
+	int bad;
+};
+
+static int count_seq(const shmbus_record_t *r, void *ctx)
+{
+	struct resume_ctx *c = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, 8);
+	if (v != r->seq || r->seq >= c->n) {
+		c->bad++;
+		return 0;
+	}
+	if (c->got++ == 0)
+		c->first = r->seq;
+	c->counts[r->seq]++;
+	return 0;
+}
+
+static int count_and_report(const shmbus_record_t *r, void *ctx)
+{
+	struct resume_ctx *c = ctx;
+	count_seq(r, ctx);
+	atomic_fetch_add(&c->sh->seen_a, 1);
+	return 0;
+}
+
+Test(multiproc, durable_resume_after_sigkill, .timeout = 120)
+{
+	const uint64_t n = scaled(300000);
+	const char *name = test_bus("resume");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 1024};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "R", &o, &ch), 0);
+	struct resume_shared *sh = shared_alloc(sizeof(*sh) + n);
+	uint8_t *count_b = shared_alloc(n);
+	shmbus_sub_opts_t so = {.name = "durable", .wait = SHMBUS_WAIT_YIELD};
+
+	/* A: the subscriber that will be killed. It joins before the
+	 * producer starts, so it is owed every record. */
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	pid_t a = test_fork();
+	if (a == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "R", &b);
+		struct resume_ctx ctx = {.sh = sh, .counts = sh->count_a, .n = n};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_subscribe(c, count_and_report, &ctx, &so, &s));
+		(void)!write(pipefd[1], "j", 1);
+		for (;;) {
+			if (shmbus_poll(s, 64) == 0)
+				sched_yield();
+			if (ctx.bad)
+				_exit(3);
+		}
+	}
+	char j;
+	cr_assert_eq(read(pipefd[0], &j, 1), 1);
+	pid_t prod = test_fork();
+	if (prod == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "R", &b);
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_YIELD};
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, &po, &p));
+		for (uint64_t k = 0; k < n; k++)
+			CHECK_OK(shmbus_publish(p, &k, 8, 0));
+		_exit(0);
+	}
+	while (atomic_load(&sh->seen_a) < n / 3)
+		sleep_us(200);
+	kill(a, SIGKILL);
+	cr_assert_eq(child_status(a), 128 + SIGKILL);
+	uint64_t cursor = atomic_load(&ch->subs[0].cursor);
+	cr_expect_str_eq(ch->subs[0].name, "durable");
+
+	/* B: the same name, restarted. */
+	pid_t b = test_fork();
+	if (b == 0) {
+		shmbus_t *bb;
+		shmbus_channel_t *c = child_channel(name, "R", &bb);
+		struct resume_ctx ctx = {.sh = sh, .counts = count_b, .n = n};
+		shmbus_sub_t *s;
+		int rc;
+		/* the kernel released A's hold on the name at its death */
+		CHECK_OK(rc = shmbus_subscribe(c, count_seq, &ctx, &so, &s));
+		while (ctx.first + ctx.got < n || ctx.got == 0) {
+			if (shmbus_poll(s, 64) == 0)
+				sched_yield();
+		}
+		sh->b_first = ctx.first;
+		_exit(ctx.bad ? 3 : 0);
+	}
+	cr_expect_eq(child_status(prod), 0);
+	cr_expect_eq(child_status(b), 0);
+	cr_expect_eq(sh->b_first, cursor, "restart began at %lu, cursor %lu",
+		     sh->b_first, cursor);
+	uint64_t lost = 0, dup_a = 0, redelivered = 0;
+	for (uint64_t s = 0; s < n; s++) {
+		if (s < cursor) {
+			lost += sh->count_a[s] != 1 || count_b[s] != 0;
+		} else {
+			lost += count_b[s] != 1;
+			redelivered += sh->count_a[s];
+		}
+		dup_a += sh->count_a[s] > 1;
+	}
+	cr_expect_eq(lost, 0, "%lu sequences lost or duplicated", lost);
+	cr_expect_eq(dup_a, 0);
+	/* at-least-once: what A handled past its last stored cursor came
+	 * again; never more than one batch */
+	cr_expect_leq(redelivered, 256);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* --------------------------------- joining while producers run flat out */
+
+struct join_shared {
+	_Atomic int stop;
+	_Atomic uint64_t joins;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t records;
+};
+
+struct contig {
+	uint64_t got;
+	uint64_t next;
+	uint64_t errors;
+};
+
+static int check_contiguous(const shmbus_record_t *r, void *ctx)
+{
+	struct contig *c = ctx;
+	uint64_t v[5];
+	memcpy(v, r->data, sizeof(v));
+	/* payload repeats the sequence: a lapped slot shows another value */
+	for (int i = 0; i < 5; i++)
+		if (v[i] != r->seq)
+			c->errors++;
+	if (c->got > 0 && r->seq != c->next)
+		c->errors++;
+	c->next = r->seq + 1;
+	c->got++;
+	return 0;
+}
+
+Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
+{
+	const uint64_t joins = scaled(300);
+	const char *name = test_bus("join");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 40, .capacity = 64};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "J", &o, &ch), 0);
+	struct join_shared *sh = shared_alloc(sizeof(*sh));
+
+	pid_t prod = test_fork();
+	if (prod == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "J", &b);
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_YIELD};
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, &po, &p));
+		uint64_t k = 0;
+		while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+			/* batches of 4, as fast as the gate allows */
+			shmbus_claim_t cl;
+			CHECK_OK(shmbus_claim(p, 4, &cl));
+			for (uint32_t i = 0; i < 4; i++) {
+				uint64_t v[5];
+				for (int w = 0; w < 5; w++)
+					v[w] = cl.seq + i;
+				memcpy(shmbus_claim_payload(p, &cl, i), v,
+				       sizeof(v));
+			}
+			CHECK_OK(shmbus_commit(p, &cl));
+			k += 4;
+		}
+		_exit(0);
+	}
+	pid_t joiner = test_fork();
+	if (joiner == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "J", &b);
+		for (uint64_t j = 0; j < joins; j++) {
+			struct contig ct = {0};
+			shmbus_sub_opts_t so = {.name = "joiner",
+						.wait = SHMBUS_WAIT_YIELD};
+			shmbus_sub_t *s;
+			CHECK_OK(shmbus_subscribe(c, check_contiguous, &ct, &so,
+						  &s));
+			uint64_t want = 200 + (j * 7919) % 3000;
+			while (ct.got < want) {
+				if (shmbus_poll(s, 16) == 0)
+					sched_yield();
+			}
+			CHECK_OK(shmbus_sub_close(s, 0));
+			CHECK_OK(shmbus_unsubscribe(c, "joiner"));
+			atomic_fetch_add(&sh->errors, ct.errors);
+			atomic_fetch_add(&sh->records, ct.got);
+			atomic_fetch_add(&sh->joins, 1);
+			/* let the producer run ungated for a while */
+			for (int y = 0; y < (int)(j % 5); y++)
+				sched_yield();
+		}
+		_exit(0);
+	}
+	cr_expect_eq(child_status(joiner), 0);
+	atomic_store(&sh->stop, 1);
+	cr_expect_eq(child_status(prod), 0);
+	cr_expect_eq(atomic_load(&sh->joins), joins);
+	cr_expect_eq(atomic_load(&sh->errors), 0,
+		     "%lu lapped or out-of-order records after a join",
+		     atomic_load(&sh->errors));
+	cr_expect_gt(atomic_load(&sh->records), joins * 200);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* --------------------------------------------- overwrite: slow reader */
+
+#define OW_WORDS 256 /* 2 KiB: long copies, so torn reads would happen */
+
+struct ow_check {
+	uint64_t got;
+	uint64_t torn;
+	uint64_t last;
+	uint64_t disorder;
+	volatile uint64_t sink;
+};
+
+static int check_untorn(const shmbus_record_t *r, void *ctx)
+{
+	struct ow_check *c = ctx;
+	uint64_t v[OW_WORDS];
+	memcpy(v, r->data, sizeof(v));
+	for (int i = 0; i < OW_WORDS; i++)
+		if (v[i] != r->seq)
+			c->torn++;
+	if (c->got > 0 && r->seq <= c->last)
+		c->disorder++;
+	c->last = r->seq;
+	c->got++;
+	for (int i = 0; i < 200; i++) /* be slow */
+		c->sink += (uint64_t)i;
+	return 0;
+}
+
+Test(multiproc, overwrite_reader_is_lapped_and_counts_loss, .timeout = 120)
+{
+	const uint64_t n = scaled(200000);
+	const char *name = test_bus("ow");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = OW_WORDS * 8,
+				   .capacity = 4,
+				   .flags = SHMBUS_CH_OVERWRITE};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "T", &o, &ch), 0);
+	struct ow_check chk = {0};
+	shmbus_sub_opts_t so = {.name = "slow"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, check_untorn, &chk, &so, &s), 0);
+	struct {
+		_Atomic int done;
+		_Atomic uint64_t read, published;
+	} *sh = shared_alloc(sizeof(*sh));
+
+	pid_t prod = test_fork();
+	if (prod == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "T", &b);
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, NULL, &p));
+		/* at least n, and on until the reader has really competed */
+		uint64_t k = 0;
+		for (; k < n || atomic_load(&sh->read) < 2000; k++) {
+			uint64_t v[OW_WORDS];
+			for (int w = 0; w < OW_WORDS; w++)
+				v[w] = k;
+			/* never waits, even with a stalled reader */
+			CHECK_OK(shmbus_try_publish(p, v, sizeof(v), 0));
+		}
+		atomic_store(&sh->published, k);
+		atomic_store(&sh->done, 1);
+		_exit(0);
+	}
+	while (!atomic_load(&sh->done)) {
+		if (shmbus_poll(s, 32) == 0)
+			sched_yield();
+		atomic_store(&sh->read, chk.got);
+	}
+	cr_expect_eq(child_status(prod), 0);
+	while (shmbus_poll(s, 1000) > 0)
+		;
+	uint64_t published = atomic_load(&sh->published);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(chk.torn, 0, "%lu torn words handed to the handler",
+		     chk.torn);
+	cr_expect_eq(chk.disorder, 0);
+	cr_expect_gt(st.lost, 0, "the slow reader was never lapped");
+	cr_expect_eq(chk.got + st.lost, published,
+		     "delivered %lu + lost %lu != published %lu", chk.got,
+		     st.lost, published);
+	cr_expect_eq(st.cursor, published);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* ------------------------------------ single-producer lease recovery */
+
+static int count_only(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+Test(multiproc, dead_producer_lease_is_recovered, .timeout = 60)
+{
+	const char *name = test_bus("lease");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "L", &o, &ch), 0);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_only, &got, &so, &s), 0);
+	int ready[2], go[2];
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	pid_t holder = test_fork();
+	if (holder == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "L", &b);
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, NULL, &p));
+		for (uint64_t k = 0; k < 5; k++)
+			CHECK_OK(shmbus_publish(p, &k, 8, 0));
+		shmbus_claim_t cl;
+		CHECK_OK(shmbus_claim(p, 2, &cl)); /* never committed */
+		(void)!write(ready[1], "r", 1);
+		char x;
+		(void)!read(go[0], &x, 1);
+		raise(SIGKILL);
+	}
+	char x;
+	cr_assert_eq(read(ready[0], &x, 1), 1);
+	shmbus_producer_t *p;
+	cr_expect_eq(shmbus_producer_open(ch, NULL, &p), SHMBUS_EBUSY);
+	cr_expect(strstr(shmbus_errmsg(), "lease") != NULL);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_expect_eq(child_status(holder), 128 + SIGKILL);
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0, "%s",
+		     shmbus_errmsg());
+	for (uint64_t k = 0; k < 5; k++)
+		cr_assert_eq(shmbus_publish(p, &k, 8, 0), 0);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(got, 10);
+	cr_expect_eq(st.tombstones, 2, "tombstones %lu", st.tombstones);
+	cr_expect_eq(st.cursor, 12);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* ------------------------------------------- block strategy wakes up */
+
+Test(multiproc, blocked_subscriber_is_woken, .timeout = 60)
+{
+	const char *name = test_bus("block");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "B", &o, &ch), 0);
+	int ready[2];
+	cr_assert_eq(pipe(ready), 0);
+	const uint64_t bursts = 50, per = 20;
+	pid_t sub = test_fork();
+	if (sub == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "B", &b);
+		uint64_t got = 0;
+		shmbus_sub_opts_t so = {.name = "sleeper",
+					.wait = SHMBUS_WAIT_BLOCK};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_subscribe(c, count_only, &got, &so, &s));
+		(void)!write(ready[1], "r", 1);
+		while (got < bursts * per) {
+			if (shmbus_poll(s, 64) == 0 &&
+			    shmbus_sub_wait(s, 10ull * 1000000000) != 0)
+				_exit(4); /* 10 s without a wake-up */
+		}
+		_exit(0);
+	}
+	char x;
+	cr_assert_eq(read(ready[0], &x, 1), 1);
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, &po, &p), 0);
+	for (uint64_t i = 0; i < bursts; i++) {
+		for (uint64_t k = 0; k < per; k++)
+			cr_assert_eq(shmbus_publish(p, &k, 8, 0), 0);
+		sleep_us(2000); /* let the subscriber fall asleep */
+	}
+	cr_expect_eq(child_status(sub), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -1,0 +1,297 @@
+/*
+ * Opening buses and channels: names, configuration, and forged or stale
+ * shared state. Every bad input must give a clear error code, never a crash.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+static const shmbus_channel_opts_t CH = {
+	.record_size = 64, .capacity = 256, .layout_hash = 0xabc};
+
+Test(names, rejects_bad_names)
+{
+	shmbus_t *bus = NULL;
+	cr_expect_eq(shmbus_open("", NULL, &bus), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_open(NULL, NULL, &bus), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_open("a/b", NULL, &bus), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "character") != NULL, "%s",
+		  shmbus_errmsg());
+	cr_expect_eq(shmbus_open("a:b", NULL, &bus), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_open("..", NULL, &bus), SHMBUS_EINVAL);
+	char longname[64];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[63] = 0;
+	cr_expect_eq(shmbus_open(longname, NULL, &bus), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "longer") != NULL);
+	longname[SHMBUS_NAME_MAX] = 0; /* exactly the limit is fine */
+	shmbus_unlink(longname);
+	cr_assert_eq(shmbus_open(longname, NULL, &bus), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_channel_t *ch;
+	cr_expect_eq(shmbus_channel_open(bus, "x/y", &CH, &ch), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_channel_open(bus, "", &CH, &ch), SHMBUS_EINVAL);
+	shmbus_close(bus);
+	cr_expect_eq(shmbus_unlink(longname), 0);
+	cr_expect_eq(shmbus_unlink(longname), SHMBUS_ENOENT);
+	cr_expect(strcmp(shmbus_strerror(SHMBUS_EBUSY), "unknown error") != 0);
+}
+
+Test(open, create_attach_and_permissions)
+{
+	const char *name = test_bus("perm");
+	shmbus_t *a, *b;
+	cr_assert_eq(shmbus_open(name, NULL, &a), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_open(name, NULL, &b), 0, "%s", shmbus_errmsg());
+	cr_expect_eq(shmbus_epoch(a), shmbus_epoch(b));
+	cr_expect_neq(shmbus_epoch(a), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm/shmbus.%s", name);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	shmbus_opts_t excl = {.flags = SHMBUS_OPEN_CREATE | SHMBUS_OPEN_EXCL};
+	shmbus_t *c;
+	cr_expect_eq(shmbus_open(name, &excl, &c), SHMBUS_EEXIST);
+	shmbus_close(b);
+	shmbus_close(a);
+	uint64_t old_epoch;
+	cr_assert_eq(shmbus_open(name, NULL, &a), 0);
+	old_epoch = shmbus_epoch(a);
+	shmbus_close(a);
+	cr_assert_eq(shmbus_unlink(name), 0);
+	/* attach-only open of a missing bus */
+	shmbus_opts_t attach = {.flags = SHMBUS_OPEN_NO_PREFAULT};
+	cr_expect_eq(shmbus_open(name, &attach, &a), SHMBUS_ENOENT);
+	/* a re-created bus has a new epoch */
+	cr_assert_eq(shmbus_open(name, NULL, &a), 0);
+	cr_expect_neq(shmbus_epoch(a), old_epoch);
+	shmbus_close(a);
+	shmbus_unlink(name);
+}
+
+Test(open, channel_config_checked)
+{
+	const char *name = test_bus("cfg");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_t *ch, *ch2;
+	shmbus_channel_opts_t o = CH;
+	o.capacity = 100;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "power of two") != NULL);
+	o = CH;
+	o.record_size = 0;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	o = CH;
+	o.flags = SHMBUS_CH_OVERWRITE | SHMBUS_CH_MULTI_PRODUCER;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	o = CH;
+	o.stall_policy = SHMBUS_STALL_EVICT;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_ENOTSUP);
+
+	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0, "%s",
+		     shmbus_errmsg());
+	o = CH;
+	o.record_size = 32;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch2), SHMBUS_EEXIST);
+	cr_expect(strstr(shmbus_errmsg(), "record_size") != NULL, "%s",
+		  shmbus_errmsg());
+	o = CH;
+	o.layout_hash = 0xabd;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch2), SHMBUS_EEXIST);
+	cr_expect(strstr(shmbus_errmsg(), "layout_hash") != NULL);
+	/* attach without declaring: whatever exists */
+	cr_assert_eq(shmbus_channel_open(bus, "C", NULL, &ch2), 0);
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch2, &info), 0);
+	cr_expect_eq(info.record_size, 64);
+	cr_expect_eq(info.capacity, 256);
+	cr_expect_eq(info.slot_size, 96);
+	cr_expect_eq(info.layout_hash, 0xabc);
+	shmbus_close(bus);
+
+	/* attach-only of a channel nobody creates: bounded wait, ENOENT */
+	shmbus_opts_t quick = {.open_timeout_ms = 50};
+	cr_assert_eq(shmbus_open(name, &quick, &bus), 0);
+	cr_expect_eq(shmbus_channel_open(bus, "Nope", NULL, &ch),
+		     SHMBUS_ENOENT);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(open, full_tables)
+{
+	const char *name = test_bus("full");
+	shmbus_opts_t bo = {.max_channels = 2};
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, &bo, &bus), 0);
+	shmbus_channel_t *a, *b, *c;
+	cr_assert_eq(shmbus_channel_open(bus, "A", &CH, &a), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "B", &CH, &b), 0);
+	cr_expect_eq(shmbus_channel_open(bus, "C", &CH, &c), SHMBUS_EFULL);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* Map the bus object directly, to forge its state. */
+static void *map_object(const char *obj, size_t *size)
+{
+	int fd = shm_open(obj, O_RDWR, 0);
+	cr_assert(fd >= 0);
+	struct stat st;
+	fstat(fd, &st);
+	*size = (size_t)st.st_size;
+	void *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert(p != MAP_FAILED);
+	return p;
+}
+
+static int reopen(const char *name)
+{
+	shmbus_opts_t o = {.open_timeout_ms = 100};
+	shmbus_t *bus = NULL;
+	int rc = shmbus_open(name, &o, &bus);
+	if (rc == 0)
+		shmbus_close(bus);
+	return rc;
+}
+
+Test(forged, bus_superblock)
+{
+	const char *name = test_bus("forge");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_close(bus);
+	char obj[128];
+	snprintf(obj, sizeof(obj), "/shmbus.%s", name);
+	size_t size;
+	struct sb_superblock *sb = map_object(obj, &size);
+
+	sb->magic ^= 1;
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	sb->magic ^= 1;
+
+	sb->abi_version = 99;
+	cr_expect_eq(reopen(name), SHMBUS_EVERSION);
+	cr_expect(strstr(shmbus_errmsg(), "ABI version 99") != NULL);
+	sb->abi_version = SHMBUS_ABI_VERSION;
+
+	sb->participant_size = 64;
+	cr_expect_eq(reopen(name), SHMBUS_EVERSION);
+	sb->participant_size = sizeof(struct sb_participant);
+
+	sb->max_channels = 1u << 30;
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	sb->max_channels = 256;
+
+	sb->participant_table_off += 8;
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	sb->participant_table_off -= 8;
+
+	sb->state = 7;
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	/* a creator that died half-way: never becomes ready */
+	sb->state = OBJ_BUILDING;
+	cr_expect_eq(reopen(name), SHMBUS_ETIMEDOUT);
+	cr_expect(strstr(shmbus_errmsg(), "shmbus destroy") != NULL);
+	sb->state = OBJ_READY;
+	cr_expect_eq(reopen(name), 0, "%s", shmbus_errmsg());
+	munmap(sb, size);
+
+	/* truncated object */
+	int fd = shm_open(obj, O_RDWR, 0);
+	cr_assert_eq(ftruncate(fd, 4096), 0);
+	close(fd);
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	fd = shm_open(obj, O_RDWR, 0);
+	cr_assert_eq(ftruncate(fd, 16), 0); /* shorter than a superblock */
+	close(fd);
+	cr_expect_eq(reopen(name), SHMBUS_ETIMEDOUT);
+	shmbus_unlink(name);
+}
+
+Test(forged, channel_header)
+{
+	const char *name = test_bus("forgech");
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0);
+	shmbus_channel_close(ch);
+	char obj[128];
+	snprintf(obj, sizeof(obj), "/shmbus.%s:C", name);
+	size_t size;
+	struct ch_header *h = map_object(obj, &size);
+
+	struct {
+		void *field;
+		size_t len;
+		uint64_t bad;
+		int want;
+	} cases[] = {
+		{&h->magic, 8, 1, SHMBUS_ECORRUPT},
+		{&h->abi_version, 4, 2, SHMBUS_EVERSION},
+		{&h->bus_epoch, 8, 5, SHMBUS_ECORRUPT},
+		{&h->capacity, 4, 100, SHMBUS_ECORRUPT},
+		{&h->capacity, 4, 512, SHMBUS_ECORRUPT},
+		{&h->slot_size, 4, 7, SHMBUS_ECORRUPT},
+		{&h->record_size, 4, 1u << 30, SHMBUS_ECORRUPT},
+		{&h->slots_off, 8, 1ull << 40, SHMBUS_ECORRUPT},
+		{&h->subscribers_off, 8, 8, SHMBUS_ECORRUPT},
+		{&h->max_subscribers, 4, 0, SHMBUS_ECORRUPT},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t saved = 0;
+		memcpy(&saved, cases[i].field, cases[i].len);
+		memcpy(cases[i].field, &cases[i].bad, cases[i].len);
+		int rc = shmbus_channel_open(bus, "C", NULL, &ch);
+		cr_expect_eq(rc, cases[i].want, "case %zu: rc %d (%s)", i, rc,
+			     shmbus_errmsg());
+		if (rc == 0)
+			shmbus_channel_close(ch);
+		memcpy(cases[i].field, &saved, cases[i].len);
+	}
+	cr_assert_eq(shmbus_channel_open(bus, "C", NULL, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_channel_close(ch);
+	munmap(h, size);
+
+	/* truncated channel object */
+	int fd = shm_open(obj, O_RDWR, 0);
+	cr_assert_eq(ftruncate(fd, 8192), 0);
+	close(fd);
+	cr_expect_eq(shmbus_channel_open(bus, "C", NULL, &ch), SHMBUS_ECORRUPT);
+	/* removed behind the bus's back */
+	shm_unlink(obj);
+	cr_expect_eq(shmbus_channel_open(bus, "C", NULL, &ch), SHMBUS_ECORRUPT);
+	cr_expect(strstr(shmbus_errmsg(), "gone") != NULL, "%s",
+		  shmbus_errmsg());
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(forged, stale_channel_object_replaced)
+{
+	/* An object left by an earlier bus of the same name is replaced, not
+	 * attached: its sequences belong to another epoch. */
+	const char *name = test_bus("stale");
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0);
+	shmbus_close(bus);
+	char obj[128];
+	snprintf(obj, sizeof(obj), "/shmbus.%s", name);
+	shm_unlink(obj); /* bus gone, channel object left behind */
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -1,0 +1,295 @@
+/*
+ * Sequencing in one process: claim/commit, batches, back-pressure, wrap of
+ * the 64-bit sequence, uncommitted slots, durable names, leases.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+struct seen {
+	uint64_t n;
+	uint64_t next;	    /* expected payload counter */
+	uint64_t first_seq; /* sequence of the first record */
+	uint64_t last_seq;
+	int bad;
+	uint64_t keys;
+};
+
+static int check_counter(const shmbus_record_t *r, void *ctx)
+{
+	struct seen *s = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, sizeof(v));
+	if (s->n == 0)
+		s->first_seq = r->seq;
+	else if (r->seq != s->last_seq + 1)
+		s->bad++;
+	if (v != s->next)
+		s->bad++;
+	s->keys += r->key;
+	s->next = v + 1;
+	s->last_seq = r->seq;
+	s->n++;
+	return 0;
+}
+
+struct fixture {
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	const char *name;
+};
+
+static struct fixture setup(const char *tag, uint32_t cap, uint32_t flags)
+{
+	struct fixture f;
+	f.name = test_bus(tag);
+	cr_assert_eq(shmbus_open(f.name, NULL, &f.bus), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_channel_opts_t o = {
+		.record_size = 40, .capacity = cap, .flags = flags};
+	cr_assert_eq(shmbus_channel_open(f.bus, "C", &o, &f.ch), 0, "%s",
+		     shmbus_errmsg());
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	shmbus_close(f->bus);
+	shmbus_unlink(f->name);
+}
+
+static void publish_counter(shmbus_producer_t *p, uint64_t v)
+{
+	cr_assert_eq(shmbus_publish(p, &v, sizeof(v), v), 0);
+}
+
+Test(ring, publish_poll_and_batches)
+{
+	struct fixture f = setup("pp", 64, 0);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "s", .batch = 7};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	uint64_t v = 0;
+	for (int round = 0; round < 100; round++) {
+		/* a batch claim of up to 40 slots, zero-copy */
+		uint32_t n = 1 + (uint32_t)(round % 40);
+		shmbus_claim_t c;
+		cr_assert_eq(shmbus_claim(p, n, &c), 0);
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = v++;
+			memcpy(shmbus_claim_payload(p, &c, i), &x, 8);
+			shmbus_claim_set(p, &c, i, 8, 1);
+		}
+		cr_assert_eq(shmbus_commit(p, &c), 0);
+		while (shmbus_poll(s, 1000) > 0)
+			;
+	}
+	cr_expect_eq(seen.n, v);
+	cr_expect_eq(seen.bad, 0);
+	cr_expect_eq(seen.keys, v);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.cursor, v);
+	cr_expect_eq(st.delivered, v);
+	/* oversize and zero-slot claims are refused */
+	char big[41] = {0};
+	cr_expect_eq(shmbus_publish(p, big, sizeof(big), 0), SHMBUS_EINVAL);
+	shmbus_claim_t c;
+	cr_expect_eq(shmbus_claim(p, 0, &c), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_claim(p, 65, &c), SHMBUS_EINVAL);
+	teardown(&f);
+}
+
+Test(ring, backpressure_refuses_then_resumes)
+{
+	struct fixture f = setup("bp", 16, 0);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "slow"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	uint64_t v = 0;
+	for (; v < 16; v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), SHMBUS_EAGAIN);
+	cr_expect_eq(shmbus_poll(s, 5), 5);
+	for (int i = 0; i < 5; i++, v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), SHMBUS_EAGAIN);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_expect_eq(seen.n, 21);
+	cr_expect_eq(seen.bad, 0);
+	/* wait with a timeout on an empty ring */
+	cr_expect_eq(shmbus_sub_wait(s, 1000000), SHMBUS_EAGAIN);
+	teardown(&f);
+}
+
+Test(ring, sequence_wraps_at_2_pow_64)
+{
+	struct fixture f = setup("wrap", 32, 0);
+	/* Forge a claim sequence just below 2^64, before anyone joins. */
+	struct ch_header *h = (struct ch_header *)f.ch->hdr;
+	atomic_store(&h->claim, UINT64_MAX - 40);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "w"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 200; v++) {
+		while (shmbus_try_publish(p, &v, 8, 0) == SHMBUS_EAGAIN)
+			shmbus_poll(s, 10);
+	}
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_expect_eq(seen.n, 200);
+	cr_expect_eq(seen.bad, 0, "bad %d", seen.bad);
+	cr_expect_eq(seen.first_seq, UINT64_MAX - 40);
+	cr_expect_eq(seen.last_seq, 200 - 41 - 1);
+	teardown(&f);
+}
+
+Test(ring, uncommitted_slot_holds_readers_in_order)
+{
+	struct fixture f = setup("mp", 64, SHMBUS_CH_MULTI_PRODUCER);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *a, *b;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &a), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &b), 0);
+	shmbus_claim_t ca;
+	cr_assert_eq(shmbus_claim(a, 1, &ca), 0); /* seq 0, not committed */
+	publish_counter(b, 1);			  /* seq 1, committed */
+	cr_expect_eq(shmbus_poll(s, 10), 0, "read past an uncommitted slot");
+	uint64_t zero = 0;
+	memcpy(shmbus_claim_payload(a, &ca, 0), &zero, 8);
+	cr_assert_eq(shmbus_commit(a, &ca), 0);
+	cr_expect_eq(shmbus_poll(s, 10), 2);
+	cr_expect_eq(seen.bad, 0);
+	/* the uncommitted marker named its claimant */
+	teardown(&f);
+}
+
+Test(ring, mp_try_claim_leaves_no_hole)
+{
+	struct fixture f = setup("mptry", 8, SHMBUS_CH_MULTI_PRODUCER);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *a;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &a), 0);
+	uint64_t v = 0;
+	for (; v < 8; v++)
+		cr_assert_eq(shmbus_try_publish(a, &v, 8, 0), 0);
+	for (int i = 0; i < 10; i++)
+		cr_expect_eq(shmbus_try_publish(a, &v, 8, 0), SHMBUS_EAGAIN);
+	shmbus_channel_info_t info;
+	shmbus_channel_get_info(f.ch, &info);
+	cr_expect_eq(info.claimed, 8, "a refused try_claim moved the claim");
+	while (shmbus_poll(s, 100) > 0)
+		;
+	for (; v < 12; v++)
+		cr_assert_eq(shmbus_try_publish(a, &v, 8, 0), 0);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_expect_eq(seen.n, 12);
+	cr_expect_eq(seen.bad, 0);
+	teardown(&f);
+}
+
+Test(ring, durable_names_resume_and_unsubscribe)
+{
+	struct fixture f = setup("dur", 16, 0);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "d"};
+	shmbus_sub_t *s, *s2;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_expect_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s2),
+		     SHMBUS_EBUSY);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	uint64_t v = 0;
+	for (; v < 5; v++)
+		publish_counter(p, v);
+	cr_expect_eq(shmbus_poll(s, 3), 3);
+	cr_assert_eq(shmbus_sub_close(s, 0), 0);
+	/* closed but durable: it still gates the producer */
+	for (; v < 5 + 14; v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0, "v=%lu", v);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), SHMBUS_EAGAIN);
+	cr_expect_eq(shmbus_unsubscribe(f.ch, "nobody"), SHMBUS_ENOENT);
+	/* resume where it stopped: records 3.. */
+	seen.next = 3;
+	seen.n = 1;
+	seen.last_seq = 2;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_expect_eq(shmbus_unsubscribe(f.ch, "d"), SHMBUS_EBUSY);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_expect_eq(seen.n, 1 + 16);
+	cr_expect_eq(seen.bad, 0);
+	cr_assert_eq(shmbus_sub_close(s, 1), 0);
+	cr_expect_eq(shmbus_unsubscribe(f.ch, "d"), 0);
+	/* nobody gates now: the producer runs free */
+	for (int i = 0; i < 100; i++, v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	teardown(&f);
+}
+
+Test(ring, subscriber_table_full)
+{
+	const char *name = test_bus("subfull");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {
+		.record_size = 8, .capacity = 8, .max_subscribers = 2};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "C", &o, &ch), 0);
+	struct seen seen = {0};
+	shmbus_sub_t *a, *b, *c;
+	shmbus_sub_opts_t so = {.name = "a"};
+	cr_assert_eq(shmbus_subscribe(ch, check_counter, &seen, &so, &a), 0);
+	so.name = "b";
+	cr_assert_eq(shmbus_subscribe(ch, check_counter, &seen, &so, &b), 0);
+	so.name = "c";
+	cr_expect_eq(shmbus_subscribe(ch, check_counter, &seen, &so, &c),
+		     SHMBUS_EFULL);
+	so.name = "bad/name";
+	cr_expect_eq(shmbus_subscribe(ch, check_counter, &seen, &so, &c),
+		     SHMBUS_EINVAL);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(ring, corrupt_length_is_bounded)
+{
+	struct fixture f = setup("len", 16, 0);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	shmbus_claim_t c;
+	cr_assert_eq(shmbus_claim(p, 1, &c), 0);
+	uint64_t zero = 0;
+	memcpy(shmbus_claim_payload(p, &c, 0), &zero, 8);
+	/* a hostile length in the header */
+	struct slot_header *h =
+		(struct slot_header *)shmbus_claim_payload(p, &c, 0) - 1;
+	h->len_flags = 0x00ffffff;
+	cr_assert_eq(shmbus_commit(p, &c), 0);
+	cr_expect_eq(shmbus_poll(s, 10), 1);
+	cr_expect_eq(seen.n, 1);
+	teardown(&f);
+}
