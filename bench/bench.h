@@ -18,13 +18,6 @@
 
 #include "hist.h"
 
-/* The library is renaming these two calls; build on either side of it
- * (bench/CMakeLists.txt looks at the header). Remove after the rename. */
-#ifdef SHMBUS_BENCH_OLD_NAMES
-#define shmbus_channel_get_info shmbus_channel_info
-#define shmbus_sub_get_stats shmbus_sub_stats
-#endif
-
 #define BENCH_MAX_PROCS 8
 #define BENCH_MAX_CPUS 64
 #define BENCH_CACHELINE 64
