@@ -391,11 +391,55 @@ int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 
 void bus_participant_release(shmbus_t *bus, uint32_t id)
 {
-	if (id == 0 || id >= bus->max_participants ||
-	    !bit_get(bus->held_parts, id))
+	if (id == 0 || id >= bus->max_participants)
 		return;
-	atomic_store_explicit(&bus->parts[id].state, PART_FREE,
-			      memory_order_release);
-	shm_unlock_byte(bus->map.fd, (off_t)id);
-	bit_set(bus->held_parts, id, false);
+	/* the bus lock also orders this process's threads on held_parts */
+	int locked = bus_lock(bus) == 0;
+	if (bit_get(bus->held_parts, id)) {
+		atomic_store_explicit(&bus->parts[id].state, PART_FREE,
+				      memory_order_release);
+		shm_unlock_byte(bus->map.fd, (off_t)id);
+		bit_set(bus->held_parts, id, false);
+	}
+	if (locked)
+		bus_unlock(bus);
+}
+
+int shmbus_live_participants(shmbus_t *bus)
+{
+	int live = 0;
+	for (uint32_t i = 1; i < bus->max_participants; i++) {
+		if (atomic_load_explicit(&bus->parts[i].state,
+					 memory_order_acquire) == PART_FREE)
+			continue;
+		if (!bit_get(bus->held_parts, i) &&
+		    shm_byte_held(bus->map.fd, (off_t)i))
+			live++;
+	}
+	return live;
+}
+
+int shmbus_destroy(const char *name, int force)
+{
+	shmbus_opts_t o = {.flags = SHMBUS_OPEN_NO_PREFAULT,
+			   .open_timeout_ms = 200};
+	shmbus_t *bus;
+	int rc = shmbus_open(name, &o, &bus);
+	if (rc == SHMBUS_ENOENT)
+		return shmbus_unlink(name) == 0 ? 0 : rc;
+	if (rc && !force)
+		return shmbus_adderr(rc, "bus '%s' cannot be checked for live "
+				     "users (use --force to remove it anyway)",
+				     name);
+	if (rc == 0) {
+		int live = shmbus_live_participants(bus);
+		shmbus_close(bus);
+		if (live > 0 && !force)
+			return shmbus_seterr(SHMBUS_EBUSY,
+					     "bus '%s' has %d live "
+					     "participant(s); stop them first "
+					     "or use --force",
+					     name, live);
+	}
+	return shmbus_unlink(name);
 }

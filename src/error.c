@@ -5,7 +5,9 @@
 #include <string.h>
 
 /* A message longer than the buffer is cut short on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define ERRMSG_MAX 512
 

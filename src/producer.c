@@ -301,7 +301,20 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->wait = wait;
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
-	int rc;
+	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
+				      &p->part);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	/* The bus lock orders this process's threads on the lease flag and
+	 * the handle list; the kernel lock orders processes. */
+	rc = bus_lock(ch->bus);
+	if (rc) {
+		bus_participant_release(ch->bus, p->part);
+		free(p);
+		return rc;
+	}
 	if (!p->multi) {
 		rc = ch->lease_held ? SHMBUS_EBUSY
 				    : shm_lock_byte(ch->map.fd, LEASE_LOCK_BYTE);
@@ -311,35 +324,30 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 					   "and a live process holds its "
 					   "producer lease",
 					   ch->name);
-		if (rc) {
-			free(p);
-			return rc;
+		if (rc == 0) {
+			ch->lease_held = true;
+			repair_single(p);
 		}
-		ch->lease_held = true;
-	}
-	rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
-				  &p->part);
-	if (rc) {
-		if (!p->multi) {
-			shm_unlock_byte(ch->map.fd, LEASE_LOCK_BYTE);
-			ch->lease_held = false;
-		}
-		free(p);
-		return rc;
-	}
-	if (!p->multi)
-		repair_single(p);
-	else
+	} else {
 		p->gate = atomic_load_explicit(&ch->hdr->claim,
 					       memory_order_relaxed) -
 			  ch->capacity;
+	}
+	if (rc == 0) {
+		p->next = ch->producers;
+		ch->producers = p;
+	}
+	bus_unlock(ch->bus);
+	if (rc) {
+		bus_participant_release(ch->bus, p->part);
+		free(p);
+		return rc;
+	}
 	if (wait == SHMBUS_WAIT_BLOCK) {
 		atomic_fetch_add_explicit(&ch->hdr->space_sleepers, 1,
 					  memory_order_seq_cst);
 		p->sleeper = true;
 	}
-	p->next = ch->producers;
-	ch->producers = p;
 	*out = p;
 	return 0;
 }
@@ -349,18 +357,21 @@ void shmbus_producer_close(shmbus_producer_t *p)
 	if (p == NULL)
 		return;
 	shmbus_channel_t *ch = p->ch;
+	if (p->sleeper)
+		atomic_fetch_sub_explicit(&ch->hdr->space_sleepers, 1,
+					  memory_order_relaxed);
+	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_producer_t **pp = &ch->producers; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
 			break;
 		}
-	if (p->sleeper)
-		atomic_fetch_sub_explicit(&ch->hdr->space_sleepers, 1,
-					  memory_order_relaxed);
 	if (!p->multi) {
 		shm_unlock_byte(ch->map.fd, LEASE_LOCK_BYTE);
 		ch->lease_held = false;
 	}
+	if (locked)
+		bus_unlock(ch->bus);
 	bus_participant_release(ch->bus, p->part);
 	free(p);
 }

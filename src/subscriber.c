@@ -388,6 +388,9 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		s->ent = &ch->subs[row];
 		s->ent->participant = s->part;
 		s->ent->wait = s->wait;
+		/* the bus lock also orders this process's threads */
+		s->next = ch->subscribers;
+		ch->subscribers = s;
 	}
 	bus_unlock(ch->bus);
 	if (rc)
@@ -399,8 +402,6 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 					  memory_order_seq_cst);
 		s->sleeper = true;
 	}
-	s->next = ch->subscribers;
-	ch->subscribers = s;
 	*out = s;
 	return 0;
 fail_part:
@@ -419,15 +420,18 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;
+	if (s->sleeper)
+		atomic_fetch_sub_explicit(&ch->hdr->data_sleepers, 1,
+					  memory_order_relaxed);
+	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_sub_t **pp = &ch->subscribers; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
-	if (s->sleeper)
-		atomic_fetch_sub_explicit(&ch->hdr->data_sleepers, 1,
-					  memory_order_relaxed);
 	drop_row(ch, s->index);
+	if (locked)
+		bus_unlock(ch->bus);
 	bus_participant_release(ch->bus, s->part);
 	free(s->copy);
 	free(s);

@@ -103,6 +103,13 @@ SHMBUS_API void shmbus_close(shmbus_t *bus);
 /* Remove the bus and all its channels from /dev/shm. Mapped users keep
  * working on the old memory; new opens create a new bus (a new epoch). */
 SHMBUS_API int shmbus_unlink(const char *name);
+/* shmbus_unlink, refused with SHMBUS_EBUSY while live processes hold
+ * participants of the bus (as the kernel reports), unless force. A bus that
+ * fails validation is removed only with force. */
+SHMBUS_API int shmbus_destroy(const char *name, int force);
+/* Participants of the bus held by live processes, other than this handle's
+ * (the kernel's locks tell; pids are only shown as hints by tools). */
+SHMBUS_API int shmbus_live_participants(shmbus_t *bus);
 
 SHMBUS_API uint64_t shmbus_epoch(const shmbus_t *bus);
 /* The bus clock: CLOCK_MONOTONIC in nanoseconds (the time base of every
