@@ -45,6 +45,13 @@ struct iox_end {
 	iox_ws_t ws;
 };
 
+/* The runtime leaves its socket and lock file in /tmp under this name, so
+ * the parent must be able to name them to remove them. */
+static void runtime_name(char *buf, size_t len, pid_t parent, int idx)
+{
+	snprintf(buf, len, "shmbus-bench-%d-%d", (int)parent, idx);
+}
+
 static bool log_says_ready(void)
 {
 	char buf[8192];
@@ -102,12 +109,20 @@ static void iox_finish(struct run *r)
 	}
 	roudi = -1;
 	unlink(roudi_log);
+	for (int i = 0; i < 2; i++) {
+		char name[64], path[128];
+		runtime_name(name, sizeof(name), getpid(), i);
+		snprintf(path, sizeof(path), "/tmp/%s", name);
+		unlink(path);
+		snprintf(path, sizeof(path), "/tmp/%s.lock", name);
+		unlink(path);
+	}
 }
 
 static int iox_open_end(struct run *r, int idx, void **h)
 {
 	char name[64];
-	snprintf(name, sizeof(name), "shmbus-bench-%d", (int)getpid());
+	runtime_name(name, sizeof(name), getppid(), idx);
 	iox_set_loglevel(Iceoryx_LogLevel_Warn); /* not its debug chatter */
 	iox_runtime_init(name);
 	struct iox_end *e = calloc(1, sizeof(*e));

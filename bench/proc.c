@@ -162,7 +162,10 @@ static void child_main(struct run *r, int idx, pid_t parent, child_fn fn)
 	int rc = fn(r, idx);
 	if (rc == 0 && r->ctl->res[idx].failed)
 		rc = 1;
-	_exit(rc ? 1 : 0);
+	/* exit, not _exit: libraries deregister in their destructors (an
+	 * iceoryx runtime that does not makes RouDi abort at shutdown); our
+	 * stdio buffers were flushed before fork */
+	exit(rc ? 1 : 0);
 }
 
 static void kill_all(pid_t *pids, const bool *live, int n)
