@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "registry.h"
 #include "wait.h"
 
 #define DEFAULT_MAX_CHANNELS 256u
@@ -274,9 +275,16 @@ int shmbus_open(const char *name, const shmbus_opts_t *opts, shmbus_t **out)
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "participant bitmap");
 		goto fail;
 	}
+	rc = registry_new(&bus->registry);
+	if (rc == 0)
+		rc = registry_bind_static(bus->registry);
+	if (rc)
+		goto fail;
 	*out = bus;
 	return 0;
 fail:
+	registry_free(bus->registry);
+	free(bus->held_parts);
 	shm_unmap(&bus->map);
 	free(bus);
 	return rc;
@@ -291,9 +299,28 @@ void shmbus_close(shmbus_t *bus)
 	for (uint32_t i = 0; i < bus->max_participants; i++)
 		if (bit_get(bus->held_parts, i))
 			bus_participant_release(bus, i);
+	registry_free(bus->registry);
 	shm_unmap(&bus->map);
 	free(bus->held_parts);
 	free(bus);
+}
+
+int shmbus_handler_add(shmbus_t *bus, const char *channel,
+		       shmbus_handler_fn fn, void *ctx)
+{
+	if (bus == NULL || fn == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "bus and fn are required");
+	int rc = shm_name_check(channel, "channel name");
+	return rc ? rc : registry_add(bus->registry, channel, fn, ctx);
+}
+
+int shmbus_handler_remove(shmbus_t *bus, const char *channel,
+			  shmbus_handler_fn fn, void *ctx)
+{
+	if (bus == NULL || fn == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "bus and fn are required");
+	int rc = shm_name_check(channel, "channel name");
+	return rc ? rc : registry_remove(bus->registry, channel, fn, ctx);
 }
 
 int shmbus_unlink(const char *name)

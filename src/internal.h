@@ -27,6 +27,7 @@ struct shmbus {
 	int numa_node; /* -1: none */
 	char name[SHMBUS_NAME_BYTES];
 	uint8_t *held_parts; /* participant bytes this handle's fd holds */
+	struct registry *registry; /* process-local handlers */
 	shmbus_channel_t *channels;
 };
 

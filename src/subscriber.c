@@ -25,6 +25,8 @@
  * a lapped reader skips to the oldest intact record and counts the loss.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@
 #include "copy.h"
 #include "error.h"
 #include "internal.h"
+#include "registry.h"
 #include "wait.h"
 
 #define DEFAULT_BATCH 256u
@@ -50,8 +53,12 @@ struct shmbus_sub {
 	uint32_t part;
 	bool overwrite;
 	bool sleeper; /* counted in hdr->data_sleepers */
+	bool registry; /* fn is registry_dispatch: batches are RCU sections */
 	shmbus_sub_stats_t stats;
 	uint8_t *copy; /* overwrite: private copy of one payload */
+	pthread_t thread; /* shmbus_sub_start */
+	bool running;
+	atomic_bool stop;
 };
 
 static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
@@ -204,7 +211,12 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
-	return s->overwrite ? poll_copy(s, max) : poll_inplace(s, max);
+	if (s->registry)
+		registry_read_lock();
+	int n = s->overwrite ? poll_copy(s, max) : poll_inplace(s, max);
+	if (s->registry)
+		registry_read_unlock();
+	return n;
 }
 
 static bool available(shmbus_sub_t *s)
@@ -239,6 +251,55 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 		if (waiter_idle(&w, &s->hdr->data_ec, snap))
 			return SHMBUS_EAGAIN;
 	}
+}
+
+#define DISPATCH_WAIT_NS 10000000ull /* re-check the stop flag: 10 ms */
+
+static void *dispatcher(void *arg)
+{
+	shmbus_sub_t *s = arg;
+	/* relaxed: a flag; the join in shmbus_sub_stop orders the rest */
+	while (!atomic_load_explicit(&s->stop, memory_order_relaxed))
+		if (shmbus_poll(s, s->batch) == 0)
+			shmbus_sub_wait(s, DISPATCH_WAIT_NS);
+	return NULL;
+}
+
+int shmbus_sub_start(shmbus_sub_t *s, int cpu)
+{
+	if (s == NULL || s->running)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "no subscriber, or already started");
+	atomic_store(&s->stop, false);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		if (cpu >= CPU_SETSIZE) {
+			pthread_attr_destroy(&attr);
+			return shmbus_seterr(SHMBUS_EINVAL, "cpu %d", cpu);
+		}
+		CPU_SET(cpu, &set);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	int err = pthread_create(&s->thread, &attr, dispatcher, s);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return shmbus_seterr_sys(SHMBUS_ESYS, err,
+					 "dispatcher thread (cpu %d)", cpu);
+	s->running = true;
+	return 0;
+}
+
+int shmbus_sub_stop(shmbus_sub_t *s)
+{
+	if (s == NULL || !s->running)
+		return shmbus_seterr(SHMBUS_EINVAL, "no dispatcher running");
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	s->running = false;
+	return 0;
 }
 
 void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
@@ -312,10 +373,9 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		     const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
 {
-	if (ch == NULL || fn == NULL || opts == NULL || out == NULL)
+	if (ch == NULL || opts == NULL || out == NULL)
 		return shmbus_seterr(SHMBUS_EINVAL,
-				     "channel, handler, opts and out are "
-				     "required");
+				     "channel, opts and out are required");
 	*out = NULL;
 	int rc = shm_name_check(opts->name, "subscriber name");
 	if (rc)
@@ -331,6 +391,17 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	s->hdr = ch->hdr;
 	s->fn = fn;
 	s->ctx = ctx;
+	if (fn == NULL) {
+		struct registry_node *node;
+		rc = registry_node(ch->bus->registry, ch->name, &node);
+		if (rc) {
+			free(s);
+			return rc;
+		}
+		s->fn = registry_dispatch;
+		s->ctx = node;
+		s->registry = true;
+	}
 	s->wait = opts->wait;
 	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
 	s->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
@@ -417,6 +488,8 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (s == NULL)
 		return SHMBUS_EINVAL;
 	shmbus_channel_t *ch = s->ch;
+	if (s->running)
+		shmbus_sub_stop(s);
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;

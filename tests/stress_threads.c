@@ -53,20 +53,33 @@ static int on_record(const shmbus_record_t *r, void *ctx)
 	return 0;
 }
 
+static struct order orders[NSUB];
+
+static int noop(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+
+/* Subscriber 0 has its own handler; subscriber 1 dispatches through the
+ * registry, whose handler set main() churns while records flow. */
 static void *subscriber(void *arg)
 {
+	long i = (long)(intptr_t)arg;
 	char name[16];
-	snprintf(name, sizeof(name), "s%ld", (long)(intptr_t)arg);
-	struct order o = {{0}, 0};
+	snprintf(name, sizeof(name), "s%ld", i);
+	struct order *o = &orders[i];
 	shmbus_sub_opts_t so = {.name = name, .wait = SHMBUS_WAIT_BLOCK};
 	shmbus_sub_t *s;
-	if (shmbus_subscribe(mp_ch, on_record, &o, &so, &s) != 0) {
+	if (shmbus_subscribe(mp_ch, i == 1 ? NULL : on_record,
+			     i == 1 ? NULL : o, &so, &s) != 0) {
 		fail(shmbus_errmsg(), 0, 0);
 		atomic_fetch_add(&joined, 1);
 		return NULL;
 	}
 	atomic_fetch_add(&joined, 1);
-	while (o.got < NPROD * per_producer)
+	while (o->got < NPROD * per_producer)
 		if (shmbus_poll(s, 256) == 0)
 			shmbus_sub_wait(s, 0);
 	return NULL;
@@ -176,6 +189,10 @@ int main(void)
 		fprintf(stderr, "channel: %s\n", shmbus_errmsg());
 		return 1;
 	}
+	if (shmbus_handler_add(bus, "mp", on_record, &orders[1]) != 0) {
+		fprintf(stderr, "handler: %s\n", shmbus_errmsg());
+		return 1;
+	}
 	pthread_t t[NSUB + NPROD + 2];
 	for (long i = 0; i < NSUB; i++)
 		pthread_create(&t[i], NULL, subscriber, (void *)(intptr_t)i);
@@ -186,6 +203,11 @@ int main(void)
 			       (void *)(intptr_t)i);
 	pthread_create(&t[NSUB + NPROD], NULL, ow_reader, NULL);
 	pthread_create(&t[NSUB + NPROD + 1], NULL, ow_producer, NULL);
+	/* churn the registry while subscriber 1 dispatches through it */
+	for (int k = 0; k < 200; k++) {
+		shmbus_handler_add(bus, "mp", noop, NULL);
+		shmbus_handler_remove(bus, "mp", noop, NULL);
+	}
 	for (int i = 0; i < NSUB + NPROD + 2; i++)
 		pthread_join(t[i], NULL);
 	shmbus_close(bus);

@@ -260,7 +260,8 @@ typedef struct shmbus_sub_opts {
 } shmbus_sub_opts_t;
 
 /*
- * Subscribe handler to a channel under a durable name. A name seen before
+ * Subscribe handler to a channel under a durable name (fn NULL: the
+ * registry's handlers for this channel). A name seen before
  * resumes at its cursor (nothing lost, nothing skipped under the block
  * policy); a new name joins at the next record to be published. The name is
  * held by the kernel for this process: a second live subscriber with the
@@ -270,6 +271,45 @@ SHMBUS_API int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn,
 				void *ctx, const shmbus_sub_opts_t *opts,
 				shmbus_sub_t **out);
 
+/* ------------------------------------------------- handler registry */
+
+/*
+ * The process-local registry: channel name -> handlers, like the seed event
+ * bus's registerHandler. A subscriber opened with fn == NULL dispatches each
+ * record to every handler registered for its channel on its bus handle,
+ * looked up without a lock (liburcu's rculfhash); handlers may be added and
+ * removed while dispatch runs, but not from inside a handler.
+ */
+SHMBUS_API int shmbus_handler_add(shmbus_t *bus, const char *channel,
+				  shmbus_handler_fn fn, void *ctx);
+SHMBUS_API int shmbus_handler_remove(shmbus_t *bus, const char *channel,
+				     shmbus_handler_fn fn, void *ctx);
+
+typedef struct shmbus_handler_reg {
+	const char *channel;
+	shmbus_handler_fn fn;
+	void *ctx;
+	const char *name;
+	struct shmbus_handler_reg *next;
+} shmbus_handler_reg_t;
+SHMBUS_API void shmbus_handler_static_add(shmbus_handler_reg_t *reg);
+
+/*
+ * Register fn for a channel at load time, bound to every bus this process
+ * opens afterwards: the C analogue of @EventHandler(OrderPlaced).
+ *   SHMBUS_HANDLER(OrderPlaced, on_order_placed)
+ *   SHMBUS_HANDLER_NAMED("md.quotes-v2", on_quote)
+ */
+#define SHMBUS_HANDLER_NAMED(channel_str, fn)                                  \
+	static shmbus_handler_reg_t shmbus_reg_##fn = {channel_str, fn, NULL, \
+						       #fn, NULL};             \
+	__attribute__((constructor)) static void shmbus_reg_init_##fn(void)   \
+	{                                                                      \
+		shmbus_handler_static_add(&shmbus_reg_##fn);                   \
+	}
+#define SHMBUS_HANDLER(channel_token, fn)                                      \
+	SHMBUS_HANDLER_NAMED(#channel_token, fn)
+
 /*
  * Dispatch up to max available records on the calling thread; returns the
  * number dispatched (0 if none) or a negative error. Never waits.
@@ -278,6 +318,14 @@ SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
 /* Wait by the subscriber's strategy until a record is available or
  * timeout_ns passes (0 = forever); returns 0 or SHMBUS_EAGAIN on timeout. */
 SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
+
+/*
+ * An optional dispatcher thread: polls and waits on a thread the library
+ * starts, pinned to cpu (-1: not pinned). While it runs, the handle belongs
+ * to it: call only shmbus_sub_stop (or shmbus_sub_close, which stops it).
+ */
+SHMBUS_API int shmbus_sub_start(shmbus_sub_t *s, int cpu);
+SHMBUS_API int shmbus_sub_stop(shmbus_sub_t *s);
 
 typedef struct shmbus_sub_stats {
 	uint64_t cursor;    /* next sequence this subscriber will read */
