@@ -47,11 +47,18 @@ static size_t round_up(size_t v, size_t a)
 	return (v + a - 1) / a * a;
 }
 
+static size_t poller_size(uint32_t max_channels)
+{
+	return sizeof(struct sb_poller) +
+	       round_up(((size_t)max_channels + 63) / 64 * 8, SHMBUS_CACHELINE);
+}
+
 static size_t bus_size(uint32_t max_channels, uint32_t max_parts)
 {
 	size_t sz = sizeof(struct sb_superblock) +
 		    (size_t)max_channels * sizeof(struct sb_channel_entry) +
-		    (size_t)max_parts * sizeof(struct sb_participant);
+		    (size_t)max_parts * sizeof(struct sb_participant) +
+		    SHMBUS_MAX_POLLERS * poller_size(max_channels);
 	return round_up(sz, 4096);
 }
 
@@ -99,6 +106,11 @@ static int build(shmbus_t *bus, uint32_t max_ch, uint32_t max_parts)
 	sb->channel_table_off = sizeof(*sb);
 	sb->participant_table_off =
 		sizeof(*sb) + (uint64_t)max_ch * sizeof(struct sb_channel_entry);
+	sb->max_pollers = SHMBUS_MAX_POLLERS;
+	sb->poller_size = (uint32_t)poller_size(max_ch);
+	sb->poller_table_off =
+		sb->participant_table_off +
+		(uint64_t)max_parts * sizeof(struct sb_participant);
 	sb->total_size = bus->map.size;
 	int err = init_robust_mutex(&sb->lock);
 	if (err)
@@ -136,11 +148,14 @@ static int validate(shmbus_t *bus)
 				     bus->name);
 	uint32_t max_ch = sb->max_channels, max_parts = sb->max_participants;
 	uint64_t ct = sb->channel_table_off, pt = sb->participant_table_off;
-	uint64_t total = sb->total_size;
+	uint64_t total = sb->total_size, plt = sb->poller_table_off;
+	uint32_t max_pl = sb->max_pollers, pl_size = sb->poller_size;
 	if (max_ch == 0 || max_ch > MAX_CHANNELS_LIMIT || max_parts == 0 ||
 	    max_parts > SHMBUS_MAX_PARTICIPANTS ||
 	    ct != sizeof(struct sb_superblock) ||
 	    pt != ct + (uint64_t)max_ch * sizeof(struct sb_channel_entry) ||
+	    plt != pt + (uint64_t)max_parts * sizeof(struct sb_participant) ||
+	    max_pl != SHMBUS_MAX_POLLERS || pl_size != poller_size(max_ch) ||
 	    total != size || bus_size(max_ch, max_parts) != size)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "bus '%s': table sizes or offsets do not "
@@ -152,6 +167,8 @@ static int validate(shmbus_t *bus)
 	bus->max_participants = max_parts;
 	bus->chtab = (struct sb_channel_entry *)((uint8_t *)bus->map.addr + ct);
 	bus->parts = (struct sb_participant *)((uint8_t *)bus->map.addr + pt);
+	bus->pollers = (uint8_t *)bus->map.addr + plt;
+	bus->poller_size = pl_size;
 	bus->epoch = sb->epoch;
 	return 0;
 }

@@ -18,6 +18,9 @@ struct shmbus {
 	struct sb_superblock *sb;
 	struct sb_channel_entry *chtab;
 	struct sb_participant *parts;
+	uint8_t *pollers; /* SHMBUS_MAX_POLLERS rows of poller_size bytes */
+	uint32_t poller_size;
+	uint64_t held_pollers; /* poller bytes this handle's fd holds */
 	uint32_t max_channels;
 	uint32_t max_participants;
 	uint64_t epoch;
@@ -62,6 +65,11 @@ static inline struct slot_header *slot_at(const shmbus_channel_t *ch,
 							  ch->slot_size);
 }
 
+static inline struct sb_poller *poller_row(const shmbus_t *bus, uint32_t i)
+{
+	return (struct sb_poller *)(bus->pollers + (size_t)i * bus->poller_size);
+}
+
 static inline uint64_t lap_of(const shmbus_channel_t *ch, uint64_t seq)
 {
 	return seq >> ch->log2;
@@ -76,6 +84,13 @@ void bus_participant_release(shmbus_t *bus, uint32_t id);
 
 /* channel.c */
 uint64_t channel_min_gating(shmbus_channel_t *ch, uint64_t upto);
+
+/* poller.c: after a commit on a channel that pollers watch */
+void poller_notify(shmbus_channel_t *ch, uint64_t mask);
+void poller_forget(shmbus_poller_t *pl, shmbus_sub_t *s);
+/* subscriber.c, for poller.c: 0, or -1 if already in another poller */
+shmbus_channel_t *sub_channel(const shmbus_sub_t *s);
+int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl);
 
 /* producer.c / subscriber.c: close-all from channel close */
 void producer_close_all(shmbus_channel_t *ch);

@@ -97,7 +97,10 @@ struct sb_superblock {
 	uint64_t channel_table_off;
 	uint64_t participant_table_off;
 	uint64_t total_size;
-	uint8_t reserved0[40];
+	uint32_t max_pollers; /* SHMBUS_MAX_POLLERS */
+	uint32_t poller_size;
+	uint64_t poller_table_off;
+	uint8_t reserved0[24];
 	/* line 2: control-path lock (robust, process-shared): channel table and
 	 * participant table changes. Never taken on the hot path. */
 	alignas(SHMBUS_CACHELINE) pthread_mutex_t lock;
@@ -109,6 +112,28 @@ _Static_assert(sizeof(struct sb_superblock) == 256, "superblock ABI");
 _Static_assert(offsetof(struct sb_superblock, epoch) == 32, "superblock ABI");
 _Static_assert(offsetof(struct sb_superblock, total_size) == 80, "sb ABI");
 _Static_assert(offsetof(struct sb_superblock, lock) == 128, "superblock ABI");
+
+/*
+ * A poller: one subscriber process's wait word and ready bitmap for many
+ * channels. Producers on a channel whose poller_mask names this poller set
+ * the channel's bit (only if clear) after each commit, and bump the event
+ * count if the poller sleeps; the poller clears a bit, then drains that
+ * channel. A poll reads the bitmap and the active channels, not every ring.
+ */
+#define SHMBUS_MAX_POLLERS 64u /* bits of a channel's poller_mask */
+#define POLLER_LOCK_BASE 65536 /* + index: liveness byte in the bus object */
+
+struct sb_poller {
+	_Atomic uint32_t state;	   /* part_state */
+	_Atomic uint32_t blocking; /* the poller sleeps on ec */
+	struct ck_ec32 ec;
+	uint32_t reserved0;
+	char name[SHMBUS_NAME_BYTES];
+	/* ready bitmap: one bit per channel id, from offset 64 */
+	alignas(SHMBUS_CACHELINE) _Atomic uint64_t ready[];
+};
+_Static_assert(offsetof(struct sb_poller, ready) == SHMBUS_CACHELINE,
+	       "poller ABI");
 
 /* ---------------------------------------------------------- a channel */
 
@@ -238,9 +263,12 @@ struct ch_header {
 	_Atomic uint32_t space_sleepers; /* producers using block */
 	uint8_t reserved3[SHMBUS_CACHELINE - 8];
 
-	/* line 7: subscriber table high-water mark (slow path only) */
+	/* line 7: read-mostly: subscriber rows in use (gating scan bound),
+	 * pollers to notify after each commit */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
-	uint8_t reserved4[SHMBUS_CACHELINE - 4];
+	uint32_t reserved4;
+	_Atomic uint64_t poller_mask;
+	uint8_t reserved5[SHMBUS_CACHELINE - 16];
 };
 _Static_assert(sizeof(struct ch_header) == 512, "channel header ABI");
 _Static_assert(offsetof(struct ch_header, name) == 104, "ch ABI");

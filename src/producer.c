@@ -199,6 +199,12 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 	 * bounded wait slice, see wait.h. */
 	if (atomic_load_explicit(&p->hdr->data_sleepers, memory_order_relaxed))
 		waiter_wake(&p->hdr->data_ec);
+	/* relaxed: a poller added after this load finds the channel ready
+	 * (poller_add sets its bit itself) */
+	uint64_t pollers = atomic_load_explicit(&p->hdr->poller_mask,
+						memory_order_relaxed);
+	if (pollers)
+		poller_notify(ch, pollers);
 	return 0;
 }
 

@@ -56,6 +56,7 @@ struct shmbus_sub {
 	bool registry; /* fn is registry_dispatch: batches are RCU sections */
 	shmbus_sub_stats_t stats;
 	uint8_t *copy; /* overwrite: private copy of one payload */
+	shmbus_poller_t *poller; /* the poller it belongs to, if any */
 	pthread_t thread; /* shmbus_sub_start */
 	bool running;
 	atomic_bool stop;
@@ -251,6 +252,19 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 		if (waiter_idle(&w, &s->hdr->data_ec, snap))
 			return SHMBUS_EAGAIN;
 	}
+}
+
+shmbus_channel_t *sub_channel(const shmbus_sub_t *s)
+{
+	return s->ch;
+}
+
+int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl)
+{
+	if (pl && s->poller)
+		return -1;
+	s->poller = pl;
+	return 0;
 }
 
 #define DISPATCH_WAIT_NS 10000000ull /* re-check the stop flag: 10 ms */
@@ -490,6 +504,8 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	shmbus_channel_t *ch = s->ch;
 	if (s->running)
 		shmbus_sub_stop(s);
+	if (s->poller)
+		poller_forget(s->poller, s);
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;

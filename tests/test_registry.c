@@ -109,8 +109,8 @@ Test(registry, add_and_remove_while_a_dispatcher_runs, .timeout = 60)
 	const uint64_t n = scaled(200000);
 	for (uint64_t v = 0; v < n; v++) {
 		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
-		if (v % 1000 == 0) { /* churn a second handler */
-			if ((v / 1000) % 2 == 0)
+		if (v % 10000 == 0) { /* churn a second handler */
+			if ((v / 10000) % 2 == 0)
 				cr_assert_eq(shmbus_handler_add(bus, "Dyn",
 								count_handler,
 								&churn),

@@ -69,6 +69,7 @@ typedef struct shmbus shmbus_t;
 typedef struct shmbus_channel shmbus_channel_t;
 typedef struct shmbus_producer shmbus_producer_t;
 typedef struct shmbus_sub shmbus_sub_t;
+typedef struct shmbus_poller shmbus_poller_t;
 
 /* Longest bus and channel names; names are [A-Za-z0-9_.-]. */
 #define SHMBUS_NAME_MAX 47
@@ -326,6 +327,21 @@ SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
  */
 SHMBUS_API int shmbus_sub_start(shmbus_sub_t *s, int cpu);
 SHMBUS_API int shmbus_sub_stop(shmbus_sub_t *s);
+
+/*
+ * A poller: one thread consuming many channels. Producers mark a channel
+ * ready in the poller's bitmap after each commit, so a poll reads the bitmap
+ * and the active channels only, and a blocked poller sleeps on one futex
+ * word for all of them. Subscribers stay separate handles (cursor, handler)
+ * and must outlive their poller or be closed first (closing removes them).
+ */
+SHMBUS_API int shmbus_poller_open(shmbus_t *bus, uint32_t wait,
+				  shmbus_poller_t **out);
+SHMBUS_API int shmbus_poller_add(shmbus_poller_t *pl, shmbus_sub_t *s);
+/* Dispatch up to max records across the ready channels; never waits. */
+SHMBUS_API int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max);
+SHMBUS_API int shmbus_poller_wait(shmbus_poller_t *pl, uint64_t timeout_ns);
+SHMBUS_API void shmbus_poller_close(shmbus_poller_t *pl);
 
 typedef struct shmbus_sub_stats {
 	uint64_t cursor;    /* next sequence this subscriber will read */
