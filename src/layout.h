@@ -214,7 +214,9 @@ struct ch_subscriber {
 	uint32_t reserved_b0;
 	uint64_t created_ns;
 	char name[SHMBUS_NAME_BYTES];
-	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 72];
+	uint64_t ttl_ns; /* 0: never expires */
+	_Atomic uint64_t abandoned_ns; /* when last seen without a holder */
+	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 88];
 };
 _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
 	       "subscriber ABI");

@@ -362,6 +362,47 @@ static void drop_row(shmbus_channel_t *ch, uint32_t i)
 	bit_set(ch->held_subs, i, false);
 }
 
+/* Under the bus lock: release rows abandoned longer than their ttl. */
+static int expire_rows(shmbus_channel_t *ch)
+{
+	int n = 0;
+	uint64_t now = shmbus_now_ns();
+	for (uint32_t i = 0; i < ch->max_subs; i++) {
+		struct ch_subscriber *e = &ch->subs[i];
+		uint64_t ttl = e->ttl_ns;
+		if (ttl == 0 || bit_get(ch->held_subs, i) ||
+		    atomic_load_explicit(&e->state, memory_order_acquire) !=
+			    SUB_ACTIVE ||
+		    shm_byte_held(ch->map.fd, SUBLOCK_BASE + (off_t)i))
+			continue;
+		uint64_t since = atomic_load_explicit(&e->abandoned_ns,
+						      memory_order_relaxed);
+		if (since == 0) { /* died without closing: start the clock */
+			atomic_store_explicit(&e->abandoned_ns, now,
+					      memory_order_relaxed);
+		} else if (now - since >= ttl) {
+			/* release: producers stop gating on it */
+			atomic_store_explicit(&e->state, SUB_FREE,
+					      memory_order_release);
+			memset(e->name, 0, sizeof(e->name));
+			n++;
+		}
+	}
+	return n;
+}
+
+int shmbus_channel_expire(shmbus_channel_t *ch)
+{
+	if (ch == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "channel is NULL");
+	int rc = bus_lock(ch->bus);
+	if (rc)
+		return rc;
+	int n = expire_rows(ch);
+	bus_unlock(ch->bus);
+	return n;
+}
+
 /* Under the bus lock: a new row joins (protocol at the top of the file). */
 static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 {
@@ -430,6 +471,7 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	rc = bus_lock(ch->bus);
 	if (rc)
 		goto fail_part;
+	expire_rows(ch);
 	int free_row;
 	int row = find_row(ch, opts->name, &free_row);
 	if (row >= 0) {
@@ -473,6 +515,9 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		s->ent = &ch->subs[row];
 		s->ent->participant = s->part;
 		s->ent->wait = s->wait;
+		s->ent->ttl_ns = opts->ttl_ms * 1000000ull;
+		atomic_store_explicit(&s->ent->abandoned_ns, 0,
+				      memory_order_relaxed);
 		/* the bus lock also orders this process's threads */
 		s->next = ch->subscribers;
 		ch->subscribers = s;
@@ -518,6 +563,8 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 			*pp = s->next;
 			break;
 		}
+	atomic_store_explicit(&s->ent->abandoned_ns, shmbus_now_ns(),
+			      memory_order_relaxed);
 	drop_row(ch, s->index);
 	if (locked)
 		bus_unlock(ch->bus);

@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -576,4 +578,68 @@ Test(multiproc, blocked_subscriber_is_woken, .timeout = 60)
 	cr_expect_eq(child_status(sub), 0);
 	shmbus_close(bus);
 	shmbus_unlink(name);
+}
+
+/* ------------------------------- an abandoned name of a dead process */
+
+Test(multiproc, dead_subscriber_name_expires, .timeout = 60)
+{
+	const char *name = test_bus("ttldead");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 8};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "E", &o, &ch), 0);
+	pid_t sub = test_fork();
+	if (sub == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "E", &b);
+		uint64_t got = 0;
+		shmbus_sub_opts_t so = {.name = "mortal", .ttl_ms = 50};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_subscribe(c, count_only, &got, &so, &s));
+		raise(SIGKILL); /* dies without closing */
+	}
+	cr_assert_eq(child_status(sub), 128 + SIGKILL);
+	cr_expect_eq(shmbus_channel_expire(ch), 0); /* starts its clock */
+	sleep_us(80000);
+	cr_expect_eq(shmbus_channel_expire(ch), 1);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 100; v++) /* nobody gates any more */
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* ---------------------------------------- a /dev/shm that is too small */
+
+Test(multiproc, small_dev_shm_is_an_error_at_open, .timeout = 60)
+{
+	pid_t c = test_fork();
+	if (c == 0) {
+		/* a private mount namespace with a 1 MiB /dev/shm (root only) */
+		if (unshare(CLONE_NEWNS) != 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") != 0)
+			_exit(77);
+		shmbus_t *b;
+		CHECK_OK(shmbus_open("small", NULL, &b));
+		shmbus_channel_opts_t o = {.record_size = 1024,
+					   .capacity = 4096};
+		shmbus_channel_t *ch;
+		int rc = shmbus_channel_open(b, "Big", &o, &ch);
+		if (rc != SHMBUS_ENOMEM || !strstr(shmbus_errmsg(), "/dev/shm")) {
+			fprintf(stderr, "rc %d: %s\n", rc, shmbus_errmsg());
+			_exit(1);
+		}
+		/* nothing half-made is left behind: a small one still fits */
+		o.capacity = 64;
+		CHECK_OK(shmbus_channel_open(b, "Big", &o, &ch));
+		_exit(0);
+	}
+	int st = child_status(c);
+	if (st == 77)
+		cr_skip_test("needs CAP_SYS_ADMIN for a private /dev/shm");
+	cr_expect_eq(st, 0);
 }

@@ -295,3 +295,32 @@ Test(forged, stale_channel_object_replaced)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+Test(open, memory_options)
+{
+	const char *name = test_bus("memopt");
+	shmbus_t *bus;
+	shmbus_opts_t o = {.numa_node = 1 + 63};
+	cr_expect_eq(shmbus_open(name, &o, &bus), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "NUMA node 63") != NULL, "%s",
+		  shmbus_errmsg());
+	shmbus_unlink(name);
+	o.numa_node = 1; /* node 0 exists on every Linux machine */
+	o.flags = SHMBUS_OPEN_CREATE | SHMBUS_OPEN_MLOCK;
+	int rc = shmbus_open(name, &o, &bus);
+	cr_expect(rc == 0 || (rc == SHMBUS_ENOMEM &&
+			      strstr(shmbus_errmsg(), "RLIMIT_MEMLOCK")),
+		  "rc %d: %s", rc, shmbus_errmsg());
+	if (rc == 0)
+		shmbus_close(bus);
+	shmbus_unlink(name);
+	o.numa_node = 0;
+	o.flags = SHMBUS_OPEN_CREATE | SHMBUS_OPEN_HUGEPAGES;
+	rc = shmbus_open(name, &o, &bus);
+	cr_expect(rc == 0 || (rc == SHMBUS_ENOTSUP &&
+			      strstr(shmbus_errmsg(), "shmem_enabled")),
+		  "rc %d: %s", rc, shmbus_errmsg());
+	if (rc == 0)
+		shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -293,3 +293,32 @@ Test(ring, corrupt_length_is_bounded)
 	cr_expect_eq(seen.n, 1);
 	teardown(&f);
 }
+
+Test(ring, abandoned_names_expire_after_their_ttl)
+{
+	struct fixture f = setup("ttl", 8, 0);
+	struct seen seen = {0};
+	shmbus_sub_opts_t so = {.name = "brief", .ttl_ms = 50};
+	shmbus_sub_opts_t keep = {.name = "kept"};
+	shmbus_sub_t *s, *k;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so, &s), 0);
+	cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &keep, &k),
+		     0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	cr_expect_eq(shmbus_channel_expire(f.ch), 0, "a live name expired");
+	cr_assert_eq(shmbus_sub_close(s, 0), 0);
+	cr_assert_eq(shmbus_sub_close(k, 0), 0);
+	cr_expect_eq(shmbus_channel_expire(f.ch), 0, "expired before its ttl");
+	usleep(80000);
+	cr_expect_eq(shmbus_channel_expire(f.ch), 1);
+	/* "kept" (no ttl) still gates; unsubscribing it frees the producer */
+	uint64_t v = 0;
+	for (; v < 8; v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), SHMBUS_EAGAIN);
+	cr_assert_eq(shmbus_unsubscribe(f.ch, "kept"), 0);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_unsubscribe(f.ch, "brief"), SHMBUS_ENOENT);
+	teardown(&f);
+}

@@ -258,6 +258,10 @@ typedef struct shmbus_sub_opts {
 	uint32_t wait;	  /* shmbus_wait, when nothing is available */
 	uint32_t flags;	  /* reserved, 0 */
 	uint32_t batch;	  /* most records per cursor update; 0 = 256 */
+	/* Time-to-live of the name once abandoned (closed, or its process
+	 * dead): after it, shmbus_channel_expire forgets the name and it stops
+	 * gating producers. 0 = never (the default: durable). */
+	uint64_t ttl_ms;
 } shmbus_sub_opts_t;
 
 /*
@@ -355,6 +359,10 @@ SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *
 /* Close the handle; the durable cursor stays (and keeps gating producers
  * under the block policy). drain: dispatch what is available first. */
 SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
+/* Forget abandoned names whose time-to-live has passed; returns how many
+ * (>= 0) or an error. Runs at every shmbus_subscribe of the channel too; the
+ * watchdog will run it periodically. */
+SHMBUS_API int shmbus_channel_expire(shmbus_channel_t *ch);
 /* Forget a durable subscriber name: it stops gating producers. Fails with
  * SHMBUS_EBUSY while a live process holds it. */
 SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
