@@ -19,6 +19,7 @@
 #include "order.h"
 
 struct state {
+	shmbus_t *bus;
 	struct samples lat;
 	uint64_t next_id;
 	uint64_t errors;
@@ -28,7 +29,7 @@ struct state {
 static int on_order(const shmbus_record_t *rec, void *ctx)
 {
 	struct state *st = ctx;
-	uint64_t now = shmbus_now_ns();
+	uint64_t now = shmbus_clock_ns(st->bus);
 	const struct order_placed *o = rec->data;
 	if (o->order_id == ORDER_END) {
 		st->done = 1;
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
 				    .layout_hash = ORDER_LAYOUT_HASH};
 	if (rc == 0)
 		rc = shmbus_channel_open(bus, ORDER_CHANNEL, &co, &ch);
-	struct state st = {0};
+	struct state st = {.bus = bus};
 	shmbus_sub_opts_t so = {.name = argv[2], .wait = parse_wait(argv[3])};
 	shmbus_sub_t *sub = NULL;
 	if (rc == 0)

@@ -32,9 +32,12 @@
 
 uint64_t shmbus_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return mono_ns();
+}
+
+uint64_t shmbus_clock_ns(const shmbus_t *bus)
+{
+	return bus_clock_now(&bus->clock);
 }
 
 uint64_t shmbus_epoch(const shmbus_t *bus)
@@ -99,7 +102,12 @@ static int build(shmbus_t *bus, uint32_t max_ch, uint32_t max_parts)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sb->created_realtime_ns =
 		(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	sb->clock_id = CLOCK_MONOTONIC;
+	struct bus_clock clk;
+	bus_clock_calibrate(&clk);
+	sb->clock_kind = clk.kind;
+	sb->clock_mult = clk.mult;
+	sb->clock_tsc_base = clk.tsc_base;
+	sb->clock_ns_base = clk.ns_base;
 	sb->creator_uid = (uint32_t)geteuid();
 	sb->max_channels = max_ch;
 	sb->max_participants = max_parts;
@@ -170,6 +178,17 @@ static int validate(shmbus_t *bus)
 	bus->pollers = (uint8_t *)bus->map.addr + plt;
 	bus->poller_size = pl_size;
 	bus->epoch = sb->epoch;
+	bus->clock.kind = sb->clock_kind;
+	bus->clock.mult = sb->clock_mult;
+	bus->clock.tsc_base = sb->clock_tsc_base;
+	bus->clock.ns_base = sb->clock_ns_base;
+	if (bus_clock_check(&bus->clock) != 0)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "bus '%s': its clock (kind %u) is not "
+				     "usable here: corrupt, or a TSC clock on "
+				     "a machine whose kernel does not trust "
+				     "the TSC",
+				     bus->name, bus->clock.kind);
 	return 0;
 }
 

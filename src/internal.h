@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "layout.h"
 #include "shm.h"
 #include "shmbus/shmbus.h"
@@ -24,6 +25,7 @@ struct shmbus {
 	uint32_t max_channels;
 	uint32_t max_participants;
 	uint64_t epoch;
+	struct bus_clock clock; /* validated copy of the superblock's */
 	uint32_t open_flags;
 	uint32_t mode;
 	uint32_t timeout_ms;

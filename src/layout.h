@@ -90,7 +90,7 @@ struct sb_superblock {
 	uint32_t cacheline;
 	uint64_t epoch;		 /* random at creation; never reused */
 	uint64_t created_realtime_ns;
-	uint32_t clock_id; /* CLOCK_MONOTONIC */
+	uint32_t clock_kind; /* bus_clock_kind (clock.h) */
 	uint32_t creator_uid;
 	uint32_t max_channels;
 	uint32_t max_participants;
@@ -100,7 +100,9 @@ struct sb_superblock {
 	uint32_t max_pollers; /* SHMBUS_MAX_POLLERS */
 	uint32_t poller_size;
 	uint64_t poller_table_off;
-	uint8_t reserved0[24];
+	uint64_t clock_mult; /* TSC clock: ns per tick << 32 */
+	uint64_t clock_tsc_base;
+	uint64_t clock_ns_base;
 	/* line 2: control-path lock (robust, process-shared): channel table and
 	 * participant table changes. Never taken on the hot path. */
 	alignas(SHMBUS_CACHELINE) pthread_mutex_t lock;
@@ -255,22 +257,21 @@ struct ch_header {
 	alignas(SHMBUS_CACHELINE) _Atomic uint64_t claim;
 	uint8_t reserved1[SHMBUS_CACHELINE - 8];
 
-	/* line 5: consumers sleeping for data (block strategy) */
+	/* line 5: who to wake after a commit, read by every commit (one line):
+	 * consumers sleeping for data (block strategy), pollers watching */
 	alignas(SHMBUS_CACHELINE) struct ck_ec32 data_ec;
 	_Atomic uint32_t data_sleepers; /* subscribers using block */
-	uint8_t reserved2[SHMBUS_CACHELINE - 8];
+	_Atomic uint64_t poller_mask;	/* pollers to mark ready */
+	uint8_t reserved2[SHMBUS_CACHELINE - 16];
 
 	/* line 6: producers sleeping for space (block strategy) */
 	alignas(SHMBUS_CACHELINE) struct ck_ec32 space_ec;
 	_Atomic uint32_t space_sleepers; /* producers using block */
 	uint8_t reserved3[SHMBUS_CACHELINE - 8];
 
-	/* line 7: read-mostly: subscriber rows in use (gating scan bound),
-	 * pollers to notify after each commit */
+	/* line 7: subscriber rows in use (gating scan bound) */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
-	uint32_t reserved4;
-	_Atomic uint64_t poller_mask;
-	uint8_t reserved5[SHMBUS_CACHELINE - 16];
+	uint8_t reserved4[SHMBUS_CACHELINE - 4];
 };
 _Static_assert(sizeof(struct ch_header) == 512, "channel header ABI");
 _Static_assert(offsetof(struct ch_header, name) == 104, "ch ABI");

@@ -37,6 +37,7 @@ struct shmbus_producer {
 	struct ch_header *hdr;
 	uint64_t next_seq; /* single producer: next sequence to claim */
 	uint64_t gate;	   /* cached minimum gating cursor */
+	struct bus_clock clock;
 	uint32_t capacity;
 	uint32_t record_size;
 	uint32_t part; /* participant id, in every marker we write */
@@ -181,7 +182,7 @@ void shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
-	uint64_t ts = shmbus_now_ns(); /* one clock read per batch */
+	uint64_t ts = bus_clock_now(&p->clock); /* one read per batch */
 	shmbus_channel_t *ch = p->ch;
 	for (uint32_t i = 0; i < c->n; i++) {
 		uint64_t s = c->seq + i;
@@ -305,6 +306,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->capacity = ch->capacity;
 	p->record_size = ch->record_size;
 	p->wait = wait;
+	p->clock = ch->bus->clock;
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
 	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",

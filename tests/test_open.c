@@ -194,6 +194,11 @@ Test(forged, bus_superblock)
 	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
 	sb->participant_table_off -= 8;
 
+	uint32_t kind = sb->clock_kind;
+	sb->clock_kind = 9;
+	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
+	sb->clock_kind = kind;
+
 	sb->state = 7;
 	cr_expect_eq(reopen(name), SHMBUS_ECORRUPT);
 	/* a creator that died half-way: never becomes ready */

@@ -322,3 +322,37 @@ Test(ring, abandoned_names_expire_after_their_ttl)
 	cr_expect_eq(shmbus_unsubscribe(f.ch, "brief"), SHMBUS_ENOENT);
 	teardown(&f);
 }
+
+struct stamp {
+	uint64_t ts;
+};
+
+static int take_stamp(const shmbus_record_t *r, void *ctx)
+{
+	((struct stamp *)ctx)->ts = r->timestamp;
+	return 0;
+}
+
+Test(ring, timestamps_come_from_the_bus_clock)
+{
+	struct fixture f = setup("clock", 8, 0);
+	struct stamp st = {0};
+	shmbus_sub_opts_t so = {.name = "t"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, take_stamp, &st, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	for (int i = 0; i < 100; i++) {
+		uint64_t before = shmbus_clock_ns(f.bus);
+		uint64_t v = 0;
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+		uint64_t after = shmbus_clock_ns(f.bus);
+		cr_assert_eq(shmbus_poll(s, 1), 1);
+		cr_assert(st.ts >= before && st.ts <= after,
+			  "%lu not in [%lu, %lu]", st.ts, before, after);
+	}
+	/* the bus clock tracks CLOCK_MONOTONIC closely (TSC calibration) */
+	int64_t skew = (int64_t)(shmbus_clock_ns(f.bus) - shmbus_now_ns());
+	cr_expect(skew > -1000000 && skew < 1000000, "skew %ld ns", skew);
+	teardown(&f);
+}

@@ -113,8 +113,13 @@ SHMBUS_API int shmbus_destroy(const char *name, int force);
 SHMBUS_API int shmbus_live_participants(shmbus_t *bus);
 
 SHMBUS_API uint64_t shmbus_epoch(const shmbus_t *bus);
-/* The bus clock: CLOCK_MONOTONIC in nanoseconds (the time base of every
- * record's timestamp). */
+/* The bus clock in nanoseconds: the time base of every record's timestamp,
+ * the same in every process of the bus. It is the TSC, calibrated once by
+ * the bus creator against CLOCK_MONOTONIC, where the kernel trusts the TSC,
+ * and CLOCK_MONOTONIC elsewhere. A handler's latency is
+ * shmbus_clock_ns(bus) - rec->timestamp. */
+SHMBUS_API uint64_t shmbus_clock_ns(const shmbus_t *bus);
+/* CLOCK_MONOTONIC in nanoseconds (time-outs). */
 SHMBUS_API uint64_t shmbus_now_ns(void);
 
 /* ------------------------------------------------------------- channels */
@@ -178,7 +183,7 @@ typedef struct shmbus_record {
 	uint32_t len;
 	uint32_t flags;	    /* shmbus_record_flags */
 	uint64_t seq;	    /* sequence in this channel */
-	uint64_t timestamp; /* publish time, shmbus_now_ns() */
+	uint64_t timestamp; /* publish time, shmbus_clock_ns() */
 	uint64_t key;	    /* aggregate id */
 	/* Identity that survives re-publishing: the sequence of the original
 	 * record in this channel (== seq when not re-published). Handlers
