@@ -175,8 +175,9 @@ int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max)
 	return (int)total;
 }
 
-static bool any_ready(const shmbus_poller_t *pl)
+static bool any_ready(void *arg)
 {
+	const shmbus_poller_t *pl = arg;
 	for (uint32_t w = 0; w < pl->nwords; w++)
 		if (atomic_load_explicit(&pl->row->ready[w],
 					 memory_order_acquire))
@@ -186,15 +187,7 @@ static bool any_ready(const shmbus_poller_t *pl)
 
 int shmbus_poller_wait(shmbus_poller_t *pl, uint64_t timeout_ns)
 {
-	struct waiter w;
-	waiter_init(&w, pl->wait, timeout_ns);
-	for (;;) {
-		uint32_t snap = waiter_snapshot(&w, &pl->row->ec);
-		if (any_ready(pl))
-			return 0;
-		if (waiter_idle(&w, &pl->row->ec, snap))
-			return SHMBUS_EAGAIN;
-	}
+	return wait_until(pl->wait, &pl->row->ec, timeout_ns, any_ready, pl);
 }
 
 void shmbus_poller_close(shmbus_poller_t *pl)

@@ -58,20 +58,26 @@ static inline void slot_defaults(struct slot_header *h, uint32_t len,
 }
 
 /* Slow path: the claim [seq, end) would pass the cached gate. */
+struct space_wait {
+	shmbus_producer_t *p;
+	uint64_t seq, end;
+};
+
+static bool space_ready(void *arg)
+{
+	struct space_wait *sw = arg;
+	shmbus_producer_t *p = sw->p;
+	p->gate = channel_min_gating(p->ch, sw->seq);
+	return sw->end - p->gate <= p->capacity;
+}
+
 static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 		      bool try_only)
 {
-	struct waiter w;
-	waiter_init(&w, p->wait, 0);
-	for (;;) {
-		uint32_t snap = waiter_snapshot(&w, &p->hdr->space_ec);
-		p->gate = channel_min_gating(p->ch, seq);
-		if (end - p->gate <= p->capacity)
-			return 0;
-		if (try_only)
-			return SHMBUS_EAGAIN;
-		waiter_idle(&w, &p->hdr->space_ec, snap);
-	}
+	struct space_wait sw = {p, seq, end};
+	if (try_only)
+		return space_ready(&sw) ? 0 : SHMBUS_EAGAIN;
+	return wait_until(p->wait, &p->hdr->space_ec, 0, space_ready, &sw);
 }
 
 static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,

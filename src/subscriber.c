@@ -220,8 +220,9 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 	return n;
 }
 
-static bool available(shmbus_sub_t *s)
+static bool available(void *arg)
 {
+	shmbus_sub_t *s = arg;
 	shmbus_channel_t *ch = s->ch;
 	uint64_t seq = s->next_seq;
 	/* acquire: pairs with the producer's release store in commit */
@@ -243,15 +244,7 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
-	struct waiter w;
-	waiter_init(&w, s->wait, timeout_ns);
-	for (;;) {
-		uint32_t snap = waiter_snapshot(&w, &s->hdr->data_ec);
-		if (available(s))
-			return 0;
-		if (waiter_idle(&w, &s->hdr->data_ec, snap))
-			return SHMBUS_EAGAIN;
-	}
+	return wait_until(s->wait, &s->hdr->data_ec, timeout_ns, available, s);
 }
 
 shmbus_channel_t *sub_channel(const shmbus_sub_t *s)

@@ -60,17 +60,11 @@ const struct ck_ec_mode shmbus_ec_mode = {
 	.single_producer = false,
 };
 
-void waiter_init(struct waiter *w, uint32_t strategy, uint64_t timeout_ns)
-{
-	w->strategy = strategy;
-	w->iter = 0;
-	w->deadline_ns = timeout_ns ? shmbus_now_ns() + timeout_ns : 0;
-}
-
-uint32_t waiter_snapshot(const struct waiter *w, struct ck_ec32 *ec)
-{
-	return w->strategy == SHMBUS_WAIT_BLOCK ? ck_ec32_value(ec) : 0;
-}
+struct waiter {
+	uint32_t strategy; /* shmbus_wait */
+	uint32_t iter;
+	uint64_t deadline_ns; /* 0 = none */
+};
 
 static void sleep_ns(uint64_t ns)
 {
@@ -79,7 +73,7 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
-int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
+static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 {
 	uint32_t it = w->iter++;
 	/* Reading the clock costs ~20 ns; spinners look at it 1 time in 64. */
@@ -116,6 +110,23 @@ int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 		cpu_relax();
 	}
 	return 0;
+}
+
+int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+	       bool (*ready)(void *arg), void *arg)
+{
+	struct waiter w = {strategy, 0,
+			   timeout_ns ? shmbus_now_ns() + timeout_ns : 0};
+	for (;;) {
+		/* block: snapshot the count before testing, so a bump after
+		 * the test ends the sleep (ck_ec's protocol) */
+		uint32_t snap =
+			strategy == SHMBUS_WAIT_BLOCK ? ck_ec32_value(ec) : 0;
+		if (ready(arg))
+			return 0;
+		if (waiter_idle(&w, ec, snap))
+			return SHMBUS_EAGAIN;
+	}
 }
 
 void waiter_wake(struct ck_ec32 *ec)

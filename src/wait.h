@@ -14,6 +14,7 @@
 #ifndef SHMBUS_WAIT_H
 #define SHMBUS_WAIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ck_ec.h>
@@ -21,12 +22,6 @@
 #define WAIT_SLICE_NS 100000000ull /* longest single sleep: 100 ms */
 
 extern const struct ck_ec_mode shmbus_ec_mode;
-
-struct waiter {
-	uint32_t strategy; /* shmbus_wait */
-	uint32_t iter;
-	uint64_t deadline_ns; /* 0 = none */
-};
 
 static inline void cpu_relax(void)
 {
@@ -37,11 +32,13 @@ static inline void cpu_relax(void)
 #endif
 }
 
-void waiter_init(struct waiter *w, uint32_t strategy, uint64_t timeout_ns);
-/* The value to snapshot before testing the condition (block only). */
-uint32_t waiter_snapshot(const struct waiter *w, struct ck_ec32 *ec);
-/* One idle step after the condition failed; SHMBUS_EAGAIN past deadline. */
-int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap);
+/*
+ * Wait by strategy until ready(arg) is true: 0, or SHMBUS_EAGAIN once
+ * timeout_ns (0 = none) has passed. ec is the event count that wakers bump
+ * after making ready() true (used by the block strategy).
+ */
+int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+	       bool (*ready)(void *arg), void *arg);
 /* Wake sleepers on ec (cheap when none are flagged). */
 void waiter_wake(struct ck_ec32 *ec);
 
