@@ -218,7 +218,11 @@ struct ch_subscriber {
 	char name[SHMBUS_NAME_BYTES];
 	uint64_t ttl_ns; /* 0: never expires */
 	_Atomic uint64_t abandoned_ns; /* when last seen without a holder */
-	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 88];
+	/* dependency barrier: rows this one runs after (bus lock) */
+	uint16_t after[SHMBUS_MAX_AFTER];
+	uint32_t n_after;
+	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 88 -
+			    2 * SHMBUS_MAX_AFTER - 4];
 };
 _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
 	       "subscriber ABI");

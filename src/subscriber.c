@@ -33,6 +33,7 @@
 
 #include "copy.h"
 #include "error.h"
+#include "barrier.h"
 #include "internal.h"
 #include "registry.h"
 #include "wait.h"
@@ -57,6 +58,9 @@ struct shmbus_sub {
 	shmbus_sub_stats_t stats;
 	uint8_t *copy; /* overwrite: private copy of one payload */
 	shmbus_poller_t *poller; /* the poller it belongs to, if any */
+	uint32_t n_after;	 /* dependency barrier: upstream rows */
+	uint16_t after[SHMBUS_MAX_AFTER];
+	uint64_t barrier; /* lowest upstream cursor last seen */
 	pthread_t thread; /* shmbus_sub_start */
 	bool running;
 	atomic_bool stop;
@@ -95,6 +99,18 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 	uint32_t done = 0;
 	while (done < max) {
 		uint32_t lim = max - done < s->batch ? max - done : s->batch;
+		if (s->n_after) {
+			if ((int64_t)(s->barrier - seq) <= 0)
+				s->barrier = barrier_min(ch, s->after,
+							 s->n_after,
+							 seq + ch->capacity);
+			/* an upstream may even be behind our start */
+			if ((int64_t)(s->barrier - seq) <= 0)
+				break;
+			uint64_t avail = s->barrier - seq;
+			if (avail < lim)
+				lim = (uint32_t)avail;
+		}
 		uint32_t n = 0;
 		for (; n < lim; n++, seq++) {
 			struct slot_header *h = slot_at(ch, seq);
@@ -128,6 +144,10 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 		if (atomic_load_explicit(&s->hdr->space_sleepers,
 					 memory_order_relaxed))
 			waiter_wake(&s->hdr->space_ec);
+		/* dependents may be asleep waiting for this cursor */
+		if (atomic_load_explicit(&s->hdr->data_sleepers,
+					 memory_order_relaxed))
+			waiter_wake(&s->hdr->data_ec);
 		if (n < lim)
 			break;
 	}
@@ -225,6 +245,10 @@ static bool available(void *arg)
 	shmbus_sub_t *s = arg;
 	shmbus_channel_t *ch = s->ch;
 	uint64_t seq = s->next_seq;
+	if (s->n_after && (int64_t)(barrier_min(ch, s->after, s->n_after,
+						seq + ch->capacity) -
+				    seq) <= 0)
+		return false; /* upstream has not passed it yet */
 	/* acquire: pairs with the producer's release store in commit */
 	uint32_t tag = marker_tag(atomic_load_explicit(
 		&slot_at(ch, seq)->marker, memory_order_acquire));
@@ -366,7 +390,8 @@ static int expire_rows(shmbus_channel_t *ch)
 		if (ttl == 0 || bit_get(ch->held_subs, i) ||
 		    atomic_load_explicit(&e->state, memory_order_acquire) !=
 			    SUB_ACTIVE ||
-		    shm_byte_held(ch->map.fd, SUBLOCK_BASE + (off_t)i))
+		    shm_byte_held(ch->map.fd, SUBLOCK_BASE + (off_t)i) ||
+		    barrier_has_dependents(ch, i))
 			continue;
 		uint64_t since = atomic_load_explicit(&e->abandoned_ns,
 						      memory_order_relaxed);
@@ -404,6 +429,7 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	memset(e->name, 0, sizeof(e->name));
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->created_ns = shmbus_now_ns();
+	e->n_after = 0;
 	atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
 	uint64_t c0 = atomic_load_explicit(&h->claim, memory_order_relaxed);
 	atomic_store_explicit(&e->cursor, c0, memory_order_relaxed);
@@ -504,6 +530,27 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 			s->next_seq = join_row(ch, (uint32_t)row, opts->name);
 	}
 	if (rc == 0) {
+		bool fresh = row == free_row;
+		rc = barrier_declare(ch, (uint32_t)row, opts->after,
+				     opts->n_after, s->after);
+		if (rc == 0) {
+			struct ch_subscriber *e = &ch->subs[row];
+			memcpy(e->after, s->after, sizeof(e->after));
+			e->n_after = opts->n_after;
+			s->n_after = opts->n_after;
+			s->barrier = s->next_seq;
+		} else {
+			if (fresh) { /* undo the join: it must not gate */
+				atomic_store_explicit(&ch->subs[row].state,
+						      SUB_FREE,
+						      memory_order_release);
+				memset(ch->subs[row].name, 0,
+				       sizeof(ch->subs[row].name));
+			}
+			drop_row(ch, (uint32_t)row);
+		}
+	}
+	if (rc == 0) {
 		s->index = (uint32_t)row;
 		s->ent = &ch->subs[row];
 		s->ent->participant = s->part;
@@ -588,6 +635,11 @@ int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name)
 	if (row < 0) {
 		rc = shmbus_seterr(SHMBUS_ENOENT,
 				   "channel '%s' has no subscriber '%s'",
+				   ch->name, name);
+	} else if (barrier_has_dependents(ch, (uint32_t)row)) {
+		rc = shmbus_seterr(SHMBUS_EBUSY,
+				   "channel '%s': other subscribers run after "
+				   "'%s'; unsubscribe them first",
 				   ch->name, name);
 	} else if ((rc = hold_row(ch, (uint32_t)row, name)) == 0) {
 		struct ch_subscriber *e = &ch->subs[row];

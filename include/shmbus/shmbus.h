@@ -267,7 +267,14 @@ typedef struct shmbus_sub_opts {
 	 * dead): after it, shmbus_channel_expire forgets the name and it stops
 	 * gating producers. 0 = never (the default: durable). */
 	uint64_t ttl_ms;
+	/* Dependency barrier: names of subscribers of the same channel that
+	 * must have passed a record before this one sees it (the Disruptor's
+	 * sequence barrier: journal -> risk -> strategy). They must exist;
+	 * a cycle is refused with SHMBUS_EINVAL. */
+	const char *const *after;
+	uint32_t n_after; /* at most SHMBUS_MAX_AFTER */
 } shmbus_sub_opts_t;
+#define SHMBUS_MAX_AFTER 8
 
 /*
  * Subscribe handler to a channel under a durable name (fn NULL: the

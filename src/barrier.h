@@ -1,0 +1,17 @@
+#ifndef SHMBUS_BARRIER_H
+#define SHMBUS_BARRIER_H
+
+#include "internal.h"
+
+/* Under the bus lock: resolve upstream names to rows of ch, refusing a
+ * missing name (ENOENT) or a cycle through row self (EINVAL). */
+int barrier_declare(shmbus_channel_t *ch, uint32_t self,
+		    const char *const *names, uint32_t n, uint16_t *rows);
+/* Under the bus lock: does a live row run after `row`? (Such a row may not
+ * be freed: its dependents would lose their upstream.) */
+bool barrier_has_dependents(const shmbus_channel_t *ch, uint32_t row);
+/* The lowest upstream cursor, or upto if none is lower. */
+uint64_t barrier_min(const shmbus_channel_t *ch, const uint16_t *rows,
+		     uint32_t n, uint64_t upto);
+
+#endif
