@@ -62,6 +62,10 @@ struct proc_result {
 	struct lat_summary lat;
 	uint64_t delivered, lost, tombstones, unread, published;
 	uint32_t slot_size;
+	/* where a process that had to be killed was: barriers it passed,
+	 * and whether its work had returned (then it hung on exit) */
+	_Atomic uint32_t barriers;
+	_Atomic uint32_t returned;
 };
 
 /* The anonymous MAP_SHARED block, made before fork. */

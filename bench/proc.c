@@ -22,6 +22,7 @@
 #include "bench.h"
 
 static volatile sig_atomic_t got_alarm, got_int;
+static int self_idx = -1; /* in a child: its index in the run */
 
 static void on_signal(int sig)
 {
@@ -96,6 +97,13 @@ void run_free(struct run *r)
 }
 
 /* Sense-reversing: the last arrival resets the count, then bumps gen. */
+static void passed(struct run *r)
+{
+	if (self_idx >= 0)
+		atomic_fetch_add_explicit(&r->ctl->res[self_idx].barriers, 1,
+					  memory_order_relaxed);
+}
+
 void barrier_wait(struct run *r)
 {
 	struct barrier *b = &r->ctl->bar;
@@ -104,6 +112,7 @@ void barrier_wait(struct run *r)
 	    b->n) {
 		atomic_store_explicit(&b->count, 0, memory_order_relaxed);
 		atomic_store_explicit(&b->gen, g + 1, memory_order_release);
+		passed(r);
 		return;
 	}
 	/* spin briefly, then yield: with more processes than cores the
@@ -115,6 +124,7 @@ void barrier_wait(struct run *r)
 		else
 			sched_yield();
 	}
+	passed(r);
 }
 
 int child_fail(struct run *r, int idx, const char *fmt, ...)
@@ -159,7 +169,10 @@ static void child_main(struct run *r, int idx, pid_t parent, child_fn fn)
 			   r->o->cpus[idx % r->o->ncpus], strerror(errno));
 		_exit(1);
 	}
+	self_idx = idx;
 	int rc = fn(r, idx);
+	atomic_store_explicit(&r->ctl->res[idx].returned, 1,
+			      memory_order_relaxed);
 	if (rc == 0 && r->ctl->res[idx].failed)
 		rc = 1;
 	/* exit, not _exit: libraries deregister in their destructors (an

@@ -184,11 +184,16 @@ void report_failure(const struct bench_opts *o, const struct run *r)
 		const struct proc_result *res = &r->ctl->res[i];
 		if (!res->failed && res->err[0] == 0)
 			continue;
-		off += (size_t)snprintf(
-			msg + off, sizeof(msg) - off, "%sprocess %d: %s",
-			off ? "; " : "", i,
-			res->err[0] ? res->err
-				    : "stopped (a peer failed or timed out)");
+		char where[96] = "";
+		if (res->err[0] == 0)
+			snprintf(where, sizeof(where),
+				 "stopped (a peer failed or timed out) after "
+				 "%u barrier(s)%s",
+				 (unsigned)res->barriers,
+				 res->returned ? ", in exit" : "");
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off,
+					"%sprocess %d: %s", off ? "; " : "", i,
+					res->err[0] ? res->err : where);
 	}
 	if (msg[0] == 0)
 		snprintf(msg, sizeof(msg), "failed (see above)");
