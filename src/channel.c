@@ -20,6 +20,8 @@
 #include "wait.h"
 
 #define DEFAULT_MAX_SUBSCRIBERS 32u
+#define DEFAULT_MAX_GROUPS 2u
+#define MAX_GROUPS_LIMIT 64u
 #define MAX_SUBSCRIBERS_LIMIT 4096u
 #define MAX_CAPACITY (1u << 30)
 
@@ -38,15 +40,30 @@ static uint32_t slot_size_for(uint32_t record_size)
 	return (uint32_t)round_up(sizeof(struct slot_header) + record_size, 8);
 }
 
-static size_t channel_size(uint32_t capacity, uint32_t slot_size,
-			   uint32_t max_subs, uint64_t *subs_off,
-			   uint64_t *slots_off)
+static size_t group_size_for(uint32_t capacity)
 {
-	*subs_off = sizeof(struct ch_header);
-	*slots_off = round_up(*subs_off + (size_t)max_subs *
-						  sizeof(struct ch_subscriber),
-			      4096);
-	return round_up(*slots_off + (size_t)capacity * slot_size, 4096);
+	return round_up(sizeof(struct ch_group) + (size_t)capacity * 8,
+			SHMBUS_CACHELINE);
+}
+
+struct ch_geometry {
+	uint64_t subs_off, groups_off, slots_off, total;
+};
+
+static struct ch_geometry channel_geometry(uint32_t capacity,
+					   uint32_t slot_size,
+					   uint32_t max_subs,
+					   uint32_t max_groups)
+{
+	struct ch_geometry g;
+	g.subs_off = sizeof(struct ch_header);
+	g.groups_off =
+		g.subs_off + (size_t)max_subs * sizeof(struct ch_subscriber);
+	g.slots_off = round_up(g.groups_off + (size_t)max_groups *
+						      group_size_for(capacity),
+			       4096);
+	g.total = round_up(g.slots_off + (size_t)capacity * slot_size, 4096);
+	return g;
 }
 
 static int check_opts(const char *name, const shmbus_channel_opts_t *o)
@@ -94,13 +111,17 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 				     "%u",
 				     name, o->max_subscribers,
 				     MAX_SUBSCRIBERS_LIMIT);
+	if (o->max_groups > MAX_GROUPS_LIMIT)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': max_groups %u above %u",
+				     name, o->max_groups, MAX_GROUPS_LIMIT);
 	return 0;
 }
 
-static void build(struct ch_header *h, size_t total, uint64_t subs_off,
-		  uint64_t slots_off, const shmbus_t *bus, uint32_t id,
-		  const char *name, const shmbus_channel_opts_t *o,
-		  uint32_t max_subs)
+static void build(struct ch_header *h, const struct ch_geometry *geo,
+		  const shmbus_t *bus, uint32_t id, const char *name,
+		  const shmbus_channel_opts_t *o, uint32_t max_subs,
+		  uint32_t max_groups)
 {
 	h->magic = CH_MAGIC;
 	h->abi_version = SHMBUS_ABI_VERSION;
@@ -118,9 +139,12 @@ static void build(struct ch_header *h, size_t total, uint64_t subs_off,
 	h->stall_policy = o->stall_policy;
 	h->max_subscribers = max_subs;
 	h->layout_hash = o->layout_hash;
-	h->subscribers_off = subs_off;
-	h->slots_off = slots_off;
-	h->total_size = total;
+	h->max_groups = max_groups;
+	h->group_size = (uint32_t)group_size_for(o->capacity);
+	h->subscribers_off = geo->subs_off;
+	h->groups_off = geo->groups_off;
+	h->slots_off = geo->slots_off;
+	h->total_size = geo->total;
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	ck_ec32_init(&h->data_ec, 0);
 	ck_ec32_init(&h->space_ec, 0);
@@ -167,9 +191,12 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	uint32_t record_size = h->record_size, slot_size = h->slot_size;
 	uint32_t capacity = h->capacity, log2 = h->capacity_log2;
 	uint32_t max_subs = h->max_subscribers, flags = h->flags;
+	uint32_t max_groups = h->max_groups, group_size = h->group_size;
 	uint64_t subs_off = h->subscribers_off, slots_off = h->slots_off;
+	uint64_t groups_off = h->groups_off;
 	uint64_t total = h->total_size;
-	uint64_t exp_subs, exp_slots;
+	struct ch_geometry geo = channel_geometry(capacity, slot_size,
+						  max_subs, max_groups);
 	if (record_size == 0 || record_size > SLOT_MAX_RECORD ||
 	    slot_size != slot_size_for(record_size) || capacity < 2 ||
 	    capacity > MAX_CAPACITY || (capacity & (capacity - 1)) ||
@@ -177,10 +204,10 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	    max_subs > MAX_SUBSCRIBERS_LIMIT ||
 	    (flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
 				 SHMBUS_CH_OVERWRITE)) ||
-	    total != size ||
-	    channel_size(capacity, slot_size, max_subs, &exp_subs,
-			 &exp_slots) != size ||
-	    subs_off != exp_subs || slots_off != exp_slots)
+	    max_groups > MAX_GROUPS_LIMIT ||
+	    group_size != group_size_for(capacity) || total != size ||
+	    geo.total != size || subs_off != geo.subs_off ||
+	    groups_off != geo.groups_off || slots_off != geo.slots_off)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "channel '%s': sizes or offsets in its "
 				     "header do not match its %zu bytes "
@@ -189,6 +216,9 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	uint8_t *base = ch->map.addr;
 	ch->hdr = ch->map.addr;
 	ch->subs = (struct ch_subscriber *)(base + subs_off);
+	ch->groups = base + groups_off;
+	ch->max_groups = max_groups;
+	ch->group_size = group_size;
 	ch->slots = base + slots_off;
 	ch->id = h->channel_id;
 	ch->record_size = record_size;
@@ -206,7 +236,8 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 
 /* An attach request must match what exists, field by field. */
 static int check_match(const shmbus_channel_t *ch,
-		       const shmbus_channel_opts_t *o, uint32_t max_subs)
+		       const shmbus_channel_opts_t *o, uint32_t max_subs,
+		       uint32_t max_groups)
 {
 	const char *what = NULL;
 	unsigned long long have = 0, want = 0;
@@ -225,6 +256,8 @@ static int check_match(const shmbus_channel_t *ch,
 		want = o->stall_policy;
 	else if (max_subs != ch->max_subs)
 		what = "max_subscribers", have = ch->max_subs, want = max_subs;
+	else if (max_groups != ch->max_groups)
+		what = "max_groups", have = ch->max_groups, want = max_groups;
 	if (what == NULL)
 		return 0;
 	return shmbus_seterr(SHMBUS_EEXIST,
@@ -264,13 +297,14 @@ static int attach(shmbus_channel_t *ch, shmbus_t *bus, const char *name)
 
 static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
 		  uint32_t id, const shmbus_channel_opts_t *o,
-		  uint32_t max_subs)
+		  uint32_t max_subs, uint32_t max_groups)
 {
 	char obj[SHM_OBJNAME_MAX];
 	shm_objname(obj, bus->name, name);
-	uint64_t subs_off, slots_off;
-	size_t total = channel_size(o->capacity, slot_size_for(o->record_size),
-				    max_subs, &subs_off, &slots_off);
+	struct ch_geometry geo =
+		channel_geometry(o->capacity, slot_size_for(o->record_size),
+				 max_subs, max_groups);
+	size_t total = geo.total;
 	int rc = shm_create(obj, total, bus->mode, bus->open_flags,
 			    bus->numa_node, &ch->map);
 	if (rc == SHMBUS_EEXIST) {
@@ -287,8 +321,7 @@ static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
 				     obj);
 	if (rc)
 		return rc;
-	build(ch->map.addr, total, subs_off, slots_off, bus, id, name, o,
-	      max_subs);
+	build(ch->map.addr, &geo, bus, id, name, o, max_subs, max_groups);
 	rc = validate(ch, bus, name);
 	if (rc)
 		shm_unlink(obj);
@@ -336,13 +369,15 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 	int rc = shm_name_check(name, "channel name");
 	if (rc)
 		return rc;
-	uint32_t max_subs = 0;
+	uint32_t max_subs = 0, max_groups = 0;
 	if (opts) {
 		rc = check_opts(name, opts);
 		if (rc)
 			return rc;
 		max_subs = opts->max_subscribers ? opts->max_subscribers
 						 : DEFAULT_MAX_SUBSCRIBERS;
+		max_groups = opts->max_groups ? opts->max_groups
+					      : DEFAULT_MAX_GROUPS;
 	}
 	shmbus_channel_t *ch = calloc(1, sizeof(*ch));
 	if (ch == NULL)
@@ -366,7 +401,8 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 						   "the bus",
 						   name, ch->id, row);
 			if (rc == 0 && opts)
-				rc = check_match(ch, opts, max_subs);
+				rc = check_match(ch, opts, max_subs,
+						 max_groups);
 		} else if (opts == NULL) {
 			rc = SHMBUS_ENOENT;
 		} else if (free_row < 0) {
@@ -376,7 +412,7 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 					   bus->name, bus->max_channels);
 		} else {
 			rc = create(ch, bus, name, (uint32_t)free_row, opts,
-				    max_subs);
+				    max_subs, max_groups);
 			if (rc == 0)
 				publish_row(&bus->chtab[free_row],
 					    (uint32_t)free_row, name, opts);
@@ -443,6 +479,7 @@ int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 	info->flags = ch->flags;
 	info->stall_policy = ch->stall_policy;
 	info->max_subscribers = ch->max_subs;
+	info->max_groups = ch->max_groups;
 	info->layout_hash = ch->layout_hash;
 	info->claimed =
 		atomic_load_explicit(&ch->hdr->claim, memory_order_relaxed);

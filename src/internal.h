@@ -52,6 +52,9 @@ struct shmbus_channel {
 	uint32_t flags;
 	uint32_t stall_policy;
 	uint32_t max_subs;
+	uint32_t max_groups;
+	uint32_t group_size;
+	uint8_t *groups;
 	uint64_t layout_hash;
 	char name[SHMBUS_NAME_BYTES];
 	bool lease_held;
@@ -70,6 +73,12 @@ static inline struct slot_header *slot_at(const shmbus_channel_t *ch,
 static inline struct sb_poller *poller_row(const shmbus_t *bus, uint32_t i)
 {
 	return (struct sb_poller *)(bus->pollers + (size_t)i * bus->poller_size);
+}
+
+static inline struct ch_group *group_at(const shmbus_channel_t *ch,
+				       uint32_t g)
+{
+	return (struct ch_group *)(ch->groups + (size_t)g * ch->group_size);
 }
 
 static inline uint64_t lap_of(const shmbus_channel_t *ch, uint64_t seq)

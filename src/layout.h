@@ -213,7 +213,7 @@ struct ch_subscriber {
 	_Atomic uint32_t state; /* sub_state */
 	uint32_t participant;	/* last holder's participant id */
 	uint32_t wait;		/* shmbus_wait of the last holder */
-	uint32_t reserved_b0;
+	uint32_t group;		/* 0: broadcast; g + 1: competing group g */
 	uint64_t created_ns;
 	char name[SHMBUS_NAME_BYTES];
 	uint64_t ttl_ns; /* 0: never expires */
@@ -229,6 +229,48 @@ _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
 
 #define LEASE_LOCK_BYTE 0	/* single-producer lease */
 #define SUBLOCK_BASE 1		/* + subscriber index */
+#define MEMBERLOCK_BASE 8192	/* + group * SHMBUS_MAX_MEMBERS + member */
+
+/*
+ * A competing-consumer group (group.c). Its name, floor and gating live in
+ * a subscriber row (cursor = floor); this area holds the take counter, the
+ * members and one ownership word per slot:
+ *
+ *   word = lap << 16 | state << 8 | member      state: 0 free, TAKEN, DONE
+ *
+ * A word whose lap is below the slot's current lap (or whose state is 0) is
+ * free for that lap. A member takes a record by CAS of the word from free
+ * to TAKEN(lap, me) -- winning and recording are one atomic step -- and
+ * release-stores DONE(lap, me) after its handler returned.
+ */
+#define SHMBUS_MAX_MEMBERS 64u
+enum group_word_state { GW_FREE = 0, GW_TAKEN = 1, GW_DONE = 2 };
+
+static inline uint64_t gword(uint64_t lap, uint32_t st, uint32_t member)
+{
+	return lap << 16 | (uint64_t)st << 8 | member;
+}
+
+struct ch_group_member {
+	_Atomic uint32_t state; /* part_state; liveness = its lock byte */
+	uint32_t participant;
+};
+
+struct ch_group {
+	/* line 0: identity, changed under the bus lock */
+	_Atomic uint32_t state; /* obj_state: READY when in use */
+	uint32_t row;		/* its subscriber row */
+	uint8_t reserved0[SHMBUS_CACHELINE - 8];
+	/* line 1: the take counter (members fetch-add chunks of it) */
+	alignas(SHMBUS_CACHELINE) _Atomic uint64_t next;
+	uint8_t reserved1[SHMBUS_CACHELINE - 8];
+	/* lines 2-9: members */
+	struct ch_group_member members[SHMBUS_MAX_MEMBERS];
+	/* then one word per slot */
+	alignas(SHMBUS_CACHELINE) _Atomic uint64_t word[];
+};
+_Static_assert(offsetof(struct ch_group, next) == 64, "group ABI");
+_Static_assert(offsetof(struct ch_group, word) == 640, "group ABI");
 
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */
@@ -253,7 +295,10 @@ struct ch_header {
 	uint64_t slots_off;
 	uint64_t total_size;
 	char name[SHMBUS_NAME_BYTES];
-	uint8_t reserved0[256 - 152];
+	uint32_t max_groups;
+	uint32_t group_size;
+	uint64_t groups_off;
+	uint8_t reserved0[256 - 168];
 
 	/* line 4: the claim sequence. Multi-producer: fetch-add / CAS.
 	 * Single producer: the lease holder's release store per claim, so that

@@ -28,6 +28,7 @@
 
 #include "copy.h"
 #include "error.h"
+#include "failpoint.h"
 #include "internal.h"
 #include "wait.h"
 
@@ -232,6 +233,7 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 		copy_in_relaxed(h + 1, data, len);
 	else
 		memcpy(h + 1, data, len);
+	FAILPOINT(FP_BEFORE_COMMIT);
 	return shmbus_commit(p, &c);
 }
 

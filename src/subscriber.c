@@ -34,63 +34,13 @@
 #include "copy.h"
 #include "error.h"
 #include "barrier.h"
+#include "group.h"
 #include "internal.h"
 #include "registry.h"
+#include "sub.h"
 #include "wait.h"
 
 #define DEFAULT_BATCH 256u
-
-struct shmbus_sub {
-	shmbus_channel_t *ch;
-	shmbus_sub_t *next; /* in ch->subscribers */
-	struct ch_header *hdr;
-	struct ch_subscriber *ent;
-	shmbus_handler_fn fn;
-	void *ctx;
-	uint64_t next_seq;
-	uint32_t index; /* row in the subscriber table */
-	uint32_t batch;
-	uint32_t wait;
-	uint32_t part;
-	bool overwrite;
-	bool sleeper; /* counted in hdr->data_sleepers */
-	bool registry; /* fn is registry_dispatch: batches are RCU sections */
-	shmbus_sub_stats_t stats;
-	uint8_t *copy; /* overwrite: private copy of one payload */
-	shmbus_poller_t *poller; /* the poller it belongs to, if any */
-	uint32_t n_after;	 /* dependency barrier: upstream rows */
-	uint16_t after[SHMBUS_MAX_AFTER];
-	uint64_t barrier; /* lowest upstream cursor last seen */
-	pthread_t thread; /* shmbus_sub_start */
-	bool running;
-	atomic_bool stop;
-};
-
-static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
-			       uint64_t seq, uint32_t marker, uint32_t lf,
-			       uint64_t ts, uint64_t key, uint64_t origin,
-			       const void *data)
-{
-	uint32_t len = lf & SLOT_LEN_MASK;
-	if (len > s->ch->record_size) /* a corrupt length never overruns */
-		len = s->ch->record_size;
-	r->data = data;
-	r->len = len;
-	r->flags = lf >> 24;
-	r->seq = seq;
-	r->timestamp = ts;
-	r->key = key;
-	r->origin = origin ? origin - 1 : seq;
-	r->channel_id = s->ch->id;
-	r->producer = marker & MARKER_PART_MASK;
-}
-
-static inline void dispatch(shmbus_sub_t *s, const shmbus_record_t *r)
-{
-	s->stats.delivered++;
-	if (s->fn(r, s->ctx) < 0)
-		s->stats.failed++;
-}
 
 static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 {
@@ -234,7 +184,9 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 		return SHMBUS_EINVAL;
 	if (s->registry)
 		registry_read_lock();
-	int n = s->overwrite ? poll_copy(s, max) : poll_inplace(s, max);
+	int n = s->gm.grp     ? group_poll(s, max)
+		: s->overwrite ? poll_copy(s, max)
+			       : poll_inplace(s, max);
 	if (s->registry)
 		registry_read_unlock();
 	return n;
@@ -243,6 +195,8 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 static bool available(void *arg)
 {
 	shmbus_sub_t *s = arg;
+	if (s->gm.grp)
+		return group_available(s);
 	shmbus_channel_t *ch = s->ch;
 	uint64_t seq = s->next_seq;
 	if (s->n_after && (int64_t)(barrier_min(ch, s->after, s->n_after,
@@ -387,7 +341,7 @@ static int expire_rows(shmbus_channel_t *ch)
 	for (uint32_t i = 0; i < ch->max_subs; i++) {
 		struct ch_subscriber *e = &ch->subs[i];
 		uint64_t ttl = e->ttl_ns;
-		if (ttl == 0 || bit_get(ch->held_subs, i) ||
+		if (ttl == 0 || e->group != 0 || bit_get(ch->held_subs, i) ||
 		    atomic_load_explicit(&e->state, memory_order_acquire) !=
 			    SUB_ACTIVE ||
 		    shm_byte_held(ch->map.fd, SUBLOCK_BASE + (off_t)i) ||
@@ -444,20 +398,115 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	return c1;
 }
 
-int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
-		     const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
+/* Under the bus lock: undo a fresh join (the row must not gate). */
+static void unjoin_row(shmbus_channel_t *ch, uint32_t row)
+{
+	struct ch_subscriber *e = &ch->subs[row];
+	/* release: producers stop gating on it from their next scan */
+	atomic_store_explicit(&e->state, SUB_FREE, memory_order_release);
+	memset(e->name, 0, sizeof(e->name));
+	e->group = 0;
+}
+
+/* Under the bus lock: find (resume) or create (join) s's row, declare its
+ * barrier, and for a group member take a member index. */
+static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
+		    bool group)
+{
+	shmbus_channel_t *ch = s->ch;
+	const char *kind = group ? "group" : "subscriber";
+	expire_rows(ch);
+	int free_row, rc = 0;
+	int row = find_row(ch, opts->name, &free_row);
+	bool fresh = row < 0;
+	if (row >= 0 && (ch->subs[row].group != 0) != group)
+		return shmbus_seterr(SHMBUS_EEXIST,
+				     "'%s' on channel '%s' is not a %s",
+				     opts->name, ch->name, kind);
+	if (fresh && free_row < 0)
+		return shmbus_seterr(SHMBUS_EFULL,
+				     "channel '%s': all %u subscriber rows are "
+				     "used (unsubscribe old names, or raise "
+				     "max_subscribers)",
+				     ch->name, ch->max_subs);
+	if (fresh)
+		row = free_row;
+	/* a broadcast name is held by one live process; a group's by none
+	 * (its members hold member bytes) */
+	if (!group && (rc = hold_row(ch, (uint32_t)row, opts->name)))
+		return rc;
+	s->index = (uint32_t)row;
+	s->ent = &ch->subs[row];
+	if (fresh) {
+		s->next_seq = join_row(ch, (uint32_t)row, opts->name);
+		s->ent->group = 0;
+	} else {
+		/* Resume. The cursor was written by another process: check
+		 * it before trusting it. */
+		uint64_t cur = atomic_load_explicit(&s->ent->cursor,
+						    memory_order_acquire);
+		uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+						      memory_order_acquire);
+		if ((int64_t)(claim - cur) < 0 ||
+		    (!s->overwrite && claim - cur > ch->capacity))
+			rc = shmbus_seterr(SHMBUS_ECORRUPT,
+					   "%s '%s' on channel '%s': cursor "
+					   "%llu is not within a ring of the "
+					   "claim sequence %llu",
+					   kind, opts->name, ch->name,
+					   (unsigned long long)cur,
+					   (unsigned long long)claim);
+		s->next_seq = cur;
+	}
+	if (rc == 0)
+		rc = barrier_declare(ch, (uint32_t)row, opts->after,
+				     opts->n_after, s->after);
+	if (rc == 0) {
+		memcpy(s->ent->after, s->after, sizeof(s->ent->after));
+		s->ent->n_after = opts->n_after;
+		s->n_after = opts->n_after;
+		s->barrier = s->next_seq;
+	}
+	if (rc == 0 && group)
+		rc = group_attach(s, fresh);
+	if (rc) {
+		if (fresh)
+			unjoin_row(ch, (uint32_t)row);
+		if (!group)
+			drop_row(ch, (uint32_t)row);
+		return rc;
+	}
+	s->ent->participant = s->part;
+	s->ent->wait = s->wait;
+	s->ent->ttl_ns = group ? 0 : opts->ttl_ms * 1000000ull;
+	atomic_store_explicit(&s->ent->abandoned_ns, 0, memory_order_relaxed);
+	/* the bus lock also orders this process's threads */
+	s->next = ch->subscribers;
+	ch->subscribers = s;
+	return 0;
+}
+
+static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
+		     const shmbus_sub_opts_t *opts, bool group,
+		     shmbus_sub_t **out)
 {
 	if (ch == NULL || opts == NULL || out == NULL)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel, opts and out are required");
 	*out = NULL;
-	int rc = shm_name_check(opts->name, "subscriber name");
+	int rc = shm_name_check(opts->name, group ? "group name"
+						  : "subscriber name");
 	if (rc)
 		return rc;
 	if (opts->wait > SHMBUS_WAIT_BLOCK || opts->flags != 0)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "unknown wait strategy %u or flags 0x%x",
 				     opts->wait, opts->flags);
+	if (group && (ch->flags & SHMBUS_CH_OVERWRITE))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': groups need a "
+				     "back-pressure channel",
+				     ch->name);
 	shmbus_sub_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "subscriber handle");
@@ -490,78 +539,7 @@ int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	rc = bus_lock(ch->bus);
 	if (rc)
 		goto fail_part;
-	expire_rows(ch);
-	int free_row;
-	int row = find_row(ch, opts->name, &free_row);
-	if (row >= 0) {
-		rc = hold_row(ch, (uint32_t)row, opts->name);
-		if (rc == 0) {
-			/* Resume. The cursor was written by another process:
-			 * check it before trusting it. */
-			uint64_t cur = atomic_load_explicit(
-				&ch->subs[row].cursor, memory_order_acquire);
-			uint64_t claim = atomic_load_explicit(
-				&ch->hdr->claim, memory_order_acquire);
-			if ((int64_t)(claim - cur) < 0 ||
-			    (!s->overwrite && claim - cur > ch->capacity)) {
-				drop_row(ch, (uint32_t)row);
-				rc = shmbus_seterr(
-					SHMBUS_ECORRUPT,
-					"subscriber '%s' on channel '%s': "
-					"cursor %llu is not within a ring of "
-					"the claim sequence %llu",
-					opts->name, ch->name,
-					(unsigned long long)cur,
-					(unsigned long long)claim);
-			} else {
-				s->next_seq = cur;
-			}
-		}
-	} else if (free_row < 0) {
-		rc = shmbus_seterr(SHMBUS_EFULL,
-				   "channel '%s': all %u subscriber rows are "
-				   "used (unsubscribe old names, or raise "
-				   "max_subscribers)",
-				   ch->name, ch->max_subs);
-	} else {
-		row = free_row;
-		rc = hold_row(ch, (uint32_t)row, opts->name);
-		if (rc == 0)
-			s->next_seq = join_row(ch, (uint32_t)row, opts->name);
-	}
-	if (rc == 0) {
-		bool fresh = row == free_row;
-		rc = barrier_declare(ch, (uint32_t)row, opts->after,
-				     opts->n_after, s->after);
-		if (rc == 0) {
-			struct ch_subscriber *e = &ch->subs[row];
-			memcpy(e->after, s->after, sizeof(e->after));
-			e->n_after = opts->n_after;
-			s->n_after = opts->n_after;
-			s->barrier = s->next_seq;
-		} else {
-			if (fresh) { /* undo the join: it must not gate */
-				atomic_store_explicit(&ch->subs[row].state,
-						      SUB_FREE,
-						      memory_order_release);
-				memset(ch->subs[row].name, 0,
-				       sizeof(ch->subs[row].name));
-			}
-			drop_row(ch, (uint32_t)row);
-		}
-	}
-	if (rc == 0) {
-		s->index = (uint32_t)row;
-		s->ent = &ch->subs[row];
-		s->ent->participant = s->part;
-		s->ent->wait = s->wait;
-		s->ent->ttl_ns = opts->ttl_ms * 1000000ull;
-		atomic_store_explicit(&s->ent->abandoned_ns, 0,
-				      memory_order_relaxed);
-		/* the bus lock also orders this process's threads */
-		s->next = ch->subscribers;
-		ch->subscribers = s;
-	}
+	rc = bind_row(s, opts, group);
 	bus_unlock(ch->bus);
 	if (rc)
 		goto fail_part;
@@ -580,6 +558,18 @@ fail:
 	free(s->copy);
 	free(s);
 	return rc;
+}
+
+int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
+		     const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
+{
+	return subscribe(ch, fn, ctx, opts, false, out);
+}
+
+int shmbus_group_join(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
+		      const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
+{
+	return subscribe(ch, fn, ctx, opts, true, out);
 }
 
 int shmbus_sub_close(shmbus_sub_t *s, int drain)
@@ -603,9 +593,13 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 			*pp = s->next;
 			break;
 		}
-	atomic_store_explicit(&s->ent->abandoned_ns, shmbus_now_ns(),
-			      memory_order_relaxed);
-	drop_row(ch, s->index);
+	if (s->gm.grp) {
+		group_detach(s);
+	} else {
+		atomic_store_explicit(&s->ent->abandoned_ns, shmbus_now_ns(),
+				      memory_order_relaxed);
+		drop_row(ch, s->index);
+	}
 	if (locked)
 		bus_unlock(ch->bus);
 	bus_participant_release(ch->bus, s->part);
@@ -641,12 +635,11 @@ int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name)
 				   "channel '%s': other subscribers run after "
 				   "'%s'; unsubscribe them first",
 				   ch->name, name);
+	} else if (ch->subs[row].group != 0) {
+		if ((rc = group_remove(ch, (uint32_t)row)) == 0)
+			unjoin_row(ch, (uint32_t)row);
 	} else if ((rc = hold_row(ch, (uint32_t)row, name)) == 0) {
-		struct ch_subscriber *e = &ch->subs[row];
-		/* release: producers stop gating on it from their next scan */
-		atomic_store_explicit(&e->state, SUB_FREE,
-				      memory_order_release);
-		memset(e->name, 0, sizeof(e->name));
+		unjoin_row(ch, (uint32_t)row);
 		drop_row(ch, (uint32_t)row);
 	}
 	bus_unlock(ch->bus);

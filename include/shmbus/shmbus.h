@@ -142,6 +142,7 @@ typedef struct shmbus_channel_opts {
 	uint32_t flags;		  /* shmbus_channel_flags */
 	uint32_t stall_policy;	  /* shmbus_stall_policy */
 	uint32_t max_subscribers; /* 0 = 32 */
+	uint32_t max_groups;	  /* competing groups; 0 = 2 */
 } shmbus_channel_opts_t;
 
 /*
@@ -160,6 +161,7 @@ typedef struct shmbus_channel_info {
 	uint32_t id;
 	uint32_t record_size, slot_size, capacity, flags, stall_policy;
 	uint32_t max_subscribers;
+	uint32_t max_groups;
 	uint64_t layout_hash;
 	uint64_t claimed; /* next sequence to be claimed */
 } shmbus_channel_info_t;
@@ -326,6 +328,19 @@ SHMBUS_API void shmbus_handler_static_add(shmbus_handler_reg_t *reg);
 	}
 #define SHMBUS_HANDLER(channel_token, fn)                                      \
 	SHMBUS_HANDLER_NAMED(#channel_token, fn)
+
+/*
+ * Join the competing-consumer group opts->name as a member: each record of
+ * the channel goes to one member of the group. The group is durable by name
+ * (its floor gates producers like a subscriber's cursor); members join and
+ * leave at any time. Exactly once while no member dies; at-least-once
+ * across a member's death (the records it had taken are handled again by
+ * another member). Poll, wait, close and pollers work as for subscribers;
+ * shmbus_unsubscribe removes a group that has no live member.
+ */
+SHMBUS_API int shmbus_group_join(shmbus_channel_t *ch, shmbus_handler_fn fn,
+				 void *ctx, const shmbus_sub_opts_t *opts,
+				 shmbus_sub_t **out);
 
 /*
  * Dispatch up to max available records on the calling thread; returns the

@@ -1,0 +1,30 @@
+/*
+ * Failpoints for crash tests: with SHMBUS_FAILPOINT=NAME:N in its
+ * environment, a process kills itself (SIGKILL) the N-th time it passes the
+ * named place, so tests reach the nanoseconds between two steps of a
+ * protocol that random kills almost never hit. Unarmed, a failpoint costs a
+ * load of a process-local flag and a predicted branch.
+ */
+#ifndef SHMBUS_FAILPOINT_H
+#define SHMBUS_FAILPOINT_H
+
+enum failpoint_id {
+	FP_GROUP_AFTER_TAKE,  /* "group_after_take": word TAKEN, no handler */
+	FP_GROUP_BEFORE_DONE, /* "group_before_done": handled, not DONE */
+	FP_BEFORE_COMMIT,     /* "before_commit": claimed, not committed */
+	FP_COUNT
+};
+
+extern int shmbus_failpoints_armed;
+void failpoint_hit(int id);
+/* Arm from a spec "NAME:N" (as the environment variable does); tests call
+ * it in a forked child. NULL disarms. */
+void failpoint_arm(const char *spec);
+
+#define FAILPOINT(id)                                                          \
+	do {                                                                   \
+		if (__builtin_expect(shmbus_failpoints_armed, 0))             \
+			failpoint_hit(id);                                     \
+	} while (0)
+
+#endif /* SHMBUS_FAILPOINT_H */

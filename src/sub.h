@@ -1,0 +1,67 @@
+/*
+ * The subscriber handle, shared by the broadcast (subscriber.c) and group
+ * (group.c) read paths, and the record hand-off both use.
+ */
+#ifndef SHMBUS_SUB_H
+#define SHMBUS_SUB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "group.h"
+#include "internal.h"
+
+struct shmbus_sub {
+	shmbus_channel_t *ch;
+	shmbus_sub_t *next; /* in ch->subscribers */
+	struct ch_header *hdr;
+	struct ch_subscriber *ent;
+	shmbus_handler_fn fn;
+	void *ctx;
+	uint64_t next_seq;
+	uint32_t index; /* row in the subscriber table */
+	uint32_t batch;
+	uint32_t wait;
+	uint32_t part;
+	bool overwrite;
+	bool sleeper; /* counted in hdr->data_sleepers */
+	bool registry; /* fn is registry_dispatch: batches are RCU sections */
+	shmbus_sub_stats_t stats;
+	uint8_t *copy; /* overwrite: private copy of one payload */
+	shmbus_poller_t *poller; /* the poller it belongs to, if any */
+	uint32_t n_after;	 /* dependency barrier: upstream rows */
+	uint16_t after[SHMBUS_MAX_AFTER];
+	uint64_t barrier; /* lowest upstream cursor last seen */
+	struct group_member gm; /* competing-group member state */
+	pthread_t thread; /* shmbus_sub_start */
+	bool running;
+	atomic_bool stop;
+};
+
+static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
+			       uint64_t seq, uint32_t marker, uint32_t lf,
+			       uint64_t ts, uint64_t key, uint64_t origin,
+			       const void *data)
+{
+	uint32_t len = lf & SLOT_LEN_MASK;
+	if (len > s->ch->record_size) /* a corrupt length never overruns */
+		len = s->ch->record_size;
+	r->data = data;
+	r->len = len;
+	r->flags = lf >> 24;
+	r->seq = seq;
+	r->timestamp = ts;
+	r->key = key;
+	r->origin = origin ? origin - 1 : seq;
+	r->channel_id = s->ch->id;
+	r->producer = marker & MARKER_PART_MASK;
+}
+
+static inline void dispatch(shmbus_sub_t *s, const shmbus_record_t *r)
+{
+	s->stats.delivered++;
+	if (s->fn(r, s->ctx) < 0)
+		s->stats.failed++;
+}
+
+#endif /* SHMBUS_SUB_H */

@@ -1,0 +1,303 @@
+/*
+ * Competing-consumer groups: each record to one member, the floor never
+ * passes an unfinished record, and members killed at failpoints lose
+ * nothing (every duplicate is a record a dead member had taken).
+ */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "failpoint.h"
+#include "helpers.h"
+#include "internal.h"
+
+static shmbus_channel_t *open_ch(const char *bus_name, shmbus_t **bus,
+				 uint32_t cap)
+{
+	CHECK_OK(shmbus_open(bus_name, NULL, bus));
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = cap};
+	shmbus_channel_t *ch;
+	CHECK_OK(shmbus_channel_open(*bus, "Work", &o, &ch));
+	return ch;
+}
+
+/* Per sequence: how many times handled, and by whom first. */
+struct ledger {
+	_Atomic uint64_t unique;
+	_Atomic uint64_t floor_violations;
+	_Atomic uint32_t deaths;
+	_Atomic uint32_t dead[4096]; /* incarnation ids that were killed */
+	_Atomic uint8_t count[];     /* then first_taker[] after it */
+};
+
+struct member_ctx {
+	struct ledger *lg;
+	_Atomic uint32_t *first;
+	uint64_t n;
+	uint32_t id;	       /* incarnation */
+	long die_mid_handler;  /* > 0: SIGKILL inside the N-th handler */
+	_Atomic uint64_t *floor; /* the group's floor (row cursor) */
+};
+
+static int on_work(const shmbus_record_t *r, void *ctx)
+{
+	struct member_ctx *m = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, 8);
+	if (v != r->seq || r->seq >= m->n)
+		return -1;
+	/* the floor never passes a record that is being handled */
+	if ((int64_t)(atomic_load(m->floor) - r->seq) > 0)
+		atomic_fetch_add(&m->lg->floor_violations, 1);
+	uint32_t zero = 0;
+	atomic_compare_exchange_strong(&m->first[r->seq], &zero, m->id);
+	if (atomic_fetch_add(&m->lg->count[r->seq], 1) == 0)
+		atomic_fetch_add(&m->lg->unique, 1);
+	if (m->die_mid_handler > 0 && --m->die_mid_handler == 0)
+		raise(SIGKILL);
+	return 0;
+}
+
+static _Atomic uint64_t *floor_of(shmbus_channel_t *ch, const char *group)
+{
+	for (uint32_t i = 0; i < ch->max_subs; i++)
+		if (strcmp(ch->subs[i].name, group) == 0)
+			return &ch->subs[i].cursor;
+	return NULL;
+}
+
+static struct ledger *ledger_new(uint64_t n, _Atomic uint32_t **first)
+{
+	struct ledger *lg = shared_alloc(sizeof(*lg) + n + 4 * n + 8);
+	*first = (_Atomic uint32_t *)((uint8_t *)lg + sizeof(*lg) +
+				      ((n + 7) & ~7ull));
+	return lg;
+}
+
+static pid_t spawn_producer(const char *name, uint64_t n)
+{
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = open_ch(name, &b, 256);
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_YIELD};
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, &po, &p));
+		for (uint64_t v = 0; v < n; v++)
+			CHECK_OK(shmbus_publish(p, &v, 8, v % 7));
+		_exit(0);
+	}
+	return pid;
+}
+
+/* A member process: joins, handles until every record was handled once. */
+static pid_t spawn_member(const char *name, struct ledger *lg,
+			  _Atomic uint32_t *first, uint64_t n, uint32_t id,
+			  const char *failpoint, long mid_handler,
+			  bool until_floor)
+{
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		if (failpoint)
+			failpoint_arm(failpoint);
+		shmbus_t *b;
+		shmbus_channel_t *c = open_ch(name, &b, 256);
+		struct member_ctx m = {lg, first, n, id, mid_handler,
+				       floor_of(c, "workers")};
+		shmbus_sub_opts_t so = {.name = "workers",
+					.wait = SHMBUS_WAIT_YIELD};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_group_join(c, on_work, &m, &so, &s));
+		if (m.floor == NULL)
+			m.floor = floor_of(c, "workers");
+		/* until every record was handled once, or (the last one
+		 * standing) until the floor shows every record done */
+		while (until_floor ? atomic_load(m.floor) != n
+				   : atomic_load(&lg->unique) < n)
+			if (shmbus_poll(s, 64) == 0)
+				shmbus_sub_wait(s, 1000000);
+		_exit(0);
+	}
+	return pid;
+}
+
+Test(group, single_process_members_share_the_work)
+{
+	const char *name = test_bus("g1");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 64);
+	const uint64_t n = 1000;
+	_Atomic uint32_t *first;
+	struct ledger *lg = ledger_new(n, &first);
+	struct member_ctx ma = {lg, first, n, 1, 0, NULL};
+	struct member_ctx mb = {lg, first, n, 2, 0, NULL};
+	shmbus_sub_opts_t so = {.name = "workers"};
+	shmbus_sub_t *a, *b;
+	cr_assert_eq(shmbus_group_join(ch, on_work, &ma, &so, &a), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_group_join(ch, on_work, &mb, &so, &b), 0, "%s",
+		     shmbus_errmsg());
+	ma.floor = mb.floor = floor_of(ch, "workers");
+	/* a broadcast subscriber may not take a group's name, nor back */
+	shmbus_sub_t *x;
+	cr_expect_eq(shmbus_subscribe(ch, on_work, &ma, &so, &x),
+		     SHMBUS_EEXIST);
+	shmbus_sub_opts_t bso = {.name = "watcher"};
+	shmbus_sub_t *y;
+	cr_assert_eq(shmbus_subscribe(ch, on_work, &ma, &bso, &x), 0);
+	cr_expect_eq(shmbus_group_join(ch, on_work, &ma, &bso, &y),
+		     SHMBUS_EEXIST);
+	shmbus_sub_close(x, 0);
+	cr_assert_eq(shmbus_unsubscribe(ch, "watcher"), 0);
+
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t v = 0;
+	while (v < n || atomic_load(&lg->unique) < n) {
+		while (v < n && shmbus_try_publish(p, &v, 8, 0) == 0)
+			v++;
+		shmbus_poll(a, 5);
+		shmbus_poll(b, 7);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(atomic_load(&lg->count[i]), 1, "seq %lu", i);
+	shmbus_sub_stats_t sa, sb;
+	shmbus_sub_get_stats(a, &sa);
+	shmbus_sub_get_stats(b, &sb);
+	cr_expect_eq(sa.delivered + sb.delivered, n);
+	cr_expect_gt(sa.delivered, 0);
+	cr_expect_gt(sb.delivered, 0);
+	cr_expect_eq(atomic_load(floor_of(ch, "workers")), n);
+	cr_expect_eq(atomic_load(&lg->floor_violations), 0);
+	/* the floor gates: with every member closed, the group holds on */
+	cr_expect_eq(shmbus_unsubscribe(ch, "workers"), SHMBUS_EBUSY);
+	shmbus_sub_close(a, 0);
+	shmbus_sub_close(b, 0);
+	cr_assert_eq(shmbus_unsubscribe(ch, "workers"), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(group, three_member_processes_exactly_once, .timeout = 300)
+{
+	const uint64_t n = scaled(1000000);
+	const char *name = test_bus("g3");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 256);
+	_Atomic uint32_t *first;
+	struct ledger *lg = ledger_new(n, &first);
+	/* the group exists (and gates) before the producer starts */
+	struct member_ctx m0 = {lg, first, n, 99, 0, NULL};
+	shmbus_sub_opts_t so = {.name = "workers"};
+	shmbus_sub_t *hold;
+	cr_assert_eq(shmbus_group_join(ch, on_work, &m0, &so, &hold), 0);
+	pid_t members[3];
+	for (uint32_t i = 0; i < 3; i++)
+		members[i] = spawn_member(name, lg, first, n, i + 1, NULL, 0,
+					  false);
+	shmbus_sub_close(hold, 0);
+	pid_t prod = spawn_producer(name, n);
+	cr_expect_eq(child_status(prod), 0);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(child_status(members[i]), 0);
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < n; i++)
+		bad += atomic_load(&lg->count[i]) != 1;
+	cr_expect_eq(bad, 0, "%lu records not handled exactly once", bad);
+	cr_expect_eq(atomic_load(&lg->floor_violations), 0);
+	cr_expect_eq(atomic_load(floor_of(ch, "workers")), n);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(group, members_killed_at_failpoints_lose_nothing, .timeout = 300)
+{
+	const uint64_t n = scaled(30000);
+	const char *name = test_bus("gk");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 256);
+	_Atomic uint32_t *first;
+	struct ledger *lg = ledger_new(n, &first);
+	struct member_ctx m0 = {lg, first, n, 0, 0, NULL};
+	shmbus_sub_opts_t so = {.name = "workers"};
+	shmbus_sub_t *hold;
+	cr_assert_eq(shmbus_group_join(ch, on_work, &m0, &so, &hold), 0);
+	shmbus_sub_close(hold, 0);
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	pid_t prod = spawn_producer(name, n);
+	pid_t live[2] = {0, 0};
+	uint32_t ids[2] = {0, 0}, next_id = 1, kills = 0;
+	static const char *const points[] = {"group_after_take",
+					     "group_before_done", NULL};
+	uint64_t deadline = shmbus_now_ns() + 240ull * 1000000000;
+	while (atomic_load(&lg->unique) < n && shmbus_now_ns() < deadline) {
+		for (int i = 0; i < 2; i++) {
+			if (live[i]) {
+				int st;
+				pid_t r = waitpid(live[i], &st, WNOHANG);
+				if (r == 0)
+					continue;
+				if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+				    kills < 4096) {
+					lg->dead[kills++] = ids[i];
+				}
+				live[i] = 0;
+			}
+			/* every member dies: after taking a slot, before
+			 * marking one done, or inside a handler */
+			int kind = rand() % 3;
+			char fp[64];
+			const char *spec = NULL;
+			long mid = 0;
+			if (kind < 2) {
+				snprintf(fp, sizeof(fp), "%s:%d", points[kind],
+					 1 + rand() % 50);
+				spec = fp;
+			} else {
+				mid = 1 + rand() % 50;
+			}
+			ids[i] = next_id++;
+			live[i] = spawn_member(name, lg, first, n, ids[i], spec,
+					       mid, false);
+		}
+		usleep(1000);
+	}
+	for (int i = 0; i < 2; i++)
+		if (live[i]) {
+			int st = child_status(live[i]);
+			if (st == 128 + SIGKILL && kills < 4096)
+				lg->dead[kills++] = ids[i];
+		}
+	cr_expect_eq(child_status(prod), 0);
+	/* a last, healthy member finishes what the dead left taken */
+	cr_expect_eq(child_status(spawn_member(name, lg, first, n, next_id,
+					       NULL, 0, true)),
+		     0);
+	uint64_t lost = 0, unexplained = 0, dups = 0;
+	for (uint64_t s = 0; s < n; s++) {
+		uint8_t c = atomic_load(&lg->count[s]);
+		lost += c == 0;
+		if (c > 1) {
+			dups++;
+			bool dead = false;
+			for (uint32_t k = 0; k < kills; k++)
+				dead |= lg->dead[k] == atomic_load(&first[s]);
+			unexplained += !dead;
+		}
+	}
+	cr_log_info("%u kills, %lu duplicates", kills, dups);
+	cr_expect_eq(lost, 0, "%lu records never handled", lost);
+	cr_expect_eq(unexplained, 0,
+		     "%lu duplicates not taken first by a killed member",
+		     unexplained);
+	cr_expect_geq(kills, scaled(200), "only %u kills", kills);
+	cr_expect_eq(atomic_load(&lg->floor_violations), 0);
+	cr_expect_eq(atomic_load(floor_of(ch, "workers")), n);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
