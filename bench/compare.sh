@@ -42,6 +42,15 @@ done
 command -v python3 >/dev/null || { echo "compare.sh: needs python3" >&2; exit 2; }
 
 mkdir -p "$out"
+# Run a snapshot of the program and of the shmbus library it loads: a
+# rebuild during the run (other work in the tree) must not swap either.
+snap=$out/bin
+rm -rf "$snap" && mkdir -p "$snap"
+cp "$bin" "$snap/shmbus_bench"
+lib=$(ldd "$bin" | awk '/libshmbus/ {print $3}')
+[ -n "$lib" ] && cp -L "$lib" "$snap/"
+export LD_LIBRARY_PATH=$snap${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+bin=$snap/shmbus_bench
 raw=$out/compare.json.tmp
 : >"$raw"
 
