@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo need on Debian 12 (as root).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang
-      liburcu-dev libck-dev libcriterion-dev)
+      liburcu-dev libck-dev libcriterion-dev spin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
