@@ -1,12 +1,17 @@
 /*
- * A durable subscriber to OrderPlaced: checks every order arrives once and
- * in order, measures publish-to-handler latency, and prints a summary when
- * the end marker arrives.
+ * An OrderPlaced subscriber: checks what arrives, measures publish-to-handler
+ * latency, and prints a summary at the end marker.
  *
- *   subscriber BUS NAME [spin|yield|backoff|block]
+ *   subscriber BUS NAME [--wait spin|yield|backoff|block] [--after UPSTREAM]
+ *                       [--group]
  *
- * Start it before the publisher: a new name sees what is published after it
- * joins. Killed and restarted with the same name, it resumes where it was.
+ * A durable broadcast subscriber by default: it sees every order, once and
+ * in order. --after UPSTREAM runs it after another subscriber (a dependency
+ * barrier). --group makes it a member of the competing group NAME: each
+ * order goes to one member; a member stops once the stream has been idle
+ * for a second after the publisher's end marker reached any member.
+ * Start subscribers before the publisher: a new name sees what is published
+ * after it joins. Killed and restarted with the same name, it resumes.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -23,6 +28,7 @@ struct state {
 	struct samples lat;
 	uint64_t next_id;
 	uint64_t errors;
+	int group;
 	int done;
 };
 
@@ -35,7 +41,9 @@ static int on_order(const shmbus_record_t *rec, void *ctx)
 		st->done = 1;
 		return 0;
 	}
-	if (o->order_id != st->next_id)
+	/* broadcast: every order, in order (a group member gets a share,
+	 * and may take over records another member had fetched) */
+	if (!st->group && o->order_id != st->next_id)
 		st->errors++;
 	st->next_id = o->order_id + 1;
 	samples_add(&st->lat, now - rec->timestamp);
@@ -44,7 +52,7 @@ static int on_order(const shmbus_record_t *rec, void *ctx)
 
 static uint32_t parse_wait(const char *s)
 {
-	if (!s || !strcmp(s, "spin"))
+	if (!strcmp(s, "spin"))
 		return SHMBUS_WAIT_SPIN;
 	if (!strcmp(s, "yield"))
 		return SHMBUS_WAIT_YIELD;
@@ -56,9 +64,24 @@ static uint32_t parse_wait(const char *s)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr,
-			"usage: subscriber BUS NAME [spin|yield|backoff|block]\n");
+		fprintf(stderr, "usage: subscriber BUS NAME [--wait W] "
+				"[--after UPSTREAM] [--group]\n");
 		return 2;
+	}
+	const char *wait = "spin", *after = NULL;
+	int group = 0;
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--wait") && i + 1 < argc)
+			wait = argv[++i];
+		else if (!strcmp(argv[i], "--after") && i + 1 < argc)
+			after = argv[++i];
+		else if (!strcmp(argv[i], "--group"))
+			group = 1;
+		else {
+			fprintf(stderr, "subscriber: unknown option %s\n",
+				argv[i]);
+			return 2;
+		}
 	}
 	shmbus_t *bus;
 	int rc = shmbus_open(argv[1], NULL, &bus);
@@ -68,13 +91,18 @@ int main(int argc, char **argv)
 				    .layout_hash = ORDER_LAYOUT_HASH};
 	if (rc == 0)
 		rc = shmbus_channel_open(bus, ORDER_CHANNEL, &co, &ch);
-	struct state st = {.bus = bus};
-	shmbus_sub_opts_t so = {.name = argv[2], .wait = parse_wait(argv[3])};
+	struct state st = {.bus = bus, .group = group};
+	const char *ups[1] = {after};
+	shmbus_sub_opts_t so = {.name = argv[2],
+				.wait = parse_wait(wait),
+				.after = after ? ups : NULL,
+				.n_after = after ? 1 : 0};
 	shmbus_sub_t *sub = NULL;
 	if (rc == 0)
 		rc = samples_init(&st.lat, 4u << 20) ? SHMBUS_ENOMEM : 0;
 	if (rc == 0)
-		rc = shmbus_subscribe(ch, on_order, &st, &so, &sub);
+		rc = group ? shmbus_group_join(ch, on_order, &st, &so, &sub)
+			   : shmbus_subscribe(ch, on_order, &st, &so, &sub);
 	if (rc) {
 		fprintf(stderr, "subscriber %s: %s (%s)\n", argv[2],
 			shmbus_strerror(rc), shmbus_errmsg());
@@ -82,18 +110,27 @@ int main(int argc, char **argv)
 	}
 	printf("subscriber %s: ready\n", argv[2]);
 	fflush(stdout);
-	while (!st.done) {
-		if (shmbus_poll(sub, 256) == 0)
-			shmbus_sub_wait(sub, 0);
+	for (;;) {
+		if (shmbus_poll(sub, 256) > 0)
+			continue;
+		if (st.done && !group)
+			break;
+		/* a group member: the end marker reached one member; stop once
+		 * the stream stays idle */
+		if (shmbus_sub_wait(sub, st.done || st.next_id ? 1000000000ull
+							       : 0) &&
+		    group)
+			break;
 	}
 	struct lat_summary s;
 	samples_summary(&st.lat, &s);
-	printf("subscriber %-6s %8llu orders, %llu out of order | latency ns "
-	       "p50 %llu p99 %llu p99.9 %llu max %llu (wait %s)\n",
-	       argv[2], (unsigned long long)s.n,
+	printf("%-5s %-8s %7llu orders, %llu errors | latency ns p50 %6llu "
+	       "p99 %7llu p99.9 %8llu max %8llu | %s%s%s\n",
+	       group ? "group" : "sub", argv[2], (unsigned long long)s.n,
 	       (unsigned long long)st.errors, (unsigned long long)s.p50,
 	       (unsigned long long)s.p99, (unsigned long long)s.p999,
-	       (unsigned long long)s.max, argv[3] ? argv[3] : "spin");
+	       (unsigned long long)s.max, wait, after ? ", after " : "",
+	       after ? after : "");
 	shmbus_sub_close(sub, 0);
 	shmbus_close(bus);
 	return st.errors ? 1 : 0;

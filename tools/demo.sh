@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: real processes through the bus. Two durable subscribers (one
-# spinning, one sleeping on a futex) and a publisher; each subscriber checks
-# every order arrived once and in order and prints its latency summary.
+# The demo: real processes through the bus. A publisher of OrderPlaced
+# events; durable subscribers 'risk' (spinning) and 'audit' (sleeping on a
+# futex, and running after 'risk': a dependency barrier); a competing group
+# 'workers' of two members sharing the orders. Each checks what it gets and
+# prints its publish-to-handler latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -9,16 +11,24 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 bus="demo$$"
 count="${1:-200000}"
-trap 'build/tools/shmbus destroy --force "$bus" >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
-echo "bus '$bus': publisher -> OrderPlaced -> subscribers 'risk' (spin), 'audit' (block)"
-build/examples/subscriber "$bus" risk spin > "/tmp/$bus.risk" &
-r=$!
-build/examples/subscriber "$bus" audit block > "/tmp/$bus.audit" &
-a=$!
-for f in "/tmp/$bus.risk" "/tmp/$bus.audit"; do
-  until grep -q ready "$f" 2>/dev/null; do sleep 0.05; done
-done
+out=$(mktemp -d)
+trap 'build/tools/shmbus destroy --force "$bus" >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
+sub=build/examples/subscriber
+start() { # name, args...
+  local name=$1; shift
+  "$sub" "$bus" "$name" "$@" > "$out/$name" &
+  until grep -q ready "$out/$name" 2>/dev/null; do sleep 0.05; done
+}
+echo "bus '$bus': publisher -> OrderPlaced -> risk (yield) -> audit (block, after risk);"
+echo "                                      -> group 'workers' of 2 (block)"
+start risk --wait yield
+start audit --wait block --after risk
+start workers --wait block --group
+"$sub" "$bus" workers --wait block --group > "$out/workers2" &
+until grep -q ready "$out/workers2" 2>/dev/null; do sleep 0.05; done
 build/examples/publisher "$bus" "$count"
-wait $r $a
-grep -h orders "/tmp/$bus.risk" "/tmp/$bus.audit"
-rm -f "/tmp/$bus.risk" "/tmp/$bus.audit"
+wait
+cat "$out/risk" "$out/audit" "$out/workers" "$out/workers2" | grep -v ready
+total=$(cat "$out/workers" "$out/workers2" | awk '/orders/ {s += $3} END {print s}')
+echo "group 'workers': $total of $count orders handled between its two members"
+[ "$total" = "$count" ]
