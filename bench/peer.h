@@ -18,6 +18,8 @@ struct transport {
 	const char *pingpong_name; /* "uds-pingpong" */
 	const char *throughput_name;
 	const char *skip; /* non-NULL: not built, and why */
+	/* built, but missing something at run time: why, or NULL */
+	const char *(*unavailable)(void);
 	const char *note; /* how it is set up, for the report */
 	/* the library moves messages on threads of its own, pinned with us:
 	 * a spinner must yield the core to them, not just pause */
@@ -38,6 +40,9 @@ struct transport {
 
 extern const struct transport transport_uds, transport_zmq, transport_nng,
 	transport_iox;
+
+/* Why t cannot run here (not built, or missing at run time), or NULL. */
+const char *peer_skip_reason(const struct transport *t);
 
 int peer_pingpong(const struct bench_opts *o, const struct transport *t);
 int peer_throughput(const struct bench_opts *o, const struct transport *t);

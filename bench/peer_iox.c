@@ -64,6 +64,22 @@ static bool log_says_ready(void)
 	return strstr(buf, "RouDi is ready") != NULL;
 }
 
+/* The C binding's package does not bring the broker with it. */
+static const char *iox_unavailable(void)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
+	for (char *save, *d = strtok_r(buf, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
+		char exe[4200];
+		snprintf(exe, sizeof(exe), "%s/iox-roudi", d);
+		if (access(exe, X_OK) == 0)
+			return NULL;
+	}
+	return "iox-roudi not found in PATH (apt-get install iceoryx)";
+}
+
 static int iox_prepare(struct run *r)
 {
 	snprintf(roudi_log, sizeof(roudi_log), "/tmp/shmbus-bench.%d.roudi.log",
@@ -244,6 +260,7 @@ const struct transport transport_iox = {
 	.pingpong_name = "iox-pingpong",
 	.throughput_name = "iox-throughput",
 	.note = "iceoryx 2.0 pub/sub (RouDi started for the run)",
+	.unavailable = iox_unavailable,
 	.prepare = iox_prepare,
 	.open = iox_open_end,
 	.send = iox_send,

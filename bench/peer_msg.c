@@ -228,10 +228,18 @@ static int run_one(const struct bench_opts *o, const struct transport *t,
 	return 0;
 }
 
+const char *peer_skip_reason(const struct transport *t)
+{
+	if (t->skip)
+		return t->skip;
+	return t->unavailable ? t->unavailable() : NULL;
+}
+
 int peer_pingpong(const struct bench_opts *o, const struct transport *t)
 {
-	if (t->skip) {
-		report_skip(o, t->pingpong_name, t->skip);
+	const char *why = peer_skip_reason(t);
+	if (why) {
+		report_skip(o, t->pingpong_name, why);
 		return 0;
 	}
 	return run_one(o, t, true, o->size ? o->size : 64);
@@ -239,8 +247,9 @@ int peer_pingpong(const struct bench_opts *o, const struct transport *t)
 
 int peer_throughput(const struct bench_opts *o, const struct transport *t)
 {
-	if (t->skip) {
-		report_skip(o, t->throughput_name, t->skip);
+	const char *why = peer_skip_reason(t);
+	if (why) {
+		report_skip(o, t->throughput_name, why);
 		return 0;
 	}
 	uint32_t sizes[8];

@@ -101,7 +101,7 @@ static void list_workloads(void)
 	for (size_t i = 0; i < NWORKLOADS; i++) {
 		const struct workload *w = &workloads[i];
 		const char *skip = w->skip ? w->skip
-				   : w->peer ? w->peer->skip
+				   : w->peer ? peer_skip_reason(w->peer)
 					     : NULL;
 		printf("%s\t%s%s\n", w->name, skip ? "skipped: " : "available",
 		       skip ? skip : "");
