@@ -164,6 +164,8 @@ int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
+int wl_group(const struct bench_opts *o);
+int wl_manychannels(const struct bench_opts *o);
 
 /* The sizes a throughput workload runs: --size, or the default sweep. */
 int tp_sizes(const struct bench_opts *o, uint32_t *sizes, int max);

@@ -47,16 +47,6 @@ static int wl_iox_tp(const struct bench_opts *o)
 {
 	return peer_throughput(o, &transport_iox);
 }
-static int wl_group(const struct bench_opts *o)
-{
-	report_skip(o, "group", "needs consumer groups (issue 3)");
-	return 0;
-}
-static int wl_manychannels(const struct bench_opts *o)
-{
-	report_skip(o, "manychannels", "needs multi-channel subscribers");
-	return 0;
-}
 
 static const struct workload {
 	const char *name;
@@ -88,10 +78,8 @@ static const struct workload {
 	 NULL, &transport_iox},
 	{"iox-throughput", wl_iox_tp, "throughput over iceoryx", NULL,
 	 &transport_iox},
-	{"group", wl_group, "consumer groups (not in the library yet)",
-	 "needs consumer groups (issue 3)"},
-	{"manychannels", wl_manychannels, "one subscriber, many channels",
-	 "needs multi-channel subscribers"},
+	{"group", wl_group, "1 producer -> a group of 2 members"},
+	{"manychannels", wl_manychannels, "16 channels -> 1 poller"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
