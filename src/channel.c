@@ -434,7 +434,9 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 	if (rc)
 		goto fail;
 	ch->held_subs = calloc((ch->max_subs + 7) / 8, 1);
-	if (ch->held_subs == NULL) {
+	ch->held_members = calloc(ch->max_groups ? ch->max_groups : 1,
+				  sizeof(*ch->held_members));
+	if (ch->held_subs == NULL || ch->held_members == NULL) {
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "subscriber bitmap");
 		goto fail;
 	}
@@ -444,6 +446,7 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 	return 0;
 fail:
 	shm_unmap(&ch->map);
+	free(ch->held_subs);
 	free(ch);
 	return rc;
 }
@@ -463,6 +466,7 @@ void shmbus_channel_close(shmbus_channel_t *ch)
 	}
 	shm_unmap(&ch->map);
 	free(ch->held_subs);
+	free(ch->held_members);
 	free(ch);
 }
 

@@ -147,6 +147,13 @@ static void advance_floor(shmbus_sub_t *s)
 
 static bool member_dead(shmbus_sub_t *s, uint32_t member)
 {
+	/* Locks held through our own open file description do not show in
+	 * F_OFD_GETLK: members of this process are checked locally. relaxed:
+	 * a member leaving concurrently is a dead one soon anyway. */
+	uint64_t ours = atomic_load_explicit(&s->ch->held_members[s->gm.index],
+					     memory_order_relaxed);
+	if ((ours >> member) & 1)
+		return false;
 	off_t byte = MEMBERLOCK_BASE +
 		     (off_t)s->gm.index * SHMBUS_MAX_MEMBERS + member;
 	return !shm_byte_held(s->ch->map.fd, byte);
@@ -226,8 +233,19 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 		if (!barrier_allows(s, gm->cnext))
 			break;
 		int r = take(s, gm->cnext, 0);
-		if (r < 0)
-			break; /* not yet published: keep the chunk */
+		if (r < 0) {
+			/* Not published yet: keep the chunk. Or the rest of
+			 * the chunk was taken over by idle members and the
+			 * floor has passed it (its slots may already carry a
+			 * later lap): drop what lies below the floor. */
+			uint64_t floor = atomic_load_explicit(
+				&group_row(s)->cursor, memory_order_acquire);
+			if ((int64_t)(floor - gm->cnext) <= 0)
+				break;
+			gm->cnext = (int64_t)(floor - gm->cend) < 0 ? floor
+								  : gm->cend;
+			continue;
+		}
 		gm->cnext++;
 		done += (uint32_t)r;
 	}
@@ -306,16 +324,16 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 	for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++) {
 		off_t byte = MEMBERLOCK_BASE +
 			     (off_t)gi * SHMBUS_MAX_MEMBERS + m;
-		if (shm_lock_byte(ch->map.fd, byte) != 0)
-			continue; /* a live member */
 		/* A member index already held through this same open file
 		 * description would "succeed" again: skip ours. */
-		bool ours = false;
-		for (shmbus_sub_t *o = ch->subscribers; o; o = o->next)
-			if (o->gm.grp == g && o->gm.member == m)
-				ours = true;
-		if (ours)
+		if ((atomic_load_explicit(&ch->held_members[gi],
+					  memory_order_relaxed) >>
+		     m) & 1)
 			continue;
+		if (shm_lock_byte(ch->map.fd, byte) != 0)
+			continue; /* a live member */
+		atomic_fetch_or_explicit(&ch->held_members[gi], 1ull << m,
+					 memory_order_relaxed);
 		g->members[m].participant = s->part;
 		atomic_store_explicit(&g->members[m].state, PART_LIVE,
 				      memory_order_release);
@@ -337,6 +355,8 @@ void group_detach(shmbus_sub_t *s)
 		return;
 	atomic_store_explicit(&gm->grp->members[gm->member].state, PART_FREE,
 			      memory_order_release);
+	atomic_fetch_and_explicit(&s->ch->held_members[gm->index],
+				  ~(1ull << gm->member), memory_order_relaxed);
 	shm_unlock_byte(s->ch->map.fd, MEMBERLOCK_BASE +
 					       (off_t)gm->index *
 						       SHMBUS_MAX_MEMBERS +
@@ -350,12 +370,10 @@ int group_remove(shmbus_channel_t *ch, uint32_t row)
 	if (gi >= ch->max_groups)
 		return shmbus_seterr(SHMBUS_ECORRUPT, "group index %u", gi);
 	struct ch_group *g = group_at(ch, gi);
-	for (shmbus_sub_t *o = ch->subscribers; o; o = o->next)
-		if (o->gm.grp == g)
-			return shmbus_seterr(SHMBUS_EBUSY,
-					     "group '%s' has a member in this "
-					     "process",
-					     ch->subs[row].name);
+	if (atomic_load_explicit(&ch->held_members[gi], memory_order_relaxed))
+		return shmbus_seterr(SHMBUS_EBUSY,
+				     "group '%s' has a member in this process",
+				     ch->subs[row].name);
 	for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++)
 		if (shm_byte_held(ch->map.fd,
 				  MEMBERLOCK_BASE +

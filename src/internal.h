@@ -59,6 +59,9 @@ struct shmbus_channel {
 	char name[SHMBUS_NAME_BYTES];
 	bool lease_held;
 	uint8_t *held_subs; /* subscriber bytes this handle's fd holds */
+	/* group member bytes this handle's fd holds, a word per group: read
+	 * by members of other threads (the kernel cannot tell them apart) */
+	_Atomic uint64_t *held_members;
 	shmbus_producer_t *producers;
 	shmbus_sub_t *subscribers;
 };

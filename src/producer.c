@@ -177,14 +177,15 @@ void *shmbus_claim_payload(shmbus_producer_t *p, const shmbus_claim_t *c,
 	       sizeof(struct slot_header);
 }
 
-void shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
-		      uint32_t i, uint32_t len, uint64_t key)
+int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
+		     uint32_t i, uint32_t len, uint64_t key)
 {
-	if (len > p->record_size)
-		len = p->record_size;
+	if (len > p->record_size || i >= c->n)
+		return SHMBUS_EINVAL;
 	struct slot_header *h = slot_at(p->ch, c->seq + i);
 	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+	return 0;
 }
 
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)

@@ -27,6 +27,7 @@ struct shmbus_sub {
 	bool sleeper; /* counted in hdr->data_sleepers */
 	bool registry; /* fn is registry_dispatch: batches are RCU sections */
 	shmbus_sub_stats_t stats;
+	uint64_t lost_base; /* the row's lost total when this handle began */
 	uint8_t *copy; /* overwrite: private copy of one payload */
 	shmbus_poller_t *poller; /* the poller it belongs to, if any */
 	uint32_t n_after;	 /* dependency barrier: upstream rows */

@@ -110,7 +110,8 @@ static uint64_t skip_lapped(shmbus_sub_t *s, uint64_t seq, uint64_t c)
 {
 	uint64_t to = c - s->ch->capacity;
 	s->stats.lost += to - seq;
-	atomic_store_explicit(&s->ent->lost, s->stats.lost,
+	/* the row keeps the name's total across handles */
+	atomic_store_explicit(&s->ent->lost, s->lost_base + s->stats.lost,
 			      memory_order_relaxed);
 	return to;
 }
@@ -182,6 +183,8 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
+	if (max > INT32_MAX) /* the count is returned as an int */
+		max = INT32_MAX;
 	if (s->registry)
 		registry_read_lock();
 	int n = s->gm.grp     ? group_poll(s, max)
@@ -457,6 +460,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 					   (unsigned long long)cur,
 					   (unsigned long long)claim);
 		s->next_seq = cur;
+		s->lost_base = atomic_load_explicit(&s->ent->lost,
+						    memory_order_relaxed);
 	}
 	if (rc == 0)
 		rc = barrier_declare(ch, (uint32_t)row, opts->after,

@@ -2,7 +2,8 @@
  * Threaded stress for the TSan build: every role is a thread on ONE mapping
  * (TSan tracks addresses, so two mappings of one object would hide races).
  * Two producers feed a multi-producer channel read by two broadcast
- * subscribers; a single producer feeds an overwrite channel read by a slow
+ * subscribers (one through the handler registry) and a group of two
+ * members; a single producer feeds an overwrite channel read by a slow
  * reader. Every record is checked; exit status 0 only if all are right.
  */
 #define _GNU_SOURCE
@@ -21,7 +22,7 @@
 
 static uint64_t per_producer = 200000;
 static shmbus_channel_t *mp_ch, *ow_ch;
-static atomic_int joined, ow_done;
+static atomic_int joined, ow_done, ow_joined;
 static atomic_ulong failures;
 
 struct payload {
@@ -110,9 +111,42 @@ static void *producer(void *arg)
 	return NULL;
 }
 
+/* Two members of a competing group on the same channel: together they
+ * must see every record exactly once. */
+static _Atomic unsigned char *group_seen;
+static atomic_ulong group_total;
+
+static int on_group(const shmbus_record_t *r, void *ctx)
+{
+	(void)ctx;
+	struct payload p;
+	memcpy(&p, r->data, sizeof(p));
+	if (p.producer >= NPROD || p.counter >= per_producer)
+		fail("group record", (unsigned long)p.producer,
+		     (unsigned long)p.counter);
+	else if (atomic_fetch_add(&group_seen[p.producer * per_producer +
+					      p.counter],
+				  1) != 0)
+		fail("group duplicate", (unsigned long)p.producer,
+		     (unsigned long)p.counter);
+	atomic_fetch_add(&group_total, 1);
+	return 0;
+}
+
+static void *group_worker(void *arg)
+{
+	shmbus_sub_t *s = arg;
+	while (atomic_load(&group_total) < NPROD * per_producer)
+		if (shmbus_poll(s, 32) == 0)
+			shmbus_sub_wait(s, 1000000);
+	return NULL;
+}
+
 static void *ow_producer(void *arg)
 {
 	(void)arg;
+	while (!atomic_load(&ow_joined)) /* the reader is owed every record */
+		sched_yield();
 	shmbus_producer_t *p;
 	if (shmbus_producer_open(ow_ch, NULL, &p) != 0) {
 		fail(shmbus_errmsg(), 0, 0);
@@ -146,7 +180,9 @@ static void *ow_reader(void *arg)
 	uint64_t got = 0;
 	shmbus_sub_opts_t so = {.name = "ow"};
 	shmbus_sub_t *s;
-	if (shmbus_subscribe(ow_ch, on_ow, &got, &so, &s) != 0) {
+	int rc = shmbus_subscribe(ow_ch, on_ow, &got, &so, &s);
+	atomic_store(&ow_joined, 1);
+	if (rc != 0) {
 		fail(shmbus_errmsg(), 0, 0);
 		return NULL;
 	}
@@ -193,6 +229,17 @@ int main(void)
 		fprintf(stderr, "handler: %s\n", shmbus_errmsg());
 		return 1;
 	}
+	group_seen = calloc(NPROD * per_producer, 1);
+	shmbus_sub_t *members[2];
+	shmbus_sub_opts_t go = {.name = "grp", .wait = SHMBUS_WAIT_BLOCK};
+	for (int i = 0; i < 2; i++)
+		if (shmbus_group_join(mp_ch, on_group, NULL, &go, &members[i])) {
+			fprintf(stderr, "group: %s\n", shmbus_errmsg());
+			return 1;
+		}
+	pthread_t gt[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&gt[i], NULL, group_worker, members[i]);
 	pthread_t t[NSUB + NPROD + 2];
 	for (long i = 0; i < NSUB; i++)
 		pthread_create(&t[i], NULL, subscriber, (void *)(intptr_t)i);
@@ -210,6 +257,10 @@ int main(void)
 	}
 	for (int i = 0; i < NSUB + NPROD + 2; i++)
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(gt[i], NULL);
+	if (atomic_load(&group_total) != NPROD * per_producer)
+		fail("group total", atomic_load(&group_total), 0);
 	shmbus_close(bus);
 	shmbus_unlink(name);
 	unsigned long f = atomic_load(&failures);

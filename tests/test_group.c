@@ -301,3 +301,42 @@ Test(group, members_killed_at_failpoints_lose_nothing, .timeout = 300)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+Test(group, a_chunk_taken_over_while_its_owner_was_away)
+{
+	/* A fetches a chunk but handles only part of it; B, idle, takes the
+	 * rest over; the floor passes it and producers lap those slots. A
+	 * must drop the stale remainder, not wait for it forever. */
+	const char *name = test_bus("gstale");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 4);
+	const uint64_t n = 64;
+	_Atomic uint32_t *first;
+	struct ledger *lg = ledger_new(n, &first);
+	struct member_ctx ma = {lg, first, n, 1, 0, NULL};
+	struct member_ctx mb = {lg, first, n, 2, 0, NULL};
+	shmbus_sub_opts_t so = {.name = "workers"};
+	shmbus_sub_t *a, *b;
+	cr_assert_eq(shmbus_group_join(ch, on_work, &ma, &so, &a), 0);
+	cr_assert_eq(shmbus_group_join(ch, on_work, &mb, &so, &b), 0);
+	ma.floor = mb.floor = floor_of(ch, "workers");
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t v = 0;
+	for (; v < 2; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(a, 4), 2); /* chunk [0,4): 2 and 3 pending */
+	for (; v < 4; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(b, 4), 2); /* B takes 2 and 3 over */
+	for (; v < 8; v++) /* the ring laps slots 2 and 3 */
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	int got = 0;
+	for (int i = 0; i < 100 && atomic_load(&lg->unique) < 8; i++)
+		got += shmbus_poll(a, 4);
+	cr_expect_eq(got, 4, "A handled %d of the 4 new records", got);
+	for (uint64_t i = 0; i < 8; i++)
+		cr_expect_eq(atomic_load(&lg->count[i]), 1, "seq %lu", i);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

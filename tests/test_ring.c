@@ -35,6 +35,13 @@ static int check_counter(const shmbus_record_t *r, void *ctx)
 	return 0;
 }
 
+static int count_any(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
 struct fixture {
 	shmbus_t *bus;
 	shmbus_channel_t *ch;
@@ -102,6 +109,13 @@ Test(ring, publish_poll_and_batches)
 	shmbus_claim_t c;
 	cr_expect_eq(shmbus_claim(p, 0, &c), SHMBUS_EINVAL);
 	cr_expect_eq(shmbus_claim(p, 65, &c), SHMBUS_EINVAL);
+	cr_assert_eq(shmbus_claim(p, 1, &c), 0);
+	cr_expect_eq(shmbus_claim_set(p, &c, 0, 41, 0), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_claim_set(p, &c, 1, 8, 0), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_claim_set(p, &c, 0, 8, 0), 0);
+	uint64_t x = v;
+	memcpy(shmbus_claim_payload(p, &c, 0), &x, 8);
+	cr_assert_eq(shmbus_commit(p, &c), 0);
 	teardown(&f);
 }
 
@@ -354,5 +368,33 @@ Test(ring, timestamps_come_from_the_bus_clock)
 	/* the bus clock tracks CLOCK_MONOTONIC closely (TSC calibration) */
 	int64_t skew = (int64_t)(shmbus_clock_ns(f.bus) - shmbus_now_ns());
 	cr_expect(skew > -1000000 && skew < 1000000, "skew %ld ns", skew);
+	teardown(&f);
+}
+
+Test(ring, overwrite_loss_total_survives_a_resume)
+{
+	struct fixture f = setup("owlost", 4, SHMBUS_CH_OVERWRITE);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, count_any, &got, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 20; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_assert_eq(shmbus_sub_close(s, 0), 0);
+	for (uint64_t v = 0; v < 20; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_assert_eq(shmbus_subscribe(f.ch, count_any, &got, &so, &s), 0);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(got, 8);
+	cr_expect_eq(st.lost, 16, "this handle lost %lu", st.lost);
+	cr_expect_eq(atomic_load(&f.ch->subs[0].lost), 32,
+		     "the name's total is %lu", atomic_load(&f.ch->subs[0].lost));
 	teardown(&f);
 }

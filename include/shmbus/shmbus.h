@@ -239,9 +239,9 @@ SHMBUS_API int shmbus_try_claim(shmbus_producer_t *p, uint32_t n,
 SHMBUS_API void *shmbus_claim_payload(shmbus_producer_t *p,
 				      const shmbus_claim_t *c, uint32_t i);
 /* Set length and key of the i-th slot before commit (defaults: record_size,
- * key 0). */
-SHMBUS_API void shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
-				 uint32_t i, uint32_t len, uint64_t key);
+ * key 0). SHMBUS_EINVAL if len > record_size or i is outside the claim. */
+SHMBUS_API int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
+				uint32_t i, uint32_t len, uint64_t key);
 /* Publish every slot of the claim: timestamp once, markers in order. */
 SHMBUS_API int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c);
 
@@ -378,7 +378,8 @@ typedef struct shmbus_sub_stats {
 	uint64_t cursor;    /* next sequence this subscriber will read */
 	uint64_t delivered; /* records handed to the handler, this handle */
 	uint64_t failed;    /* handler returned < 0 */
-	uint64_t lost;	    /* overwrite channels: records lapped */
+	uint64_t lost;	    /* overwrite channels: records lapped, this handle
+			     * (the name's total is kept in shared memory) */
 	uint64_t tombstones; /* holes of dead producers, skipped */
 } shmbus_sub_stats_t;
 SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
