@@ -94,17 +94,12 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': unknown stall policy %u",
 				     name, o->stall_policy);
-	if (o->stall_policy != SHMBUS_STALL_BLOCK)
+	if (o->stall_policy == SHMBUS_STALL_SPILL)
 		return shmbus_seterr(SHMBUS_ENOTSUP,
-				     "channel '%s': stall policy %s needs the "
-				     "%s, which this build does not have yet",
-				     name,
-				     o->stall_policy == SHMBUS_STALL_EVICT
-					     ? "evict"
-					     : "spill",
-				     o->stall_policy == SHMBUS_STALL_EVICT
-					     ? "watchdog"
-					     : "journal");
+				     "channel '%s': stall policy spill needs "
+				     "the journal, which this build does not "
+				     "have yet",
+				     name);
 	if (o->max_subscribers > MAX_SUBSCRIBERS_LIMIT)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': max_subscribers %u above "

@@ -221,9 +221,15 @@ struct ch_subscriber {
 	/* dependency barrier: rows this one runs after (bus lock) */
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint32_t n_after;
-	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 88 -
-			    2 * SHMBUS_MAX_AFTER - 4];
+	uint32_t reserved_b2;
+	/* eviction (bus lock): the cursor it was stalled at, since when */
+	uint64_t stall_cursor;
+	uint64_t stall_since_ns;
+	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 128];
 };
+_Static_assert(offsetof(struct ch_subscriber, stall_since_ns) ==
+		       SHMBUS_CACHELINE + 120,
+	       "subscriber ABI");
 _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
 	       "subscriber ABI");
 

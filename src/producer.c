@@ -45,6 +45,7 @@ struct shmbus_producer {
 	uint32_t wait;
 	bool multi;
 	bool overwrite;
+	bool fence_claim; /* overwrite or evict: readers validate by claim */
 	bool sleeper; /* counted in hdr->space_sleepers */
 };
 
@@ -92,9 +93,10 @@ static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 	}
 	p->next_seq = end;
 	atomic_store_explicit(&p->hdr->claim, end, memory_order_relaxed);
-	if (p->overwrite) {
+	if (p->fence_claim) {
 		/* release: the claim store before this lap's slot writes;
-		 * pairs with the overwrite reader's acquire fence */
+		 * pairs with the reader's acquire fence before it re-checks
+		 * the claim (overwrite copies, evictable batches) */
 		atomic_thread_fence(memory_order_release);
 	}
 	c->seq = seq;
@@ -132,6 +134,8 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 		if (end - p->gate > p->capacity)
 			wait_space(p, seq, end, false);
 	}
+	if (p->fence_claim) /* as in claim_single */
+		atomic_thread_fence(memory_order_release);
 	/* Name ourselves as claimant, so that a hole we leave by dying can be
 	 * repaired by CAS from exactly this state (watchdog). relaxed: only
 	 * the watchdog reads it, after our death is confirmed. */
@@ -318,6 +322,8 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->clock = ch->bus->clock;
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
+	p->fence_claim =
+		p->overwrite || ch->stall_policy == SHMBUS_STALL_EVICT;
 	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
 				      &p->part);
 	if (rc) {

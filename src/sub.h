@@ -24,6 +24,7 @@ struct shmbus_sub {
 	uint32_t wait;
 	uint32_t part;
 	bool overwrite;
+	bool evictable; /* stall policy EVICT: check after each batch */
 	bool sleeper; /* counted in hdr->data_sleepers */
 	bool registry; /* fn is registry_dispatch: batches are RCU sections */
 	shmbus_sub_stats_t stats;

@@ -42,11 +42,18 @@
 
 #define DEFAULT_BATCH 256u
 
+static int rejoin(shmbus_sub_t *s);
+static bool evicted(shmbus_sub_t *s, uint64_t first);
+
 static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 {
 	shmbus_channel_t *ch = s->ch;
 	uint64_t seq = s->next_seq;
 	uint32_t done = 0;
+	if (s->evictable &&
+	    atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
+		    SUB_EVICTED)
+		return rejoin(s);
 	while (done < max) {
 		uint32_t lim = max - done < s->batch ? max - done : s->batch;
 		if (s->n_after) {
@@ -85,6 +92,8 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 		}
 		if (n == 0)
 			break;
+		if (s->evictable && evicted(s, seq - n))
+			return rejoin(s); /* the batch may have been lapped */
 		/* release: our reads of these slots happen-before a producer
 		 * reuses them; pairs with the acquire in channel_min_gating */
 		atomic_store_explicit(&s->ent->cursor, seq,
@@ -378,16 +387,12 @@ int shmbus_channel_expire(shmbus_channel_t *ch)
 	return n;
 }
 
-/* Under the bus lock: a new row joins (protocol at the top of the file). */
-static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
+/* Under the bus lock: the row (re)joins at the present, by the protocol
+ * at the top of the file; returns where it starts. */
+static uint64_t enter_row(shmbus_channel_t *ch, uint32_t i)
 {
 	struct ch_header *h = ch->hdr;
 	struct ch_subscriber *e = &ch->subs[i];
-	memset(e->name, 0, sizeof(e->name));
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->created_ns = shmbus_now_ns();
-	e->n_after = 0;
-	atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
 	uint64_t c0 = atomic_load_explicit(&h->claim, memory_order_relaxed);
 	atomic_store_explicit(&e->cursor, c0, memory_order_relaxed);
 	if (atomic_load_explicit(&h->sub_hwm, memory_order_relaxed) < i + 1)
@@ -399,6 +404,47 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	atomic_store_explicit(&e->cursor, c1, memory_order_release);
 	atomic_store_explicit(&e->state, SUB_ACTIVE, memory_order_release);
 	return c1;
+}
+
+/* Under the bus lock: a new name takes a free row. */
+static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
+{
+	struct ch_subscriber *e = &ch->subs[i];
+	memset(e->name, 0, sizeof(e->name));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->created_ns = shmbus_now_ns();
+	e->n_after = 0;
+	e->stall_since_ns = 0;
+	atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
+	return enter_row(ch, i);
+}
+
+/* An evicted subscriber comes back: rejoin at the present and count what
+ * it skipped. Returns SHMBUS_ELAPPED (once), or an error. */
+static int rejoin(shmbus_sub_t *s)
+{
+	int rc = bus_lock(s->ch->bus);
+	if (rc)
+		return rc;
+	uint64_t c1 = enter_row(s->ch, s->index);
+	bus_unlock(s->ch->bus);
+	s->stats.missed += c1 - s->next_seq;
+	s->next_seq = c1;
+	s->barrier = c1;
+	return SHMBUS_ELAPPED;
+}
+
+/* Evict channels: were we evicted (before, or while reading a batch that
+ * began at `first`)? */
+static bool evicted(shmbus_sub_t *s, uint64_t first)
+{
+	/* acquire: pairs with the producer's release fence after its claim:
+	 * if we read a slot it rewrote, we see that claim */
+	atomic_thread_fence(memory_order_acquire);
+	uint64_t c = atomic_load_explicit(&s->hdr->claim, memory_order_relaxed);
+	return c - first > s->ch->capacity ||
+	       atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
+		       SUB_EVICTED;
 }
 
 /* Under the bus lock: undo a fresh join (the row must not gate). */
@@ -443,6 +489,13 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	if (fresh) {
 		s->next_seq = join_row(ch, (uint32_t)row, opts->name);
 		s->ent->group = 0;
+	} else if (atomic_load_explicit(&s->ent->state,
+					memory_order_acquire) == SUB_EVICTED) {
+		/* Evicted while away: rejoin now, count what was missed. */
+		uint64_t cur = atomic_load_explicit(&s->ent->cursor,
+						    memory_order_acquire);
+		s->next_seq = enter_row(ch, (uint32_t)row);
+		s->stats.missed = s->next_seq - cur;
 	} else {
 		/* Resume. The cursor was written by another process: check
 		 * it before trusting it. */
@@ -533,6 +586,7 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	s->wait = opts->wait;
 	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
 	s->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
+	s->evictable = ch->stall_policy == SHMBUS_STALL_EVICT && !s->overwrite;
 	if (s->overwrite && (s->copy = malloc(ch->record_size + 8)) == NULL) {
 		free(s);
 		return shmbus_seterr(SHMBUS_ENOMEM, "copy buffer");

@@ -643,3 +643,137 @@ Test(multiproc, small_dev_shm_is_an_error_at_open, .timeout = 60)
 		cr_skip_test("needs CAP_SYS_ADMIN for a private /dev/shm");
 	cr_expect_eq(st, 0);
 }
+
+/* ------------------------------------------- the evict stall policy */
+
+static shmbus_channel_t *evict_channel(shmbus_t **bus, const char *name)
+{
+	CHECK_OK(shmbus_open(name, NULL, bus));
+	shmbus_channel_opts_t o = {.record_size = 8,
+				   .capacity = 16,
+				   .stall_policy = SHMBUS_STALL_EVICT};
+	shmbus_channel_t *ch;
+	CHECK_OK(shmbus_channel_open(*bus, "Ev", &o, &ch));
+	return ch;
+}
+
+struct counting {
+	uint64_t got, next, errors;
+};
+
+static int count_in_order(const shmbus_record_t *r, void *ctx)
+{
+	struct counting *c = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, 8);
+	if (c->got && v != c->next)
+		c->errors++;
+	c->next = v + 1;
+	c->got++;
+	return 0;
+}
+
+Test(multiproc, evicted_subscribers_learn_what_they_missed, .timeout = 60)
+{
+	const char *name = test_bus("evict");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = evict_channel(&bus, name);
+	/* a subscriber whose process dies, and a live one that stalls */
+	pid_t dead = test_fork();
+	if (dead == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = evict_channel(&b, name);
+		struct counting cnt = {0};
+		shmbus_sub_opts_t so = {.name = "gone"};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_subscribe(c, count_in_order, &cnt, &so, &s));
+		raise(SIGKILL);
+	}
+	cr_assert_eq(child_status(dead), 128 + SIGKILL);
+	struct counting live = {0};
+	shmbus_sub_opts_t so = {.name = "sleepy"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_in_order, &live, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t v = 0;
+	for (; v < 16; v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_try_publish(p, &v, 8, 0), SHMBUS_EAGAIN);
+	cr_expect_eq(shmbus_channel_evict(ch, 30), 0); /* clocks start */
+	sleep_us(40000);
+	cr_expect_eq(shmbus_channel_evict(ch, 30), 2);
+	/* producers go on */
+	for (; v < 100; v++)
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, 0), 0);
+	/* the live one: one poll says it was lapped, then it goes on */
+	cr_expect_eq(shmbus_poll(s, 1000), SHMBUS_ELAPPED);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.missed, 100, "missed %lu", st.missed);
+	for (; v < 110; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(s, 1000), 10);
+	cr_expect_eq(live.errors, 0);
+	/* the dead one's name comes back and is told what it missed */
+	struct counting back = {0};
+	shmbus_sub_opts_t go = {.name = "gone"};
+	shmbus_sub_t *g;
+	cr_assert_eq(shmbus_subscribe(ch, count_in_order, &back, &go, &g), 0);
+	shmbus_sub_get_stats(g, &st);
+	cr_expect_eq(st.missed, 110, "missed %lu", st.missed);
+	for (; v < 120; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(g, 1000), 10);
+	cr_expect_eq(back.errors, 0);
+	/* a block-policy channel evicts nobody */
+	shmbus_channel_opts_t bo = {.record_size = 8, .capacity = 16};
+	shmbus_channel_t *bch;
+	cr_assert_eq(shmbus_channel_open(bus, "Blk", &bo, &bch), 0);
+	cr_expect_eq(shmbus_channel_evict(bch, 0), SHMBUS_EINVAL);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+struct lapper {
+	struct counting c;
+	shmbus_channel_t *ch;
+	shmbus_producer_t *p;
+	uint64_t v;
+};
+
+/* On its first record, the handler plays the evictor and the producer
+ * that laps the batch being read. */
+static int evict_me_mid_batch(const shmbus_record_t *r, void *ctx)
+{
+	struct lapper *l = ctx;
+	if (l->c.got == 0) {
+		atomic_store(&l->ch->subs[0].state, SUB_EVICTED);
+		for (; l->v < 40; l->v++)
+			shmbus_try_publish(l->p, &l->v, 8, 0);
+	}
+	return count_in_order(r, &l->c);
+}
+
+Test(multiproc, evicted_while_reading_is_reported, .timeout = 60)
+{
+	/* A reader evicted in the middle of a batch, whose slots the
+	 * producer then rewrites, is told: the batch is not trusted. */
+	const char *name = test_bus("evictmid");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = evict_channel(&bus, name);
+	struct lapper l = {.ch = ch};
+	shmbus_sub_opts_t so = {.name = "slow"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, evict_me_mid_batch, &l, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &l.p), 0);
+	for (; l.v < 16; l.v++)
+		cr_assert_eq(shmbus_publish(l.p, &l.v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(s, 1000), SHMBUS_ELAPPED);
+	cr_expect_eq(l.v, 40, "the producer was not let past: %lu", l.v);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.missed, 40, "missed %lu", st.missed);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -91,7 +91,7 @@ Test(open, channel_config_checked)
 	o.flags = SHMBUS_CH_OVERWRITE | SHMBUS_CH_MULTI_PRODUCER;
 	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
 	o = CH;
-	o.stall_policy = SHMBUS_STALL_EVICT;
+	o.stall_policy = SHMBUS_STALL_SPILL;
 	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_ENOTSUP);
 
 	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0, "%s",

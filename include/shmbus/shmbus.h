@@ -131,7 +131,8 @@ enum shmbus_channel_flags {
 
 enum shmbus_stall_policy {
 	SHMBUS_STALL_BLOCK = 0, /* producers wait for the slowest subscriber */
-	SHMBUS_STALL_EVICT = 1, /* watchdog detaches it (needs the watchdog) */
+	SHMBUS_STALL_EVICT = 1, /* detached after a grace time (see
+				 * shmbus_channel_evict); told what it missed */
 	SHMBUS_STALL_SPILL = 2, /* resumes from the journal (needs journal) */
 };
 
@@ -381,12 +382,23 @@ typedef struct shmbus_sub_stats {
 	uint64_t lost;	    /* overwrite channels: records lapped, this handle
 			     * (the name's total is kept in shared memory) */
 	uint64_t tombstones; /* holes of dead producers, skipped */
+	uint64_t missed;     /* records skipped by rejoins after eviction */
 } shmbus_sub_stats_t;
 SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
 
 /* Close the handle; the durable cursor stays (and keeps gating producers
  * under the block policy). drain: dispatch what is available first. */
 SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
+/*
+ * Eviction, on channels with SHMBUS_STALL_EVICT: detach every broadcast
+ * subscriber that has held producers back (a full ring behind) without
+ * moving for grace_ms, so that producers go on. Returns how many were
+ * evicted. An evicted subscriber keeps its name: its next poll (or its
+ * next shmbus_subscribe, if its process had died) rejoins at the present,
+ * returns SHMBUS_ELAPPED once, and counts exactly what it missed in
+ * stats.missed. The watchdog runs this periodically; an application may.
+ */
+SHMBUS_API int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms);
 /* Forget abandoned names whose time-to-live has passed; returns how many
  * (>= 0) or an error. Runs at every shmbus_subscribe of the channel too; the
  * watchdog will run it periodically. */
