@@ -66,7 +66,7 @@ static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		if (rc)
 			return rc;
 		for (uint32_t i = 0; i < k; i++) {
-			uint8_t *pl = shmbus_claim_payload(p, &c, i);
+			uint8_t *pl = shmbus_claim_at(&c, i);
 			uint64_t v = (*next)++;
 			memcpy(pl, &v, 8);
 			if (tagged)

@@ -66,7 +66,7 @@ static int produce(struct run *r, int idx, shmbus_producer_t *p,
 		shmbus_claim_t c;
 		int rc = shmbus_claim(p, k, &c);
 		for (uint32_t i = 0; rc == 0 && i < k; i++) {
-			uint8_t *pl = shmbus_claim_payload(p, &c, i);
+			uint8_t *pl = shmbus_claim_at(&c, i);
 			uint64_t v = (*next)++;
 			memcpy(pl, &v, 8);
 			memset(pl + 8, (int)(v & 0xff), r->size - 8);

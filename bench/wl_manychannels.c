@@ -62,7 +62,7 @@ static int produce(struct run *r, int idx, shmbus_producer_t **p,
 		shmbus_claim_t cl;
 		int rc = shmbus_claim(p[c], k, &cl);
 		for (uint32_t i = 0; rc == 0 && i < k; i++) {
-			uint8_t *pl = shmbus_claim_payload(p[c], &cl, i);
+			uint8_t *pl = shmbus_claim_at(&cl, i);
 			uint64_t v = next[c]++;
 			memcpy(pl, &v, 8);
 			memset(pl + 8, (int)(v & 0xff), r->size - 8);

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 		if ((rc = shmbus_claim(p, n, &c)))
 			return die("claim", rc);
 		for (uint32_t i = 0; i < n; i++, id++) {
-			struct order_placed *o = shmbus_claim_payload(p, &c, i);
+			struct order_placed *o = shmbus_claim_at(&c, i);
 			o->order_id = id;
 			o->price_e8 = 10000000000 + (int64_t)(id % 1000) * 1000000;
 			o->quantity = 100;

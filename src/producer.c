@@ -82,6 +82,13 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 	return wait_until(p->wait, &p->hdr->space_ec, 0, space_ready, &sw);
 }
 
+static inline void claim_fill(const shmbus_channel_t *ch, shmbus_claim_t *c)
+{
+	c->slot_size = ch->slot_size;
+	c->slots = ch->slots;
+	c->mask = ch->mask;
+}
+
 static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 			bool try_only)
 {
@@ -101,6 +108,7 @@ static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 	}
 	c->seq = seq;
 	c->n = n;
+	claim_fill(p->ch, c);
 	return 0;
 }
 
@@ -146,7 +154,30 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 			memory_order_relaxed);
 	c->seq = seq;
 	c->n = n;
+	claim_fill(p->ch, c);
 	return 0;
+}
+
+/* Walks the slots of a claim with a pointer: no multiply per slot. */
+struct slot_walk {
+	uint8_t *slot, *begin, *end;
+	uint32_t size;
+};
+
+static inline struct slot_walk walk_from(const shmbus_channel_t *ch,
+					 uint64_t seq)
+{
+	struct slot_walk w = {(uint8_t *)slot_at(ch, seq), ch->slots,
+			      ch->slots + (size_t)ch->capacity * ch->slot_size,
+			      ch->slot_size};
+	return w;
+}
+
+static inline void walk_next(struct slot_walk *w)
+{
+	w->slot += w->size;
+	if (w->slot == w->end)
+		w->slot = w->begin;
 }
 
 static inline int do_claim(shmbus_producer_t *p, uint32_t n,
@@ -158,9 +189,10 @@ static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 			  : claim_single(p, n, c, try_only);
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < n; i++)
-		slot_defaults(slot_at(p->ch, c->seq + i), p->record_size, 0, 0,
-			      0);
+	struct slot_walk w = walk_from(p->ch, c->seq);
+	for (uint32_t i = 0; i < n; i++, walk_next(&w))
+		slot_defaults((struct slot_header *)w.slot, p->record_size, 0,
+			      0, 0);
 	return 0;
 }
 
@@ -177,8 +209,8 @@ int shmbus_try_claim(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c)
 void *shmbus_claim_payload(shmbus_producer_t *p, const shmbus_claim_t *c,
 			   uint32_t i)
 {
-	return (uint8_t *)slot_at(p->ch, c->seq + i) +
-	       sizeof(struct slot_header);
+	(void)p;
+	return shmbus_claim_at(c, i);
 }
 
 int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
@@ -196,16 +228,19 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
 	uint64_t ts = bus_clock_now(&p->clock); /* one read per batch */
 	shmbus_channel_t *ch = p->ch;
+	struct slot_walk w = walk_from(ch, c->seq);
+	uint32_t marker = marker_make(lap_of(ch, c->seq), SLOT_COMMITTED,
+				      p->part);
 	for (uint32_t i = 0; i < c->n; i++) {
-		uint64_t s = c->seq + i;
-		struct slot_header *h = slot_at(ch, s);
+		struct slot_header *h = (struct slot_header *)w.slot;
 		__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
 		/* release: header and payload before the marker; pairs with
 		 * the reader's acquire load of the marker */
-		atomic_store_explicit(
-			&h->marker,
-			marker_make(lap_of(ch, s), SLOT_COMMITTED, p->part),
-			memory_order_release);
+		atomic_store_explicit(&h->marker, marker,
+				      memory_order_release);
+		walk_next(&w);
+		if (w.slot == w.begin) /* the next lap */
+			marker += 1u << 16;
 	}
 	/* Sleepers registered: bump the event count (a futex wake only when
 	 * one is flagged asleep). relaxed: a stale zero costs a sleeper one

@@ -68,26 +68,37 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 			if (avail < lim)
 				lim = (uint32_t)avail;
 		}
+		/* walk the slots with a pointer, and the expected marker tag
+		 * with it: a multiply and a shift less per record */
+		uint8_t *slot = (uint8_t *)slot_at(ch, seq);
+		uint8_t *end = ch->slots + (size_t)ch->capacity * ch->slot_size;
+		uint64_t lap = lap_of(ch, seq);
+		uint32_t want = marker_tag_make(lap, SLOT_COMMITTED);
 		uint32_t n = 0;
 		for (; n < lim; n++, seq++) {
-			struct slot_header *h = slot_at(ch, seq);
+			struct slot_header *h = (struct slot_header *)slot;
 			/* acquire: pairs with the producer's release store of
 			 * the marker in commit; header and payload are then
 			 * visible */
 			uint32_t m = atomic_load_explicit(&h->marker,
 							  memory_order_acquire);
 			uint32_t tag = marker_tag(m);
-			uint64_t lap = lap_of(ch, seq);
-			if (tag == marker_tag_make(lap, SLOT_COMMITTED)) {
+			if (__builtin_expect(tag == want, 1)) {
 				shmbus_record_t r;
 				fill_record(s, &r, seq, m, h->len_flags,
 					    h->timestamp, h->key, h->origin,
 					    h + 1);
 				dispatch(s, &r);
-			} else if (tag == marker_tag_make(lap, SLOT_TOMBSTONE)) {
+			} else if (tag == (want ^ SLOT_COMMITTED ^
+					   SLOT_TOMBSTONE)) {
 				s->stats.tombstones++;
 			} else {
 				break;
+			}
+			slot += ch->slot_size;
+			if (slot == end) {
+				slot = ch->slots;
+				want = marker_tag_make(++lap, SLOT_COMMITTED);
 			}
 		}
 		if (n == 0)

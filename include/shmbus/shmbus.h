@@ -223,7 +223,10 @@ SHMBUS_API void shmbus_producer_close(shmbus_producer_t *p);
 typedef struct shmbus_claim_range {
 	uint64_t seq; /* first sequence */
 	uint32_t n;   /* number of slots */
-	uint32_t _reserved;
+	/* filled by shmbus_claim for shmbus_claim_at(); do not change */
+	uint32_t slot_size;
+	uint8_t *slots;
+	uint64_t mask;
 } shmbus_claim_t;
 
 /*
@@ -239,6 +242,12 @@ SHMBUS_API int shmbus_try_claim(shmbus_producer_t *p, uint32_t n,
 /* Payload area of the i-th claimed slot (record_size bytes, 8-aligned). */
 SHMBUS_API void *shmbus_claim_payload(shmbus_producer_t *p,
 				      const shmbus_claim_t *c, uint32_t i);
+/* The same, inline: no call on the hot path. */
+static inline void *shmbus_claim_at(const shmbus_claim_t *c, uint32_t i)
+{
+	return c->slots + (size_t)((c->seq + i) & c->mask) * c->slot_size +
+	       SHMBUS_RECORD_HEADER;
+}
 /* Set length and key of the i-th slot before commit (defaults: record_size,
  * key 0). SHMBUS_EINVAL if len > record_size or i is outside the claim. */
 SHMBUS_API int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
