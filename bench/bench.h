@@ -113,6 +113,7 @@ uint64_t minflt_now(void);
 bool interrupted(void);
 
 /* sbutil.c: shmbus set-up inside a child */
+extern uint32_t bench_max_channels; /* for every bus the bench creates */
 int sb_open_bus(struct run *r, int idx, shmbus_t **bus);
 int sb_channel(struct run *r, int idx, shmbus_t *bus, const char *suffix,
 	       uint32_t capacity, uint32_t flags, shmbus_channel_t **out);
@@ -166,6 +167,7 @@ int wl_fanout(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
 int wl_group(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
+int wl_manychannels_tp(const struct bench_opts *o);
 
 /* The sizes a throughput workload runs: --size, or the default sweep. */
 int tp_sizes(const struct bench_opts *o, uint32_t *sizes, int max);

@@ -7,9 +7,12 @@
 
 #include "bench.h"
 
+uint32_t bench_max_channels = 2048; /* room for manychannels in `all` */
+
 int sb_open_bus(struct run *r, int idx, shmbus_t **bus)
 {
 	shmbus_opts_t bo = {0};
+	bo.max_channels = bench_max_channels;
 	bo.open_timeout_ms = 5000; /* several children race to create it */
 	int rc = shmbus_open(r->o->bus, &bo, bus);
 	if (rc)

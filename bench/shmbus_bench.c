@@ -79,7 +79,9 @@ static const struct workload {
 	{"iox-throughput", wl_iox_tp, "throughput over iceoryx", NULL,
 	 &transport_iox},
 	{"group", wl_group, "1 producer -> a group of 2 members"},
-	{"manychannels", wl_manychannels, "16 channels -> 1 poller"},
+	{"manychannels", wl_manychannels,
+	 "pingpong, B polling 1000 channels (1 active)"},
+	{"manychannels-tp", wl_manychannels_tp, "16 channels -> 1 poller"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

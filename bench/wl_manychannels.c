@@ -199,10 +199,10 @@ static int child(struct run *r, int idx)
 	return rc;
 }
 
-int wl_manychannels(const struct bench_opts *o)
+int wl_manychannels_tp(const struct bench_opts *o)
 {
 	struct run r;
-	if (run_init(&r, o, "manychannels", o->size ? o->size : 64, 2, 0))
+	if (run_init(&r, o, "manychannels-tp", o->size ? o->size : 64, 2, 0))
 		return 1;
 	r.count = default_count(o, false);
 	r.warmup = default_warmup(o, r.count);

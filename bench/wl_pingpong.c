@@ -3,6 +3,10 @@
  * B -> A on "pong", single producer, back-pressure. Each round trip is timed
  * by A. At --size 32 a record (32-byte header + payload) fills exactly one
  * 64-byte slot, one cache line, like the floor's message.
+ *
+ * manychannels: the same round trip, but B consumes through a poller
+ * subscribed to MANY_CHANNELS channels of which only "ping" is active: what
+ * a subscriber on many event types pays to find the active one.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -12,10 +16,13 @@
 #include "bench.h"
 #include "timer.h"
 
+#define MANY_CHANNELS 1000
+
 struct pp_ctx {
 	uint64_t got;  /* counter of the last record */
 	uint32_t len;  /* its length */
 	uint8_t *echo; /* pong side: the payload, to send back */
+	shmbus_poller_t *poller; /* manychannels: B's poller */
 };
 
 static int on_record(const shmbus_record_t *rec, void *arg)
@@ -28,17 +35,54 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 	return 0;
 }
 
-/* One record from s into c; waits by the run's strategy. */
-static int recv_one(shmbus_sub_t *s, uint32_t wait)
+/* One record from s (or from the poller) into c; waits by the run's
+ * strategy. */
+static int recv_one(shmbus_sub_t *s, shmbus_poller_t *pl, uint32_t wait)
 {
 	for (;;) {
-		int n = shmbus_poll(s, 1);
+		int n = pl ? shmbus_poller_poll(pl, 1) : shmbus_poll(s, 1);
 		if (n != 0)
 			return n < 0 ? n : 0;
-		int rc = sb_idle(s, wait);
-		if (rc)
-			return rc;
+		if (pl == NULL) {
+			int rc = sb_idle(s, wait);
+			if (rc)
+				return rc;
+		} else if (wait == SHMBUS_WAIT_SPIN) {
+			cpu_relax();
+		} else {
+			int rc = shmbus_poller_wait(pl, 100000000u);
+			if (rc && rc != SHMBUS_EAGAIN)
+				return rc;
+		}
 	}
+}
+
+/* manychannels, side B: MANY_CHANNELS - 1 idle channels besides "ping",
+ * each with a subscriber, all in one poller. */
+static int many_setup(struct run *r, int idx, shmbus_t *bus,
+		      shmbus_sub_t *ping_sub, struct pp_ctx *c)
+{
+	int rc = shmbus_poller_open(bus, r->wait, &c->poller);
+	if (rc)
+		return child_fail(r, idx, "poller: %s", shmbus_strerror(rc));
+	for (int i = 1; i < MANY_CHANNELS; i++) {
+		char suffix[16];
+		snprintf(suffix, sizeof(suffix), "idle%d", i);
+		shmbus_channel_t *ch;
+		shmbus_sub_t *s;
+		if (sb_channel(r, idx, bus, suffix, 2, 0, &ch) ||
+		    sb_subscribe(r, idx, ch, "idle", on_record, c, &s))
+			return 1;
+		if ((rc = shmbus_poller_add(c->poller, s)))
+			return child_fail(r, idx, "poller add: %s",
+					  shmbus_strerror(rc));
+	}
+	if ((rc = shmbus_poller_add(c->poller, ping_sub)))
+		return child_fail(r, idx, "poller add: %s",
+				  shmbus_strerror(rc));
+	while (shmbus_poller_poll(c->poller, 1000000) > 0)
+		; /* the initial catch-up marks */
+	return 0;
 }
 
 static int setup(struct run *r, int idx, shmbus_t **bus,
@@ -50,10 +94,11 @@ static int setup(struct run *r, int idx, shmbus_t **bus,
 	    sb_channel(r, idx, *bus, "pong", r->o->capacity, 0, &pong))
 		return 1;
 	/* A publishes on ping and reads pong; B the other way round */
-	return sb_producer(r, idx, idx == 0 ? ping : pong, p) ||
-	       sb_subscribe(r, idx, idx == 0 ? pong : ping,
-			    idx == 0 ? "ping-side" : "pong-side", on_record, c,
-			    s);
+	if (sb_producer(r, idx, idx == 0 ? ping : pong, p) ||
+	    sb_subscribe(r, idx, idx == 0 ? pong : ping,
+			 idx == 0 ? "ping-side" : "pong-side", on_record, c, s))
+		return 1;
+	return idx == 1 && r->arg ? many_setup(r, idx, *bus, *s, c) : 0;
 }
 
 static int ping(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
@@ -74,7 +119,7 @@ static int ping(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
 		uint64_t t0 = now_ns();
 		int rc = shmbus_publish(p, buf, r->size, 0);
 		if (rc == 0)
-			rc = recv_one(s, r->wait);
+			rc = recv_one(s, NULL, r->wait);
 		uint64_t t1 = now_ns();
 		if (rc)
 			return child_fail(r, idx, "round trip %llu: %s",
@@ -107,7 +152,7 @@ static int pong(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
 	for (uint64_t i = 0; i < total; i++) {
 		if (i == r->warmup)
 			f0 = minflt_now();
-		int rc = recv_one(s, r->wait);
+		int rc = recv_one(s, c->poller, r->wait);
 		if (rc)
 			return child_fail(r, idx, "poll: %s",
 					  shmbus_strerror(rc));
@@ -144,11 +189,12 @@ static int child(struct run *r, int idx)
 	return rc;
 }
 
-int wl_pingpong(const struct bench_opts *o)
+static int pingpong(const struct bench_opts *o, const char *name, bool many)
 {
 	struct run r;
-	if (run_init(&r, o, "pingpong", o->size ? o->size : 64, 2, 0))
+	if (run_init(&r, o, name, o->size ? o->size : 64, 2, 0))
 		return 1;
+	r.arg = many ? &r : NULL; /* non-NULL: side B polls many channels */
 	r.count = default_count(o, true);
 	r.warmup = default_warmup(o, r.count);
 	int rc = run_procs(&r, child);
@@ -163,13 +209,24 @@ int wl_pingpong(const struct bench_opts *o)
 		res.minflt_peer = r.ctl->res[1].minflt;
 		res.slot_size = r.ctl->res[0].slot_size;
 		snprintf(res.note, sizeof(res.note),
-			 "record = %u B header + %u B payload in a %u B slot%s",
+			 "record = %u B header + %u B payload in a %u B slot%s%s",
 			 SHMBUS_RECORD_HEADER, r.size, res.slot_size,
 			 res.slot_size == BENCH_CACHELINE
 				 ? ": one cache line, like the floor"
-				 : "");
+				 : "",
+			 many ? "; B polls 1000 channels, 1 active" : "");
 		report_result(o, &res);
 	}
 	run_free(&r);
 	return rc;
+}
+
+int wl_pingpong(const struct bench_opts *o)
+{
+	return pingpong(o, "pingpong", false);
+}
+
+int wl_manychannels(const struct bench_opts *o)
+{
+	return pingpong(o, "manychannels", true);
 }
