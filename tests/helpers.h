@@ -69,6 +69,28 @@ static inline int child_status(pid_t pid)
 	return 255;
 }
 
+/* A fresh bus and one channel on it (asserts inside a Criterion test). */
+#define test_channel(bus_name, busp, ch_name, rsize, cap, chflags)            \
+	test_channel_(bus_name, busp, ch_name, rsize, cap, chflags)
+static inline shmbus_channel_t *test_channel_(const char *bus_name,
+					      shmbus_t **bus,
+					      const char *ch_name,
+					      uint32_t record_size,
+					      uint32_t capacity, uint32_t flags)
+{
+	shmbus_channel_opts_t o = {.record_size = record_size,
+				   .capacity = capacity,
+				   .flags = flags};
+	shmbus_channel_t *ch = NULL;
+	if (shmbus_open(bus_name, NULL, bus) != 0 ||
+	    shmbus_channel_open(*bus, ch_name, &o, &ch) != 0) {
+		fprintf(stderr, "test_channel %s/%s: %s\n", bus_name, ch_name,
+			shmbus_errmsg());
+		abort();
+	}
+	return ch;
+}
+
 #define CHECK_OK(expr)                                                         \
 	do {                                                                   \
 		int rc_ = (expr);                                              \

@@ -31,10 +31,8 @@ Test(barrier, declarations_are_checked)
 {
 	const char *name = test_bus("bdecl");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 16};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "C", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "C", 8,
+					    16, 0);
 
 	const char *ghost[] = {"ghost"};
 	sub(ch, "x", ghost, 1, SHMBUS_ENOENT);
@@ -109,10 +107,8 @@ Test(barrier, dependent_never_overtakes_its_upstreams, .timeout = 120)
 	const uint64_t n = scaled(50000);
 	const char *name = test_bus("bchain");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 256};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "Chain", &o, &ch), 0);
+	(void)test_channel(name, &bus, "Chain", 8,
+					    256, 0);
 	struct progress *pg = shared_alloc(sizeof(*pg));
 	/* journal -> risk -> strategy, strategy also after journal */
 	const char *names[3] = {"journal", "risk", "strategy"};

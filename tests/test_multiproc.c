@@ -72,12 +72,8 @@ Test(multiproc, two_producers_three_subscribers, .timeout = 300)
 	const uint64_t per_producer = scaled(1000000);
 	const char *name = test_bus("fan");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = sizeof(struct payload),
-				   .capacity = 4096,
-				   .flags = SHMBUS_CH_MULTI_PRODUCER};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "Fan", &o, &ch), 0);
+	(void)test_channel(name, &bus, "Fan", sizeof(struct payload),
+					    4096, SHMBUS_CH_MULTI_PRODUCER);
 	struct fan_shared *sh = shared_alloc(sizeof(*sh));
 	pid_t pids[NPROD + NSUB];
 
@@ -191,10 +187,8 @@ Test(multiproc, durable_resume_after_sigkill, .timeout = 120)
 	const uint64_t n = scaled(300000);
 	const char *name = test_bus("resume");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 1024};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "R", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "R", 8,
+					    1024, 0);
 	struct resume_shared *sh = shared_alloc(sizeof(*sh) + n);
 	uint8_t *count_b = shared_alloc(n);
 	shmbus_sub_opts_t so = {.name = "durable", .wait = SHMBUS_WAIT_YIELD};
@@ -314,10 +308,8 @@ Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
 	const uint64_t joins = scaled(300);
 	const char *name = test_bus("join");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 40, .capacity = 64};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "J", &o, &ch), 0);
+	(void)test_channel(name, &bus, "J", 40,
+					    64, 0);
 	struct join_shared *sh = shared_alloc(sizeof(*sh));
 
 	pid_t prod = test_fork();
@@ -417,12 +409,8 @@ Test(multiproc, overwrite_reader_is_lapped_and_counts_loss, .timeout = 120)
 	const uint64_t n = scaled(200000);
 	const char *name = test_bus("ow");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = OW_WORDS * 8,
-				   .capacity = 4,
-				   .flags = SHMBUS_CH_OVERWRITE};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "T", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "T", OW_WORDS * 8,
+					    4, SHMBUS_CH_OVERWRITE);
 	struct ow_check chk = {0};
 	shmbus_sub_opts_t so = {.name = "slow"};
 	shmbus_sub_t *s;
@@ -487,10 +475,8 @@ Test(multiproc, dead_producer_lease_is_recovered, .timeout = 60)
 {
 	const char *name = test_bus("lease");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "L", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "L", 8,
+					    64, 0);
 	uint64_t got = 0;
 	shmbus_sub_opts_t so = {.name = "r"};
 	shmbus_sub_t *s;
@@ -541,10 +527,8 @@ Test(multiproc, blocked_subscriber_is_woken, .timeout = 60)
 {
 	const char *name = test_bus("block");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "B", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "B", 8,
+					    64, 0);
 	int ready[2];
 	cr_assert_eq(pipe(ready), 0);
 	const uint64_t bursts = 50, per = 20;
@@ -586,10 +570,8 @@ Test(multiproc, dead_subscriber_name_expires, .timeout = 60)
 {
 	const char *name = test_bus("ttldead");
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 8};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "E", &o, &ch), 0);
+	shmbus_channel_t *ch = test_channel(name, &bus, "E", 8,
+					    8, 0);
 	pid_t sub = test_fork();
 	if (sub == 0) {
 		shmbus_t *b;
