@@ -115,6 +115,8 @@ bool interrupted(void);
 /* sbutil.c: shmbus set-up inside a child */
 extern uint32_t bench_max_channels; /* for every bus the bench creates */
 int sb_open_bus(struct run *r, int idx, shmbus_t **bus);
+/* Sleep ns (a waiting helper process, off the measured path). */
+void sb_idle_ns(uint64_t ns);
 int sb_channel(struct run *r, int idx, shmbus_t *bus, const char *suffix,
 	       uint32_t capacity, uint32_t flags, shmbus_channel_t **out);
 int sb_producer(struct run *r, int idx, shmbus_channel_t *ch,
@@ -165,6 +167,8 @@ int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
+int wl_overwrite_stalled(const struct bench_opts *o);
+int wl_overwrite_alone(const struct bench_opts *o);
 int wl_group(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
 int wl_manychannels_tp(const struct bench_opts *o);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <time.h>
 
 #include "bench.h"
 
@@ -119,4 +120,11 @@ int tp_sizes(const struct bench_opts *o, uint32_t *sizes, int max)
 	     i++)
 		sizes[n++] = sweep[i];
 	return n;
+}
+
+void sb_idle_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u),
+			      (long)(ns % 1000000000u)};
+	nanosleep(&ts, NULL);
 }

@@ -6,6 +6,11 @@
  *   delivered + lost == published - unread      (library counters)
  *   lost == the gaps the reader saw in the payload counters
  *   no record delivered torn (every payload word holds its counter)
+ *
+ * overwrite-stalled: the reader subscribes and then stalls (does not poll
+ * until the producer is done), and overwrite-alone: nobody subscribes. The
+ * producer's rate in the three should agree within noise: in overwrite mode
+ * the producer never looks at its subscribers.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -17,6 +22,8 @@
 
 #define OW_CAPACITY 1024u /* small: the reader should be lapped */
 #define OW_WORK 50 	  /* dependent multiply-adds per record */
+
+enum ow_mode { OW_SLOW_READER, OW_STALLED_READER, OW_NO_READER };
 
 struct reader {
 	uint64_t expect; /* next counter if nothing is lost */
@@ -103,6 +110,14 @@ static int producer(struct run *r, int idx, shmbus_channel_t *ch)
 
 static int reader(struct run *r, int idx, shmbus_channel_t *ch)
 {
+	enum ow_mode mode = *(enum ow_mode *)r->arg;
+	if (mode == OW_NO_READER) {
+		barrier_wait(r);
+		while (!atomic_load_explicit(&r->ctl->producers_done,
+					     memory_order_acquire))
+			sb_idle_ns(1000000);
+		return 0;
+	}
 	struct reader c = {0};
 	c.size = r->size;
 	shmbus_sub_t *s;
@@ -115,6 +130,10 @@ static int reader(struct run *r, int idx, shmbus_channel_t *ch)
 	c.expect = start;
 	barrier_wait(r);
 	uint64_t f0 = minflt_now(), t0 = now_ns();
+	if (mode == OW_STALLED_READER) /* stalled: not a single poll */
+		while (!atomic_load_explicit(&r->ctl->producers_done,
+					     memory_order_acquire))
+			sb_idle_ns(1000000);
 	for (;;) {
 		int n = shmbus_poll(s, 64);
 		if (n < 0)
@@ -186,11 +205,13 @@ static int child(struct run *r, int idx)
 	return rc;
 }
 
-int wl_overwrite(const struct bench_opts *o)
+static int overwrite(const struct bench_opts *o, const char *name,
+		     enum ow_mode mode)
 {
 	struct run r;
-	if (run_init(&r, o, "overwrite", o->size ? o->size : 64, 2, 0))
+	if (run_init(&r, o, name, o->size ? o->size : 64, 2, 0))
 		return 1;
+	r.arg = &mode;
 	r.count = default_count(o, false);
 	r.warmup = default_warmup(o, r.count);
 	if (r.size < 8) {
@@ -213,6 +234,13 @@ int wl_overwrite(const struct bench_opts *o)
 	double loss = c->published ? 100.0 * (double)c->lost /
 					     (double)c->published
 				   : 0;
+	if (mode == OW_NO_READER) {
+		snprintf(res.note, sizeof(res.note),
+			 "producer rate, nobody subscribed");
+		report_result(o, &res);
+		run_free(&r);
+		return 0;
+	}
 	snprintf(res.note, sizeof(res.note),
 		 "producer rate; reader got %llu, lost %llu (%.1f%%), "
 		 "unread %llu of %llu",
@@ -233,4 +261,19 @@ int wl_overwrite(const struct bench_opts *o)
 	report_result(o, &res);
 	run_free(&r);
 	return 0;
+}
+
+int wl_overwrite(const struct bench_opts *o)
+{
+	return overwrite(o, "overwrite", OW_SLOW_READER);
+}
+
+int wl_overwrite_stalled(const struct bench_opts *o)
+{
+	return overwrite(o, "overwrite-stalled", OW_STALLED_READER);
+}
+
+int wl_overwrite_alone(const struct bench_opts *o)
+{
+	return overwrite(o, "overwrite-alone", OW_NO_READER);
 }
