@@ -52,6 +52,8 @@ int barrier_declare(shmbus_channel_t *ch, uint32_t self,
 		int row = -1;
 		for (uint32_t i = 0; i < ch->max_subs && names[k]; i++) {
 			const struct ch_subscriber *e = &ch->subs[i];
+			/* acquire: pairs with the release of the row's state
+			 * (its name is written before) */
 			if (atomic_load_explicit(&e->state,
 						 memory_order_acquire) !=
 				    SUB_FREE &&

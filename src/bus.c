@@ -472,6 +472,7 @@ int shmbus_live_participants(shmbus_t *bus)
 {
 	int live = 0;
 	for (uint32_t i = 1; i < bus->max_participants; i++) {
+		/* acquire: pairs with the release in bus_participant_take */
 		if (atomic_load_explicit(&bus->parts[i].state,
 					 memory_order_acquire) == PART_FREE)
 			continue;

@@ -343,6 +343,7 @@ static int find_row(shmbus_t *bus, const char *name, int *free_row)
 	*free_row = -1;
 	for (uint32_t i = 0; i < bus->max_channels; i++) {
 		struct sb_channel_entry *e = &bus->chtab[i];
+		/* acquire: pairs with the release in publish_row */
 		uint32_t st =
 			atomic_load_explicit(&e->state, memory_order_acquire);
 		if (st == CHENT_READY &&

@@ -34,6 +34,7 @@ int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)
 	int n = 0;
 	for (uint32_t i = 0; i < ch->max_subs; i++) {
 		struct ch_subscriber *e = &ch->subs[i];
+		/* acquire: pairs with the release of the row's state (join) */
 		if (atomic_load_explicit(&e->state, memory_order_acquire) !=
 			    SUB_ACTIVE ||
 		    e->group != 0)

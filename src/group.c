@@ -107,6 +107,8 @@ static int take(shmbus_sub_t *s, uint64_t seq, uint64_t from)
 		return -1;
 	uint64_t lap = lap_of(ch, seq);
 	_Atomic uint64_t *w = &s->gm.grp->word[seq & ch->mask];
+	/* acquire: pairs with the release of DONE by the previous lap's
+	 * member (the CAS below re-checks the value) */
 	uint64_t cur = atomic_load_explicit(w, memory_order_acquire);
 	if (from == 0 ? !gw_free_for(cur, lap) : cur != from)
 		return 0;
@@ -124,6 +126,7 @@ static void advance_floor(shmbus_sub_t *s)
 {
 	shmbus_channel_t *ch = s->ch;
 	struct ch_subscriber *row = group_row(s);
+	/* acquire: pairs with the release CAS of the floor below */
 	uint64_t f0 = atomic_load_explicit(&row->cursor, memory_order_acquire);
 	uint64_t f = f0, lim = f0 + ch->capacity;
 	while (f != lim) {
@@ -164,6 +167,7 @@ static int recover(shmbus_sub_t *s, uint32_t max)
 {
 	shmbus_channel_t *ch = s->ch;
 	struct ch_group *g = s->gm.grp;
+	/* acquire: pairs with the release CAS in advance_floor */
 	uint64_t floor = atomic_load_explicit(&group_row(s)->cursor,
 					      memory_order_acquire);
 	uint64_t next = atomic_load_explicit(&g->next, memory_order_relaxed);
@@ -171,6 +175,7 @@ static int recover(shmbus_sub_t *s, uint32_t max)
 	for (uint64_t seq = floor; seq != next && done < max; seq++) {
 		if ((int64_t)(next - seq) <= 0 || seq - floor >= ch->capacity)
 			break;
+		/* acquire: pairs with the release of DONE (take re-checks) */
 		uint64_t w = atomic_load_explicit(&g->word[seq & ch->mask],
 						  memory_order_acquire);
 		uint64_t lap = lap_of(ch, seq);
@@ -285,6 +290,8 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 	struct ch_subscriber *row = s->ent;
 	uint32_t gi;
 	if (fresh_row) {
+		/* acquire (here and below): pairs with the release of a
+		 * group area's state; all under the bus lock as well */
 		for (gi = 0; gi < ch->max_groups; gi++)
 			if (atomic_load_explicit(&group_at(ch, gi)->state,
 						 memory_order_acquire) ==
@@ -335,6 +342,7 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 		atomic_fetch_or_explicit(&ch->held_members[gi], 1ull << m,
 					 memory_order_relaxed);
 		g->members[m].participant = s->part;
+		/* release: the member row before it reads as live (tools) */
 		atomic_store_explicit(&g->members[m].state, PART_LIVE,
 				      memory_order_release);
 		s->gm.grp = g;
@@ -353,6 +361,7 @@ void group_detach(shmbus_sub_t *s)
 	struct group_member *gm = &s->gm;
 	if (gm->grp == NULL)
 		return;
+	/* release: pairs with readers of the member row (tools) */
 	atomic_store_explicit(&gm->grp->members[gm->member].state, PART_FREE,
 			      memory_order_release);
 	atomic_fetch_and_explicit(&s->ch->held_members[gm->index],

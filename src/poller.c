@@ -45,6 +45,8 @@ void poller_notify(shmbus_channel_t *ch, uint64_t mask)
 		mask &= mask - 1;
 		struct sb_poller *pl = poller_row(bus, i);
 		_Atomic uint64_t *w = &pl->ready[word];
+		/* relaxed load: only saves the write; release RMW: pairs
+		 * with the acquire in any_ready (the poller's wait) */
 		if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
 			atomic_fetch_or_explicit(w, bit, memory_order_release);
 		if (atomic_load_explicit(&pl->blocking, memory_order_relaxed))
@@ -87,6 +89,8 @@ int shmbus_poller_open(shmbus_t *bus, uint32_t wait, shmbus_poller_t **out)
 		for (uint32_t w = 0; w < pl->nwords; w++)
 			atomic_store_explicit(&row->ready[w], 0,
 					      memory_order_relaxed);
+		/* seq_cst: visible to producers before we first wait; a
+		 * late one costs one bounded sleep slice (wait.h) */
 		atomic_store_explicit(&row->blocking,
 				      wait == SHMBUS_WAIT_BLOCK,
 				      memory_order_seq_cst);
@@ -179,6 +183,7 @@ static bool any_ready(void *arg)
 {
 	const shmbus_poller_t *pl = arg;
 	for (uint32_t w = 0; w < pl->nwords; w++)
+		/* acquire: pairs with the release fetch_or in notify */
 		if (atomic_load_explicit(&pl->row->ready[w],
 					 memory_order_acquire))
 			return true;
@@ -203,6 +208,7 @@ void shmbus_poller_close(shmbus_poller_t *pl)
 		}
 	int locked = bus_lock(bus) == 0;
 	atomic_store_explicit(&pl->row->blocking, 0, memory_order_relaxed);
+	/* release: pairs with readers of the row's state (tools) */
 	atomic_store_explicit(&pl->row->state, PART_FREE,
 			      memory_order_release);
 	shm_unlock_byte(bus->map.fd, POLLER_LOCK_BASE + (off_t)pl->index);

@@ -309,6 +309,8 @@ int shmbus_republish(shmbus_producer_t *p, const shmbus_record_t *rec)
 static void repair_single(shmbus_producer_t *p)
 {
 	shmbus_channel_t *ch = p->ch;
+	/* acquire: the dead holder's last claim store; its markers are read
+	 * with acquire below (the kernel's lock release orders both) */
 	uint64_t claim = atomic_load_explicit(&p->hdr->claim,
 					      memory_order_acquire);
 	uint64_t s = claim;
@@ -402,6 +404,8 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 		return rc;
 	}
 	if (wait == SHMBUS_WAIT_BLOCK) {
+		/* seq_cst: seen by subscribers before we first sleep; late
+		 * costs one bounded sleep slice (wait.h) */
 		atomic_fetch_add_explicit(&ch->hdr->space_sleepers, 1,
 					  memory_order_seq_cst);
 		p->sleeper = true;

@@ -50,6 +50,7 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 	shmbus_channel_t *ch = s->ch;
 	uint64_t seq = s->next_seq;
 	uint32_t done = 0;
+	/* acquire: pairs with the evictor's release of EVICTED */
 	if (s->evictable &&
 	    atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
 		    SUB_EVICTED)
@@ -322,6 +323,7 @@ static int find_row(shmbus_channel_t *ch, const char *name, int *free_row)
 	*free_row = -1;
 	for (uint32_t i = 0; i < ch->max_subs; i++) {
 		struct ch_subscriber *e = &ch->subs[i];
+		/* acquire: pairs with the release of the row's state */
 		uint32_t st =
 			atomic_load_explicit(&e->state, memory_order_acquire);
 		if (st == SUB_FREE) {
@@ -364,6 +366,7 @@ static int expire_rows(shmbus_channel_t *ch)
 	for (uint32_t i = 0; i < ch->max_subs; i++) {
 		struct ch_subscriber *e = &ch->subs[i];
 		uint64_t ttl = e->ttl_ns;
+		/* acquire: pairs with the release of the row's state */
 		if (ttl == 0 || e->group != 0 || bit_get(ch->held_subs, i) ||
 		    atomic_load_explicit(&e->state, memory_order_acquire) !=
 			    SUB_ACTIVE ||
@@ -404,6 +407,8 @@ static uint64_t enter_row(shmbus_channel_t *ch, uint32_t i)
 {
 	struct ch_header *h = ch->hdr;
 	struct ch_subscriber *e = &ch->subs[i];
+	/* steps 1-4 of the join protocol (top of this file); the seq_cst
+	 * stores and load pair with the fence in channel_min_gating */
 	uint64_t c0 = atomic_load_explicit(&h->claim, memory_order_relaxed);
 	atomic_store_explicit(&e->cursor, c0, memory_order_relaxed);
 	if (atomic_load_explicit(&h->sub_hwm, memory_order_relaxed) < i + 1)
@@ -500,7 +505,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	if (fresh) {
 		s->next_seq = join_row(ch, (uint32_t)row, opts->name);
 		s->ent->group = 0;
-	} else if (atomic_load_explicit(&s->ent->state,
+	} else if (/* acquire: pairs with the evictor's release */
+		   atomic_load_explicit(&s->ent->state,
 					memory_order_acquire) == SUB_EVICTED) {
 		/* Evicted while away: rejoin now, count what was missed. */
 		uint64_t cur = atomic_load_explicit(&s->ent->cursor,
