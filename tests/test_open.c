@@ -329,3 +329,69 @@ Test(open, memory_options)
 		shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+static int nop_handler(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+
+/* Random damage to a channel's header and subscriber table: every open
+ * either fails with a code or yields a channel that can be used without a
+ * crash (what a buggy or hostile peer of the same user can do, short of
+ * truncation). A seeded, repeatable fuzz over the validation path. */
+Test(forged, random_header_damage_never_crashes, .timeout = 120)
+{
+	const char *name = test_bus("fuzz");
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0);
+	shmbus_channel_close(ch);
+	char obj[128];
+	snprintf(obj, sizeof(obj), "/shmbus.%s:C", name);
+	size_t size;
+	uint8_t *base = map_object(obj, &size);
+	/* the header and the first subscriber rows */
+	size_t span = sizeof(struct ch_header) + 4 * sizeof(struct ch_subscriber);
+	uint8_t *pristine = malloc(span);
+	memcpy(pristine, base, span);
+	unsigned seed = 12345;
+	int opened = 0, refused = 0;
+	for (int iter = 0; iter < 3000; iter++) {
+		int flips = 1 + rand_r(&seed) % 4;
+		for (int f = 0; f < flips; f++) {
+			size_t at = (size_t)rand_r(&seed) % span;
+			base[at] = (uint8_t)rand_r(&seed);
+		}
+		int rc = shmbus_channel_open(bus, "C", NULL, &ch);
+		if (rc == 0) {
+			opened++;
+			shmbus_sub_opts_t so = {.name = "f"};
+			shmbus_sub_t *s;
+			if (shmbus_subscribe(ch, nop_handler, NULL, &so, &s) == 0) {
+				shmbus_poll(s, 16);
+				shmbus_sub_close(s, 0);
+			}
+			shmbus_producer_t *p;
+			if (shmbus_producer_open(ch, NULL, &p) == 0) {
+				uint64_t v = 0;
+				shmbus_try_publish(p, &v, 8, 0);
+				shmbus_producer_close(p);
+			}
+			shmbus_channel_close(ch);
+		} else {
+			refused++;
+			cr_assert(rc < 0 && strcmp(shmbus_strerror(rc),
+						  "unknown error") != 0);
+		}
+		memcpy(base, pristine, span);
+	}
+	cr_log_info("%d opened, %d refused", opened, refused);
+	cr_expect_gt(refused, 0);
+	free(pristine);
+	munmap(base, size);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
