@@ -219,9 +219,13 @@ static bool barrier_allows(shmbus_sub_t *s, uint64_t seq)
 	return (int64_t)(s->barrier - seq) > 0;
 }
 
+static int keyed_poll(shmbus_sub_t *s, uint32_t max);
+
 int group_poll(shmbus_sub_t *s, uint32_t max)
 {
 	struct group_member *gm = &s->gm;
+	if (gm->grp->keyed)
+		return keyed_poll(s, max);
 	uint32_t done = 0;
 	while (done < max) {
 		if (gm->cnext == gm->cend) {
@@ -271,6 +275,13 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 bool group_available(shmbus_sub_t *s)
 {
 	struct group_member *gm = &s->gm;
+	if (gm->grp->keyed) {
+		uint64_t floor = atomic_load_explicit(&group_row(s)->cursor,
+						      memory_order_acquire);
+		uint64_t at = (int64_t)(gm->kscan - floor) > 0 ? gm->kscan
+							      : floor;
+		return published(s->ch, at) || published(s->ch, floor);
+	}
 	if (gm->cnext != gm->cend && published(s->ch, gm->cnext))
 		return true;
 	if (published(s->ch, atomic_load_explicit(&gm->grp->next,
@@ -284,7 +295,9 @@ bool group_available(shmbus_sub_t *s)
 	       published(s->ch, floor);
 }
 
-int group_attach(shmbus_sub_t *s, bool fresh_row)
+static void keyed_join(shmbus_sub_t *s);
+
+int group_attach(shmbus_sub_t *s, bool fresh_row, bool keyed)
 {
 	shmbus_channel_t *ch = s->ch;
 	struct ch_subscriber *row = s->ent;
@@ -312,6 +325,11 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 		for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++)
 			atomic_store_explicit(&g->members[m].state, PART_FREE,
 					      memory_order_relaxed);
+		g->keyed = keyed;
+		for (uint32_t q = 0; q < KEY_PARTITIONS; q++)
+			atomic_store_explicit(&g->part[q],
+					      part_word(PART_NONE, PART_NONE),
+					      memory_order_relaxed);
 		/* release: the group before readers that acquire its state */
 		atomic_store_explicit(&g->state, OBJ_READY,
 				      memory_order_release);
@@ -326,6 +344,11 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 					     "channel '%s': group row %u does "
 					     "not match its group area",
 					     ch->name, s->index);
+		if (group_at(ch, gi)->keyed != keyed)
+			return shmbus_seterr(SHMBUS_EEXIST,
+					     "group '%s' on channel '%s' is %s",
+					     row->name, ch->name,
+					     keyed ? "not keyed" : "keyed");
 	}
 	struct ch_group *g = group_at(ch, gi);
 	for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++) {
@@ -349,6 +372,8 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 		s->gm.index = gi;
 		s->gm.member = m;
 		s->gm.cnext = s->gm.cend = 0;
+		if (g->keyed)
+			keyed_join(s);
 		return 0;
 	}
 	return shmbus_seterr(SHMBUS_EFULL,
@@ -356,11 +381,15 @@ int group_attach(shmbus_sub_t *s, bool fresh_row)
 			     row->name, ch->name, SHMBUS_MAX_MEMBERS);
 }
 
+static void keyed_leave(shmbus_sub_t *s);
+
 void group_detach(shmbus_sub_t *s)
 {
 	struct group_member *gm = &s->gm;
 	if (gm->grp == NULL)
 		return;
+	if (gm->grp->keyed)
+		keyed_leave(s);
 	/* release: pairs with readers of the member row (tools) */
 	atomic_store_explicit(&gm->grp->members[gm->member].state, PART_FREE,
 			      memory_order_release);
@@ -392,4 +421,249 @@ int group_remove(shmbus_channel_t *ch, uint32_t row)
 					     ch->subs[row].name);
 	atomic_store_explicit(&g->state, OBJ_BUILDING, memory_order_release);
 	return 0;
+}
+
+/* ------------------------------------------------------ keyed groups
+ *
+ * Records map to KEY_PARTITIONS partitions by a hash of their key; each
+ * partition has one owner at a time, which takes that partition's records
+ * in sequence order, so per-key order holds. Hand-over keeps it:
+ *   - a joining member marks partitions of the busiest member as wanted;
+ *     the owner hands each over at the start of its next poll, when it is
+ *     in no handler, so all its records of the partition are done;
+ *   - a leaving member hands its partitions to who wants them, or frees
+ *     them; a free partition is taken by the next idle member;
+ *   - a dead owner's partitions are taken over once the kernel says it is
+ *     dead (its record in flight, if any, is handled again).
+ * Every change bumps the group's epoch (release); members re-read the table
+ * when the epoch moves (acquire), and rescan from the floor when they gain
+ * a partition. All changes but the owner's own hand-over happen under the
+ * bus lock; the hand-over is a CAS, so a concurrent want is not lost.
+ */
+
+static inline uint32_t key_partition(uint64_t key)
+{
+	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 58); /* 0..63 */
+}
+
+static inline uint32_t pw_owner(uint64_t w)
+{
+	return (uint32_t)w & 0xff;
+}
+static inline uint32_t pw_wanted(uint64_t w)
+{
+	return (uint32_t)(w >> 8) & 0xff;
+}
+
+static void bump_epoch(struct ch_group *g)
+{
+	/* release: the partition words before the epoch; pairs with the
+	 * acquire in keyed_refresh */
+	atomic_fetch_add_explicit(&g->epoch, 1, memory_order_release);
+}
+
+static bool member_alive(shmbus_sub_t *s, uint32_t m)
+{
+	return m != PART_NONE && (m == s->gm.member || !member_dead(s, m));
+}
+
+/* Under the bus lock: take free and dead members' partitions, then want
+ * a fair share from the busiest members. */
+static void keyed_join(shmbus_sub_t *s)
+{
+	struct ch_group *g = s->gm.grp;
+	uint32_t me = s->gm.member, count[SHMBUS_MAX_MEMBERS] = {0};
+	bool alive[SHMBUS_MAX_MEMBERS] = {0};
+	uint32_t n_alive = 0;
+	for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++)
+		if ((alive[m] = member_alive(s, m) &&
+				atomic_load_explicit(&g->members[m].state,
+						     memory_order_acquire) ==
+					PART_LIVE))
+			n_alive++;
+	for (uint32_t q = 0; q < KEY_PARTITIONS; q++) {
+		uint64_t w = atomic_load_explicit(&g->part[q],
+						  memory_order_acquire);
+		uint32_t o = pw_owner(w);
+		/* CAS: a member's refresh may be taking a free partition at
+		 * this moment, outside the bus lock */
+		if ((o == PART_NONE || !alive[o]) &&
+		    atomic_compare_exchange_strong_explicit(
+			    &g->part[q], &w, part_word(me, PART_NONE),
+			    memory_order_acq_rel, memory_order_relaxed)) {
+			count[me]++;
+		} else {
+			o = pw_owner(w);
+			if (o != PART_NONE)
+				count[o]++;
+		}
+	}
+	uint32_t share = KEY_PARTITIONS / (n_alive ? n_alive : 1);
+	for (uint32_t q = 0; q < KEY_PARTITIONS && count[me] < share; q++) {
+		uint64_t w = atomic_load_explicit(&g->part[q],
+						  memory_order_acquire);
+		uint32_t o = pw_owner(w);
+		if (o == me || o == PART_NONE || count[o] <= share ||
+		    pw_wanted(w) != PART_NONE)
+			continue;
+		/* CAS: the owner may be handing something over right now */
+		if (atomic_compare_exchange_strong_explicit(
+			    &g->part[q], &w, part_word(o, me),
+			    memory_order_acq_rel, memory_order_relaxed)) {
+			count[o]--;
+			count[me]++;
+		}
+	}
+	bump_epoch(g);
+	s->gm.kepoch = UINT32_MAX; /* read the table at the first poll */
+	s->gm.owned = 0;
+}
+
+/* Under the bus lock: hand over or free what this member owns, drop what
+ * it wanted. */
+static void keyed_leave(shmbus_sub_t *s)
+{
+	struct ch_group *g = s->gm.grp;
+	uint32_t me = s->gm.member;
+	for (uint32_t q = 0; q < KEY_PARTITIONS; q++) {
+		uint64_t w = atomic_load_explicit(&g->part[q],
+						  memory_order_acquire);
+		uint64_t to = w;
+		if (pw_owner(w) == me)
+			to = part_word(pw_wanted(w), PART_NONE);
+		else if (pw_wanted(w) == me)
+			to = part_word(pw_owner(w), PART_NONE);
+		if (to != w)
+			atomic_compare_exchange_strong_explicit(
+				&g->part[q], &w, to, memory_order_acq_rel,
+				memory_order_relaxed);
+	}
+	bump_epoch(g);
+}
+
+/* Start of a poll: hand over wanted partitions, take free ones, and read
+ * what we own when the table changed. */
+static void keyed_refresh(shmbus_sub_t *s)
+{
+	struct group_member *gm = &s->gm;
+	struct ch_group *g = gm->grp;
+	/* acquire: pairs with bump_epoch's release */
+	uint32_t e = atomic_load_explicit(&g->epoch, memory_order_acquire);
+	if (e == gm->kepoch)
+		return;
+	uint32_t me = gm->member;
+	uint64_t owned = 0;
+	bool changed = false;
+	for (uint32_t q = 0; q < KEY_PARTITIONS; q++) {
+		_Atomic uint64_t *pq = &g->part[q];
+		uint64_t w = atomic_load_explicit(pq, memory_order_acquire);
+		if (pw_owner(w) == me && pw_wanted(w) != PART_NONE) {
+			/* in no handler now: every record of q we took is
+			 * done; release pairs with the new owner's acquire */
+			if (atomic_compare_exchange_strong_explicit(
+				    pq, &w, part_word(pw_wanted(w), PART_NONE),
+				    memory_order_release, memory_order_relaxed))
+				changed = true;
+			continue;
+		}
+		if (pw_owner(w) == PART_NONE &&
+		    atomic_compare_exchange_strong_explicit(
+			    pq, &w, part_word(me, pw_wanted(w)),
+			    memory_order_acq_rel, memory_order_relaxed)) {
+			changed = true;
+			w = part_word(me, PART_NONE);
+		}
+		if (pw_owner(w) == me)
+			owned |= 1ull << q;
+	}
+	if (owned & ~gm->owned) /* gained: look again from the floor */
+		gm->kscan = atomic_load_explicit(&group_row(s)->cursor,
+						 memory_order_acquire);
+	gm->owned = owned;
+	gm->kepoch = e;
+	if (changed)
+		bump_epoch(g);
+}
+
+/* Idle with the floor blocked by a partition whose owner is dead: take
+ * over every partition of that owner (under the bus lock). */
+static void keyed_takeover(shmbus_sub_t *s, uint64_t floor)
+{
+	struct group_member *gm = &s->gm;
+	uint32_t m = published(s->ch, floor);
+	if (m == 0)
+		return;
+	uint64_t now = mono_ns();
+	if (gm->stuck_floor != floor) {
+		gm->stuck_floor = floor;
+		gm->stuck_since = now;
+		return;
+	}
+	if (now - gm->stuck_since < LIVENESS_CHECK_NS)
+		return;
+	gm->stuck_since = now;
+	uint32_t q = key_partition(slot_at(s->ch, floor)->key);
+	uint32_t owner = pw_owner(atomic_load_explicit(
+		&gm->grp->part[q], memory_order_acquire));
+	if (owner == gm->member || member_alive(s, owner))
+		return;
+	if (bus_lock(s->ch->bus))
+		return;
+	for (uint32_t k = 0; k < KEY_PARTITIONS; k++) {
+		uint64_t w = atomic_load_explicit(&gm->grp->part[k],
+						  memory_order_acquire);
+		if (pw_owner(w) == owner)
+			atomic_compare_exchange_strong_explicit(
+				&gm->grp->part[k], &w,
+				part_word(gm->member, PART_NONE),
+				memory_order_acq_rel, memory_order_relaxed);
+	}
+	bump_epoch(gm->grp);
+	bus_unlock(s->ch->bus);
+}
+
+static int keyed_poll(shmbus_sub_t *s, uint32_t max)
+{
+	struct group_member *gm = &s->gm;
+	shmbus_channel_t *ch = s->ch;
+	keyed_refresh(s);
+	uint64_t floor = atomic_load_explicit(&group_row(s)->cursor,
+					      memory_order_acquire);
+	uint64_t seq = (int64_t)(gm->kscan - floor) > 0 ? gm->kscan : floor;
+	uint32_t done = 0;
+	while (done < max && barrier_allows(s, seq)) {
+		uint32_t m = published(ch, seq);
+		if (m == 0)
+			break;
+		/* the key was written before the marker (acquire above) */
+		uint32_t q = key_partition(slot_at(ch, seq)->key);
+		if ((gm->owned >> q) & 1) {
+			int r = take(s, seq, 0);
+			if (r == 0) {
+				/* ours, yet taken: by a dead former owner, or
+				 * by an earlier holder of our member index */
+				uint64_t w = atomic_load_explicit(
+					&gm->grp->word[seq & ch->mask],
+					memory_order_acquire);
+				uint32_t o = gw_member(w);
+				if (gw_state(w) == GW_TAKEN &&
+				    (w >> 16) == lap_of(ch, seq) &&
+				    (o == gm->member || !member_alive(s, o)) &&
+				    (r = take(s, seq, w)) > 0)
+					gm->redelivered++;
+			}
+			if (r < 0)
+				break;
+			done += (uint32_t)(r > 0);
+		}
+		seq++;
+	}
+	gm->kscan = seq;
+	if (done == 0)
+		keyed_takeover(s, floor);
+	advance_floor(s);
+	if (done && atomic_load_explicit(&s->hdr->space_sleepers,
+					 memory_order_relaxed))
+		waiter_wake(&s->hdr->space_ec);
+	return (int)done;
 }

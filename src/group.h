@@ -21,13 +21,17 @@ struct group_member {
 	uint64_t stuck_floor; /* floor at the last liveness check */
 	uint64_t stuck_since;
 	uint64_t redelivered; /* records taken over from dead members */
+	/* keyed groups */
+	uint64_t owned;	 /* partitions this member owns (bit per partition) */
+	uint32_t kepoch; /* group epoch when `owned` was read */
+	uint64_t kscan;	 /* next sequence to look at */
 };
 
 int group_poll(shmbus_sub_t *s, uint32_t max);
 bool group_available(shmbus_sub_t *s);
 /* Under the bus lock: find or create the group named in s's row, take a
  * member index. */
-int group_attach(shmbus_sub_t *s, bool fresh_row);
+int group_attach(shmbus_sub_t *s, bool fresh_row, bool keyed);
 void group_detach(shmbus_sub_t *s);
 /* Under the bus lock: free the group of subscriber row `row`, or
  * SHMBUS_EBUSY while it has live members. */

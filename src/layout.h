@@ -262,21 +262,35 @@ struct ch_group_member {
 	uint32_t participant;
 };
 
+/* Keyed groups: records map to KEY_PARTITIONS partitions by key; each
+ * partition has one owning member at a time (group.c). */
+#define KEY_PARTITIONS 64u
+#define PART_NONE 0xffu
+static inline uint64_t part_word(uint32_t owner, uint32_t wanted)
+{
+	return (uint64_t)owner | (uint64_t)wanted << 8;
+}
+
 struct ch_group {
 	/* line 0: identity, changed under the bus lock */
 	_Atomic uint32_t state; /* obj_state: READY when in use */
 	uint32_t row;		/* its subscriber row */
-	uint8_t reserved0[SHMBUS_CACHELINE - 8];
+	uint32_t keyed;		/* records go to members by key */
+	_Atomic uint32_t epoch; /* bumped after every partition change */
+	uint8_t reserved0[SHMBUS_CACHELINE - 16];
 	/* line 1: the take counter (members fetch-add chunks of it) */
 	alignas(SHMBUS_CACHELINE) _Atomic uint64_t next;
 	uint8_t reserved1[SHMBUS_CACHELINE - 8];
 	/* lines 2-9: members */
 	struct ch_group_member members[SHMBUS_MAX_MEMBERS];
+	/* keyed groups: owner | wanted-by << 8, per partition */
+	_Atomic uint64_t part[KEY_PARTITIONS];
 	/* then one word per slot */
 	alignas(SHMBUS_CACHELINE) _Atomic uint64_t word[];
 };
 _Static_assert(offsetof(struct ch_group, next) == 64, "group ABI");
-_Static_assert(offsetof(struct ch_group, word) == 640, "group ABI");
+_Static_assert(offsetof(struct ch_group, part) == 640, "group ABI");
+_Static_assert(offsetof(struct ch_group, word) == 1152, "group ABI");
 
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */

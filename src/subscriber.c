@@ -543,7 +543,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 		s->barrier = s->next_seq;
 	}
 	if (rc == 0 && group)
-		rc = group_attach(s, fresh);
+		rc = group_attach(s, fresh,
+				  (opts->flags & SHMBUS_GROUP_KEYED) != 0);
 	if (rc) {
 		if (fresh)
 			unjoin_row(ch, (uint32_t)row);
@@ -573,7 +574,8 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 						  : "subscriber name");
 	if (rc)
 		return rc;
-	if (opts->wait > SHMBUS_WAIT_BLOCK || opts->flags != 0)
+	if (opts->wait > SHMBUS_WAIT_BLOCK ||
+	    (opts->flags & ~(uint32_t)(group ? SHMBUS_GROUP_KEYED : 0)))
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "unknown wait strategy %u or flags 0x%x",
 				     opts->wait, opts->flags);

@@ -340,3 +340,147 @@ Test(group, a_chunk_taken_over_while_its_owner_was_away)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+/* ------------------------------------------------------- keyed groups */
+
+#define NKEYS 97
+
+struct keyed_ledger {
+	_Atomic uint64_t next[NKEYS]; /* next counter expected, per key */
+	_Atomic uint64_t handled;
+	_Atomic uint64_t order_errors;
+	_Atomic uint64_t dups;
+	_Atomic uint32_t in_handler[NKEYS]; /* members inside, per key */
+	_Atomic uint64_t overlaps;
+	_Atomic int stop;
+};
+
+struct keyed_member {
+	struct keyed_ledger *kl;
+	long die_after; /* > 0: SIGKILL inside the N-th handler */
+};
+
+static int on_keyed(const shmbus_record_t *r, void *ctx)
+{
+	struct keyed_member *km = ctx;
+	struct keyed_ledger *kl = km->kl;
+	uint64_t pl[2] = {r->key, 0}; /* key, per-key counter */
+	memcpy(&pl[1], r->data, 8);
+	uint64_t k = pl[0];
+	if (k >= NKEYS)
+		return -1;
+	/* never two members in one key's handler at once */
+	if (atomic_fetch_add(&kl->in_handler[k], 1) != 0)
+		atomic_fetch_add(&kl->overlaps, 1);
+	uint64_t want = atomic_load(&kl->next[k]);
+	if (pl[1] == want) {
+		atomic_store(&kl->next[k], want + 1);
+		atomic_fetch_add(&kl->handled, 1);
+	} else if (pl[1] + 1 == want) {
+		atomic_fetch_add(&kl->dups, 1); /* redelivery after a kill */
+	} else {
+		atomic_fetch_add(&kl->order_errors, 1);
+	}
+	atomic_fetch_sub(&kl->in_handler[k], 1);
+	if (km->die_after > 0 && --km->die_after == 0)
+		raise(SIGKILL); /* in the handler, before DONE */
+	return 0;
+}
+
+static pid_t keyed_member(const char *name, struct keyed_ledger *kl,
+			  uint64_t total, long die_after, long leave_after)
+{
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = open_ch(name, &b, 256);
+		struct keyed_member km = {kl, die_after};
+		shmbus_sub_opts_t so = {.name = "accounts",
+					.wait = SHMBUS_WAIT_YIELD,
+					.flags = SHMBUS_GROUP_KEYED};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_group_join(c, on_keyed, &km, &so, &s));
+		uint64_t mine = 0;
+		while (atomic_load(&kl->handled) < total &&
+		       !atomic_load(&kl->stop)) {
+			int n = shmbus_poll(s, 32);
+			if (n > 0)
+				mine += (uint64_t)n;
+			else
+				shmbus_sub_wait(s, 1000000);
+			if (leave_after > 0 && mine >= (uint64_t)leave_after)
+				break; /* a graceful leave mid-stream */
+		}
+		shmbus_sub_close(s, 0);
+		_exit(0);
+	}
+	return pid;
+}
+
+Test(group, keyed_members_keep_per_key_order_through_changes, .timeout = 120)
+{
+	const uint64_t total = scaled(200000);
+	const char *name = test_bus("gkeyed");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 256);
+	struct keyed_ledger *kl = shared_alloc(sizeof(*kl));
+	/* the group exists before the producer: it is owed every record */
+	shmbus_sub_opts_t so = {.name = "accounts",
+				.flags = SHMBUS_GROUP_KEYED};
+	shmbus_sub_t *hold;
+	struct keyed_member none = {kl, 0};
+	cr_assert_eq(shmbus_group_join(ch, on_keyed, &none, &so, &hold), 0,
+		     "%s", shmbus_errmsg());
+	/* an unkeyed join of a keyed group is refused */
+	shmbus_sub_opts_t plain = {.name = "accounts"};
+	shmbus_sub_t *x;
+	cr_expect_eq(shmbus_group_join(ch, on_keyed, &none, &plain, &x),
+		     SHMBUS_EEXIST);
+	pid_t a = keyed_member(name, kl, total, 0, 0);
+	pid_t b = keyed_member(name, kl, total, 0, (long)(total / 4));
+	shmbus_sub_close(hold, 0); /* its partitions go to the others */
+	pid_t prod = test_fork();
+	if (prod == 0) {
+		shmbus_t *bb;
+		shmbus_channel_t *c = open_ch(name, &bb, 256);
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_YIELD};
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, &po, &p));
+		uint64_t counters[NKEYS] = {0};
+		for (uint64_t i = 0; i < total; i++) {
+			uint64_t k = (i * 31 + i / 7) % NKEYS;
+			uint64_t v = counters[k]++;
+			CHECK_OK(shmbus_publish(p, &v, 8, k));
+		}
+		_exit(0);
+	}
+	/* membership changes while records flow: a member joins, one dies
+	 * inside a handler */
+	while (atomic_load(&kl->handled) < total / 3)
+		usleep(1000);
+	pid_t c = keyed_member(name, kl, total, 0, 0);
+	pid_t d = keyed_member(name, kl, total, 500, 0);
+	cr_expect_eq(child_status(d), 128 + SIGKILL);
+	cr_expect_eq(child_status(prod), 0);
+	cr_expect_eq(child_status(b), 0);
+	uint64_t deadline = shmbus_now_ns() + 60ull * 1000000000;
+	while (atomic_load(&kl->handled) < total && shmbus_now_ns() < deadline)
+		usleep(1000);
+	atomic_store(&kl->stop, 1);
+	cr_expect_eq(child_status(a), 0);
+	cr_expect_eq(child_status(c), 0);
+	cr_log_info("handled %lu, redelivered %lu", atomic_load(&kl->handled),
+		    atomic_load(&kl->dups));
+	cr_expect_eq(atomic_load(&kl->handled), total,
+		     "%lu of %lu handled in order", atomic_load(&kl->handled),
+		     total);
+	cr_expect_eq(atomic_load(&kl->order_errors), 0,
+		     "%lu records out of per-key order",
+		     atomic_load(&kl->order_errors));
+	cr_expect_eq(atomic_load(&kl->overlaps), 0,
+		     "%lu times two members held one key",
+		     atomic_load(&kl->overlaps));
+	cr_expect_leq(atomic_load(&kl->dups), 1);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -270,10 +270,17 @@ SHMBUS_API int shmbus_republish(shmbus_producer_t *p,
  * retry/dead-letter machinery takes it from there, in its issue). */
 typedef int (*shmbus_handler_fn)(const shmbus_record_t *rec, void *ctx);
 
+enum shmbus_sub_flags {
+	/* shmbus_group_join: records with the same key go to the same member
+	 * while membership is stable (per-key order); keys move when members
+	 * join or leave, never handled by two members at once. */
+	SHMBUS_GROUP_KEYED = 1u << 0,
+};
+
 typedef struct shmbus_sub_opts {
 	const char *name; /* durable identity on the channel; required */
 	uint32_t wait;	  /* shmbus_wait, when nothing is available */
-	uint32_t flags;	  /* reserved, 0 */
+	uint32_t flags;	  /* shmbus_sub_flags */
 	uint32_t batch;	  /* most records per cursor update; 0 = 256 */
 	/* Time-to-live of the name once abandoned (closed, or its process
 	 * dead): after it, shmbus_channel_expire forgets the name and it stops
