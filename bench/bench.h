@@ -163,6 +163,7 @@ void report_failure(const struct bench_opts *o, const struct run *r);
 int wl_floor(const struct bench_opts *o);
 int wl_floorring(const struct bench_opts *o);
 int wl_pingpong(const struct bench_opts *o);
+int wl_pingpong_after(const struct bench_opts *o);
 int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
@@ -170,6 +171,7 @@ int wl_overwrite(const struct bench_opts *o);
 int wl_overwrite_stalled(const struct bench_opts *o);
 int wl_overwrite_alone(const struct bench_opts *o);
 int wl_group(const struct bench_opts *o);
+int wl_group_keyed(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
 int wl_manychannels_tp(const struct bench_opts *o);
 

@@ -70,6 +70,8 @@ static int produce(struct run *r, int idx, shmbus_producer_t *p,
 			uint64_t v = (*next)++;
 			memcpy(pl, &v, 8);
 			memset(pl + 8, (int)(v & 0xff), r->size - 8);
+			/* keys: 1,024 aggregates (used by group-keyed) */
+			shmbus_claim_set(p, &c, i, r->size, v % 1024);
 		}
 		if (rc == 0)
 			rc = shmbus_commit(p, &c);
@@ -153,7 +155,9 @@ static int child(struct run *r, int idx)
 	struct member m = {.bits = l.bits[idx - 1],
 			   .total = r->warmup + r->count};
 	memset(m.bits, 0, l.words * 8); /* fault it in before any clock */
-	shmbus_sub_opts_t so = {.name = "group", .wait = r->wait};
+	shmbus_sub_opts_t so = {.name = "group",
+				.wait = r->wait,
+				.flags = r->arg ? SHMBUS_GROUP_KEYED : 0};
 	shmbus_sub_t *s;
 	rc = shmbus_group_join(ch, on_record, &m, &so, &s);
 	if (rc) {
@@ -201,14 +205,15 @@ static int check(struct run *r, char *why, size_t len)
 	return missing || dup;
 }
 
-int wl_group(const struct bench_opts *o)
+static int group(const struct bench_opts *o, const char *name, bool keyed)
 {
 	struct run r;
 	uint64_t count = default_count(o, false);
 	uint64_t total = count + default_warmup(o, count);
-	if (run_init(&r, o, "group", o->size ? o->size : 64, 1 + MEMBERS,
+	if (run_init(&r, o, name, o->size ? o->size : 64, 1 + MEMBERS,
 		     scratch_for(total)))
 		return 1;
+	r.arg = keyed ? &r : NULL; /* non-NULL: a keyed group */
 	r.count = count;
 	r.warmup = total - count;
 	int rc = run_procs(&r, child);
@@ -255,4 +260,14 @@ int wl_group(const struct bench_opts *o)
 	report_result(o, &res);
 	run_free(&r);
 	return 0;
+}
+
+int wl_group(const struct bench_opts *o)
+{
+	return group(o, "group", false);
+}
+
+int wl_group_keyed(const struct bench_opts *o)
+{
+	return group(o, "group-keyed", true);
 }

@@ -7,6 +7,10 @@
  * manychannels: the same round trip, but B consumes through a poller
  * subscribed to MANY_CHANNELS channels of which only "ping" is active: what
  * a subscriber on many event types pays to find the active one.
+ *
+ * pingpong-after: B's subscriber on "ping" runs after another subscriber
+ * of B's (a dependency barrier, the journal -> logic pattern): the cost of
+ * the barrier on the round trip.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -23,7 +27,18 @@ struct pp_ctx {
 	uint32_t len;  /* its length */
 	uint8_t *echo; /* pong side: the payload, to send back */
 	shmbus_poller_t *poller; /* manychannels: B's poller */
+	shmbus_sub_t *upstream;	 /* pingpong-after: B's first subscriber */
 };
+
+enum pp_mode { PP_PLAIN, PP_MANY, PP_AFTER };
+
+static int count_only(const shmbus_record_t *rec, void *arg)
+{
+	(void)rec;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+static uint64_t upstream_seen;
 
 static int on_record(const shmbus_record_t *rec, void *arg)
 {
@@ -93,12 +108,31 @@ static int setup(struct run *r, int idx, shmbus_t **bus,
 	    sb_channel(r, idx, *bus, "ping", r->o->capacity, 0, &ping) ||
 	    sb_channel(r, idx, *bus, "pong", r->o->capacity, 0, &pong))
 		return 1;
+	enum pp_mode mode = *(enum pp_mode *)r->arg;
+	if (idx == 1 && mode == PP_AFTER) {
+		/* B: an upstream on ping first, then pong-side after it */
+		if (sb_subscribe(r, idx, ping, "upstream", count_only,
+				 &upstream_seen, &c->upstream))
+			return 1;
+		const char *after[] = {"upstream"};
+		shmbus_sub_opts_t so = {.name = "pong-side",
+					.wait = r->wait,
+					.after = after,
+					.n_after = 1};
+		int rc = shmbus_subscribe(ping, on_record, c, &so, s);
+		if (rc)
+			return child_fail(r, idx, "subscribe after: %s: %s",
+					  shmbus_strerror(rc),
+					  shmbus_errmsg());
+		return sb_producer(r, idx, pong, p);
+	}
 	/* A publishes on ping and reads pong; B the other way round */
 	if (sb_producer(r, idx, idx == 0 ? ping : pong, p) ||
 	    sb_subscribe(r, idx, idx == 0 ? pong : ping,
 			 idx == 0 ? "ping-side" : "pong-side", on_record, c, s))
 		return 1;
-	return idx == 1 && r->arg ? many_setup(r, idx, *bus, *s, c) : 0;
+	return idx == 1 && mode == PP_MANY ? many_setup(r, idx, *bus, *s, c)
+					   : 0;
 }
 
 static int ping(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
@@ -152,7 +186,11 @@ static int pong(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
 	for (uint64_t i = 0; i < total; i++) {
 		if (i == r->warmup)
 			f0 = minflt_now();
-		int rc = recv_one(s, c->poller, r->wait);
+		int rc = 0;
+		if (c->upstream) /* the upstream passes the record first */
+			rc = recv_one(c->upstream, NULL, r->wait);
+		if (rc == 0)
+			rc = recv_one(s, c->poller, r->wait);
 		if (rc)
 			return child_fail(r, idx, "poll: %s",
 					  shmbus_strerror(rc));
@@ -189,12 +227,13 @@ static int child(struct run *r, int idx)
 	return rc;
 }
 
-static int pingpong(const struct bench_opts *o, const char *name, bool many)
+static int pingpong(const struct bench_opts *o, const char *name,
+		    enum pp_mode mode)
 {
 	struct run r;
 	if (run_init(&r, o, name, o->size ? o->size : 64, 2, 0))
 		return 1;
-	r.arg = many ? &r : NULL; /* non-NULL: side B polls many channels */
+	r.arg = &mode;
 	r.count = default_count(o, true);
 	r.warmup = default_warmup(o, r.count);
 	int rc = run_procs(&r, child);
@@ -214,7 +253,9 @@ static int pingpong(const struct bench_opts *o, const char *name, bool many)
 			 res.slot_size == BENCH_CACHELINE
 				 ? ": one cache line, like the floor"
 				 : "",
-			 many ? "; B polls 1000 channels, 1 active" : "");
+			 mode == PP_MANY    ? "; B polls 1000 channels, 1 active"
+			 : mode == PP_AFTER ? "; B's reader runs after an upstream"
+					    : "");
 		report_result(o, &res);
 	}
 	run_free(&r);
@@ -223,10 +264,15 @@ static int pingpong(const struct bench_opts *o, const char *name, bool many)
 
 int wl_pingpong(const struct bench_opts *o)
 {
-	return pingpong(o, "pingpong", false);
+	return pingpong(o, "pingpong", PP_PLAIN);
 }
 
 int wl_manychannels(const struct bench_opts *o)
 {
-	return pingpong(o, "manychannels", true);
+	return pingpong(o, "manychannels", PP_MANY);
+}
+
+int wl_pingpong_after(const struct bench_opts *o)
+{
+	return pingpong(o, "pingpong-after", PP_AFTER);
 }
