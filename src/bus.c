@@ -423,13 +423,21 @@ int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 			   "bus '%s': all %u participant slots are held by "
 			   "live processes (raise max_participants)",
 			   bus->name, bus->max_participants);
-	/* Id 0 is never used, so a zero marker names nobody. */
-	for (uint32_t i = 1; i < bus->max_participants; i++) {
+	/* Id 0 is never used, so a zero marker names nobody. Pass 0 takes
+	 * only rows released cleanly (FREE); a LIVE row whose lock the kernel
+	 * dropped belongs to a dead process and may still be named by a slot
+	 * it claimed and never committed: it is reused only when no clean row
+	 * is left (pass 1), and a watchdog frees it sooner, after repairing
+	 * its holes. The lock is the truth about life, not the row. */
+	for (uint32_t pass = 0, i = 1; pass < 2; i = 1, pass++)
+	for (; i < bus->max_participants; i++) {
 		struct sb_participant *p = &bus->parts[i];
 		if (bit_get(bus->held_parts, i))
 			continue;
-		/* A LIVE row whose lock the kernel released is a dead
-		 * process's: reusable. The lock is the truth, not the row. */
+		if (pass == 0 &&
+		    atomic_load_explicit(&p->state, memory_order_relaxed) !=
+			    PART_FREE)
+			continue;
 		if (shm_lock_byte(bus->map.fd, (off_t)i) != 0)
 			continue;
 		bit_set(bus->held_parts, i, true);
@@ -446,8 +454,9 @@ int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 				      memory_order_release);
 		*id = i;
 		rc = 0;
-		break;
+		goto done;
 	}
+done:
 	bus_unlock(bus);
 	return rc;
 }

@@ -436,8 +436,14 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "subscriber bitmap");
 		goto fail;
 	}
+	/* the bus lock orders this process's threads (a watchdog thread
+	 * opens channels too) on the handle list */
+	rc = bus_lock(bus);
+	if (rc)
+		goto fail;
 	ch->next = bus->channels;
 	bus->channels = ch;
+	bus_unlock(bus);
 	*out = ch;
 	return 0;
 fail:
@@ -453,6 +459,7 @@ void shmbus_channel_close(shmbus_channel_t *ch)
 		return;
 	producer_close_all(ch);
 	sub_close_all(ch);
+	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_channel_t **pp = &ch->bus->channels; *pp;
 	     pp = &(*pp)->next) {
 		if (*pp == ch) {
@@ -460,6 +467,8 @@ void shmbus_channel_close(shmbus_channel_t *ch)
 			break;
 		}
 	}
+	if (locked)
+		bus_unlock(ch->bus);
 	shm_unmap(&ch->map);
 	free(ch->held_subs);
 	free(ch->held_members);

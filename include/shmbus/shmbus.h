@@ -423,6 +423,42 @@ SHMBUS_API int shmbus_channel_expire(shmbus_channel_t *ch);
  * SHMBUS_EBUSY while a live process holds it. */
 SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
 
+/* ------------------------------------------------------------ watchdog */
+
+/*
+ * The watchdog does what no single participant can: it repairs holes left
+ * by producers that died between claim and commit (tombstones, by CAS from
+ * "claimed by that dead participant"), evicts stalled subscribers on
+ * evict-policy channels, and expires abandoned names. One acts on a bus at
+ * a time (a kernel-held lease: SHMBUS_EBUSY for a second one).
+ * shmbus_watchdog_start runs it on a library thread; shmbus_watchdog_open
+ * and shmbus_watchdog_pass let a daemon (`shmbus watchdog BUS`) drive it.
+ */
+typedef struct shmbus_watchdog shmbus_watchdog_t;
+typedef struct shmbus_watchdog_opts {
+	uint32_t period_ms;	 /* between passes (thread); 0 = 10 */
+	uint32_t evict_grace_ms; /* 0 = 1000 */
+} shmbus_watchdog_opts_t;
+typedef struct shmbus_watchdog_stats {
+	uint64_t passes;
+	uint64_t tombstones; /* holes of dead producers repaired */
+	uint64_t evicted;    /* stalled subscribers detached */
+	uint64_t expired;    /* abandoned names forgotten */
+	uint64_t reaped;     /* rows of dead participants freed */
+} shmbus_watchdog_stats_t;
+
+SHMBUS_API int shmbus_watchdog_open(shmbus_t *bus,
+				    const shmbus_watchdog_opts_t *opts,
+				    shmbus_watchdog_t **out);
+SHMBUS_API int shmbus_watchdog_pass(shmbus_watchdog_t *w);
+SHMBUS_API int shmbus_watchdog_start(shmbus_t *bus,
+				     const shmbus_watchdog_opts_t *opts,
+				     shmbus_watchdog_t **out);
+SHMBUS_API void shmbus_watchdog_get_stats(const shmbus_watchdog_t *w,
+					  shmbus_watchdog_stats_t *st);
+/* Stop (if started) and release the lease. Before shmbus_close(bus). */
+SHMBUS_API void shmbus_watchdog_close(shmbus_watchdog_t *w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,224 @@
+/*
+ * The watchdog: what no single subscriber or producer can do for itself.
+ *
+ * One watchdog acts on a bus at a time: it holds a kernel lock on a byte of
+ * the bus object (a lease), so the library thread and the `shmbus watchdog`
+ * daemon never race. Each pass, for every channel of the bus:
+ *   - forgets abandoned subscriber names whose ttl has passed;
+ *   - on evict-policy channels, detaches subscribers stalled longer than
+ *     the grace time;
+ *   - on multi-producer channels, repairs holes: a slot still CLAIMED by a
+ *     participant whose kernel lock is gone (the producer died between claim
+ *     and commit) is turned into a TOMBSTONE by compare-and-swap from exactly
+ *     "claimed by that participant in this lap", so that a living producer
+ *     can never be overwritten; subscribers skip it and count it.
+ * Then the rows of dead participants are freed ("reaped"): participant ids
+ * are reused only from free rows (while any are left), so a new producer
+ * never inherits the name on a dead one's unrepaired hole.
+ * A producer that died between its fetch-add and its CLAIMED store leaves a
+ * hole that names nobody; that case is not repaired yet (it needs a claim
+ * intent word per producer).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "internal.h"
+#include "wait.h"
+
+#define WATCHDOG_LOCK_BYTE (1 << 20) /* in the bus object */
+
+struct shmbus_watchdog {
+	shmbus_t *bus;
+	shmbus_watchdog_opts_t opts;
+	shmbus_channel_t **channels; /* by channel id, opened lazily */
+	shmbus_watchdog_stats_t stats;
+	pthread_t thread;
+	atomic_bool stop;
+	bool running;
+};
+
+/* Is participant `id` dead? Its kernel lock on the bus object is gone. */
+static bool participant_dead(shmbus_t *bus, uint32_t id)
+{
+	if (id == 0 || id >= bus->max_participants ||
+	    bit_get(bus->held_parts, id))
+		return false;
+	return !shm_byte_held(bus->map.fd, (off_t)id);
+}
+
+static uint64_t repair_holes(shmbus_channel_t *ch)
+{
+	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_acquire);
+	uint64_t lo = channel_min_gating(ch, claim), n = 0;
+	if (claim - lo > ch->capacity) /* bound a corrupt cursor */
+		lo = claim - ch->capacity;
+	for (uint64_t seq = lo; seq != claim; seq++) {
+		struct slot_header *h = slot_at(ch, seq);
+		/* acquire: pairs with the producer's stores of its marker */
+		uint32_t m = atomic_load_explicit(&h->marker,
+						  memory_order_acquire);
+		uint64_t lap = lap_of(ch, seq);
+		if (marker_tag(m) != marker_tag_make(lap, SLOT_CLAIMED))
+			continue;
+		uint32_t part = m & MARKER_PART_MASK;
+		if (!participant_dead(ch->bus, part))
+			continue;
+		/* release: subscribers acquire the marker and skip it. CAS
+		 * from exactly "claimed by that participant in this lap" */
+		if (atomic_compare_exchange_strong_explicit(
+			    &h->marker, &m,
+			    marker_make(lap, SLOT_TOMBSTONE, part),
+			    memory_order_release, memory_order_relaxed))
+			n++;
+	}
+	if (n && atomic_load_explicit(&ch->hdr->data_sleepers,
+				      memory_order_relaxed))
+		ck_ec32_inc(&ch->hdr->data_ec, &shmbus_ec_mode);
+	return n;
+}
+
+int shmbus_watchdog_pass(shmbus_watchdog_t *w)
+{
+	shmbus_t *bus = w->bus;
+	for (uint32_t id = 0; id < bus->max_channels; id++) {
+		/* acquire: pairs with the release in publish_row */
+		if (atomic_load_explicit(&bus->chtab[id].state,
+					 memory_order_acquire) != CHENT_READY)
+			continue;
+		if (w->channels[id] == NULL) {
+			char name[SHMBUS_NAME_BYTES];
+			memcpy(name, bus->chtab[id].name, sizeof(name));
+			name[sizeof(name) - 1] = 0;
+			if (shmbus_channel_open(bus, name, NULL,
+						&w->channels[id]) != 0)
+				continue; /* reported by whoever uses it */
+		}
+		shmbus_channel_t *ch = w->channels[id];
+		int n = shmbus_channel_expire(ch);
+		if (n > 0)
+			w->stats.expired += (uint64_t)n;
+		if (ch->stall_policy == SHMBUS_STALL_EVICT) {
+			n = shmbus_channel_evict(ch, w->opts.evict_grace_ms);
+			if (n > 0)
+				w->stats.evicted += (uint64_t)n;
+		}
+		if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
+			w->stats.tombstones += repair_holes(ch);
+	}
+	/* Every hole a dead participant left was repaired above (its claims
+	 * all lie between a channel's lowest cursor and its claim): its row
+	 * can be reused now without a new holder inheriting its holes. */
+	for (uint32_t id = 1; id < bus->max_participants; id++) {
+		struct sb_participant *p = &bus->parts[id];
+		/* acquire: pairs with the release in bus_participant_take */
+		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+			    PART_LIVE ||
+		    !participant_dead(bus, id))
+			continue;
+		if (bus_lock(bus))
+			break;
+		/* re-check under the lock: the allocator runs under it */
+		if (participant_dead(bus, id)) {
+			/* release: readers of the row (tools, allocator) */
+			atomic_store_explicit(&p->state, PART_FREE,
+					      memory_order_release);
+			w->stats.reaped++;
+		}
+		bus_unlock(bus);
+	}
+	w->stats.passes++;
+	return 0;
+}
+
+void shmbus_watchdog_get_stats(const shmbus_watchdog_t *w,
+			       shmbus_watchdog_stats_t *st)
+{
+	*st = w->stats;
+}
+
+int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
+			 shmbus_watchdog_t **out)
+{
+	if (bus == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "bus and out required");
+	*out = NULL;
+	shmbus_watchdog_t *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog");
+	w->channels = calloc(bus->max_channels, sizeof(*w->channels));
+	if (w->channels == NULL) {
+		free(w);
+		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog channels");
+	}
+	w->bus = bus;
+	if (opts)
+		w->opts = *opts;
+	if (w->opts.period_ms == 0)
+		w->opts.period_ms = 10;
+	if (w->opts.evict_grace_ms == 0)
+		w->opts.evict_grace_ms = 1000;
+	/* the lease: one watchdog per bus, held by the kernel for us */
+	int rc = shm_lock_byte(bus->map.fd, WATCHDOG_LOCK_BYTE);
+	if (rc) {
+		free(w->channels);
+		free(w);
+		return rc == SHMBUS_EBUSY
+			       ? shmbus_seterr(SHMBUS_EBUSY,
+					       "bus '%s' already has a live "
+					       "watchdog",
+					       bus->name)
+			       : rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static void *watchdog_thread(void *arg)
+{
+	shmbus_watchdog_t *w = arg;
+	struct timespec ts = {(time_t)(w->opts.period_ms / 1000),
+			      (long)(w->opts.period_ms % 1000) * 1000000L};
+	/* relaxed: a flag; the join in shmbus_watchdog_close orders the rest */
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		shmbus_watchdog_pass(w);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int shmbus_watchdog_start(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
+			  shmbus_watchdog_t **out)
+{
+	int rc = shmbus_watchdog_open(bus, opts, out);
+	if (rc)
+		return rc;
+	int err = pthread_create(&(*out)->thread, NULL, watchdog_thread, *out);
+	if (err) {
+		shmbus_watchdog_close(*out);
+		*out = NULL;
+		return shmbus_seterr_sys(SHMBUS_ESYS, err, "watchdog thread");
+	}
+	(*out)->running = true;
+	return 0;
+}
+
+void shmbus_watchdog_close(shmbus_watchdog_t *w)
+{
+	if (w == NULL)
+		return;
+	if (w->running) {
+		atomic_store(&w->stop, true);
+		pthread_join(w->thread, NULL);
+	}
+	for (uint32_t id = 0; id < w->bus->max_channels; id++)
+		if (w->channels[id])
+			shmbus_channel_close(w->channels[id]);
+	shm_unlock_byte(w->bus->map.fd, WATCHDOG_LOCK_BYTE);
+	free(w->channels);
+	free(w);
+}

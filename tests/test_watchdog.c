@@ -1,0 +1,197 @@
+/*
+ * The watchdog: holes of dead producers become tombstones (and only
+ * theirs), one watchdog per bus, the thread does it by itself.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static int count_rec(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+/* A child producer claims one slot of the MP channel and dies. */
+static void dead_claimant(const char *name)
+{
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		CHECK_OK(shmbus_open(name, NULL, &b));
+		shmbus_channel_t *c;
+		CHECK_OK(shmbus_channel_open(b, "W", NULL, &c));
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_producer_open(c, NULL, &p));
+		shmbus_claim_t cl;
+		CHECK_OK(shmbus_claim(p, 1, &cl));
+		raise(SIGKILL); /* between claim and commit */
+	}
+	cr_assert_eq(child_status(pid), 128 + SIGKILL);
+}
+
+Test(watchdog, repairs_only_dead_producers_holes)
+{
+	const char *name = test_bus("wd");
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(name, &bus, "W", 8, 64, SHMBUS_CH_MULTI_PRODUCER);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_rec, &got, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	/* a living producer's open claim must never be tombstoned */
+	shmbus_claim_t mine;
+	cr_assert_eq(shmbus_claim(p, 1, &mine), 0);
+	dead_claimant(name);
+	for (uint64_t v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_poll(s, 100), 0, "read past an open claim");
+	shmbus_watchdog_t *w;
+	cr_assert_eq(shmbus_watchdog_open(bus, NULL, &w), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_stats_t st;
+	shmbus_watchdog_get_stats(w, &st);
+	cr_expect_eq(st.tombstones, 1, "tombstones %lu", st.tombstones);
+	cr_expect_eq(shmbus_poll(s, 100), 0, "our own claim is still open");
+	uint64_t v = 99;
+	memcpy(shmbus_claim_at(&mine, 0), &v, 8);
+	cr_assert_eq(shmbus_commit(p, &mine), 0);
+	cr_expect_eq(shmbus_poll(s, 100), 7); /* 1 + tombstone + 5 */
+	cr_expect_eq(got, 6);
+	shmbus_sub_stats_t ss;
+	shmbus_sub_get_stats(s, &ss);
+	cr_expect_eq(ss.tombstones, 1);
+	/* a second pass finds nothing more */
+	shmbus_watchdog_pass(w);
+	shmbus_watchdog_get_stats(w, &st);
+	cr_expect_eq(st.tombstones, 1);
+	shmbus_watchdog_close(w);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(watchdog, one_per_bus_and_the_thread_works_alone, .timeout = 60)
+{
+	const char *name = test_bus("wdlease");
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(name, &bus, "W", 8, 64, SHMBUS_CH_MULTI_PRODUCER);
+	int ready[2], go[2];
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	pid_t other = test_fork();
+	if (other == 0) {
+		shmbus_t *b;
+		CHECK_OK(shmbus_open(name, NULL, &b));
+		shmbus_watchdog_t *w;
+		CHECK_OK(shmbus_watchdog_start(b, NULL, &w));
+		(void)!write(ready[1], "r", 1);
+		char x;
+		(void)!read(go[0], &x, 1);
+		_exit(0); /* dies holding the lease */
+	}
+	char x;
+	cr_assert_eq(read(ready[0], &x, 1), 1);
+	shmbus_watchdog_t *w;
+	cr_expect_eq(shmbus_watchdog_start(bus, NULL, &w), SHMBUS_EBUSY);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_expect_eq(child_status(other), 0);
+	/* the kernel released the dead watchdog's lease */
+	shmbus_watchdog_opts_t wo = {.period_ms = 2};
+	cr_assert_eq(shmbus_watchdog_start(bus, &wo, &w), 0, "%s",
+		     shmbus_errmsg());
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "r", .wait = SHMBUS_WAIT_BLOCK};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_rec, &got, &so, &s), 0);
+	dead_claimant(name);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	/* nobody calls a pass: the thread repairs the hole by itself */
+	for (int i = 0; i < 500 && got < 5; i++)
+		if (shmbus_poll(s, 100) == 0)
+			shmbus_sub_wait(s, 10000000);
+	shmbus_watchdog_stats_t st;
+	shmbus_watchdog_get_stats(w, &st);
+	cr_log_info("passes %lu tombstones %lu got %lu", st.passes, st.tombstones, got);
+	cr_expect_eq(got, 5);
+	cr_expect_eq(st.tombstones, 1);
+	cr_expect_gt(st.passes, 0);
+	shmbus_watchdog_close(w);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+/* `shmbus watchdog BUS` as a daemon process: repairs, refuses a second
+ * instance, stops cleanly on SIGTERM. */
+static pid_t spawn_daemon(const char *bus, int *errfd)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		execl(SHMBUS_TOOL, "shmbus", "watchdog", bus, "--period", "2",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	*errfd = fds[0];
+	return pid;
+}
+
+static void read_all(int fd, char *buf, size_t n)
+{
+	size_t off = 0;
+	ssize_t r;
+	while (off + 1 < n && (r = read(fd, buf + off, n - 1 - off)) > 0)
+		off += (size_t)r;
+	buf[off] = 0;
+}
+
+Test(watchdog, the_daemon, .timeout = 60)
+{
+	const char *name = test_bus("wdd");
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(name, &bus, "W", 8, 64, SHMBUS_CH_MULTI_PRODUCER);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "r"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_rec, &got, &so, &s), 0);
+	int err1, err2;
+	pid_t d1 = spawn_daemon(name, &err1);
+	usleep(200000);
+	pid_t d2 = spawn_daemon(name, &err2);
+	cr_expect_eq(child_status(d2), 1, "a second watchdog must refuse");
+	char out[4096];
+	read_all(err2, out, sizeof(out));
+	cr_expect(strstr(out, "already has a live watchdog") != NULL, "%s",
+		  out);
+	dead_claimant(name);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	for (int i = 0; i < 2000 && got < 5; i++)
+		if (shmbus_poll(s, 100) == 0)
+			usleep(1000);
+	cr_expect_eq(got, 5);
+	kill(d1, SIGTERM);
+	cr_expect_eq(child_status(d1), 0);
+	read_all(err1, out, sizeof(out));
+	cr_expect(strstr(out, "tombstones 1") != NULL, "%s", out);
+	cr_expect(strstr(out, "stopped after") != NULL, "%s", out);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
