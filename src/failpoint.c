@@ -10,6 +10,7 @@ static const char *const names[FP_COUNT] = {
 	[FP_GROUP_AFTER_TAKE] = "group_after_take",
 	[FP_GROUP_BEFORE_DONE] = "group_before_done",
 	[FP_BEFORE_COMMIT] = "before_commit",
+	[FP_MP_AFTER_CLAIM] = "mp_after_claim",
 };
 
 int shmbus_failpoints_armed;

@@ -12,6 +12,7 @@ enum failpoint_id {
 	FP_GROUP_AFTER_TAKE,  /* "group_after_take": word TAKEN, no handler */
 	FP_GROUP_BEFORE_DONE, /* "group_before_done": handled, not DONE */
 	FP_BEFORE_COMMIT,     /* "before_commit": claimed, not committed */
+	FP_MP_AFTER_CLAIM,    /* "mp_after_claim": fetched, not yet named */
 	FP_COUNT
 };
 

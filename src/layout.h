@@ -73,7 +73,10 @@ struct sb_participant {
 	uint64_t since_ns; /* CLOCK_MONOTONIC when taken */
 	_Atomic uint64_t heartbeat_ns;
 	char name[SHMBUS_NAME_BYTES]; /* subscriber name, or "" */
-	uint8_t reserved[48];
+	/* multi-producer: 1 from before a claim until the claimed slots'
+	 * markers name this participant (watchdog.c) */
+	_Atomic uint64_t claim_intent;
+	uint8_t reserved[40];
 };
 _Static_assert(sizeof(struct sb_participant) == 128, "participant ABI");
 

@@ -46,6 +46,7 @@ struct shmbus_producer {
 	bool multi;
 	bool overwrite;
 	bool fence_claim; /* overwrite or evict: readers validate by claim */
+	_Atomic uint64_t *intent; /* multi-producer: our claim-intent word */
 	bool sleeper; /* counted in hdr->space_sleepers */
 };
 
@@ -117,14 +118,21 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 {
 	struct ch_header *h = p->hdr;
 	uint64_t seq, end;
+	/* relaxed: ordered before the claim by the seq_cst RMW below; the
+	 * watchdog acquire-loads the claim, then this word */
+	atomic_store_explicit(p->intent, 1, memory_order_relaxed);
 	if (try_only) {
 		seq = atomic_load_explicit(&h->claim, memory_order_relaxed);
 		for (;;) {
 			end = seq + n;
 			if (end - p->gate > p->capacity) {
 				p->gate = channel_min_gating(p->ch, seq);
-				if (end - p->gate > p->capacity)
+				if (end - p->gate > p->capacity) {
+					atomic_store_explicit(
+						p->intent, 0,
+						memory_order_relaxed);
 					return SHMBUS_EAGAIN;
+				}
 			}
 			/* seq_cst: the claim is ordered before any later
 			 * gating scan (join protocol) */
@@ -144,14 +152,18 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 	}
 	if (p->fence_claim) /* as in claim_single */
 		atomic_thread_fence(memory_order_release);
+	FAILPOINT(FP_MP_AFTER_CLAIM);
 	/* Name ourselves as claimant, so that a hole we leave by dying can be
-	 * repaired by CAS from exactly this state (watchdog). relaxed: only
-	 * the watchdog reads it, after our death is confirmed. */
+	 * repaired by CAS from exactly this state (watchdog). relaxed: the
+	 * release of the intent word below publishes them */
 	for (uint64_t s = seq; s != end; s++)
 		atomic_store_explicit(
 			&slot_at(p->ch, s)->marker,
 			marker_make(lap_of(p->ch, s), SLOT_CLAIMED, p->part),
 			memory_order_relaxed);
+	/* release: the CLAIMED markers before "no intent"; pairs with the
+	 * watchdog's acquire load of this word */
+	atomic_store_explicit(p->intent, 0, memory_order_release);
 	c->seq = seq;
 	c->n = n;
 	claim_fill(p->ch, c);
@@ -367,6 +379,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 		free(p);
 		return rc;
 	}
+	p->intent = &ch->bus->parts[p->part].claim_intent;
 	/* The bus lock orders this process's threads on the lease flag and
 	 * the handle list; the kernel lock orders processes. */
 	rc = bus_lock(ch->bus);

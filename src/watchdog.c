@@ -15,9 +15,12 @@
  * Then the rows of dead participants are freed ("reaped"): participant ids
  * are reused only from free rows (while any are left), so a new producer
  * never inherits the name on a dead one's unrepaired hole.
- * A producer that died between its fetch-add and its CLAIMED store leaves a
- * hole that names nobody; that case is not repaired yet (it needs a claim
- * intent word per producer).
+ * A producer that died between its fetch-add and its CLAIMED stores leaves
+ * holes that name nobody. Each multi-producer participant raises a claim
+ * intent word before claiming and lowers it (release) once its markers
+ * name it; a nameless hole below the claim is repaired only when some dead
+ * participant's intent is up and no live one's is (a live one may be about
+ * to name that very slot).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -50,7 +53,32 @@ static bool participant_dead(shmbus_t *bus, uint32_t id)
 	return !shm_byte_held(bus->map.fd, (off_t)id);
 }
 
-static uint64_t repair_holes(shmbus_channel_t *ch)
+/* Claim intents of the bus's participants: a live one about to name its
+ * claim holds repairs of nameless holes off; a dead one left them. */
+struct intents {
+	bool live, dead;
+};
+
+static struct intents read_intents(shmbus_t *bus)
+{
+	struct intents in = {false, false};
+	for (uint32_t id = 1; id < bus->max_participants; id++) {
+		struct sb_participant *p = &bus->parts[id];
+		/* acquire: pairs with the producer's release of 0 after its
+		 * markers (and we read the claim before: its RMW published
+		 * the 1) */
+		if (atomic_load_explicit(&p->claim_intent,
+					 memory_order_acquire) == 0)
+			continue;
+		if (participant_dead(bus, id))
+			in.dead = true;
+		else
+			in.live = true;
+	}
+	return in;
+}
+
+static uint64_t repair_holes(shmbus_channel_t *ch, struct intents in)
 {
 	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
 					      memory_order_acquire);
@@ -63,8 +91,23 @@ static uint64_t repair_holes(shmbus_channel_t *ch)
 		uint32_t m = atomic_load_explicit(&h->marker,
 						  memory_order_acquire);
 		uint64_t lap = lap_of(ch, seq);
-		if (marker_tag(m) != marker_tag_make(lap, SLOT_CLAIMED))
+		uint32_t tag = marker_tag(m);
+		if (tag == marker_tag_make(lap, SLOT_COMMITTED) ||
+		    tag == marker_tag_make(lap, SLOT_TOMBSTONE))
 			continue;
+		if (tag != marker_tag_make(lap, SLOT_CLAIMED)) {
+			/* Claimed (below the claim) but naming nobody: its
+			 * producer died between claiming and naming. Only
+			 * when no live producer is in that window. */
+			if (in.dead && !in.live &&
+			    atomic_compare_exchange_strong_explicit(
+				    &h->marker, &m,
+				    marker_make(lap, SLOT_TOMBSTONE, 0),
+				    memory_order_release,
+				    memory_order_relaxed))
+				n++;
+			continue;
+		}
 		uint32_t part = m & MARKER_PART_MASK;
 		if (!participant_dead(ch->bus, part))
 			continue;
@@ -85,6 +128,7 @@ static uint64_t repair_holes(shmbus_channel_t *ch)
 int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 {
 	shmbus_t *bus = w->bus;
+	struct intents in = read_intents(bus);
 	for (uint32_t id = 0; id < bus->max_channels; id++) {
 		/* acquire: pairs with the release in publish_row */
 		if (atomic_load_explicit(&bus->chtab[id].state,
@@ -108,22 +152,27 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 				w->stats.evicted += (uint64_t)n;
 		}
 		if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
-			w->stats.tombstones += repair_holes(ch);
+			w->stats.tombstones += repair_holes(ch, in);
 	}
 	/* Every hole a dead participant left was repaired above (its claims
-	 * all lie between a channel's lowest cursor and its claim): its row
-	 * can be reused now without a new holder inheriting its holes. */
+	 * all lie between a channel's lowest cursor and its claim), unless a
+	 * live claim intent held the nameless ones off: then its intent stays
+	 * up, and its row stays, until a pass can repair them. */
 	for (uint32_t id = 1; id < bus->max_participants; id++) {
 		struct sb_participant *p = &bus->parts[id];
 		/* acquire: pairs with the release in bus_participant_take */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
 			    PART_LIVE ||
-		    !participant_dead(bus, id))
+		    !participant_dead(bus, id) ||
+		    (in.live && atomic_load_explicit(&p->claim_intent,
+						     memory_order_relaxed)))
 			continue;
 		if (bus_lock(bus))
 			break;
 		/* re-check under the lock: the allocator runs under it */
 		if (participant_dead(bus, id)) {
+			atomic_store_explicit(&p->claim_intent, 0,
+					      memory_order_relaxed);
 			/* release: readers of the row (tools, allocator) */
 			atomic_store_explicit(&p->state, PART_FREE,
 					      memory_order_release);
