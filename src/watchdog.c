@@ -78,10 +78,14 @@ static struct intents read_intents(shmbus_t *bus)
 	return in;
 }
 
-static uint64_t repair_holes(shmbus_channel_t *ch, struct intents in)
+static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
 {
+	/* acquire: pairs with producers' claim RMW, which publishes their
+	 * intent: read the claim first, the intents after */
 	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
 					      memory_order_acquire);
+	struct intents in = read_intents(ch->bus);
+	*held_off |= in.live;
 	uint64_t lo = channel_min_gating(ch, claim), n = 0;
 	if (claim - lo > ch->capacity) /* bound a corrupt cursor */
 		lo = claim - ch->capacity;
@@ -128,7 +132,7 @@ static uint64_t repair_holes(shmbus_channel_t *ch, struct intents in)
 int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 {
 	shmbus_t *bus = w->bus;
-	struct intents in = read_intents(bus);
+	bool held_off = false; /* a live intent held nameless repairs off */
 	for (uint32_t id = 0; id < bus->max_channels; id++) {
 		/* acquire: pairs with the release in publish_row */
 		if (atomic_load_explicit(&bus->chtab[id].state,
@@ -152,7 +156,7 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 				w->stats.evicted += (uint64_t)n;
 		}
 		if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
-			w->stats.tombstones += repair_holes(ch, in);
+			w->stats.tombstones += repair_holes(ch, &held_off);
 	}
 	/* Every hole a dead participant left was repaired above (its claims
 	 * all lie between a channel's lowest cursor and its claim), unless a
@@ -164,8 +168,8 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
 			    PART_LIVE ||
 		    !participant_dead(bus, id) ||
-		    (in.live && atomic_load_explicit(&p->claim_intent,
-						     memory_order_relaxed)))
+		    (held_off && atomic_load_explicit(&p->claim_intent,
+						      memory_order_relaxed)))
 			continue;
 		if (bus_lock(bus))
 			break;
