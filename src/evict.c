@@ -39,6 +39,7 @@ int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)
 			    SUB_ACTIVE ||
 		    e->group != 0)
 			continue;
+		/* acquire: pairs with the subscriber's release of its cursor */
 		uint64_t c = atomic_load_explicit(&e->cursor,
 						  memory_order_acquire);
 		bool stalled = claim - c >= ch->capacity;

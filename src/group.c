@@ -150,6 +150,8 @@ static void advance_floor(shmbus_sub_t *s)
 
 static bool member_dead(shmbus_sub_t *s, uint32_t member)
 {
+	if (member >= SHMBUS_MAX_MEMBERS) /* a corrupt word: never steal */
+		return false;
 	/* Locks held through our own open file description do not show in
 	 * F_OFD_GETLK: members of this process are checked locally. relaxed:
 	 * a member leaving concurrently is a dead one soon anyway. */
@@ -276,6 +278,7 @@ bool group_available(shmbus_sub_t *s)
 {
 	struct group_member *gm = &s->gm;
 	if (gm->grp->keyed) {
+		/* acquire: pairs with the release CAS in advance_floor */
 		uint64_t floor = atomic_load_explicit(&group_row(s)->cursor,
 						      memory_order_acquire);
 		uint64_t at = (int64_t)(gm->kscan - floor) > 0 ? gm->kscan
@@ -446,13 +449,17 @@ static inline uint32_t key_partition(uint64_t key)
 	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 58); /* 0..63 */
 }
 
+/* Owner of a partition word read from shared memory: a value that names
+ * no member slot is treated as "none". */
 static inline uint32_t pw_owner(uint64_t w)
 {
-	return (uint32_t)w & 0xff;
+	uint32_t o = (uint32_t)w & 0xff;
+	return o < SHMBUS_MAX_MEMBERS ? o : PART_NONE;
 }
 static inline uint32_t pw_wanted(uint64_t w)
 {
-	return (uint32_t)(w >> 8) & 0xff;
+	uint32_t m = (uint32_t)(w >> 8) & 0xff;
+	return m < SHMBUS_MAX_MEMBERS ? m : PART_NONE;
 }
 
 static void bump_epoch(struct ch_group *g)
@@ -475,6 +482,8 @@ static void keyed_join(shmbus_sub_t *s)
 	uint32_t me = s->gm.member, count[SHMBUS_MAX_MEMBERS] = {0};
 	bool alive[SHMBUS_MAX_MEMBERS] = {0};
 	uint32_t n_alive = 0;
+	/* acquire (member states, partition words): pairs with their
+	 * release stores and acq_rel CASes elsewhere in this file */
 	for (uint32_t m = 0; m < SHMBUS_MAX_MEMBERS; m++)
 		if ((alive[m] = member_alive(s, m) &&
 				atomic_load_explicit(&g->members[m].state,
@@ -526,6 +535,7 @@ static void keyed_leave(shmbus_sub_t *s)
 	struct ch_group *g = s->gm.grp;
 	uint32_t me = s->gm.member;
 	for (uint32_t q = 0; q < KEY_PARTITIONS; q++) {
+		/* acquire / acq_rel: pairs with the other members' CASes */
 		uint64_t w = atomic_load_explicit(&g->part[q],
 						  memory_order_acquire);
 		uint64_t to = w;
@@ -556,6 +566,7 @@ static void keyed_refresh(shmbus_sub_t *s)
 	bool changed = false;
 	for (uint32_t q = 0; q < KEY_PARTITIONS; q++) {
 		_Atomic uint64_t *pq = &g->part[q];
+		/* acquire: a hand-over to us (release CAS) before our scan */
 		uint64_t w = atomic_load_explicit(pq, memory_order_acquire);
 		if (pw_owner(w) == me && pw_wanted(w) != PART_NONE) {
 			/* in no handler now: every record of q we took is
@@ -603,6 +614,7 @@ static void keyed_takeover(shmbus_sub_t *s, uint64_t floor)
 		return;
 	gm->stuck_since = now;
 	uint32_t q = key_partition(slot_at(s->ch, floor)->key);
+	/* acquire here and below: pairs with the partition CASes */
 	uint32_t owner = pw_owner(atomic_load_explicit(
 		&gm->grp->part[q], memory_order_acquire));
 	if (owner == gm->member || member_alive(s, owner))
@@ -627,6 +639,7 @@ static int keyed_poll(shmbus_sub_t *s, uint32_t max)
 	struct group_member *gm = &s->gm;
 	shmbus_channel_t *ch = s->ch;
 	keyed_refresh(s);
+	/* acquire: pairs with the release CAS in advance_floor */
 	uint64_t floor = atomic_load_explicit(&group_row(s)->cursor,
 					      memory_order_acquire);
 	uint64_t seq = (int64_t)(gm->kscan - floor) > 0 ? gm->kscan : floor;

@@ -163,6 +163,9 @@ int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max)
 			/* seq_cst: the clear before the marker loads; pairs
 			 * with the fence in poller_notify */
 			atomic_thread_fence(memory_order_seq_cst);
+			/* a bit past the last channel is corrupt: ignore */
+			if (w * 64 + b >= pl->bus->max_channels)
+				continue;
 			shmbus_sub_t *s = pl->subs[w * 64 + b];
 			if (s == NULL)
 				continue; /* a former poller's channel */

@@ -328,6 +328,7 @@ static void repair_single(shmbus_producer_t *p)
 	uint64_t s = claim;
 	while (s != 0 && claim - s < ch->capacity) {
 		struct slot_header *h = slot_at(ch, s - 1);
+		/* acquire: pairs with the dead holder's release at commit */
 		uint32_t m = atomic_load_explicit(&h->marker,
 						  memory_order_acquire);
 		if (marker_tag(m) ==

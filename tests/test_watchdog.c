@@ -35,18 +35,37 @@ static void dead_claimant(const char *name)
 	cr_assert_eq(child_status(pid), 128 + SIGKILL);
 }
 
+/* A bus with a multi-producer channel "W", a subscriber counting into
+ * *got, and a producer of our own. */
+struct wd_world {
+	const char *name;
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	uint64_t got;
+};
+
+static void wd_world(struct wd_world *w, const char *tag)
+{
+	w->name = test_bus(tag);
+	w->got = 0;
+	w->ch = test_channel(w->name, &w->bus, "W", 8, 64,
+			     SHMBUS_CH_MULTI_PRODUCER);
+	shmbus_sub_opts_t so = {.name = "r"};
+	cr_assert_eq(shmbus_subscribe(w->ch, count_rec, &w->got, &so, &w->s),
+		     0);
+	cr_assert_eq(shmbus_producer_open(w->ch, NULL, &w->p), 0);
+}
+
 Test(watchdog, repairs_only_dead_producers_holes)
 {
-	const char *name = test_bus("wd");
-	shmbus_t *bus;
-	shmbus_channel_t *ch =
-		test_channel(name, &bus, "W", 8, 64, SHMBUS_CH_MULTI_PRODUCER);
-	uint64_t got = 0;
-	shmbus_sub_opts_t so = {.name = "r"};
-	shmbus_sub_t *s;
-	cr_assert_eq(shmbus_subscribe(ch, count_rec, &got, &so, &s), 0);
-	shmbus_producer_t *p;
-	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct wd_world world;
+	wd_world(&world, "wd");
+	const char *name = world.name;
+	shmbus_t *bus = world.bus;
+	shmbus_sub_t *s = world.s;
+	shmbus_producer_t *p = world.p;
 	/* a living producer's open claim must never be tombstoned */
 	shmbus_claim_t mine;
 	cr_assert_eq(shmbus_claim(p, 1, &mine), 0);
@@ -66,7 +85,7 @@ Test(watchdog, repairs_only_dead_producers_holes)
 	memcpy(shmbus_claim_at(&mine, 0), &v, 8);
 	cr_assert_eq(shmbus_commit(p, &mine), 0);
 	cr_expect_eq(shmbus_poll(s, 100), 7); /* 1 + tombstone + 5 */
-	cr_expect_eq(got, 6);
+	cr_expect_eq(world.got, 6);
 	shmbus_sub_stats_t ss;
 	shmbus_sub_get_stats(s, &ss);
 	cr_expect_eq(ss.tombstones, 1);
@@ -124,7 +143,6 @@ Test(watchdog, one_per_bus_and_the_thread_works_alone, .timeout = 60)
 			shmbus_sub_wait(s, 10000000);
 	shmbus_watchdog_stats_t st;
 	shmbus_watchdog_get_stats(w, &st);
-	cr_log_info("passes %lu tombstones %lu got %lu", st.passes, st.tombstones, got);
 	cr_expect_eq(got, 5);
 	cr_expect_eq(st.tombstones, 1);
 	cr_expect_gt(st.passes, 0);
@@ -202,16 +220,12 @@ Test(watchdog, a_producer_dead_before_naming_its_claim)
 {
 	/* killed between its fetch-add and the CLAIMED marker: the hole
 	 * names nobody; the claim intent it left up says whose it is */
-	const char *name = test_bus("wdintent");
-	shmbus_t *bus;
-	shmbus_channel_t *ch =
-		test_channel(name, &bus, "W", 8, 64, SHMBUS_CH_MULTI_PRODUCER);
-	uint64_t got = 0;
-	shmbus_sub_opts_t so = {.name = "r"};
-	shmbus_sub_t *s;
-	cr_assert_eq(shmbus_subscribe(ch, count_rec, &got, &so, &s), 0);
-	shmbus_producer_t *p;
-	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct wd_world world;
+	wd_world(&world, "wdintent");
+	const char *name = world.name;
+	shmbus_t *bus = world.bus;
+	shmbus_sub_t *s = world.s;
+	shmbus_producer_t *p = world.p;
 	shmbus_watchdog_t *w;
 	cr_assert_eq(shmbus_watchdog_open(bus, NULL, &w), 0);
 	pid_t pid = test_fork();
@@ -247,7 +261,7 @@ Test(watchdog, a_producer_dead_before_naming_its_claim)
 	shmbus_watchdog_get_stats(w, &st);
 	cr_expect_eq(st.tombstones, 1, "tombstones %lu", st.tombstones);
 	cr_expect_eq(shmbus_poll(s, 100), 6);
-	cr_expect_eq(got, 5);
+	cr_expect_eq(world.got, 5);
 	shmbus_watchdog_close(w);
 	shmbus_close(bus);
 	shmbus_unlink(name);
