@@ -77,17 +77,6 @@ static uint64_t new_epoch(void)
 	return e ? e : 1;
 }
 
-static int init_robust_mutex(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	int err = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return err;
-}
-
 static int build(shmbus_t *bus, uint32_t max_ch, uint32_t max_parts)
 {
 	struct sb_superblock *sb = bus->map.addr;
@@ -120,7 +109,7 @@ static int build(shmbus_t *bus, uint32_t max_ch, uint32_t max_parts)
 		sb->participant_table_off +
 		(uint64_t)max_parts * sizeof(struct sb_participant);
 	sb->total_size = bus->map.size;
-	int err = init_robust_mutex(&sb->lock);
+	int err = shm_mutex_init(&sb->lock);
 	if (err)
 		return shmbus_seterr_sys(SHMBUS_ESYS, err,
 					 "robust process-shared mutex");
@@ -394,14 +383,9 @@ int shmbus_unlink(const char *name)
 
 int bus_lock(shmbus_t *bus)
 {
-	int err = pthread_mutex_lock(&bus->sb->lock);
-	if (err == EOWNERDEAD) {
-		/* The holder died inside a control-path section. Every such
-		 * section publishes its change with a final state store, so a
-		 * half-done change is invisible: mark consistent, go on. */
-		pthread_mutex_consistent(&bus->sb->lock);
-		return 0;
-	}
+	/* Every control-path section publishes its change with a final
+	 * state store, so a holder's death leaves nothing half-visible. */
+	int err = shm_mutex_lock(&bus->sb->lock);
 	if (err)
 		return shmbus_seterr_sys(SHMBUS_ESYS, err, "bus '%s' lock",
 					 bus->name);
@@ -517,4 +501,12 @@ int shmbus_destroy(const char *name, int force)
 					     name, live);
 	}
 	return shmbus_unlink(name);
+}
+
+bool bus_participant_dead(shmbus_t *bus, uint32_t id)
+{
+	if (id == 0 || id >= bus->max_participants ||
+	    bit_get(bus->held_parts, id))
+		return false;
+	return !shm_byte_held(bus->map.fd, (off_t)id);
 }

@@ -24,6 +24,10 @@
 #define MAX_GROUPS_LIMIT 64u
 #define MAX_SUBSCRIBERS_LIMIT 4096u
 #define MAX_CAPACITY (1u << 30)
+#define DEFAULT_RETRY_CAPACITY 32u
+#define MAX_RETRY_CAPACITY 65536u
+#define DEFAULT_DLQ_CAPACITY 128u
+#define MAX_DLQ_CAPACITY (1u << 20)
 
 static size_t round_up(size_t v, size_t a)
 {
@@ -46,23 +50,82 @@ static size_t group_size_for(uint32_t capacity)
 			SHMBUS_CACHELINE);
 }
 
-struct ch_geometry {
-	uint64_t subs_off, groups_off, slots_off, total;
+static uint32_t retry_entry_size_for(uint32_t record_size)
+{
+	return (uint32_t)round_up(sizeof(struct retry_entry) + record_size,
+				  SHMBUS_CACHELINE);
+}
+
+static uint32_t dlq_entry_size_for(uint32_t record_size)
+{
+	return (uint32_t)round_up(sizeof(struct dlq_entry) + record_size,
+				  SHMBUS_CACHELINE);
+}
+
+/* Retry segments hold copies of records: by default all of them together
+ * take about the ring's size, within 4..32 entries per subscriber. */
+static uint32_t default_retry_capacity(const shmbus_channel_opts_t *o)
+{
+	uint32_t subs = o->max_subscribers ? o->max_subscribers
+					   : DEFAULT_MAX_SUBSCRIBERS;
+	uint32_t n = o->capacity / subs;
+	return n < 4 ? 4 : n > DEFAULT_RETRY_CAPACITY ? DEFAULT_RETRY_CAPACITY
+						      : n;
+}
+
+/* A channel's configuration: the options with defaults resolved. */
+struct ch_config {
+	uint32_t record_size, capacity, flags, stall_policy;
+	uint32_t max_subs, max_groups;
+	uint32_t retry_capacity, dlq_capacity, dlq_policy;
+	uint64_t layout_hash;
 };
 
-static struct ch_geometry channel_geometry(uint32_t capacity,
-					   uint32_t slot_size,
-					   uint32_t max_subs,
-					   uint32_t max_groups)
+static struct ch_config config_of(const shmbus_channel_opts_t *o)
+{
+	struct ch_config c = {
+		.record_size = o->record_size,
+		.capacity = o->capacity,
+		.flags = o->flags,
+		.stall_policy = o->stall_policy,
+		.max_subs = o->max_subscribers ? o->max_subscribers
+					       : DEFAULT_MAX_SUBSCRIBERS,
+		.max_groups = o->max_groups ? o->max_groups
+					    : DEFAULT_MAX_GROUPS,
+		.retry_capacity = o->retry_capacity ? o->retry_capacity
+						    : default_retry_capacity(o),
+		.dlq_capacity = o->dlq_capacity ? o->dlq_capacity
+						: DEFAULT_DLQ_CAPACITY,
+		.dlq_policy = o->dlq_policy,
+		.layout_hash = o->layout_hash,
+	};
+	return c;
+}
+
+/* Where everything lies in the object: sizes of every area follow from
+ * the configuration, so an attacher recomputes them and compares. */
+struct ch_geometry {
+	uint64_t subs_off, groups_off, retry_off, dlq_off, slots_off, total;
+};
+
+static struct ch_geometry channel_geometry(const struct ch_config *c)
 {
 	struct ch_geometry g;
 	g.subs_off = sizeof(struct ch_header);
-	g.groups_off =
-		g.subs_off + (size_t)max_subs * sizeof(struct ch_subscriber);
-	g.slots_off = round_up(g.groups_off + (size_t)max_groups *
-						      group_size_for(capacity),
+	g.groups_off = g.subs_off +
+		       (size_t)c->max_subs * sizeof(struct ch_subscriber);
+	g.retry_off = g.groups_off +
+		      (size_t)c->max_groups * group_size_for(c->capacity);
+	g.dlq_off = g.retry_off + (size_t)c->max_subs * c->retry_capacity *
+					  retry_entry_size_for(c->record_size);
+	g.slots_off = round_up(g.dlq_off + sizeof(struct ch_dlq) +
+				       (size_t)c->dlq_capacity *
+					       dlq_entry_size_for(
+						       c->record_size),
 			       4096);
-	g.total = round_up(g.slots_off + (size_t)capacity * slot_size, 4096);
+	g.total = round_up(g.slots_off + (size_t)c->capacity *
+						 slot_size_for(c->record_size),
+			   4096);
 	return g;
 }
 
@@ -110,13 +173,28 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': max_groups %u above %u",
 				     name, o->max_groups, MAX_GROUPS_LIMIT);
+	if (o->retry_capacity > MAX_RETRY_CAPACITY)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': retry_capacity %u above "
+				     "%u",
+				     name, o->retry_capacity,
+				     MAX_RETRY_CAPACITY);
+	if (o->dlq_capacity > MAX_DLQ_CAPACITY ||
+	    (o->dlq_capacity & (o->dlq_capacity - 1)))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': dlq_capacity %u must be "
+				     "a power of two up to %u (0: default)",
+				     name, o->dlq_capacity, MAX_DLQ_CAPACITY);
+	if (o->dlq_policy > SHMBUS_DLQ_REFUSE)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': unknown dlq_policy %u",
+				     name, o->dlq_policy);
 	return 0;
 }
 
-static void build(struct ch_header *h, const struct ch_geometry *geo,
-		  const shmbus_t *bus, uint32_t id, const char *name,
-		  const shmbus_channel_opts_t *o, uint32_t max_subs,
-		  uint32_t max_groups)
+static int build(struct ch_header *h, const struct ch_geometry *geo,
+		 const shmbus_t *bus, uint32_t id, const char *name,
+		 const struct ch_config *o)
 {
 	h->magic = CH_MAGIC;
 	h->abi_version = SHMBUS_ABI_VERSION;
@@ -132,19 +210,36 @@ static void build(struct ch_header *h, const struct ch_geometry *geo,
 	h->capacity_log2 = log2_u32(o->capacity);
 	h->flags = o->flags;
 	h->stall_policy = o->stall_policy;
-	h->max_subscribers = max_subs;
+	h->max_subscribers = o->max_subs;
 	h->layout_hash = o->layout_hash;
-	h->max_groups = max_groups;
+	h->max_groups = o->max_groups;
 	h->group_size = (uint32_t)group_size_for(o->capacity);
 	h->subscribers_off = geo->subs_off;
 	h->groups_off = geo->groups_off;
 	h->slots_off = geo->slots_off;
 	h->total_size = geo->total;
+	h->retry_off = geo->retry_off;
+	h->dlq_off = geo->dlq_off;
+	h->retry_capacity = o->retry_capacity;
+	h->retry_entry_size = retry_entry_size_for(o->record_size);
+	h->dlq_capacity = o->dlq_capacity;
+	h->dlq_entry_size = dlq_entry_size_for(o->record_size);
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	ck_ec32_init(&h->data_ec, 0);
 	ck_ec32_init(&h->space_ec, 0);
+	struct ch_subscriber *subs =
+		(struct ch_subscriber *)((uint8_t *)h + geo->subs_off);
+	for (uint32_t i = 0; i < o->max_subs; i++)
+		atomic_init(&subs[i].retry_due, UINT64_MAX);
+	struct ch_dlq *dlq = (struct ch_dlq *)((uint8_t *)h + geo->dlq_off);
+	dlq->policy = o->dlq_policy;
+	int err = shm_mutex_init(&dlq->lock);
+	if (err)
+		return shmbus_seterr_sys(SHMBUS_ESYS, err,
+					 "channel '%s': DLQ mutex", name);
 	/* release: the whole header before the state, for attachers */
 	atomic_store_explicit(&h->state, OBJ_READY, memory_order_release);
+	return 0;
 }
 
 /* Validate a READY channel object of `size` bytes; fill ch's local copies.
@@ -183,56 +278,91 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 				     "(epoch %016llx, bus is %016llx)",
 				     name, (unsigned long long)h->bus_epoch,
 				     (unsigned long long)bus->epoch);
-	uint32_t record_size = h->record_size, slot_size = h->slot_size;
-	uint32_t capacity = h->capacity, log2 = h->capacity_log2;
-	uint32_t max_subs = h->max_subscribers, flags = h->flags;
-	uint32_t max_groups = h->max_groups, group_size = h->group_size;
+	struct ch_config c = {
+		.record_size = h->record_size,
+		.capacity = h->capacity,
+		.flags = h->flags,
+		.stall_policy = h->stall_policy,
+		.max_subs = h->max_subscribers,
+		.max_groups = h->max_groups,
+		.retry_capacity = h->retry_capacity,
+		.dlq_capacity = h->dlq_capacity,
+		.layout_hash = h->layout_hash,
+	};
+	uint32_t slot_size = h->slot_size, log2 = h->capacity_log2;
+	uint32_t group_size = h->group_size;
+	uint32_t retry_esize = h->retry_entry_size;
+	uint32_t dlq_esize = h->dlq_entry_size;
 	uint64_t subs_off = h->subscribers_off, slots_off = h->slots_off;
-	uint64_t groups_off = h->groups_off;
+	uint64_t groups_off = h->groups_off, retry_off = h->retry_off;
+	uint64_t dlq_off = h->dlq_off;
 	uint64_t total = h->total_size;
-	struct ch_geometry geo = channel_geometry(capacity, slot_size,
-						  max_subs, max_groups);
-	if (record_size == 0 || record_size > SLOT_MAX_RECORD ||
-	    slot_size != slot_size_for(record_size) || capacity < 2 ||
-	    capacity > MAX_CAPACITY || (capacity & (capacity - 1)) ||
-	    log2 != log2_u32(capacity) || max_subs == 0 ||
-	    max_subs > MAX_SUBSCRIBERS_LIMIT ||
-	    (flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
-				 SHMBUS_CH_OVERWRITE)) ||
-	    max_groups > MAX_GROUPS_LIMIT ||
-	    group_size != group_size_for(capacity) || total != size ||
+	/* the limits first: the geometry's products then cannot overflow */
+	if (c.record_size == 0 || c.record_size > SLOT_MAX_RECORD ||
+	    c.capacity < 2 || c.capacity > MAX_CAPACITY ||
+	    (c.capacity & (c.capacity - 1)) || c.max_subs == 0 ||
+	    c.max_subs > MAX_SUBSCRIBERS_LIMIT ||
+	    c.max_groups > MAX_GROUPS_LIMIT || c.retry_capacity == 0 ||
+	    c.retry_capacity > MAX_RETRY_CAPACITY || c.dlq_capacity == 0 ||
+	    c.dlq_capacity > MAX_DLQ_CAPACITY ||
+	    (c.dlq_capacity & (c.dlq_capacity - 1)))
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "channel '%s': sizes in its header are "
+				     "out of range (corrupt)",
+				     name);
+	struct ch_geometry geo = channel_geometry(&c);
+	if (slot_size != slot_size_for(c.record_size) ||
+	    log2 != log2_u32(c.capacity) ||
+	    (c.flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
+				   SHMBUS_CH_OVERWRITE)) ||
+	    group_size != group_size_for(c.capacity) ||
+	    retry_esize != retry_entry_size_for(c.record_size) ||
+	    dlq_esize != dlq_entry_size_for(c.record_size) || total != size ||
 	    geo.total != size || subs_off != geo.subs_off ||
-	    groups_off != geo.groups_off || slots_off != geo.slots_off)
+	    groups_off != geo.groups_off || retry_off != geo.retry_off ||
+	    dlq_off != geo.dlq_off || slots_off != geo.slots_off)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "channel '%s': sizes or offsets in its "
 				     "header do not match its %zu bytes "
 				     "(truncated or corrupt)",
 				     name, size);
 	uint8_t *base = ch->map.addr;
+	uint32_t dlq_policy = ((const struct ch_dlq *)(base + dlq_off))->policy;
+	if (dlq_policy > SHMBUS_DLQ_REFUSE)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "channel '%s': unknown DLQ policy %u "
+				     "(corrupt)",
+				     name, dlq_policy);
+	ch->dlq_policy = dlq_policy;
 	ch->hdr = ch->map.addr;
 	ch->subs = (struct ch_subscriber *)(base + subs_off);
 	ch->groups = base + groups_off;
-	ch->max_groups = max_groups;
+	ch->max_groups = c.max_groups;
 	ch->group_size = group_size;
 	ch->slots = base + slots_off;
+	ch->retry = base + retry_off;
+	ch->retry_capacity = c.retry_capacity;
+	ch->retry_entry_size = retry_esize;
+	ch->dlq = (struct ch_dlq *)(base + dlq_off);
+	ch->dlq_capacity = c.dlq_capacity;
+	ch->dlq_entry_size = dlq_esize;
 	ch->id = h->channel_id;
-	ch->record_size = record_size;
+	ch->record_size = c.record_size;
 	ch->slot_size = slot_size;
-	ch->capacity = capacity;
+	ch->capacity = c.capacity;
 	ch->log2 = log2;
-	ch->mask = capacity - 1;
-	ch->flags = flags;
-	ch->stall_policy = h->stall_policy;
-	ch->max_subs = max_subs;
-	ch->layout_hash = h->layout_hash;
+	ch->mask = c.capacity - 1;
+	ch->flags = c.flags;
+	ch->stall_policy = c.stall_policy;
+	ch->max_subs = c.max_subs;
+	ch->layout_hash = c.layout_hash;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
 	return 0;
 }
 
 /* An attach request must match what exists, field by field. */
 static int check_match(const shmbus_channel_t *ch,
-		       const shmbus_channel_opts_t *o, uint32_t max_subs,
-		       uint32_t max_groups)
+		       const struct ch_config *o)
 {
 	const char *what = NULL;
 	unsigned long long have = 0, want = 0;
@@ -249,10 +379,21 @@ static int check_match(const shmbus_channel_t *ch,
 	else if (o->stall_policy != ch->stall_policy)
 		what = "stall_policy", have = ch->stall_policy,
 		want = o->stall_policy;
-	else if (max_subs != ch->max_subs)
-		what = "max_subscribers", have = ch->max_subs, want = max_subs;
-	else if (max_groups != ch->max_groups)
-		what = "max_groups", have = ch->max_groups, want = max_groups;
+	else if (o->max_subs != ch->max_subs)
+		what = "max_subscribers", have = ch->max_subs,
+		want = o->max_subs;
+	else if (o->max_groups != ch->max_groups)
+		what = "max_groups", have = ch->max_groups,
+		want = o->max_groups;
+	else if (o->retry_capacity != ch->retry_capacity)
+		what = "retry_capacity", have = ch->retry_capacity,
+		want = o->retry_capacity;
+	else if (o->dlq_capacity != ch->dlq_capacity)
+		what = "dlq_capacity", have = ch->dlq_capacity,
+		want = o->dlq_capacity;
+	else if (o->dlq_policy != ch->dlq_policy)
+		what = "dlq_policy", have = ch->dlq_policy,
+		want = o->dlq_policy;
 	if (what == NULL)
 		return 0;
 	return shmbus_seterr(SHMBUS_EEXIST,
@@ -291,14 +432,11 @@ static int attach(shmbus_channel_t *ch, shmbus_t *bus, const char *name)
 }
 
 static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
-		  uint32_t id, const shmbus_channel_opts_t *o,
-		  uint32_t max_subs, uint32_t max_groups)
+		  uint32_t id, const struct ch_config *o)
 {
 	char obj[SHM_OBJNAME_MAX];
 	shm_objname(obj, bus->name, name);
-	struct ch_geometry geo =
-		channel_geometry(o->capacity, slot_size_for(o->record_size),
-				 max_subs, max_groups);
+	struct ch_geometry geo = channel_geometry(o);
 	size_t total = geo.total;
 	int rc = shm_create(obj, total, bus->mode, bus->open_flags,
 			    bus->numa_node, &ch->map);
@@ -316,8 +454,9 @@ static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
 				     obj);
 	if (rc)
 		return rc;
-	build(ch->map.addr, &geo, bus, id, name, o, max_subs, max_groups);
-	rc = validate(ch, bus, name);
+	rc = build(ch->map.addr, &geo, bus, id, name, o);
+	if (rc == 0)
+		rc = validate(ch, bus, name);
 	if (rc)
 		shm_unlink(obj);
 	return rc;
@@ -365,15 +504,12 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 	int rc = shm_name_check(name, "channel name");
 	if (rc)
 		return rc;
-	uint32_t max_subs = 0, max_groups = 0;
+	struct ch_config cfg = {0};
 	if (opts) {
 		rc = check_opts(name, opts);
 		if (rc)
 			return rc;
-		max_subs = opts->max_subscribers ? opts->max_subscribers
-						 : DEFAULT_MAX_SUBSCRIBERS;
-		max_groups = opts->max_groups ? opts->max_groups
-					      : DEFAULT_MAX_GROUPS;
+		cfg = config_of(opts);
 	}
 	shmbus_channel_t *ch = calloc(1, sizeof(*ch));
 	if (ch == NULL)
@@ -397,8 +533,7 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 						   "the bus",
 						   name, ch->id, row);
 			if (rc == 0 && opts)
-				rc = check_match(ch, opts, max_subs,
-						 max_groups);
+				rc = check_match(ch, &cfg);
 		} else if (opts == NULL) {
 			rc = SHMBUS_ENOENT;
 		} else if (free_row < 0) {
@@ -407,8 +542,7 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 					   "used (raise max_channels)",
 					   bus->name, bus->max_channels);
 		} else {
-			rc = create(ch, bus, name, (uint32_t)free_row, opts,
-				    max_subs, max_groups);
+			rc = create(ch, bus, name, (uint32_t)free_row, &cfg);
 			if (rc == 0)
 				publish_row(&bus->chtab[free_row],
 					    (uint32_t)free_row, name, opts);

@@ -33,6 +33,7 @@ const char *shmbus_strerror(int code)
 	case SHMBUS_ESYS: return "system call failed";
 	case SHMBUS_ECLOSED: return "closed";
 	case SHMBUS_EHANDLER: return "handler failed";
+	case SHMBUS_EPERMANENT: return "handler failed for good (not retried)";
 	default: return "unknown error";
 	}
 }

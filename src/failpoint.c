@@ -11,6 +11,8 @@ static const char *const names[FP_COUNT] = {
 	[FP_GROUP_BEFORE_DONE] = "group_before_done",
 	[FP_BEFORE_COMMIT] = "before_commit",
 	[FP_MP_AFTER_CLAIM] = "mp_after_claim",
+	[FP_SUB_BEFORE_CURSOR] = "sub_before_cursor",
+	[FP_RETRY_MID_COPY] = "retry_mid_copy",
 };
 
 int shmbus_failpoints_armed;

@@ -13,6 +13,9 @@ enum failpoint_id {
 	FP_GROUP_BEFORE_DONE, /* "group_before_done": handled, not DONE */
 	FP_BEFORE_COMMIT,     /* "before_commit": claimed, not committed */
 	FP_MP_AFTER_CLAIM,    /* "mp_after_claim": fetched, not yet named */
+	FP_SUB_BEFORE_CURSOR, /* "sub_before_cursor": batch handled, cursor
+			       * not stored */
+	FP_RETRY_MID_COPY,    /* "retry_mid_copy": retry entry half made */
 	FP_COUNT
 };
 

@@ -74,8 +74,12 @@ static inline uint32_t published(const shmbus_channel_t *ch, uint64_t seq)
 	return 0;
 }
 
-/* We own seq's word (TAKEN by us): run the handler, then mark it DONE. */
-static void run_taken(shmbus_sub_t *s, uint64_t seq, uint32_t m)
+/* We own seq's word (TAKEN by us): run the handler (delivery number
+ * `attempt`), then mark it DONE -- unless the handler failed and the member
+ * must hold it (retry.h): the word stays TAKEN by us, so the floor waits
+ * and no other member takes it while we live. */
+static void run_taken(shmbus_sub_t *s, uint64_t seq, uint32_t m,
+		      uint32_t attempt)
 {
 	shmbus_channel_t *ch = s->ch;
 	uint64_t lap = lap_of(ch, seq);
@@ -85,7 +89,9 @@ static void run_taken(shmbus_sub_t *s, uint64_t seq, uint32_t m)
 		shmbus_record_t r;
 		fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
 			    h->origin, h + 1);
-		dispatch(s, &r);
+		r.attempt = attempt;
+		if (dispatch(s, &r) != RETRY_CONSUMED)
+			return;
 	} else {
 		s->stats.tombstones++;
 	}
@@ -118,8 +124,21 @@ static int take(shmbus_sub_t *s, uint64_t seq, uint64_t from)
 		    w, &cur, gword(lap, GW_TAKEN, s->gm.member),
 		    memory_order_acq_rel, memory_order_relaxed))
 		return 0;
-	run_taken(s, seq, m);
+	run_taken(s, seq, m, 1);
 	return 1;
+}
+
+/* Held at a record (retry.h): deliver it again once due. Returns 1 if it
+ * was consumed, 0 if the hold goes on. */
+static int poll_held(shmbus_sub_t *s)
+{
+	if (shmbus_now_ns() < s->hold.due)
+		return 0;
+	s->hold.active = false;
+	s->stats.retried++;
+	run_taken(s, s->hold.seq, published(s->ch, s->hold.seq),
+		  s->hold.attempts + 1);
+	return !s->hold.active;
 }
 
 static void advance_floor(shmbus_sub_t *s)
@@ -206,6 +225,8 @@ static int recover(shmbus_sub_t *s, uint32_t max)
 		if (r < 0)
 			break;
 		done += (uint32_t)(r > 0);
+		if (s->hold.active)
+			break;
 	}
 	return (int)done;
 }
@@ -226,9 +247,19 @@ static int keyed_poll(shmbus_sub_t *s, uint32_t max);
 int group_poll(shmbus_sub_t *s, uint32_t max)
 {
 	struct group_member *gm = &s->gm;
+	uint32_t done = (uint32_t)retry_poll(s, max);
+	if (__builtin_expect(s->hold.active, 0)) {
+		/* no new work while one record is held: back-pressure on
+		 * this member only */
+		if (done < max)
+			done += (uint32_t)poll_held(s);
+		if (s->hold.active || done >= max) {
+			advance_floor(s);
+			return (int)done;
+		}
+	}
 	if (gm->grp->keyed)
-		return keyed_poll(s, max);
-	uint32_t done = 0;
+		return (int)done + keyed_poll(s, max - done);
 	while (done < max) {
 		if (gm->cnext == gm->cend) {
 			uint64_t nx = atomic_load_explicit(
@@ -259,8 +290,11 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 		}
 		gm->cnext++;
 		done += (uint32_t)r;
+		if (s->hold.active)
+			break;
 	}
-	if (done == 0)
+	/* recovery would take our held record for an orphan: not now */
+	if (done == 0 && !s->hold.active)
 		done = (uint32_t)recover(s, max);
 	advance_floor(s);
 	if (done) {
@@ -670,9 +704,11 @@ static int keyed_poll(shmbus_sub_t *s, uint32_t max)
 			done += (uint32_t)(r > 0);
 		}
 		seq++;
+		if (s->hold.active)
+			break; /* poll_held has it; scan on past it later */
 	}
 	gm->kscan = seq;
-	if (done == 0)
+	if (done == 0 && !s->hold.active)
 		keyed_takeover(s, floor);
 	advance_floor(s);
 	if (done && atomic_load_explicit(&s->hdr->space_sleepers,

@@ -55,6 +55,13 @@ struct shmbus_channel {
 	uint32_t max_groups;
 	uint32_t group_size;
 	uint8_t *groups;
+	uint8_t *retry; /* retry segments, one per subscriber row */
+	uint32_t retry_capacity;
+	uint32_t retry_entry_size;
+	struct ch_dlq *dlq;
+	uint32_t dlq_capacity;
+	uint32_t dlq_entry_size;
+	uint32_t dlq_policy;
 	uint64_t layout_hash;
 	char name[SHMBUS_NAME_BYTES];
 	bool lease_held;
@@ -71,6 +78,22 @@ static inline struct slot_header *slot_at(const shmbus_channel_t *ch,
 {
 	return (struct slot_header *)(ch->slots + (size_t)(seq & ch->mask) *
 							  ch->slot_size);
+}
+
+static inline struct retry_entry *retry_at(const shmbus_channel_t *ch,
+					  uint32_t row, uint32_t i)
+{
+	return (struct retry_entry *)(ch->retry +
+				      ((size_t)row * ch->retry_capacity + i) *
+					      ch->retry_entry_size);
+}
+
+static inline struct dlq_entry *dlq_at(const shmbus_channel_t *ch,
+				       uint64_t id)
+{
+	return (struct dlq_entry *)((uint8_t *)(ch->dlq + 1) +
+				    (size_t)(id & (ch->dlq_capacity - 1)) *
+					    ch->dlq_entry_size);
 }
 
 static inline struct sb_poller *poller_row(const shmbus_t *bus, uint32_t i)
@@ -95,6 +118,12 @@ void bus_unlock(shmbus_t *bus);
 int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 			 const char *name, uint32_t *id);
 void bus_participant_release(shmbus_t *bus, uint32_t id);
+/* Is participant `id` dead? Its kernel lock on the bus object is gone
+ * (ids of this handle are alive; id 0 and ids out of range never die). */
+bool bus_participant_dead(shmbus_t *bus, uint32_t id);
+
+/* subscriber.c: under the bus lock, the row named `name`, or -1 */
+int sub_find_row(shmbus_channel_t *ch, const char *name);
 
 /* channel.c */
 uint64_t channel_min_gating(shmbus_channel_t *ch, uint64_t upto);

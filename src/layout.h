@@ -110,13 +110,25 @@ struct sb_superblock {
 	 * participant table changes. Never taken on the hot path. */
 	alignas(SHMBUS_CACHELINE) pthread_mutex_t lock;
 	uint8_t reserved1[SHMBUS_CACHELINE - sizeof(pthread_mutex_t)];
-	uint8_t reserved2[256 - 3 * SHMBUS_CACHELINE];
+	/* line 3: the watchdog's counters, totals over every watchdog the
+	 * bus had (one at a time: the lease); relaxed, for tools */
+	alignas(SHMBUS_CACHELINE) struct sb_watchdog_counters {
+		_Atomic uint64_t passes;
+		_Atomic uint64_t last_pass_ns; /* CLOCK_MONOTONIC */
+		_Atomic uint64_t tombstones;
+		_Atomic uint64_t evicted;
+		_Atomic uint64_t expired;
+		_Atomic uint64_t reaped;
+		_Atomic uint64_t released; /* retry entries of the dead */
+		_Atomic uint64_t stalled;  /* rows stalled at the last pass */
+	} wd;
 };
 _Static_assert(sizeof(pthread_mutex_t) <= SHMBUS_CACHELINE, "mutex fits");
 _Static_assert(sizeof(struct sb_superblock) == 256, "superblock ABI");
 _Static_assert(offsetof(struct sb_superblock, epoch) == 32, "superblock ABI");
 _Static_assert(offsetof(struct sb_superblock, total_size) == 80, "sb ABI");
 _Static_assert(offsetof(struct sb_superblock, lock) == 128, "superblock ABI");
+_Static_assert(offsetof(struct sb_superblock, wd) == 192, "superblock ABI");
 
 /*
  * A poller: one subscriber process's wait word and ready bitmap for many
@@ -211,7 +223,13 @@ struct ch_subscriber {
 	/* line A: hot, written by the subscriber */
 	_Atomic uint64_t cursor; /* next sequence to consume */
 	_Atomic uint64_t lost;	 /* overwrite: records lapped, total */
-	uint8_t reserved_a[SHMBUS_CACHELINE - 16];
+	/* counters of the name, all handles (broadcast rows; stored once
+	 * per batch with the cursor, relaxed: for tools) */
+	_Atomic uint64_t delivered;	/* handler calls, retries included */
+	_Atomic uint64_t failed;	/* handler returned < 0 */
+	_Atomic uint64_t retried;	/* redeliveries (segment or hold) */
+	_Atomic uint64_t dead_lettered; /* records sent to the DLQ */
+	uint8_t reserved_a[SHMBUS_CACHELINE - 48];
 	/* line B: cold */
 	_Atomic uint32_t state; /* sub_state */
 	uint32_t participant;	/* last holder's participant id */
@@ -228,10 +246,25 @@ struct ch_subscriber {
 	/* eviction (bus lock): the cursor it was stalled at, since when */
 	uint64_t stall_cursor;
 	uint64_t stall_since_ns;
-	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 128];
+	/* retries (retry.c): earliest due time in the row's retry segment
+	 * (UINT64_MAX: none; a hint, lowered by CAS-min after an insert) */
+	_Atomic uint64_t retry_due;
+	/* hold: the subscriber waits at the ring record hold_seq, already
+	 * failed hold_attempts times, until hold_due (written by the holder,
+	 * read when the name resumes) */
+	uint64_t hold_seq;
+	uint64_t hold_due;
+	uint32_t hold_attempts;
+	uint32_t holding;
+	uint32_t retry_policy; /* of the last holder, for tools */
+	uint32_t max_attempts;
+	uint8_t reserved_b1[256 - SHMBUS_CACHELINE - 168];
 };
 _Static_assert(offsetof(struct ch_subscriber, stall_since_ns) ==
 		       SHMBUS_CACHELINE + 120,
+	       "subscriber ABI");
+_Static_assert(offsetof(struct ch_subscriber, retry_due) ==
+		       SHMBUS_CACHELINE + 128,
 	       "subscriber ABI");
 _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
 	       "subscriber ABI");
@@ -295,6 +328,76 @@ _Static_assert(offsetof(struct ch_group, next) == 64, "group ABI");
 _Static_assert(offsetof(struct ch_group, part) == 640, "group ABI");
 _Static_assert(offsetof(struct ch_group, word) == 1152, "group ABI");
 
+/*
+ * A retry segment entry (retry.c): a failed record waiting to be delivered
+ * again to one subscriber (or any member of a group). The state word is
+ * the only synchronisation: an entry is filled while FILLING(participant),
+ * release-published READY, taken by CAS READY -> TAKEN(participant) and
+ * released FREE (or READY again, with a later due time). FILLING and TAKEN
+ * of a dead participant are undone by the watchdog, and by a broadcast
+ * subscriber when it takes its name back.
+ */
+enum retry_state { RE_FREE = 0, RE_FILLING = 1, RE_READY = 2, RE_TAKEN = 3 };
+static inline uint32_t re_word(uint32_t st, uint32_t part)
+{
+	return st | part << 8;
+}
+struct retry_entry {
+	_Atomic uint32_t state; /* retry_state | participant << 8 */
+	uint32_t attempts;	/* deliveries so far, all failed */
+	uint64_t due_ns;	/* CLOCK_MONOTONIC */
+	int32_t error;		/* last handler result */
+	uint32_t len_flags;
+	uint32_t producer;
+	uint32_t reserved;
+	uint64_t seq;
+	uint64_t timestamp;
+	uint64_t key;
+	uint64_t origin; /* original sequence + 1 */
+	/* payload follows */
+};
+_Static_assert(sizeof(struct retry_entry) == 64, "retry entry ABI");
+
+/*
+ * The channel's dead-letter queue (dlq.c): a ring of entries numbered by a
+ * 64-bit id, [tail, head) in use, changed under a robust process-shared
+ * mutex (failures are the slow path). An entry is written completely
+ * before head moves past it, so a writer that dies under the lock leaves
+ * nothing half-visible.
+ */
+enum dlq_entry_state { DLQ_EMPTY = 0, DLQ_VALID = 1, DLQ_PURGED = 2 };
+struct ch_dlq {
+	pthread_mutex_t lock;
+	uint8_t reserved0[SHMBUS_CACHELINE - sizeof(pthread_mutex_t)];
+	/* relaxed under the lock; tools may read them without it */
+	_Atomic uint64_t head;	  /* next id */
+	_Atomic uint64_t tail;	  /* oldest id still held */
+	_Atomic uint64_t dropped; /* oldest entries overwritten */
+	_Atomic uint64_t refused; /* puts refused while full */
+	uint32_t policy;	  /* shmbus_dlq_policy */
+	uint32_t reserved1;
+	uint8_t reserved2[SHMBUS_CACHELINE - 40];
+};
+_Static_assert(sizeof(struct ch_dlq) == 128, "dlq ABI");
+struct dlq_entry {
+	uint64_t id;
+	uint32_t state; /* dlq_entry_state */
+	int32_t error;	/* the handler's result */
+	uint32_t attempts;
+	uint32_t len_flags;
+	uint64_t seq;
+	uint64_t timestamp;
+	uint64_t key;
+	uint64_t origin; /* original sequence + 1 */
+	uint64_t failed_realtime_ns;
+	uint32_t producer;
+	uint32_t subscriber_row;
+	char subscriber[SHMBUS_NAME_BYTES];
+	char text[72];
+	/* payload follows */
+};
+_Static_assert(sizeof(struct dlq_entry) == 192, "dlq entry ABI");
+
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */
 	uint64_t magic;
@@ -321,7 +424,14 @@ struct ch_header {
 	uint32_t max_groups;
 	uint32_t group_size;
 	uint64_t groups_off;
-	uint8_t reserved0[256 - 168];
+	/* retry segments (one per subscriber row) and the dead-letter queue */
+	uint64_t retry_off;
+	uint64_t dlq_off;
+	uint32_t retry_capacity;   /* entries per subscriber row */
+	uint32_t retry_entry_size; /* bytes, header + record_size rounded */
+	uint32_t dlq_capacity;	   /* entries, a power of two */
+	uint32_t dlq_entry_size;
+	uint8_t reserved0[256 - 200];
 
 	/* line 4: the claim sequence. Multi-producer: fetch-add / CAS.
 	 * Single producer: the lease holder's release store per claim, so that

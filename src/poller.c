@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "retry.h"
 #include "wait.h"
 
 struct shmbus_poller {
@@ -30,6 +31,10 @@ struct shmbus_poller {
 	uint32_t wait;
 	uint32_t nwords;
 	shmbus_sub_t **subs; /* by channel id */
+	/* channels whose subscriber has retries or a hold pending, and the
+	 * earliest due time among them: marked ready again when it comes */
+	uint64_t *pending;
+	uint64_t next_due;
 };
 
 void poller_notify(shmbus_channel_t *ch, uint64_t mask)
@@ -65,7 +70,11 @@ int shmbus_poller_open(shmbus_t *bus, uint32_t wait, shmbus_poller_t **out)
 	if (pl == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "poller");
 	pl->subs = calloc(bus->max_channels, sizeof(*pl->subs));
-	if (pl->subs == NULL) {
+	pl->pending = calloc((bus->max_channels + 63) / 64, sizeof(uint64_t));
+	pl->next_due = UINT64_MAX;
+	if (pl->subs == NULL || pl->pending == NULL) {
+		free(pl->subs);
+		free(pl->pending);
 		free(pl);
 		return shmbus_seterr(SHMBUS_ENOMEM, "poller channel map");
 	}
@@ -108,6 +117,7 @@ int shmbus_poller_open(shmbus_t *bus, uint32_t wait, shmbus_poller_t **out)
 	return 0;
 fail:
 	free(pl->subs);
+	free(pl->pending);
 	free(pl);
 	return rc;
 }
@@ -148,9 +158,25 @@ void poller_forget(shmbus_poller_t *pl, shmbus_sub_t *s)
 				  ~(1ull << pl->index), memory_order_relaxed);
 }
 
+/* Retries fell due: mark their channels ready (our own bitmap). */
+static void wake_pending(shmbus_poller_t *pl)
+{
+	pl->next_due = UINT64_MAX;
+	for (uint32_t w = 0; w < pl->nwords; w++)
+		if (pl->pending[w]) {
+			/* relaxed: our own bitmap, read by this thread */
+			atomic_fetch_or_explicit(&pl->row->ready[w],
+						 pl->pending[w],
+						 memory_order_relaxed);
+			pl->pending[w] = 0;
+		}
+}
+
 int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max)
 {
 	uint32_t total = 0;
+	if (pl->next_due != UINT64_MAX && shmbus_now_ns() >= pl->next_due)
+		wake_pending(pl);
 	for (uint32_t w = 0; w < pl->nwords && total < max; w++) {
 		_Atomic uint64_t *word = &pl->row->ready[w];
 		uint64_t bits = atomic_load_explicit(word, memory_order_relaxed);
@@ -173,6 +199,12 @@ int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max)
 			int n = shmbus_poll(s, want);
 			if (n < 0)
 				return n;
+			uint64_t due = retry_next_due(s);
+			if (due != UINT64_MAX) {
+				pl->pending[w] |= bit;
+				if (due < pl->next_due)
+					pl->next_due = due;
+			}
 			total += (uint32_t)n;
 			if ((uint32_t)n == want) /* maybe more: look again */
 				atomic_fetch_or_explicit(word, bit,
@@ -195,7 +227,8 @@ static bool any_ready(void *arg)
 
 int shmbus_poller_wait(shmbus_poller_t *pl, uint64_t timeout_ns)
 {
-	return wait_until(pl->wait, &pl->row->ec, timeout_ns, any_ready, pl);
+	return wait_until_due(pl->wait, &pl->row->ec, timeout_ns, pl->next_due,
+			      any_ready, pl);
 }
 
 void shmbus_poller_close(shmbus_poller_t *pl)
@@ -219,5 +252,6 @@ void shmbus_poller_close(shmbus_poller_t *pl)
 	if (locked)
 		bus_unlock(bus);
 	free(pl->subs);
+	free(pl->pending);
 	free(pl);
 }

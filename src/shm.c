@@ -255,3 +255,24 @@ int shm_byte_held(int fd, off_t byte)
 		return 1; /* cannot tell: assume alive, never steal */
 	return fl.l_type != F_UNLCK;
 }
+
+int shm_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	int err = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return err;
+}
+
+int shm_mutex_lock(pthread_mutex_t *m)
+{
+	int err = pthread_mutex_lock(m);
+	if (err == EOWNERDEAD) {
+		pthread_mutex_consistent(m);
+		return 0;
+	}
+	return err;
+}

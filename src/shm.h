@@ -6,6 +6,7 @@
 #ifndef SHMBUS_SHM_H
 #define SHMBUS_SHM_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -53,5 +54,14 @@ void shm_unmap(struct shm_map *m);
 int shm_lock_byte(int fd, off_t byte);	  /* 0 or SHMBUS_EBUSY */
 void shm_unlock_byte(int fd, off_t byte);
 int shm_byte_held(int fd, off_t byte);	  /* 1 held by another, 0 free */
+
+/*
+ * Robust process-shared mutexes (control paths only). shm_mutex_lock
+ * returns 0 or an errno; a holder that died (EOWNERDEAD) is recovered at
+ * once, so every section under such a lock must publish its change with a
+ * final store and leave nothing half-visible before it.
+ */
+int shm_mutex_init(pthread_mutex_t *m); /* 0 or an errno */
+int shm_mutex_lock(pthread_mutex_t *m);
 
 #endif /* SHMBUS_SHM_H */

@@ -10,6 +10,7 @@
 
 #include "group.h"
 #include "internal.h"
+#include "retry.h"
 
 struct shmbus_sub {
 	shmbus_channel_t *ch;
@@ -28,6 +29,10 @@ struct shmbus_sub {
 	bool sleeper; /* counted in hdr->data_sleepers */
 	bool registry; /* fn is registry_dispatch: batches are RCU sections */
 	shmbus_sub_stats_t stats;
+	shmbus_sub_stats_t base; /* the row's counters when this handle began */
+	struct retry_policy rp;
+	struct retry_hold hold;
+	uint64_t rng; /* back-off jitter */
 	uint64_t lost_base; /* the row's lost total when this handle began */
 	uint8_t *copy; /* overwrite: private copy of one payload */
 	shmbus_poller_t *poller; /* the poller it belongs to, if any */
@@ -57,13 +62,19 @@ static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
 	r->origin = origin ? origin - 1 : seq;
 	r->channel_id = s->ch->id;
 	r->producer = marker & MARKER_PART_MASK;
+	r->attempt = 1;
+	r->reserved = 0;
 }
 
-static inline void dispatch(shmbus_sub_t *s, const shmbus_record_t *r)
+/* Run the handler: RETRY_CONSUMED, or RETRY_HOLD (the record failed and
+ * the subscriber must not move past it; see retry.h). */
+static inline int dispatch(shmbus_sub_t *s, const shmbus_record_t *r)
 {
 	s->stats.delivered++;
-	if (s->fn(r, s->ctx) < 0)
-		s->stats.failed++;
+	int rc = s->fn(r, s->ctx);
+	if (__builtin_expect(rc < 0, 0))
+		return retry_failed(s, r, rc);
+	return RETRY_CONSUMED;
 }
 
 #endif /* SHMBUS_SUB_H */

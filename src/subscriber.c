@@ -30,9 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "copy.h"
 #include "error.h"
+#include "failpoint.h"
 #include "barrier.h"
 #include "group.h"
 #include "internal.h"
@@ -44,17 +46,64 @@
 
 static int rejoin(shmbus_sub_t *s);
 static bool evicted(shmbus_sub_t *s, uint64_t first);
+static void publish_counters(shmbus_sub_t *s);
+
+/* Store the cursor after the handlers of [.., seq) returned, and wake
+ * whoever waits for it. */
+static void advance(shmbus_sub_t *s, uint64_t seq)
+{
+	/* release: our reads of these slots happen-before a producer
+	 * reuses them; pairs with the acquire in channel_min_gating */
+	atomic_store_explicit(&s->ent->cursor, seq, memory_order_release);
+	s->next_seq = seq;
+	if (atomic_load_explicit(&s->hdr->space_sleepers,
+				 memory_order_relaxed))
+		waiter_wake(&s->hdr->space_ec);
+	/* dependents may be asleep waiting for this cursor */
+	if (atomic_load_explicit(&s->hdr->data_sleepers, memory_order_relaxed))
+		waiter_wake(&s->hdr->data_ec);
+}
+
+/* Held at the ring record next_seq (retry.h): deliver it again once due.
+ * Returns 1 if it was consumed, 0 if the hold goes on. */
+static int poll_held(shmbus_sub_t *s)
+{
+	if (shmbus_now_ns() < s->hold.due)
+		return 0;
+	uint64_t seq = s->next_seq;
+	struct slot_header *h = slot_at(s->ch, seq);
+	/* acquire: pairs with the producer's release at commit (the slot
+	 * cannot have changed since: our cursor gates it) */
+	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
+	shmbus_record_t r;
+	fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
+		    h->origin, h + 1);
+	r.attempt = s->hold.attempts + 1;
+	s->hold.active = false;
+	s->stats.retried++;
+	if (dispatch(s, &r) != RETRY_CONSUMED)
+		return 0;
+	s->ent->holding = 0;
+	advance(s, seq + 1);
+	return 1;
+}
 
 static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 {
 	shmbus_channel_t *ch = s->ch;
-	uint64_t seq = s->next_seq;
-	uint32_t done = 0;
 	/* acquire: pairs with the evictor's release of EVICTED */
 	if (s->evictable &&
 	    atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
 		    SUB_EVICTED)
 		return rejoin(s);
+	uint32_t done = (uint32_t)retry_poll(s, max);
+	if (__builtin_expect(s->hold.active, 0)) {
+		if (done < max)
+			done += (uint32_t)poll_held(s);
+		if (s->hold.active)
+			return (int)done;
+	}
+	uint64_t seq = s->next_seq;
 	while (done < max) {
 		uint32_t lim = max - done < s->batch ? max - done : s->batch;
 		if (s->n_after) {
@@ -89,7 +138,10 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 				fill_record(s, &r, seq, m, h->len_flags,
 					    h->timestamp, h->key, h->origin,
 					    h + 1);
-				dispatch(s, &r);
+				if (__builtin_expect(dispatch(s, &r) !=
+							     RETRY_CONSUMED,
+						     0))
+					break; /* held at seq */
 			} else if (tag == (want ^ SLOT_COMMITTED ^
 					   SLOT_TOMBSTONE)) {
 				s->stats.tombstones++;
@@ -106,19 +158,9 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 			break;
 		if (s->evictable && evicted(s, seq - n))
 			return rejoin(s); /* the batch may have been lapped */
-		/* release: our reads of these slots happen-before a producer
-		 * reuses them; pairs with the acquire in channel_min_gating */
-		atomic_store_explicit(&s->ent->cursor, seq,
-				      memory_order_release);
-		s->next_seq = seq;
+		FAILPOINT(FP_SUB_BEFORE_CURSOR);
+		advance(s, seq);
 		done += n;
-		if (atomic_load_explicit(&s->hdr->space_sleepers,
-					 memory_order_relaxed))
-			waiter_wake(&s->hdr->space_ec);
-		/* dependents may be asleep waiting for this cursor */
-		if (atomic_load_explicit(&s->hdr->data_sleepers,
-					 memory_order_relaxed))
-			waiter_wake(&s->hdr->data_ec);
 		if (n < lim)
 			break;
 	}
@@ -141,8 +183,8 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 {
 	shmbus_channel_t *ch = s->ch;
 	struct ch_header *hdr = s->hdr;
+	uint32_t done = (uint32_t)retry_poll(s, max);
 	uint64_t seq = s->next_seq;
-	uint32_t done = 0;
 	while (done < max) {
 		struct slot_header *h = slot_at(ch, seq);
 		/* acquire: pairs with the producer's release store of the
@@ -183,6 +225,8 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 			shmbus_record_t r;
 			fill_record(s, &r, seq, m, lf, ts, key, origin,
 				    s->copy);
+			/* never held: an overwrite reader's failures go to
+			 * its segment or the DLQ (may_hold is false) */
 			dispatch(s, &r);
 		} else {
 			s->stats.tombstones++;
@@ -213,12 +257,19 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 			       : poll_inplace(s, max);
 	if (s->registry)
 		registry_read_unlock();
+	if (n > 0 && s->gm.grp == NULL)
+		publish_counters(s);
 	return n;
 }
 
 static bool available(void *arg)
 {
 	shmbus_sub_t *s = arg;
+	uint64_t due = retry_next_due(s);
+	if (due != UINT64_MAX && due <= shmbus_now_ns())
+		return true;
+	if (s->hold.active) /* nothing new before the held record */
+		return false;
 	if (s->gm.grp)
 		return group_available(s);
 	shmbus_channel_t *ch = s->ch;
@@ -246,7 +297,8 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
-	return wait_until(s->wait, &s->hdr->data_ec, timeout_ns, available, s);
+	return wait_until_due(s->wait, &s->hdr->data_ec, timeout_ns,
+			      retry_next_due(s), available, s);
 }
 
 shmbus_channel_t *sub_channel(const shmbus_sub_t *s)
@@ -311,6 +363,24 @@ int shmbus_sub_stop(shmbus_sub_t *s)
 	return 0;
 }
 
+/* The name's counters in its row: the totals of every handle it had
+ * (broadcast rows; a group's members count in their handles). */
+static void publish_counters(shmbus_sub_t *s)
+{
+	struct ch_subscriber *e = s->ent;
+	/* relaxed: statistics for tools, written by the row's one holder */
+	atomic_store_explicit(&e->delivered,
+			      s->base.delivered + s->stats.delivered,
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->failed, s->base.failed + s->stats.failed,
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->retried, s->base.retried + s->stats.retried,
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->dead_lettered,
+			      s->base.dead_lettered + s->stats.dead_lettered,
+			      memory_order_relaxed);
+}
+
 void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
 {
 	*st = s->stats;
@@ -335,6 +405,12 @@ static int find_row(shmbus_channel_t *ch, const char *name, int *free_row)
 			return (int)i;
 	}
 	return -1;
+}
+
+int sub_find_row(shmbus_channel_t *ch, const char *name)
+{
+	int free_row;
+	return find_row(ch, name, &free_row);
 }
 
 static int hold_row(shmbus_channel_t *ch, uint32_t i, const char *name)
@@ -379,6 +455,7 @@ static int expire_rows(shmbus_channel_t *ch)
 			atomic_store_explicit(&e->abandoned_ns, now,
 					      memory_order_relaxed);
 		} else if (now - since >= ttl) {
+			retry_evacuate(ch, i, "subscriber expired");
 			/* release: producers stop gating on it */
 			atomic_store_explicit(&e->state, SUB_FREE,
 					      memory_order_release);
@@ -431,7 +508,14 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	e->created_ns = shmbus_now_ns();
 	e->n_after = 0;
 	e->stall_since_ns = 0;
+	e->holding = 0;
+	/* relaxed: nobody reads a fresh row's counters but tools */
 	atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->delivered, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->failed, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->retried, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->dead_lettered, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->retry_due, UINT64_MAX, memory_order_relaxed);
 	return enter_row(ch, i);
 }
 
@@ -467,6 +551,7 @@ static bool evicted(shmbus_sub_t *s, uint64_t first)
 static void unjoin_row(shmbus_channel_t *ch, uint32_t row)
 {
 	struct ch_subscriber *e = &ch->subs[row];
+	retry_evacuate(ch, row, "subscriber removed");
 	/* release: producers stop gating on it from their next scan */
 	atomic_store_explicit(&e->state, SUB_FREE, memory_order_release);
 	memset(e->name, 0, sizeof(e->name));
@@ -532,6 +617,20 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 		s->next_seq = cur;
 		s->lost_base = atomic_load_explicit(&s->ent->lost,
 						    memory_order_relaxed);
+		/* relaxed: the last holder's totals; its death or close
+		 * (the kernel's lock release, or the bus lock) orders them */
+		s->base.delivered = atomic_load_explicit(&s->ent->delivered,
+							 memory_order_relaxed);
+		s->base.failed = atomic_load_explicit(&s->ent->failed,
+						      memory_order_relaxed);
+		s->base.retried = atomic_load_explicit(&s->ent->retried,
+						       memory_order_relaxed);
+		s->base.dead_lettered = atomic_load_explicit(
+			&s->ent->dead_lettered, memory_order_relaxed);
+		/* retries a dead holder had in hand are ready again */
+		retry_release_dead(ch, (uint32_t)row);
+		if (!group)
+			retry_resume(s);
 	}
 	if (rc == 0)
 		rc = barrier_declare(ch, (uint32_t)row, opts->after,
@@ -554,6 +653,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	}
 	s->ent->participant = s->part;
 	s->ent->wait = s->wait;
+	s->ent->retry_policy = s->rp.policy;
+	s->ent->max_attempts = s->rp.max_attempts;
 	s->ent->ttl_ns = group ? 0 : opts->ttl_ms * 1000000ull;
 	atomic_store_explicit(&s->ent->abandoned_ns, 0, memory_order_relaxed);
 	/* the bus lock also orders this process's threads */
@@ -591,6 +692,14 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	s->hdr = ch->hdr;
 	s->fn = fn;
 	s->ctx = ctx;
+	rc = retry_policy_init(&s->rp, &opts->retry, ch, group);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	s->rng = shmbus_now_ns() ^ ((uint64_t)getpid() << 32) ^
+		 (uint64_t)(uintptr_t)s;
+	s->rng |= 1; /* xorshift state must not be 0 */
 	if (fn == NULL) {
 		struct registry_node *node;
 		rc = registry_node(ch->bus->registry, ch->name, &node);

@@ -133,3 +133,17 @@ void waiter_wake(struct ck_ec32 *ec)
 {
 	ck_ec32_inc(ec, &shmbus_ec_mode);
 }
+
+int wait_until_due(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+		   uint64_t due, bool (*ready)(void *arg), void *arg)
+{
+	if (due == UINT64_MAX)
+		return wait_until(strategy, ec, timeout_ns, ready, arg);
+	uint64_t now = shmbus_now_ns();
+	if (due <= now)
+		return 0;
+	if (timeout_ns && timeout_ns < due - now)
+		return wait_until(strategy, ec, timeout_ns, ready, arg);
+	int rc = wait_until(strategy, ec, due - now, ready, arg);
+	return rc == SHMBUS_EAGAIN ? 0 : rc;
+}

@@ -39,6 +39,10 @@ static inline void cpu_relax(void)
  */
 int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
 	       bool (*ready)(void *arg), void *arg);
+/* wait_until, but return 0 at `due` (CLOCK_MONOTONIC ns; UINT64_MAX:
+ * none) at the latest: a retry falls due then. */
+int wait_until_due(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+		   uint64_t due, bool (*ready)(void *arg), void *arg);
 /* Wake sleepers on ec (cheap when none are flagged). */
 void waiter_wake(struct ck_ec32 *ec);
 

@@ -30,28 +30,27 @@
 
 #include "error.h"
 #include "internal.h"
+#include "retry.h"
 #include "wait.h"
 
 #define WATCHDOG_LOCK_BYTE (1 << 20) /* in the bus object */
+
+/* Progress of one subscriber row, as the last passes saw it. */
+struct row_seen {
+	uint64_t cursor;
+	uint64_t since_ns;
+};
 
 struct shmbus_watchdog {
 	shmbus_t *bus;
 	shmbus_watchdog_opts_t opts;
 	shmbus_channel_t **channels; /* by channel id, opened lazily */
+	struct row_seen **seen;	     /* by channel id, then row */
 	shmbus_watchdog_stats_t stats;
 	pthread_t thread;
 	atomic_bool stop;
 	bool running;
 };
-
-/* Is participant `id` dead? Its kernel lock on the bus object is gone. */
-static bool participant_dead(shmbus_t *bus, uint32_t id)
-{
-	if (id == 0 || id >= bus->max_participants ||
-	    bit_get(bus->held_parts, id))
-		return false;
-	return !shm_byte_held(bus->map.fd, (off_t)id);
-}
 
 /* Claim intents of the bus's participants: a live one about to name its
  * claim holds repairs of nameless holes off; a dead one left them. */
@@ -70,7 +69,7 @@ static struct intents read_intents(shmbus_t *bus)
 		if (atomic_load_explicit(&p->claim_intent,
 					 memory_order_acquire) == 0)
 			continue;
-		if (participant_dead(bus, id))
+		if (bus_participant_dead(bus, id))
 			in.dead = true;
 		else
 			in.live = true;
@@ -113,7 +112,7 @@ static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
 			continue;
 		}
 		uint32_t part = m & MARKER_PART_MASK;
-		if (!participant_dead(ch->bus, part))
+		if (!bus_participant_dead(ch->bus, part))
 			continue;
 		/* release: subscribers acquire the marker and skip it. CAS
 		 * from exactly "claimed by that participant in this lap" */
@@ -129,9 +128,80 @@ static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
 	return n;
 }
 
+/* Per row: hand back retry entries of dead processes; count rows that have
+ * records available but have not moved for stall_ms (no heartbeat: a
+ * process asleep in a futex, or stopped, cannot beat; its cursor tells). */
+static void check_rows(shmbus_watchdog_t *w, shmbus_channel_t *ch,
+		       uint64_t now, uint64_t *stalled)
+{
+	struct row_seen *seen = w->seen[ch->id];
+	/* acquire: pairs with the producers' claim RMW / release store */
+	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_acquire);
+	for (uint32_t i = 0; i < ch->max_subs; i++) {
+		struct ch_subscriber *e = &ch->subs[i];
+		/* acquire: pairs with the release of the row's state */
+		uint32_t st = atomic_load_explicit(&e->state,
+						   memory_order_acquire);
+		if (st == SUB_FREE)
+			continue;
+		w->stats.released += retry_release_dead(ch, i);
+		if (st != SUB_ACTIVE || seen == NULL)
+			continue;
+		/* acquire: pairs with the subscriber's release of it */
+		uint64_t cur = atomic_load_explicit(&e->cursor,
+						    memory_order_acquire);
+		if (cur != seen[i].cursor || cur == claim) {
+			seen[i].cursor = cur;
+			seen[i].since_ns = now;
+		} else if (now - seen[i].since_ns >=
+			   w->opts.stall_ms * 1000000ull) {
+			(*stalled)++;
+		}
+	}
+}
+
+/* Publish this watchdog's counts into the bus's totals. */
+static void publish(shmbus_watchdog_t *w, const shmbus_watchdog_stats_t *was,
+		    uint64_t now)
+{
+	struct sb_watchdog_counters *c = &w->bus->sb->wd;
+	/* relaxed: statistics; one watchdog at a time (the lease) */
+#define ADD(f)                                                                 	atomic_store_explicit(&c->f,                                           			      atomic_load_explicit(&c->f,                     						   memory_order_relaxed) +    				      (w->stats.f - was->f),                   			      memory_order_relaxed)
+	ADD(passes);
+	ADD(tombstones);
+	ADD(evicted);
+	ADD(expired);
+	ADD(reaped);
+	ADD(released);
+#undef ADD
+	atomic_store_explicit(&c->stalled, w->stats.stalled,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->last_pass_ns, now, memory_order_relaxed);
+}
+
+void shmbus_watchdog_counters(const shmbus_t *bus, shmbus_watchdog_stats_t *st)
+{
+	const struct sb_watchdog_counters *c = &bus->sb->wd;
+	/* relaxed: statistics */
+	st->passes = atomic_load_explicit(&c->passes, memory_order_relaxed);
+	st->last_pass_ns =
+		atomic_load_explicit(&c->last_pass_ns, memory_order_relaxed);
+	st->tombstones =
+		atomic_load_explicit(&c->tombstones, memory_order_relaxed);
+	st->evicted = atomic_load_explicit(&c->evicted, memory_order_relaxed);
+	st->expired = atomic_load_explicit(&c->expired, memory_order_relaxed);
+	st->reaped = atomic_load_explicit(&c->reaped, memory_order_relaxed);
+	st->released =
+		atomic_load_explicit(&c->released, memory_order_relaxed);
+	st->stalled = atomic_load_explicit(&c->stalled, memory_order_relaxed);
+}
+
 int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 {
 	shmbus_t *bus = w->bus;
+	shmbus_watchdog_stats_t was = w->stats;
+	uint64_t now = shmbus_now_ns(), stalled = 0;
 	bool held_off = false; /* a live intent held nameless repairs off */
 	for (uint32_t id = 0; id < bus->max_channels; id++) {
 		/* acquire: pairs with the release in publish_row */
@@ -145,8 +215,11 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 			if (shmbus_channel_open(bus, name, NULL,
 						&w->channels[id]) != 0)
 				continue; /* reported by whoever uses it */
+			w->seen[id] = calloc(w->channels[id]->max_subs,
+					     sizeof(struct row_seen));
 		}
 		shmbus_channel_t *ch = w->channels[id];
+		check_rows(w, ch, now, &stalled);
 		int n = shmbus_channel_expire(ch);
 		if (n > 0)
 			w->stats.expired += (uint64_t)n;
@@ -167,14 +240,14 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 		/* acquire: pairs with the release in bus_participant_take */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
 			    PART_LIVE ||
-		    !participant_dead(bus, id) ||
+		    !bus_participant_dead(bus, id) ||
 		    (held_off && atomic_load_explicit(&p->claim_intent,
 						      memory_order_relaxed)))
 			continue;
 		if (bus_lock(bus))
 			break;
 		/* re-check under the lock: the allocator runs under it */
-		if (participant_dead(bus, id)) {
+		if (bus_participant_dead(bus, id)) {
 			atomic_store_explicit(&p->claim_intent, 0,
 					      memory_order_relaxed);
 			/* release: readers of the row (tools, allocator) */
@@ -185,6 +258,9 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 		bus_unlock(bus);
 	}
 	w->stats.passes++;
+	w->stats.stalled = stalled;
+	w->stats.last_pass_ns = now;
+	publish(w, &was, now);
 	return 0;
 }
 
@@ -204,7 +280,10 @@ int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
 	if (w == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog");
 	w->channels = calloc(bus->max_channels, sizeof(*w->channels));
-	if (w->channels == NULL) {
+	w->seen = calloc(bus->max_channels, sizeof(*w->seen));
+	if (w->channels == NULL || w->seen == NULL) {
+		free(w->channels);
+		free(w->seen);
 		free(w);
 		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog channels");
 	}
@@ -215,10 +294,13 @@ int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
 		w->opts.period_ms = 10;
 	if (w->opts.evict_grace_ms == 0)
 		w->opts.evict_grace_ms = 1000;
+	if (w->opts.stall_ms == 0)
+		w->opts.stall_ms = 1000;
 	/* the lease: one watchdog per bus, held by the kernel for us */
 	int rc = shm_lock_byte(bus->map.fd, WATCHDOG_LOCK_BYTE);
 	if (rc) {
 		free(w->channels);
+		free(w->seen);
 		free(w);
 		return rc == SHMBUS_EBUSY
 			       ? shmbus_seterr(SHMBUS_EBUSY,
@@ -268,10 +350,13 @@ void shmbus_watchdog_close(shmbus_watchdog_t *w)
 		atomic_store(&w->stop, true);
 		pthread_join(w->thread, NULL);
 	}
-	for (uint32_t id = 0; id < w->bus->max_channels; id++)
+	for (uint32_t id = 0; id < w->bus->max_channels; id++) {
 		if (w->channels[id])
 			shmbus_channel_close(w->channels[id]);
+		free(w->seen[id]);
+	}
 	shm_unlock_byte(w->bus->map.fd, WATCHDOG_LOCK_BYTE);
+	free(w->seen);
 	free(w->channels);
 	free(w);
 }

@@ -241,7 +241,7 @@ Test(forged, channel_header)
 		int want;
 	} cases[] = {
 		{&h->magic, 8, 1, SHMBUS_ECORRUPT},
-		{&h->abi_version, 4, 2, SHMBUS_EVERSION},
+		{&h->abi_version, 4, SHMBUS_ABI_VERSION + 1, SHMBUS_EVERSION},
 		{&h->bus_epoch, 8, 5, SHMBUS_ECORRUPT},
 		{&h->capacity, 4, 100, SHMBUS_ECORRUPT},
 		{&h->capacity, 4, 512, SHMBUS_ECORRUPT},

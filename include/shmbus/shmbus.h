@@ -56,6 +56,9 @@ enum shmbus_error {
 	SHMBUS_ESYS = -14,	  /* a system call failed: see errmsg */
 	SHMBUS_ECLOSED = -15,	  /* handle closed or bus removed */
 	SHMBUS_EHANDLER = -16,	  /* a handler returned an error */
+	/* returned by a handler: this record can never succeed (bad data),
+	 * dead-letter it now instead of retrying */
+	SHMBUS_EPERMANENT = -17,
 };
 
 /* Static text for a code; never NULL. */
@@ -144,7 +147,22 @@ typedef struct shmbus_channel_opts {
 	uint32_t stall_policy;	  /* shmbus_stall_policy */
 	uint32_t max_subscribers; /* 0 = 32 */
 	uint32_t max_groups;	  /* competing groups; 0 = 2 */
+	/* failed records waiting for redelivery, per subscriber (each entry
+	 * holds a copy of the record); 0 = capacity / max_subscribers, within
+	 * 4..32 (all segments together about the ring's size) */
+	uint32_t retry_capacity;
+	/* dead-letter queue entries, a power of two; 0 = 128 */
+	uint32_t dlq_capacity;
+	uint32_t dlq_policy; /* shmbus_dlq_policy, when the DLQ is full */
 } shmbus_channel_opts_t;
+
+enum shmbus_dlq_policy {
+	/* the oldest entry is overwritten, and counted in dropped */
+	SHMBUS_DLQ_DROP_OLDEST = 0,
+	/* the put is refused and counted; the record stays in its retry
+	 * segment and is tried again, at the back-off cap */
+	SHMBUS_DLQ_REFUSE = 1,
+};
 
 /*
  * Create the channel NAME on first use, or attach it. Attaching with a
@@ -194,6 +212,8 @@ typedef struct shmbus_record {
 	uint64_t origin;
 	uint32_t channel_id;
 	uint32_t producer; /* participant id of the publisher */
+	uint32_t attempt;  /* 1 for a first delivery, n for the n-th */
+	uint32_t reserved;
 } shmbus_record_t;
 
 /* ------------------------------------------------------------ producers */
@@ -266,9 +286,50 @@ SHMBUS_API int shmbus_republish(shmbus_producer_t *p,
 
 /* ---------------------------------------------------------- subscribers */
 
-/* Return 0 on success; a negative value is counted as a failure (the
- * retry/dead-letter machinery takes it from there, in its issue). */
+/*
+ * Return 0 on success. A negative value is a failure: the record is
+ * delivered again later by the subscription's retry policy, and after its
+ * last attempt (or at once, for SHMBUS_EPERMANENT) it goes to the
+ * channel's dead-letter queue with the value, the attempt count, the
+ * subscriber's name and the text of shmbus_fail_note().
+ */
 typedef int (*shmbus_handler_fn)(const shmbus_record_t *rec, void *ctx);
+
+/* Inside a failing handler: a short text (up to 71 bytes) kept with the
+ * record if it is dead-lettered. */
+SHMBUS_API void shmbus_fail_note(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+enum shmbus_retry_policy {
+	/* A failed record is copied to the subscriber's retry segment in
+	 * shared memory and the cursor moves on: other records are not held
+	 * up. First deliveries keep the channel's order; redeliveries do not.
+	 */
+	SHMBUS_RETRY_SEGMENT = 0,
+	/* Strict order: the subscriber (only it) holds at the failing record
+	 * and delivers it again after each back-off until it succeeds or is
+	 * dead-lettered. Not for groups or overwrite channels. */
+	SHMBUS_RETRY_ORDERED = 1,
+};
+
+enum shmbus_retry_full {
+	/* A full retry segment holds the subscriber at the failing record
+	 * (back-pressure on it alone) until the segment has room. */
+	SHMBUS_RETRY_FULL_HOLD = 0,
+	/* A full retry segment sends the failed record to the DLQ. */
+	SHMBUS_RETRY_FULL_DLQ = 1,
+};
+
+/* Back-off before the n-th redelivery: d = min(cap, base * 2^(n-1)),
+ * jittered uniformly in [d/2, d]. State survives a restart of the
+ * subscriber's process (it lives in the channel object). */
+typedef struct shmbus_retry_opts {
+	uint32_t policy;       /* shmbus_retry_policy */
+	uint32_t max_attempts; /* deliveries in all; 0 = 5; 1 = no retry */
+	uint32_t base_us;      /* 0 = 1000 */
+	uint32_t cap_us;       /* 0 = 1000000 */
+	uint32_t on_full;      /* shmbus_retry_full */
+} shmbus_retry_opts_t;
 
 enum shmbus_sub_flags {
 	/* shmbus_group_join: records with the same key go to the same member
@@ -292,6 +353,7 @@ typedef struct shmbus_sub_opts {
 	 * a cycle is refused with SHMBUS_EINVAL. */
 	const char *const *after;
 	uint32_t n_after; /* at most SHMBUS_MAX_AFTER */
+	shmbus_retry_opts_t retry; /* what happens when the handler fails */
 } shmbus_sub_opts_t;
 #define SHMBUS_MAX_AFTER 8
 
@@ -399,6 +461,8 @@ typedef struct shmbus_sub_stats {
 			     * (the name's total is kept in shared memory) */
 	uint64_t tombstones; /* holes of dead producers, skipped */
 	uint64_t missed;     /* records skipped by rejoins after eviction */
+	uint64_t retried;    /* redeliveries (included in delivered) */
+	uint64_t dead_lettered; /* records this handle sent to the DLQ */
 } shmbus_sub_stats_t;
 SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st);
 
@@ -423,6 +487,59 @@ SHMBUS_API int shmbus_channel_expire(shmbus_channel_t *ch);
  * SHMBUS_EBUSY while a live process holds it. */
 SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
 
+/* ---------------------------------------------------- dead-letter queue */
+
+/*
+ * Each channel keeps the records its handlers gave up on, with why, in a
+ * dead-letter queue in its shared memory. Entries are numbered by a 64-bit
+ * id that is never reused. These calls take the DLQ's lock (control path);
+ * any process may call them (the `shmbus dlq` tool does).
+ */
+typedef struct shmbus_dlq_entry {
+	uint64_t id;
+	int32_t error;	   /* the handler's last result */
+	uint32_t attempts; /* deliveries made */
+	uint64_t failed_realtime_ns; /* CLOCK_REALTIME, for people */
+	char subscriber[SHMBUS_NAME_MAX + 1];
+	char text[72]; /* shmbus_fail_note(), or "" */
+	/* the record; data is NULL from shmbus_dlq_list, the caller's buffer
+	 * from shmbus_dlq_get */
+	shmbus_record_t rec;
+} shmbus_dlq_entry_t;
+
+typedef struct shmbus_dlq_stats {
+	uint64_t head;	  /* next id */
+	uint64_t count;	  /* entries held */
+	uint64_t dropped; /* overwritten while full (drop-oldest policy) */
+	uint64_t refused; /* puts refused while full (refuse policy) */
+	uint32_t capacity;
+	uint32_t policy; /* shmbus_dlq_policy */
+} shmbus_dlq_stats_t;
+
+#define SHMBUS_DLQ_ALL UINT64_MAX
+
+SHMBUS_API int shmbus_dlq_get_stats(shmbus_channel_t *ch,
+				    shmbus_dlq_stats_t *st);
+/* Up to max entries with id >= from_id, oldest first; returns how many. */
+SHMBUS_API int shmbus_dlq_list(shmbus_channel_t *ch, uint64_t from_id,
+			       shmbus_dlq_entry_t *out, uint32_t max);
+/* One entry with its payload copied into buf (at least record_size bytes):
+ * SHMBUS_ENOENT if the id was purged, replayed or overwritten. */
+SHMBUS_API int shmbus_dlq_get(shmbus_channel_t *ch, uint64_t id,
+			      shmbus_dlq_entry_t *e, void *buf,
+			      uint32_t buflen);
+/* Re-publish the entry into its channel through p (the record keeps its
+ * origin), then remove it. */
+SHMBUS_API int shmbus_dlq_replay(shmbus_channel_t *ch, uint64_t id,
+				 shmbus_producer_t *p);
+/* Deliver the entry again to one subscriber (by name, live or not): it goes
+ * to that subscriber's retry segment with its attempts reset, due now, and
+ * leaves the DLQ. SHMBUS_EFULL if the segment has no room. */
+SHMBUS_API int shmbus_dlq_replay_to(shmbus_channel_t *ch, uint64_t id,
+				    const char *subscriber);
+/* Remove one entry, or every entry with SHMBUS_DLQ_ALL; returns how many. */
+SHMBUS_API int shmbus_dlq_purge(shmbus_channel_t *ch, uint64_t id);
+
 /* ------------------------------------------------------------ watchdog */
 
 /*
@@ -438,13 +555,19 @@ typedef struct shmbus_watchdog shmbus_watchdog_t;
 typedef struct shmbus_watchdog_opts {
 	uint32_t period_ms;	 /* between passes (thread); 0 = 10 */
 	uint32_t evict_grace_ms; /* 0 = 1000 */
+	uint32_t stall_ms; /* a subscriber that has records available and has
+			    * not moved for this long counts as stalled (a
+			    * hint for tools, nothing is done); 0 = 1000 */
 } shmbus_watchdog_opts_t;
 typedef struct shmbus_watchdog_stats {
 	uint64_t passes;
-	uint64_t tombstones; /* holes of dead producers repaired */
-	uint64_t evicted;    /* stalled subscribers detached */
-	uint64_t expired;    /* abandoned names forgotten */
-	uint64_t reaped;     /* rows of dead participants freed */
+	uint64_t last_pass_ns; /* shmbus_now_ns() of the last pass */
+	uint64_t tombstones;   /* holes of dead producers repaired */
+	uint64_t evicted;      /* stalled subscribers detached */
+	uint64_t expired;      /* abandoned names forgotten */
+	uint64_t reaped;       /* rows of dead participants freed */
+	uint64_t released; /* retry entries a dead process had in hand */
+	uint64_t stalled;  /* subscribers stalled at the last pass (now) */
 } shmbus_watchdog_stats_t;
 
 SHMBUS_API int shmbus_watchdog_open(shmbus_t *bus,
@@ -454,8 +577,13 @@ SHMBUS_API int shmbus_watchdog_pass(shmbus_watchdog_t *w);
 SHMBUS_API int shmbus_watchdog_start(shmbus_t *bus,
 				     const shmbus_watchdog_opts_t *opts,
 				     shmbus_watchdog_t **out);
+/* This watchdog's own counts. */
 SHMBUS_API void shmbus_watchdog_get_stats(const shmbus_watchdog_t *w,
 					  shmbus_watchdog_stats_t *st);
+/* The bus's totals over every watchdog it had, from shared memory (any
+ * process, any time: what `shmbus stat` shows). */
+SHMBUS_API void shmbus_watchdog_counters(const shmbus_t *bus,
+					 shmbus_watchdog_stats_t *st);
 /* Stop (if started) and release the lease. Before shmbus_close(bus). */
 SHMBUS_API void shmbus_watchdog_close(shmbus_watchdog_t *w);
 
