@@ -167,6 +167,7 @@ int wl_pingpong_after(const struct bench_opts *o);
 int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
+int wl_failing(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
 int wl_overwrite_stalled(const struct bench_opts *o);
 int wl_overwrite_alone(const struct bench_opts *o);

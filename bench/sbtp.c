@@ -24,6 +24,7 @@ struct check {
 	uint64_t expect[BENCH_MAX_PROCS]; /* next counter, per producer */
 	uint64_t received, errors;
 	uint32_t size;
+	uint32_t fail_every; /* fail these records, every attempt */
 	bool tagged;
 	char first[160]; /* the first error, for the report */
 };
@@ -33,6 +34,9 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 	struct check *c = arg;
 	uint64_t v, tag = 0;
 	memcpy(&v, rec->data, 8);
+	bool fail = c->fail_every && v % c->fail_every == 0;
+	if (rec->attempt > 1) /* a redelivery: order is for first ones */
+		return fail ? -1 : 0;
 	if (c->tagged)
 		memcpy(&tag, (const uint8_t *)rec->data + 8, 8);
 	c->received++;
@@ -52,16 +56,18 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 			return 0;
 	}
 	c->expect[tag] = v + 1;
-	return 0;
+	return fail ? -1 : 0;
 }
 
 static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
-		   uint64_t tag, uint64_t *next, uint64_t n)
+		   uint64_t tag, uint64_t *next, uint64_t n,
+		   struct samples *claims)
 {
 	uint32_t off = tagged ? 16 : 8;
 	while (n) {
 		uint32_t k = n < BENCH_BATCH ? (uint32_t)n : BENCH_BATCH;
 		shmbus_claim_t c;
+		uint64_t t0 = claims ? now_ns() : 0;
 		int rc = shmbus_claim(p, k, &c);
 		if (rc)
 			return rc;
@@ -76,6 +82,8 @@ static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		rc = shmbus_commit(p, &c);
 		if (rc)
 			return rc;
+		if (claims)
+			samples_add(claims, now_ns() - t0);
 		n -= k;
 	}
 	return 0;
@@ -119,17 +127,26 @@ static int producer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 		return 1;
 	struct proc_result *res = &r->ctl->res[idx];
 	uint64_t next = 0;
+	struct samples claims = {0};
+	if (cfg->time_claims &&
+	    samples_init(&claims, r->count / BENCH_BATCH + 1))
+		return child_fail(r, idx, "no memory for claim samples");
 	barrier_wait(r); /* every subscriber joined */
 	int rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
-			 r->warmup);
+			 r->warmup, NULL);
 	atomic_fetch_add_explicit(&r->ctl->producers_done, 1,
 				  memory_order_release);
 	barrier_wait(r);
 	uint64_t f0 = minflt_now(), t0 = now_ns();
 	if (rc == 0)
 		rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
-			     r->count);
+			     r->count, cfg->time_claims ? &claims : NULL);
 	res->elapsed_ns = now_ns() - t0;
+	if (cfg->time_claims) {
+		samples_summary(&claims, &res->lat);
+		res->has_lat = true;
+		samples_free(&claims);
+	}
 	res->minflt = minflt_now() - f0;
 	res->msgs = r->count;
 	atomic_fetch_add_explicit(&r->ctl->producers_done, 1,
@@ -146,15 +163,28 @@ static int consumer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 	struct check c = {0};
 	c.size = r->size;
 	c.tagged = cfg->tagged;
+	if (idx == cfg->producers + cfg->subscribers - 1)
+		c.fail_every = cfg->fail_every;
 	char name[32];
 	snprintf(name, sizeof(name), "sub%d", idx);
 	shmbus_sub_t *s;
-	if (sb_subscribe(r, idx, ch, name, on_record, &c, &s))
-		return 1;
+	/* a failing subscriber: short back-offs, and a full retry segment
+	 * spills to the DLQ, so that it never holds (what is measured is
+	 * whether the others notice it) */
+	shmbus_sub_opts_t so = {.name = name,
+				.wait = r->wait,
+				.retry = {.max_attempts = 3,
+					  .base_us = 10,
+					  .cap_us = 100,
+					  .on_full = SHMBUS_RETRY_FULL_DLQ}};
+	int rc = shmbus_subscribe(ch, on_record, &c, &so, &s);
+	if (rc)
+		return child_fail(r, idx, "shmbus_subscribe(%s): %s: %s", name,
+				  shmbus_strerror(rc), shmbus_errmsg());
 	struct proc_result *res = &r->ctl->res[idx];
 	uint32_t np = (uint32_t)cfg->producers;
 	barrier_wait(r);
-	int rc = consume(r, idx, s, &c, np * r->warmup, np);
+	rc = consume(r, idx, s, &c, np * r->warmup, np);
 	barrier_wait(r); /* after a failure too: the others wait here */
 	if (rc)
 		return rc;
@@ -224,6 +254,8 @@ int sbtp_run(const struct bench_opts *o, const struct sbtp_cfg *cfg,
 						   : pflt;
 	struct result res;
 	result_init(&res, &r);
+	if (cfg->rate_of_first)
+		worst = r.ctl->res[np].elapsed_ns;
 	result_from_tp(&res, (uint64_t)np * r.count, worst, size);
 	res.slot_size = r.ctl->res[0].slot_size;
 	res.minflt = flt;
@@ -246,6 +278,20 @@ int sbtp_run(const struct bench_opts *o, const struct sbtp_cfg *cfg,
 		 "\"deliveries_per_s\":%.0f,\"fastest_sub_msgs_per_s\":%.0f",
 		 np, ns, res.msgs_per_s * ns,
 		 best ? (double)np * r.count / ((double)best / 1e9) : 0.0);
+	if (cfg->time_claims) {
+		const struct lat_summary *l = &r.ctl->res[0].lat;
+		size_t n = strlen(res.extra_json);
+		snprintf(res.extra_json + n, sizeof(res.extra_json) - n,
+			 ",\"claim_commit_p50_ns\":%llu,"
+			 "\"claim_commit_p99_ns\":%llu",
+			 (unsigned long long)l->p50,
+			 (unsigned long long)l->p99);
+		n = strlen(res.note);
+		snprintf(res.note + n, sizeof(res.note) - n,
+			 "; claim-to-commit of %u: p50 %llu ns, p99 %llu ns",
+			 BENCH_BATCH, (unsigned long long)l->p50,
+			 (unsigned long long)l->p99);
+	}
 	report_result(o, &res);
 	run_free(&r);
 	return 0;

@@ -10,6 +10,12 @@ struct sbtp_cfg {
 	int producers, subscribers;
 	uint32_t chflags; /* shmbus_channel_flags */
 	bool tagged;	  /* payload carries the producer id */
+	/* the last subscriber's handler fails every fail_every-th record on
+	 * every attempt (retries, then the DLQ); 0: none fail */
+	uint32_t fail_every;
+	bool time_claims; /* the producer times each claim-to-commit */
+	/* report the first subscriber's rate, not the slowest one's */
+	bool rate_of_first;
 };
 
 /* One run at one size, reported; 0 ok. */

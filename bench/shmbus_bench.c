@@ -63,6 +63,8 @@ static const struct workload {
 	{"throughput", wl_throughput, "1 producer -> 1 subscriber"},
 	{"multiproducer", wl_multiproducer, "2 producers -> 1 subscriber"},
 	{"fanout", wl_fanout, "1 producer -> 1, 2, 4 subscribers"},
+	{"failing", wl_failing,
+	 "1 producer -> 2 subscribers, one failing 1/100 (retries, DLQ)"},
 	{"overwrite", wl_overwrite, "never-waiting producer, lapped reader"},
 	{"overwrite-stalled", wl_overwrite_stalled,
 	 "never-waiting producer, a reader that never polls"},

@@ -36,6 +36,29 @@ int wl_multiproducer(const struct bench_opts *o)
 	return sbtp_run(o, &cfg, size);
 }
 
+/*
+ * failing: does a failing subscriber slow anyone else? 1 producer -> 2
+ * subscribers, both healthy (clean), then the second one failing one
+ * record in 100 on every attempt (failing: retries, then the DLQ). The
+ * figures are the healthy subscriber's rate and the producer's own
+ * claim-to-commit time; the two runs alternate, compare their ratio.
+ */
+int wl_failing(const struct bench_opts *o)
+{
+	int failed = 0;
+	for (int f = 0; f < 2 && !interrupted(); f++) {
+		struct sbtp_cfg cfg = {.name = "failing", .producers = 1,
+				       .subscribers = 2,
+				       .fail_every = f ? 100 : 0,
+				       .time_claims = true,
+				       .rate_of_first = true};
+		snprintf(cfg.variant, sizeof(cfg.variant), "%s",
+			 f ? "fail=1/100" : "clean");
+		failed |= sbtp_run(o, &cfg, o->size ? o->size : 64);
+	}
+	return failed;
+}
+
 int wl_fanout(const struct bench_opts *o)
 {
 	static const int subs[] = {1, 2, 4};
