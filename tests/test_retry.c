@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -634,5 +635,66 @@ Test(retry, poller_delivers_retries_when_due)
 	cr_expect_eq(l.n, 2);
 	cr_expect_eq(l.attempt[1], 2);
 	shmbus_poller_close(pl);
+	shmbus_close(bus);
+}
+
+/* Run the shmbus tool; its stdout in out. Returns its exit status. */
+static int tool(char *out, size_t n, const char *fmt, ...)
+{
+	char args[256], cmd[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s %s", SHMBUS_TOOL, args);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	size_t got = fread(out, 1, n - 1, f);
+	out[got] = '\0';
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+Test(dlq, the_tool_lists_shows_replays_and_purges)
+{
+	const char *name = test_bus("qt");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = chan(name, &bus, 0, 0, 0);
+	static struct log l;
+	log_reset(&l, 7, 1, -5);
+	shmbus_sub_opts_t so = {.name = "audit", .retry = {.max_attempts = 1}};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, logging, &l, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	publish_range(p, 6, 9);
+	cr_expect_eq(shmbus_poll(s, 64), 3);
+	static char out[8192];
+	cr_assert_eq(tool(out, sizeof(out), "dlq %s R list", name), 0);
+	cr_expect(strstr(out, "1 entries") != NULL, "%s", out);
+	cr_expect(strstr(out, "audit") != NULL, "%s", out);
+	cr_expect(strstr(out, "value 7 refused") != NULL, "%s", out);
+	cr_assert_eq(tool(out, sizeof(out), "dlq %s R show 0", name), 0);
+	cr_expect(strstr(out, "error       -5") != NULL, "%s", out);
+	cr_expect(strstr(out, "00000000  07 00 00 00") != NULL, "%s", out);
+	cr_expect_neq(tool(out, sizeof(out), "dlq %s R show 9 2>/dev/null",
+			   name),
+		      0);
+	/* replay to the subscriber: it succeeds the second time */
+	cr_assert_eq(tool(out, sizeof(out), "dlq %s R replay 0 --to audit",
+			  name),
+		     0, "%s", out);
+	poll_until(s, &l, 4);
+	cr_expect_eq(l.val[3], 7);
+	cr_assert_eq(tool(out, sizeof(out), "dlq %s R list", name), 0);
+	cr_expect(strstr(out, "0 entries") != NULL, "%s", out);
+	/* purge all */
+	l.failed = 0;
+	publish_range(p, 7, 8);
+	cr_expect_eq(shmbus_poll(s, 64), 1);
+	cr_assert_eq(tool(out, sizeof(out), "dlq %s R purge all", name), 0);
+	cr_expect(strstr(out, "purged 1") != NULL, "%s", out);
+	cr_expect_neq(tool(out, sizeof(out), "dlq nosuchbus R list 2>&1"), 0);
+	cr_expect(strstr(out, "does not exist") != NULL, "%s", out);
 	shmbus_close(bus);
 }

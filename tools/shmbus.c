@@ -11,6 +11,29 @@
 
 #include <shmbus/shmbus.h>
 
+#include "cli.h"
+
+int cli_fail(const char *cmd, const char *msg)
+{
+	fprintf(stderr, "shmbus %s: %s\n", cmd, msg);
+	return 1;
+}
+
+int cli_open(const char *bus_name, const char *channel, shmbus_t **bus,
+	     shmbus_channel_t **ch)
+{
+	shmbus_opts_t bo = {.flags = SHMBUS_OPEN_NO_PREFAULT,
+			    .open_timeout_ms = 100};
+	*bus = NULL;
+	if (shmbus_open(bus_name, &bo, bus) != 0 ||
+	    (ch && shmbus_channel_open(*bus, channel, NULL, ch) != 0)) {
+		fprintf(stderr, "shmbus: %s\n", shmbus_errmsg());
+		shmbus_close(*bus);
+		return 1;
+	}
+	return 0;
+}
+
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: shmbus COMMAND [ARGS]\n"
@@ -21,6 +44,8 @@ static int usage(FILE *f)
 		   "use it\n"
 		   "  watchdog BUS [OPTIONS]  repair, evict and expire, in the\n"
 		   "                          foreground (SIGTERM stops it)\n"
+		   "  dlq BUS CHANNEL VERB    list, show, replay or purge dead\n"
+		   "                          letters\n"
 		   "  help                    this text\n"
 		   "\n"
 		   "Run `shmbus COMMAND --help` for a command's options.\n");
@@ -127,14 +152,18 @@ static int cmd_watchdog(int argc, char **argv)
 		shmbus_watchdog_get_stats(w, &st);
 		if (st.tombstones != last.tombstones ||
 		    st.evicted != last.evicted || st.expired != last.expired ||
-		    st.reaped != last.reaped)
+		    st.reaped != last.reaped || st.released != last.released ||
+		    st.stalled != last.stalled)
 			fprintf(stderr,
 				"shmbus watchdog: tombstones %llu, evicted "
-				"%llu, expired %llu, dead rows freed %llu\n",
+				"%llu, expired %llu, dead rows freed %llu, "
+				"retries handed back %llu, stalled now %llu\n",
 				(unsigned long long)st.tombstones,
 				(unsigned long long)st.evicted,
 				(unsigned long long)st.expired,
-				(unsigned long long)st.reaped);
+				(unsigned long long)st.reaped,
+				(unsigned long long)st.released,
+				(unsigned long long)st.stalled);
 		last = st;
 		nanosleep(&ts, NULL);
 	}
@@ -154,6 +183,8 @@ int main(int argc, char **argv)
 		return cmd_destroy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "watchdog"))
 		return cmd_watchdog(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dlq"))
+		return cmd_dlq(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h"))
 		return usage(stdout);
