@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "schema.h"
 #include "wait.h"
 
 #define DEFAULT_MAX_SUBSCRIBERS 32u
@@ -79,6 +80,7 @@ struct ch_config {
 	uint32_t max_subs, max_groups;
 	uint32_t retry_capacity, dlq_capacity, dlq_policy;
 	uint64_t layout_hash;
+	const shmbus_schema_t *schema; /* NULL: none declared */
 };
 
 static struct ch_config config_of(const shmbus_channel_opts_t *o)
@@ -98,6 +100,7 @@ static struct ch_config config_of(const shmbus_channel_opts_t *o)
 						: DEFAULT_DLQ_CAPACITY,
 		.dlq_policy = o->dlq_policy,
 		.layout_hash = o->layout_hash,
+		.schema = o->schema,
 	};
 	return c;
 }
@@ -105,7 +108,8 @@ static struct ch_config config_of(const shmbus_channel_opts_t *o)
 /* Where everything lies in the object: sizes of every area follow from
  * the configuration, so an attacher recomputes them and compares. */
 struct ch_geometry {
-	uint64_t subs_off, groups_off, retry_off, dlq_off, slots_off, total;
+	uint64_t subs_off, groups_off, retry_off, dlq_off, stats_off;
+	uint64_t schema_off, slots_off, total;
 };
 
 static struct ch_geometry channel_geometry(const struct ch_config *c)
@@ -118,11 +122,14 @@ static struct ch_geometry channel_geometry(const struct ch_config *c)
 		      (size_t)c->max_groups * group_size_for(c->capacity);
 	g.dlq_off = g.retry_off + (size_t)c->max_subs * c->retry_capacity *
 					  retry_entry_size_for(c->record_size);
-	g.slots_off = round_up(g.dlq_off + sizeof(struct ch_dlq) +
+	g.stats_off = round_up(g.dlq_off + sizeof(struct ch_dlq) +
 				       (size_t)c->dlq_capacity *
 					       dlq_entry_size_for(
 						       c->record_size),
-			       4096);
+			       SHMBUS_CACHELINE);
+	g.schema_off = g.stats_off +
+		       (size_t)c->max_subs * sizeof(struct ch_sub_stats);
+	g.slots_off = round_up(g.schema_off + sizeof(struct ch_schema), 4096);
 	g.total = round_up(g.slots_off + (size_t)c->capacity *
 						 slot_size_for(c->record_size),
 			   4096);
@@ -189,6 +196,8 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': unknown dlq_policy %u",
 				     name, o->dlq_policy);
+	if (o->schema)
+		return schema_check(name, o->schema, o->record_size);
 	return 0;
 }
 
@@ -224,6 +233,12 @@ static int build(struct ch_header *h, const struct ch_geometry *geo,
 	h->retry_entry_size = retry_entry_size_for(o->record_size);
 	h->dlq_capacity = o->dlq_capacity;
 	h->dlq_entry_size = dlq_entry_size_for(o->record_size);
+	h->stats_off = geo->stats_off;
+	h->schema_off = geo->schema_off;
+	if (o->schema)
+		schema_store((struct ch_schema *)((uint8_t *)h +
+						  geo->schema_off),
+			     o->schema);
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	ck_ec32_init(&h->data_ec, 0);
 	ck_ec32_init(&h->space_ec, 0);
@@ -295,7 +310,8 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	uint32_t dlq_esize = h->dlq_entry_size;
 	uint64_t subs_off = h->subscribers_off, slots_off = h->slots_off;
 	uint64_t groups_off = h->groups_off, retry_off = h->retry_off;
-	uint64_t dlq_off = h->dlq_off;
+	uint64_t dlq_off = h->dlq_off, stats_off = h->stats_off;
+	uint64_t schema_off = h->schema_off;
 	uint64_t total = h->total_size;
 	/* the limits first: the geometry's products then cannot overflow */
 	if (c.record_size == 0 || c.record_size > SLOT_MAX_RECORD ||
@@ -320,7 +336,8 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	    dlq_esize != dlq_entry_size_for(c.record_size) || total != size ||
 	    geo.total != size || subs_off != geo.subs_off ||
 	    groups_off != geo.groups_off || retry_off != geo.retry_off ||
-	    dlq_off != geo.dlq_off || slots_off != geo.slots_off)
+	    dlq_off != geo.dlq_off || stats_off != geo.stats_off ||
+	    schema_off != geo.schema_off || slots_off != geo.slots_off)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "channel '%s': sizes or offsets in its "
 				     "header do not match its %zu bytes "
@@ -346,6 +363,8 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	ch->dlq = (struct ch_dlq *)(base + dlq_off);
 	ch->dlq_capacity = c.dlq_capacity;
 	ch->dlq_entry_size = dlq_esize;
+	ch->stats = (struct ch_sub_stats *)(base + stats_off);
+	ch->schema = (struct ch_schema *)(base + schema_off);
 	ch->id = h->channel_id;
 	ch->record_size = c.record_size;
 	ch->slot_size = slot_size;
@@ -394,6 +413,12 @@ static int check_match(const shmbus_channel_t *ch,
 	else if (o->dlq_policy != ch->dlq_policy)
 		what = "dlq_policy", have = ch->dlq_policy,
 		want = o->dlq_policy;
+	else if (o->schema && !schema_equal(ch->schema, o->schema))
+		return shmbus_seterr(SHMBUS_EEXIST,
+				     "channel '%s' exists with another schema "
+				     "(or none); open it without one to "
+				     "attach",
+				     ch->name);
 	if (what == NULL)
 		return 0;
 	return shmbus_seterr(SHMBUS_EEXIST,
@@ -624,8 +649,16 @@ int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 	info->max_subscribers = ch->max_subs;
 	info->max_groups = ch->max_groups;
 	info->layout_hash = ch->layout_hash;
+	/* relaxed: statistics */
 	info->claimed =
 		atomic_load_explicit(&ch->hdr->claim, memory_order_relaxed);
+	info->tombstones = atomic_load_explicit(&ch->hdr->tombstones,
+						memory_order_relaxed);
+	info->retry_capacity = ch->retry_capacity;
+	info->dlq_capacity = ch->dlq_capacity;
+	info->dlq_policy = ch->dlq_policy;
+	uint32_t nf = ch->schema->n_fields;
+	info->schema_fields = nf <= SHMBUS_SCHEMA_MAX_FIELDS ? nf : 0;
 	return 0;
 }
 

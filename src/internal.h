@@ -62,6 +62,8 @@ struct shmbus_channel {
 	uint32_t dlq_capacity;
 	uint32_t dlq_entry_size;
 	uint32_t dlq_policy;
+	struct ch_sub_stats *stats; /* one per subscriber row */
+	struct ch_schema *schema;
 	uint64_t layout_hash;
 	char name[SHMBUS_NAME_BYTES];
 	bool lease_held;

@@ -76,7 +76,10 @@ struct sb_participant {
 	/* multi-producer: 1 from before a claim until the claimed slots'
 	 * markers name this participant (watchdog.c) */
 	_Atomic uint64_t claim_intent;
-	uint8_t reserved[40];
+	/* a producer's counters, written by it alone (relaxed, for tools) */
+	_Atomic uint64_t published; /* records committed */
+	_Atomic uint64_t waits;	    /* claims that waited for space */
+	uint8_t reserved[24];
 };
 _Static_assert(sizeof(struct sb_participant) == 128, "participant ABI");
 
@@ -398,6 +401,70 @@ struct dlq_entry {
 };
 _Static_assert(sizeof(struct dlq_entry) == 192, "dlq entry ABI");
 
+/*
+ * A subscriber row's latency histogram: publish time stamp to handler
+ * start, sampled once per batch (its first record), in log-linear buckets
+ * (lat_bucket below). Written by the row's holder with relaxed load+store
+ * (one writer; a group's members share it and may lose a count), read by
+ * tools.
+ */
+#define SHMBUS_LAT_BUCKETS 128u
+struct ch_sub_stats {
+	_Atomic uint64_t lat[SHMBUS_LAT_BUCKETS];
+};
+_Static_assert(sizeof(struct ch_sub_stats) == 1024, "stats ABI");
+
+/* 4 buckets per power of two from 16 ns; below 16 ns, 4 ns wide; the last
+ * bucket takes everything from about 12 s up. */
+static inline uint32_t lat_bucket(uint64_t ns)
+{
+	if (ns < 16)
+		return (uint32_t)ns >> 2;
+	uint32_t msb = 63u - (uint32_t)__builtin_clzll(ns);
+	uint32_t b = (msb - 3) * 4 + (uint32_t)((ns >> (msb - 2)) & 3);
+	return b < SHMBUS_LAT_BUCKETS ? b : SHMBUS_LAT_BUCKETS - 1;
+}
+
+/* The smallest value of bucket b (the inverse of lat_bucket). */
+static inline uint64_t lat_bucket_floor(uint32_t b)
+{
+	if (b < 4)
+		return (uint64_t)b << 2;
+	uint32_t msb = b / 4 + 3;
+	return (1ull << msb) | (uint64_t)(b & 3) << (msb - 2);
+}
+
+/*
+ * A channel's record schema (optional): the fields of its payload, for
+ * tools to decode records by. Written by the channel's creator.
+ */
+#define SHMBUS_SCHEMA_MAX_FIELDS 64u
+struct ch_schema_field {
+	char name[32];
+	uint32_t type; /* shmbus_field_type */
+	uint32_t offset;
+	uint32_t size;
+	uint32_t count; /* enum: values in the enum table; else 0 */
+	uint32_t enum_off; /* first value in the enum table */
+	uint8_t reserved[12];
+};
+_Static_assert(sizeof(struct ch_schema_field) == 64, "schema ABI");
+#define SHMBUS_SCHEMA_MAX_ENUMS 128u
+struct ch_schema_enum {
+	int64_t value;
+	char name[24];
+};
+struct ch_schema {
+	uint32_t n_fields; /* 0: no schema */
+	uint32_t n_enums;
+	char type_name[48];
+	uint8_t reserved[8];
+	struct ch_schema_field fields[SHMBUS_SCHEMA_MAX_FIELDS];
+	struct ch_schema_enum enums[SHMBUS_SCHEMA_MAX_ENUMS];
+};
+_Static_assert(sizeof(struct ch_schema) == 64 + 64 * 64 + 128 * 32,
+	       "schema ABI");
+
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */
 	uint64_t magic;
@@ -431,7 +498,9 @@ struct ch_header {
 	uint32_t retry_entry_size; /* bytes, header + record_size rounded */
 	uint32_t dlq_capacity;	   /* entries, a power of two */
 	uint32_t dlq_entry_size;
-	uint8_t reserved0[256 - 200];
+	uint64_t stats_off; /* one struct ch_sub_stats per subscriber row */
+	uint64_t schema_off; /* struct ch_schema */
+	uint8_t reserved0[256 - 216];
 
 	/* line 4: the claim sequence. Multi-producer: fetch-add / CAS.
 	 * Single producer: the lease holder's release store per claim, so that
@@ -451,9 +520,13 @@ struct ch_header {
 	_Atomic uint32_t space_sleepers; /* producers using block */
 	uint8_t reserved3[SHMBUS_CACHELINE - 8];
 
-	/* line 7: subscriber rows in use (gating scan bound) */
+	/* line 7: subscriber rows in use (gating scan bound); holes repaired
+	 * with tombstones (fetch-add by the watchdog or a new lease holder:
+	 * rare, never on the hot path) */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
-	uint8_t reserved4[SHMBUS_CACHELINE - 4];
+	uint32_t reserved4a;
+	_Atomic uint64_t tombstones;
+	uint8_t reserved4[SHMBUS_CACHELINE - 16];
 };
 _Static_assert(sizeof(struct ch_header) == 512, "channel header ABI");
 _Static_assert(offsetof(struct ch_header, name) == 104, "ch ABI");

@@ -47,6 +47,8 @@ struct shmbus_producer {
 	bool overwrite;
 	bool fence_claim; /* overwrite or evict: readers validate by claim */
 	_Atomic uint64_t *intent; /* multi-producer: our claim-intent word */
+	struct sb_participant *row; /* our counters live there */
+	uint64_t published, waits;
 	bool sleeper; /* counted in hdr->space_sleepers */
 };
 
@@ -78,8 +80,13 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 		      bool try_only)
 {
 	struct space_wait sw = {p, seq, end};
+	if (space_ready(&sw))
+		return 0; /* the cached gate was only stale */
 	if (try_only)
-		return space_ready(&sw) ? 0 : SHMBUS_EAGAIN;
+		return SHMBUS_EAGAIN;
+	/* relaxed: a statistic for tools, written by us alone */
+	atomic_store_explicit(&p->row->waits, ++p->waits,
+			      memory_order_relaxed);
 	return wait_until(p->wait, &p->hdr->space_ec, 0, space_ready, &sw);
 }
 
@@ -257,6 +264,10 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 	/* Sleepers registered: bump the event count (a futex wake only when
 	 * one is flagged asleep). relaxed: a stale zero costs a sleeper one
 	 * bounded wait slice, see wait.h. */
+	p->published += c->n;
+	/* relaxed: a statistic for tools, on our own participant row */
+	atomic_store_explicit(&p->row->published, p->published,
+			      memory_order_relaxed);
 	if (atomic_load_explicit(&p->hdr->data_sleepers, memory_order_relaxed))
 		waiter_wake(&p->hdr->data_ec);
 	/* relaxed: a poller added after this load finds the channel ready
@@ -336,6 +347,10 @@ static void repair_single(shmbus_producer_t *p)
 			break;
 		s--;
 	}
+	/* relaxed: a statistic */
+	if (s != claim)
+		atomic_fetch_add_explicit(&ch->hdr->tombstones, claim - s,
+					  memory_order_relaxed);
 	for (; s != claim; s++) {
 		struct slot_header *h = slot_at(ch, s);
 		slot_defaults(h, 0, 0, 0, SHMBUS_REC_TOMBSTONE);
@@ -380,7 +395,8 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 		free(p);
 		return rc;
 	}
-	p->intent = &ch->bus->parts[p->part].claim_intent;
+	p->row = &ch->bus->parts[p->part];
+	p->intent = &p->row->claim_intent;
 	/* The bus lock orders this process's threads on the lease flag and
 	 * the handle list; the kernel lock orders processes. */
 	rc = bus_lock(ch->bus);

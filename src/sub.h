@@ -33,6 +33,8 @@ struct shmbus_sub {
 	struct retry_policy rp;
 	struct retry_hold hold;
 	uint64_t rng; /* back-off jitter */
+	struct ch_sub_stats *lat; /* the row's histogram; NULL: not sampled */
+	const struct bus_clock *clock;
 	uint64_t lost_base; /* the row's lost total when this handle began */
 	uint8_t *copy; /* overwrite: private copy of one payload */
 	shmbus_poller_t *poller; /* the poller it belongs to, if any */
@@ -64,6 +66,18 @@ static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
 	r->producer = marker & MARKER_PART_MASK;
 	r->attempt = 1;
 	r->reserved = 0;
+}
+
+/* Publish-to-now latency of a record about to be handled, into the row's
+ * histogram (once per batch: one clock read). */
+static inline void lat_sample(shmbus_sub_t *s, uint64_t ts)
+{
+	uint64_t now = bus_clock_now(s->clock);
+	_Atomic uint64_t *b = &s->lat->lat[lat_bucket(now > ts ? now - ts : 0)];
+	/* relaxed: a statistic for tools; one writer per row (a group's
+	 * members may lose a count, never tear one) */
+	atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 /* Run the handler: RETRY_CONSUMED, or RETRY_HOLD (the record failed and

@@ -138,6 +138,8 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 				fill_record(s, &r, seq, m, h->len_flags,
 					    h->timestamp, h->key, h->origin,
 					    h + 1);
+				if (n == 0 && s->lat)
+					lat_sample(s, r.timestamp);
 				if (__builtin_expect(dispatch(s, &r) !=
 							     RETRY_CONSUMED,
 						     0))
@@ -225,6 +227,8 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 			shmbus_record_t r;
 			fill_record(s, &r, seq, m, lf, ts, key, origin,
 				    s->copy);
+			if (done == 0 && s->lat)
+				lat_sample(s, ts);
 			/* never held: an overwrite reader's failures go to
 			 * its segment or the DLQ (may_hold is false) */
 			dispatch(s, &r);
@@ -516,6 +520,9 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	atomic_store_explicit(&e->retried, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->dead_lettered, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->retry_due, UINT64_MAX, memory_order_relaxed);
+	for (uint32_t b = 0; b < SHMBUS_LAT_BUCKETS; b++)
+		atomic_store_explicit(&ch->stats[i].lat[b], 0,
+				      memory_order_relaxed);
 	return enter_row(ch, i);
 }
 
@@ -653,6 +660,9 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	}
 	s->ent->participant = s->part;
 	s->ent->wait = s->wait;
+	if (!(opts->flags & SHMBUS_SUB_NO_LATENCY))
+		s->lat = &ch->stats[s->index];
+	s->clock = &ch->bus->clock;
 	s->ent->retry_policy = s->rp.policy;
 	s->ent->max_attempts = s->rp.max_attempts;
 	s->ent->ttl_ns = group ? 0 : opts->ttl_ms * 1000000ull;
@@ -676,7 +686,8 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	if (rc)
 		return rc;
 	if (opts->wait > SHMBUS_WAIT_BLOCK ||
-	    (opts->flags & ~(uint32_t)(group ? SHMBUS_GROUP_KEYED : 0)))
+	    (opts->flags & ~(uint32_t)(SHMBUS_SUB_NO_LATENCY |
+				       (group ? SHMBUS_GROUP_KEYED : 0))))
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "unknown wait strategy %u or flags 0x%x",
 				     opts->wait, opts->flags);

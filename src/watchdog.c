@@ -122,6 +122,10 @@ static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
 			    memory_order_release, memory_order_relaxed))
 			n++;
 	}
+	/* relaxed: a statistic */
+	if (n)
+		atomic_fetch_add_explicit(&ch->hdr->tombstones, n,
+					  memory_order_relaxed);
 	if (n && atomic_load_explicit(&ch->hdr->data_sleepers,
 				      memory_order_relaxed))
 		ck_ec32_inc(&ch->hdr->data_ec, &shmbus_ec_mode);

@@ -139,6 +139,65 @@ enum shmbus_stall_policy {
 	SHMBUS_STALL_SPILL = 2, /* resumes from the journal (needs journal) */
 };
 
+/* ------------------------------------------------------------- schemas */
+
+/*
+ * A channel may describe its record's fields, so that tools (`shmbus tail`,
+ * `shmbus pub`, bridges) decode and encode records by name. Declare it next
+ * to the struct; the macros take offset and size from the compiler and
+ * refuse (at compile time) a member whose size does not fit its type:
+ *
+ *   struct order { uint64_t id; int32_t qty; double px; char sym[8];
+ *                  uint8_t side; };
+ *   static const shmbus_enum_value_t sides[] = {{"BUY", 0}, {"SELL", 1}};
+ *   static const shmbus_field_t order_fields[] = {
+ *       SHMBUS_FIELD(struct order, id, SHMBUS_F_U64),
+ *       SHMBUS_FIELD(struct order, qty, SHMBUS_F_I32),
+ *       SHMBUS_FIELD(struct order, px, SHMBUS_F_F64),
+ *       SHMBUS_FIELD(struct order, sym, SHMBUS_F_CHARS),
+ *       SHMBUS_FIELD_ENUM(struct order, side, sides),
+ *   };
+ *   static const shmbus_schema_t order_schema =
+ *       SHMBUS_SCHEMA(struct order, order_fields);
+ */
+enum shmbus_field_type {
+	SHMBUS_F_U8 = 1, SHMBUS_F_U16, SHMBUS_F_U32, SHMBUS_F_U64,
+	SHMBUS_F_I8, SHMBUS_F_I16, SHMBUS_F_I32, SHMBUS_F_I64,
+	SHMBUS_F_F32, SHMBUS_F_F64,
+	SHMBUS_F_CHARS, /* fixed-size text, NUL-padded */
+	SHMBUS_F_BYTES, /* fixed-size bytes (hex in JSON) */
+	SHMBUS_F_ENUM,	/* an unsigned integer of 1, 2, 4 or 8 bytes, named */
+	SHMBUS_F_BOOL,	/* one byte, 0 or 1 */
+};
+
+typedef struct shmbus_enum_value {
+	const char *name; /* up to 23 bytes */
+	int64_t value;
+} shmbus_enum_value_t;
+
+typedef struct shmbus_field {
+	const char *name; /* up to 31 bytes */
+	uint32_t type;	  /* shmbus_field_type */
+	uint32_t offset, size;
+	const shmbus_enum_value_t *enums;
+	uint32_t n_enums;
+} shmbus_field_t;
+
+typedef struct shmbus_schema {
+	const char *type_name; /* up to 47 bytes */
+	uint32_t size;	       /* sizeof the record struct */
+	uint32_t n_fields;     /* at most 64 (and 128 enum values in all) */
+	const shmbus_field_t *fields;
+} shmbus_schema_t;
+
+/* The size a field type needs (0: any size, for CHARS and BYTES). */
+#define SHMBUS_F_SIZE_(t)                                                      	((t) == SHMBUS_F_U8 || (t) == SHMBUS_F_I8 || (t) == SHMBUS_F_BOOL      		 ? 1u                                                          	 : (t) == SHMBUS_F_U16 || (t) == SHMBUS_F_I16 ? 2u                     	 : (t) == SHMBUS_F_U32 || (t) == SHMBUS_F_I32 || (t) == SHMBUS_F_F32   		 ? 4u                                                          	 : (t) == SHMBUS_F_U64 || (t) == SHMBUS_F_I64 || (t) == SHMBUS_F_F64   		 ? 8u                                                          		 : 0u)
+/* sizeof the member, or a compile error if the type needs another size */
+#define SHMBUS_MEMBER_SIZE_(T, m, t)                                           	((uint32_t)sizeof(((T *)0)->m) +                                       	 0u * (uint32_t)sizeof(char[(SHMBUS_F_SIZE_(t) == 0 ||                				     SHMBUS_F_SIZE_(t) ==                      					     sizeof(((T *)0)->m))              					    ? 1                                					    : -1]))
+#define SHMBUS_FIELD(T, m, t)                                                  	{#m, (t), (uint32_t)offsetof(T, m), SHMBUS_MEMBER_SIZE_(T, m, t), NULL, 	 0}
+#define SHMBUS_FIELD_ENUM(T, m, values)                                        	{#m,                                                                   	 SHMBUS_F_ENUM,                                                        	 (uint32_t)offsetof(T, m),                                             	 (uint32_t)sizeof(((T *)0)->m),                                        	 (values),                                                             	 (uint32_t)(sizeof(values) / sizeof((values)[0]))}
+#define SHMBUS_SCHEMA(T, fields)                                               	{#T, (uint32_t)sizeof(T),                                              	 (uint32_t)(sizeof(fields) / sizeof((fields)[0])), (fields)}
+
 typedef struct shmbus_channel_opts {
 	uint32_t record_size;	  /* largest payload in bytes, > 0 */
 	uint32_t capacity;	  /* slots, a power of two >= 2 */
@@ -154,6 +213,9 @@ typedef struct shmbus_channel_opts {
 	/* dead-letter queue entries, a power of two; 0 = 128 */
 	uint32_t dlq_capacity;
 	uint32_t dlq_policy; /* shmbus_dlq_policy, when the DLQ is full */
+	/* the record's fields, stored in the channel for tools (optional;
+	 * an attacher that gives one must give the same) */
+	const shmbus_schema_t *schema;
 } shmbus_channel_opts_t;
 
 enum shmbus_dlq_policy {
@@ -183,6 +245,9 @@ typedef struct shmbus_channel_info {
 	uint32_t max_groups;
 	uint64_t layout_hash;
 	uint64_t claimed; /* next sequence to be claimed */
+	uint64_t tombstones; /* holes of dead producers repaired */
+	uint32_t retry_capacity, dlq_capacity, dlq_policy;
+	uint32_t schema_fields; /* 0: no schema */
 } shmbus_channel_info_t;
 SHMBUS_API int shmbus_channel_get_info(shmbus_channel_t *ch,
 				   shmbus_channel_info_t *info);
@@ -336,6 +401,9 @@ enum shmbus_sub_flags {
 	 * while membership is stable (per-key order); keys move when members
 	 * join or leave, never handled by two members at once. */
 	SHMBUS_GROUP_KEYED = 1u << 0,
+	/* do not sample publish-to-handler latency into the row's histogram
+	 * (one clock read per batch) */
+	SHMBUS_SUB_NO_LATENCY = 1u << 1,
 };
 
 typedef struct shmbus_sub_opts {
@@ -486,6 +554,61 @@ SHMBUS_API int shmbus_channel_expire(shmbus_channel_t *ch);
 /* Forget a durable subscriber name: it stops gating producers. Fails with
  * SHMBUS_EBUSY while a live process holds it. */
 SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
+
+/* -------------------------------------------------------- introspection */
+
+/*
+ * What tools read from a running bus without slowing it: lock-free reads
+ * of counters that each producer and subscriber keeps on its own cache
+ * lines. Figures are a moment's view, not a transaction.
+ */
+
+/* The channels of a bus (from its table; no channel is opened). */
+SHMBUS_API int shmbus_bus_channels(shmbus_t *bus, shmbus_channel_info_t *out,
+				   uint32_t max);
+
+typedef struct shmbus_sub_info {
+	char name[SHMBUS_NAME_MAX + 1];
+	uint32_t row;
+	uint32_t state; /* 1 joining, 2 active, 3 evicted */
+	uint32_t live;	/* held by a live process (a group: live members) */
+	uint32_t group; /* 1: a competing group (its floor is the cursor) */
+	uint64_t cursor;
+	uint64_t lag;	 /* records published and not yet consumed */
+	uint64_t lag_ns; /* age of the oldest unconsumed record, or 0 */
+	uint64_t delivered, failed, retried, dead_lettered, lost;
+	uint32_t retry_pending; /* records waiting in its retry segment */
+	uint32_t holding;	/* held at a failed record */
+	/* publish-to-handler latency, sampled once per batch, since the row
+	 * was created: count and percentiles (bucket floors, ns) */
+	uint64_t lat_count, lat_p50, lat_p99, lat_p999, lat_max;
+} shmbus_sub_info_t;
+SHMBUS_API int shmbus_sub_list(shmbus_channel_t *ch, shmbus_sub_info_t *out,
+			       uint32_t max);
+
+typedef struct shmbus_producer_info {
+	uint32_t participant;
+	int32_t pid; /* a hint only */
+	uint64_t published;
+	uint64_t waits;
+} shmbus_producer_info_t;
+/* Live producers of the channel. */
+SHMBUS_API int shmbus_producer_list(shmbus_channel_t *ch,
+				    shmbus_producer_info_t *out, uint32_t max);
+
+typedef struct shmbus_field_info {
+	char name[32];
+	uint32_t type, offset, size, n_enums;
+} shmbus_field_info_t;
+/* The channel's schema: its fields (returns how many, 0 if none). */
+SHMBUS_API int shmbus_channel_fields(shmbus_channel_t *ch,
+				     shmbus_field_info_t *out, uint32_t max);
+/* Enum field `field`: the name of value (NULL if unnamed), or the value
+ * of name (SHMBUS_ENOENT if unknown). */
+SHMBUS_API const char *shmbus_channel_enum_name(shmbus_channel_t *ch,
+						uint32_t field, int64_t value);
+SHMBUS_API int shmbus_channel_enum_value(shmbus_channel_t *ch, uint32_t field,
+					 const char *name, int64_t *value);
 
 /* ---------------------------------------------------- dead-letter queue */
 

@@ -1,0 +1,212 @@
+/*
+ * What tools read: schemas stored in the channel, the channel and
+ * subscriber lists with their counters, producers' counters and the
+ * latency histogram.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+struct order {
+	uint64_t id;
+	int32_t qty;
+	float f;
+	double px;
+	char sym[8];
+	uint8_t side;
+	uint8_t flag;
+	uint8_t raw[4];
+};
+
+static const shmbus_enum_value_t sides[] = {{"BUY", 0}, {"SELL", 1}};
+static const shmbus_field_t order_fields[] = {
+	SHMBUS_FIELD(struct order, id, SHMBUS_F_U64),
+	SHMBUS_FIELD(struct order, qty, SHMBUS_F_I32),
+	SHMBUS_FIELD(struct order, f, SHMBUS_F_F32),
+	SHMBUS_FIELD(struct order, px, SHMBUS_F_F64),
+	SHMBUS_FIELD(struct order, sym, SHMBUS_F_CHARS),
+	SHMBUS_FIELD_ENUM(struct order, side, sides),
+	SHMBUS_FIELD(struct order, flag, SHMBUS_F_BOOL),
+	SHMBUS_FIELD(struct order, raw, SHMBUS_F_BYTES),
+};
+static const shmbus_schema_t order_schema =
+	SHMBUS_SCHEMA(struct order, order_fields);
+
+Test(schema, stored_compared_and_read_back)
+{
+	const char *name = test_bus("sc");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = sizeof(struct order),
+				   .capacity = 16,
+				   .schema = &order_schema};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "Orders", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_field_info_t f[16];
+	cr_assert_eq(shmbus_channel_fields(ch, f, 16), 8);
+	cr_expect_str_eq(f[3].name, "px");
+	cr_expect_eq(f[3].type, SHMBUS_F_F64);
+	cr_expect_eq(f[3].offset, offsetof(struct order, px));
+	cr_expect_eq(f[4].size, 8);
+	cr_expect_eq(f[5].n_enums, 2);
+	cr_expect_str_eq(shmbus_channel_enum_name(ch, 5, 1), "SELL");
+	cr_expect_null(shmbus_channel_enum_name(ch, 5, 7));
+	int64_t v = -1;
+	cr_expect_eq(shmbus_channel_enum_value(ch, 5, "BUY", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(shmbus_channel_enum_value(ch, 5, "HOLD", &v),
+		     SHMBUS_ENOENT);
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.schema_fields, 8);
+
+	/* another process sees the same schema; a different one is refused */
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c;
+		CHECK_OK(shmbus_open(name, NULL, &b));
+		CHECK_OK(shmbus_channel_open(b, "Orders", NULL, &c));
+		shmbus_field_info_t g[16];
+		_exit(shmbus_channel_fields(c, g, 16) == 8 &&
+			      !strcmp(g[7].name, "raw")
+		      ? 0
+		      : 1);
+	}
+	cr_expect_eq(child_status(pid), 0);
+	shmbus_field_t other[8];
+	memcpy(other, order_fields, sizeof(other));
+	other[1].name = "quantity";
+	shmbus_schema_t os = {"struct order", sizeof(struct order), 8, other};
+	o.schema = &os;
+	shmbus_channel_t *c2;
+	cr_expect_eq(shmbus_channel_open(bus, "Orders", &o, &c2),
+		     SHMBUS_EEXIST);
+	cr_expect(strstr(shmbus_errmsg(), "schema") != NULL);
+
+	/* bad schemas are refused with the field named */
+	other[1].name = "qty";
+	other[2].offset = 200;
+	cr_expect_eq(shmbus_channel_open(bus, "Bad", &o, &c2), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "'f'") != NULL, "%s",
+		  shmbus_errmsg());
+	other[2].offset = 12;
+	other[2].name = "id";
+	cr_expect_eq(shmbus_channel_open(bus, "Bad", &o, &c2), SHMBUS_EINVAL);
+	cr_expect(strstr(shmbus_errmsg(), "twice") != NULL);
+	/* no schema: zero fields */
+	o.schema = NULL;
+	cr_assert_eq(shmbus_channel_open(bus, "Plain", &o, &c2), 0);
+	cr_expect_eq(shmbus_channel_fields(c2, f, 16), 0);
+	shmbus_close(bus);
+}
+
+Test(schema, a_corrupt_stored_schema_is_an_error)
+{
+	shmbus_t *bus;
+	shmbus_channel_opts_t o = {.record_size = sizeof(struct order),
+				   .capacity = 16,
+				   .schema = &order_schema};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(test_bus("scc"), NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "Orders", &o, &ch), 0);
+	/* scribble as a buggy peer could: a field past the record */
+	struct ch_schema *sc = ch->schema;
+	sc->fields[2].offset = 1000;
+	shmbus_field_info_t f[16];
+	cr_expect_eq(shmbus_channel_fields(ch, f, 16), SHMBUS_ECORRUPT);
+	sc->fields[2].offset = 12;
+	sc->fields[5].enum_off = 127;
+	cr_expect_null(shmbus_channel_enum_name(ch, 5, 1));
+	sc->n_fields = 65;
+	cr_expect_eq(shmbus_channel_fields(ch, f, 16), SHMBUS_ECORRUPT);
+	shmbus_close(bus);
+}
+
+static int slow(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(*(uint64_t *)ctx)++;
+	return r->seq == 3 ? -1 : 0;
+}
+
+Test(introspect, counters_lag_and_latency)
+{
+	const char *name = test_bus("in");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "C", 8, 16, 0);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "risk",
+				.retry = {.max_attempts = 1}};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, slow, &got, &so, &s), 0);
+	shmbus_sub_opts_t qo = {.name = "quiet",
+				.flags = SHMBUS_SUB_NO_LATENCY};
+	shmbus_sub_t *q;
+	cr_assert_eq(shmbus_subscribe(ch, slow, &got, &qo, &q), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 10; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, v), 0);
+	/* poll in batches of 2: five latency samples */
+	while (shmbus_poll(s, 2) > 0)
+		;
+	shmbus_sub_info_t in[4];
+	cr_assert_eq(shmbus_sub_list(ch, in, 4), 2);
+	cr_expect_str_eq(in[0].name, "risk");
+	cr_expect_eq(in[0].live, 1);
+	cr_expect_eq(in[0].cursor, 10);
+	cr_expect_eq(in[0].lag, 0);
+	cr_expect_eq(in[0].delivered, 10);
+	cr_expect_eq(in[0].failed, 1);
+	cr_expect_eq(in[0].dead_lettered, 1);
+	cr_expect_eq(in[0].lat_count, 5);
+	cr_expect_gt(in[0].lat_p50, 0);
+	cr_expect_geq(in[0].lat_max, in[0].lat_p99);
+	cr_expect_str_eq(in[1].name, "quiet");
+	cr_expect_eq(in[1].lag, 10);
+	cr_expect_gt(in[1].lag_ns, 0);
+	cr_expect_eq(in[1].lat_count, 0);
+	shmbus_producer_info_t pi[4];
+	cr_assert_eq(shmbus_producer_list(ch, pi, 4), 1);
+	cr_expect_eq(pi[0].published, 10);
+	cr_expect_eq(pi[0].waits, 0);
+	/* a full ring makes the producer wait once it is a ring ahead */
+	for (uint64_t v = 10; v < 16; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, v), 0);
+	cr_expect_eq(shmbus_try_publish(p, &got, 8, 0), SHMBUS_EAGAIN);
+	cr_assert_eq(shmbus_producer_list(ch, pi, 4), 1);
+	cr_expect_eq(pi[0].published, 16);
+	shmbus_channel_info_t ci[4];
+	cr_assert_eq(shmbus_bus_channels(bus, ci, 4), 1);
+	cr_expect_str_eq(ci[0].name, "C");
+	cr_expect_eq(ci[0].capacity, 16);
+
+	/* the histogram's buckets invert */
+	for (uint64_t ns = 1; ns < (1ull << 33); ns = ns * 3 + 1) {
+		uint32_t b = lat_bucket(ns);
+		cr_expect_leq(lat_bucket_floor(b), ns);
+		if (b + 1 < SHMBUS_LAT_BUCKETS)
+			cr_expect_gt(lat_bucket_floor(b + 1), ns);
+	}
+	/* a dead process's name is not live */
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c;
+		CHECK_OK(shmbus_open(name, NULL, &b));
+		CHECK_OK(shmbus_channel_open(b, "C", NULL, &c));
+		shmbus_sub_opts_t o2 = {.name = "gone"};
+		shmbus_sub_t *x;
+		CHECK_OK(shmbus_subscribe(c, slow, &got, &o2, &x));
+		raise(SIGKILL);
+	}
+	cr_assert_eq(child_status(pid), 128 + SIGKILL);
+	cr_assert_eq(shmbus_sub_list(ch, in, 4), 3);
+	cr_expect_str_eq(in[2].name, "gone");
+	cr_expect_eq(in[2].live, 0);
+	shmbus_close(bus);
+}
