@@ -17,8 +17,8 @@
  * after its header and payload: readers acquire-load the marker, so
  * multi-producer commits that finish out of order are still read in order.
  *
- * Overwrite channels (single producer, never waits): the claim store, then a
- * release fence, then the slot writes. A reader that copies a slot and then
+ * Every claim: the claim store (or RMW), then a release fence, then the
+ * slot writes. A reader that copies a slot and then
  * (after an acquire fence) finds claim > seq + capacity knows its copy may
  * be torn: the claim word is the seqlock (subscriber.c).
  */
@@ -45,7 +45,6 @@ struct shmbus_producer {
 	uint32_t wait;
 	bool multi;
 	bool overwrite;
-	bool fence_claim; /* overwrite or evict: readers validate by claim */
 	_Atomic uint64_t *intent; /* multi-producer: our claim-intent word */
 	struct sb_participant *row; /* our counters live there */
 	uint64_t published, waits;
@@ -108,12 +107,11 @@ static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 	}
 	p->next_seq = end;
 	atomic_store_explicit(&p->hdr->claim, end, memory_order_relaxed);
-	if (p->fence_claim) {
-		/* release: the claim store before this lap's slot writes;
-		 * pairs with the reader's acquire fence before it re-checks
-		 * the claim (overwrite copies, evictable batches) */
-		atomic_thread_fence(memory_order_release);
-	}
+	/* release: the claim store before this lap's slot writes; pairs
+	 * with the acquire fence of every reader that validates a copy by
+	 * the claim (overwrite copies, evictable batches, spies). Free on
+	 * x86; one store barrier per claim elsewhere. */
+	atomic_thread_fence(memory_order_release);
 	c->seq = seq;
 	c->n = n;
 	claim_fill(p->ch, c);
@@ -157,8 +155,7 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 		if (end - p->gate > p->capacity)
 			wait_space(p, seq, end, false);
 	}
-	if (p->fence_claim) /* as in claim_single */
-		atomic_thread_fence(memory_order_release);
+	atomic_thread_fence(memory_order_release); /* as in claim_single */
 	FAILPOINT(FP_MP_AFTER_CLAIM);
 	/* Name ourselves as claimant, so that a hole we leave by dying can be
 	 * repaired by CAS from exactly this state (watchdog). relaxed: the
@@ -387,8 +384,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->clock = ch->bus->clock;
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
-	p->fence_claim =
-		p->overwrite || ch->stall_policy == SHMBUS_STALL_EVICT;
+
 	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
 				      &p->part);
 	if (rc) {

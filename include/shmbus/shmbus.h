@@ -596,6 +596,28 @@ typedef struct shmbus_producer_info {
 SHMBUS_API int shmbus_producer_list(shmbus_channel_t *ch,
 				    shmbus_producer_info_t *out, uint32_t max);
 
+/*
+ * A spy: a reader that never gates producers and writes nothing to shared
+ * memory (`shmbus tail`). It copies each record out and validates the copy
+ * against the claim sequence, like an overwrite reader, so it may be lapped
+ * on any channel: then it skips to the oldest intact record and says how
+ * many it missed.
+ */
+typedef struct shmbus_spy shmbus_spy_t;
+/* Start at the present, or from_start: at the oldest record still in the
+ * ring. */
+SHMBUS_API int shmbus_spy_open(shmbus_channel_t *ch, int from_start,
+			       shmbus_spy_t **out);
+/*
+ * The next record, its payload copied into buf (buflen >= record_size):
+ * 0, SHMBUS_EAGAIN if none is published yet, or SHMBUS_ELAPPED when records
+ * were overwritten before the spy read them (*missed += how many; call
+ * again). A tombstone comes back with SHMBUS_REC_TOMBSTONE in rec->flags.
+ */
+SHMBUS_API int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec,
+			       void *buf, uint32_t buflen, uint64_t *missed);
+SHMBUS_API void shmbus_spy_close(shmbus_spy_t *sp);
+
 typedef struct shmbus_field_info {
 	char name[32];
 	uint32_t type, offset, size, n_enums;

@@ -1,0 +1,103 @@
+/*
+ * Spies: readers that never gate producers (shmbus tail). A spy has no
+ * subscriber row, so nothing protects the slot it reads: it copies the
+ * record out and then checks, after an acquire fence, that the claim
+ * sequence has not come a full ring past it (every producer fences its
+ * claim store before its slot writes, producer.c). A copy that fails the
+ * check may be torn and is thrown away, counted as missed.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+
+#include "copy.h"
+#include "error.h"
+#include "internal.h"
+
+struct shmbus_spy {
+	shmbus_channel_t *ch;
+	uint64_t next;
+};
+
+int shmbus_spy_open(shmbus_channel_t *ch, int from_start, shmbus_spy_t **out)
+{
+	if (ch == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "channel or out NULL");
+	shmbus_spy_t *sp = calloc(1, sizeof(*sp));
+	if (sp == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "spy");
+	sp->ch = ch;
+	/* acquire: pairs with the producers' claim stores and RMWs */
+	uint64_t c = atomic_load_explicit(&ch->hdr->claim,
+					  memory_order_acquire);
+	sp->next = c;
+	if (from_start)
+		sp->next = c > ch->capacity ? c - ch->capacity : 0;
+	*out = sp;
+	return 0;
+}
+
+void shmbus_spy_close(shmbus_spy_t *sp)
+{
+	free(sp);
+}
+
+/* Lapped at seq by a claim c: skip to the oldest record that can be intact. */
+static int lapped(shmbus_spy_t *sp, uint64_t c, uint64_t *missed)
+{
+	uint64_t to = c - sp->ch->capacity;
+	if (missed)
+		*missed += to - sp->next;
+	sp->next = to;
+	return SHMBUS_ELAPPED;
+}
+
+int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
+		    uint32_t buflen, uint64_t *missed)
+{
+	if (sp == NULL || rec == NULL || buf == NULL ||
+	    buflen < sp->ch->record_size)
+		return SHMBUS_EINVAL;
+	shmbus_channel_t *ch = sp->ch;
+	uint64_t seq = sp->next, lap = lap_of(ch, seq);
+	struct slot_header *h = slot_at(ch, seq);
+	/* acquire: pairs with the producer's release store at commit */
+	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
+	uint32_t tag = marker_tag(m);
+	bool tomb = tag == marker_tag_make(lap, SLOT_TOMBSTONE);
+	if (tag != marker_tag_make(lap, SLOT_COMMITTED) && !tomb) {
+		/* relaxed: if the slot is a lap ahead, so is the claim */
+		uint64_t c = atomic_load_explicit(&ch->hdr->claim,
+						  memory_order_relaxed);
+		return c - seq > ch->capacity ? lapped(sp, c, missed)
+					      : SHMBUS_EAGAIN;
+	}
+	uint32_t lf = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
+	uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
+	uint64_t key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
+	uint64_t origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
+	uint32_t len = lf & SLOT_LEN_MASK;
+	if (len > ch->record_size)
+		len = ch->record_size;
+	if (!tomb)
+		copy_out_relaxed(buf, h + 1, len);
+	/* acquire: pairs with the producer's release fence after its claim:
+	 * a word copied from a later lap means the claim below shows it */
+	atomic_thread_fence(memory_order_acquire);
+	uint64_t c = atomic_load_explicit(&ch->hdr->claim,
+					  memory_order_relaxed);
+	if (c - seq > ch->capacity)
+		return lapped(sp, c, missed);
+	rec->data = buf;
+	rec->len = tomb ? 0 : len;
+	rec->flags = tomb ? SHMBUS_REC_TOMBSTONE : lf >> 24;
+	rec->seq = seq;
+	rec->timestamp = ts;
+	rec->key = key;
+	rec->origin = origin ? origin - 1 : seq;
+	rec->channel_id = ch->id;
+	rec->producer = m & MARKER_PART_MASK;
+	rec->attempt = 1;
+	rec->reserved = 0;
+	sp->next = seq + 1;
+	return 0;
+}
