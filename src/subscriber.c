@@ -534,6 +534,9 @@ static int rejoin(shmbus_sub_t *s)
 	if (rc)
 		return rc;
 	uint64_t c1 = enter_row(s->ch, s->index);
+	/* a record we were held at is behind us now: missed, like the rest */
+	s->hold.active = false;
+	s->ent->holding = 0;
 	bus_unlock(s->ch->bus);
 	s->stats.missed += c1 - s->next_seq;
 	s->next_seq = c1;
@@ -605,6 +608,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 						    memory_order_acquire);
 		s->next_seq = enter_row(ch, (uint32_t)row);
 		s->stats.missed = s->next_seq - cur;
+		s->ent->holding = 0;
+		retry_release_dead(ch, (uint32_t)row);
 	} else {
 		/* Resume. The cursor was written by another process: check
 		 * it before trusting it. */
