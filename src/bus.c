@@ -435,6 +435,8 @@ int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 				      memory_order_relaxed);
 		atomic_store_explicit(&p->published, 0, memory_order_relaxed);
 		atomic_store_explicit(&p->waits, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->claim_lo, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->claim_hi, 0, memory_order_relaxed);
 		snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
 		/* release: the row's fields before its state, for readers
 		 * (tools, watchdog) that acquire-load state */

@@ -73,13 +73,16 @@ struct sb_participant {
 	uint64_t since_ns; /* CLOCK_MONOTONIC when taken */
 	_Atomic uint64_t heartbeat_ns;
 	char name[SHMBUS_NAME_BYTES]; /* subscriber name, or "" */
-	/* multi-producer: 1 from before a claim until the claimed slots'
-	 * markers name this participant (watchdog.c) */
+	/* multi-producer: 1 from before a claim's fetch-add until its range
+	 * is published below (watchdog.c) */
 	_Atomic uint64_t claim_intent;
 	/* a producer's counters, written by it alone (relaxed, for tools) */
 	_Atomic uint64_t published; /* records committed */
 	_Atomic uint64_t waits;	    /* claims that waited for space */
-	uint8_t reserved[24];
+	/* multi-producer: the range of its last claim, published (then the
+	 * intent lowered, release) right after the fetch-add (watchdog.c) */
+	_Atomic uint64_t claim_lo, claim_hi;
+	uint8_t reserved[8];
 };
 _Static_assert(sizeof(struct sb_participant) == 128, "participant ABI");
 

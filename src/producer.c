@@ -147,27 +147,32 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 				break;
 		}
 	} else {
-		/* seq_cst: as above; a fetch-add cannot be undone, so this
-		 * claim now waits for space if it must */
+		/* seq_cst: as above; a fetch-add cannot be undone */
 		seq = atomic_fetch_add_explicit(&h->claim, n,
 						memory_order_seq_cst);
 		end = seq + n;
-		if (end - p->gate > p->capacity)
-			wait_space(p, seq, end, false);
 	}
-	atomic_thread_fence(memory_order_release); /* as in claim_single */
 	FAILPOINT(FP_MP_AFTER_CLAIM);
+	/* Publish the range, then lower the intent (watchdog.c): from here a
+	 * hole we leave by dying is known to be ours, also while we wait for
+	 * space. relaxed: the release of the intent publishes them */
+	atomic_store_explicit(&p->row->claim_lo, seq, memory_order_relaxed);
+	atomic_store_explicit(&p->row->claim_hi, end, memory_order_relaxed);
+	/* release: pairs with the watchdog's acquire load of the intent */
+	atomic_store_explicit(p->intent, 0, memory_order_release);
+	if (!try_only && end - p->gate > p->capacity)
+		wait_space(p, seq, end, false);
 	/* Name ourselves as claimant, so that a hole we leave by dying can be
 	 * repaired by CAS from exactly this state (watchdog). relaxed: the
-	 * release of the intent word below publishes them */
+	 * fence below orders them before the slot writes */
 	for (uint64_t s = seq; s != end; s++)
 		atomic_store_explicit(
 			&slot_at(p->ch, s)->marker,
 			marker_make(lap_of(p->ch, s), SLOT_CLAIMED, p->part),
 			memory_order_relaxed);
-	/* release: the CLAIMED markers before "no intent"; pairs with the
-	 * watchdog's acquire load of this word */
-	atomic_store_explicit(p->intent, 0, memory_order_release);
+	/* release: as in claim_single, and the CLAIMED markers too, so that
+	 * a spy that copied a word of ours sees the marker change (spy.c) */
+	atomic_thread_fence(memory_order_release);
 	c->seq = seq;
 	c->n = n;
 	claim_fill(p->ch, c);

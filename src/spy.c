@@ -41,14 +41,45 @@ void shmbus_spy_close(shmbus_spy_t *sp)
 	free(sp);
 }
 
-/* Lapped at seq by a claim c: skip to the oldest record that can be intact. */
-static int lapped(shmbus_spy_t *sp, uint64_t c, uint64_t *missed)
+/* Lapped: skip to the oldest record that can be intact. */
+static int lapped(shmbus_spy_t *sp, shmbus_channel_t *ch, uint64_t *missed)
 {
-	uint64_t to = c - sp->ch->capacity;
+	/* relaxed: after the caller's acquire (fence or marker) */
+	uint64_t c = atomic_load_explicit(&ch->hdr->claim,
+					  memory_order_relaxed);
+	uint64_t to = c - ch->capacity;
+	if ((int64_t)(to - sp->next) <= 0)
+		to = sp->next + 1; /* a waiting claim: at least move on */
 	if (missed)
 		*missed += to - sp->next;
 	sp->next = to;
 	return SHMBUS_ELAPPED;
+}
+
+/* Does marker m show the slot of seq taken for a later lap? On a
+ * multi-producer channel the claim may run ahead while producers wait for
+ * space, so the marker's own lap decides; elsewhere the claim does. */
+static bool later_lap(shmbus_channel_t *ch, uint64_t seq, uint32_t m)
+{
+	if (ch->flags & SHMBUS_CH_MULTI_PRODUCER) {
+		uint32_t d = ((m >> 16) - (uint32_t)lap_of(ch, seq)) & 0xffffu;
+		return d != 0 && d < 0x8000u;
+	}
+	/* relaxed: if the slot is a lap ahead, so is the claim */
+	return atomic_load_explicit(&ch->hdr->claim, memory_order_relaxed) -
+		       seq >
+	       ch->capacity;
+}
+
+/* After the copy: was the slot of seq (marker m when we began) rewritten? */
+static bool rewritten(shmbus_channel_t *ch, uint64_t seq,
+		      struct slot_header *h, uint32_t m)
+{
+	if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
+		/* relaxed: ordered by the caller's acquire fence */
+		return atomic_load_explicit(&h->marker,
+					    memory_order_relaxed) != m;
+	return later_lap(ch, seq, m);
 }
 
 int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
@@ -64,13 +95,9 @@ int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
 	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
 	uint32_t tag = marker_tag(m);
 	bool tomb = tag == marker_tag_make(lap, SLOT_TOMBSTONE);
-	if (tag != marker_tag_make(lap, SLOT_COMMITTED) && !tomb) {
-		/* relaxed: if the slot is a lap ahead, so is the claim */
-		uint64_t c = atomic_load_explicit(&ch->hdr->claim,
-						  memory_order_relaxed);
-		return c - seq > ch->capacity ? lapped(sp, c, missed)
-					      : SHMBUS_EAGAIN;
-	}
+	if (tag != marker_tag_make(lap, SLOT_COMMITTED) && !tomb)
+		return later_lap(ch, seq, m) ? lapped(sp, ch, missed)
+					     : SHMBUS_EAGAIN;
 	uint32_t lf = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
 	uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
 	uint64_t key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
@@ -80,13 +107,12 @@ int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
 		len = ch->record_size;
 	if (!tomb)
 		copy_out_relaxed(buf, h + 1, len);
-	/* acquire: pairs with the producer's release fence after its claim:
-	 * a word copied from a later lap means the claim below shows it */
+	/* acquire: pairs with the producer's release fence after its claim
+	 * (and, multi-producer, its CLAIMED markers): a word copied from a
+	 * later lap means the loads below show that lap */
 	atomic_thread_fence(memory_order_acquire);
-	uint64_t c = atomic_load_explicit(&ch->hdr->claim,
-					  memory_order_relaxed);
-	if (c - seq > ch->capacity)
-		return lapped(sp, c, missed);
+	if (rewritten(ch, seq, h, m))
+		return lapped(sp, ch, missed);
 	rec->data = buf;
 	rec->len = tomb ? 0 : len;
 	rec->flags = tomb ? SHMBUS_REC_TOMBSTONE : lf >> 24;

@@ -45,7 +45,7 @@
 #define DEFAULT_BATCH 256u
 
 static int rejoin(shmbus_sub_t *s);
-static bool evicted(shmbus_sub_t *s, uint64_t first);
+static bool evicted(shmbus_sub_t *s);
 static void publish_counters(shmbus_sub_t *s);
 
 /* Store the cursor after the handlers of [.., seq) returned, and wake
@@ -158,7 +158,7 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 		}
 		if (n == 0)
 			break;
-		if (s->evictable && evicted(s, seq - n))
+		if (s->evictable && evicted(s))
 			return rejoin(s); /* the batch may have been lapped */
 		FAILPOINT(FP_SUB_BEFORE_CURSOR);
 		advance(s, seq);
@@ -544,17 +544,22 @@ static int rejoin(shmbus_sub_t *s)
 	return SHMBUS_ELAPPED;
 }
 
-/* Evict channels: were we evicted (before, or while reading a batch that
- * began at `first`)? */
-static bool evicted(shmbus_sub_t *s, uint64_t first)
+/*
+ * Evict channels: were we evicted (before, or while reading the batch)?
+ * A producer rewrites a slot we are reading only after its gating scan saw
+ * our row EVICTED; it fences (release) after its claim, before the slot
+ * writes. If we read such a write, our acquire fence below synchronizes
+ * with that fence, so the scan's load of EVICTED happens-before our load
+ * of the state, which therefore reads EVICTED too (read-read coherence).
+ * The claim itself proves nothing on a multi-producer channel: a producer
+ * waiting for space has claimed past us without writing anything.
+ */
+static bool evicted(shmbus_sub_t *s)
 {
-	/* acquire: pairs with the producer's release fence after its claim:
-	 * if we read a slot it rewrote, we see that claim */
 	atomic_thread_fence(memory_order_acquire);
-	uint64_t c = atomic_load_explicit(&s->hdr->claim, memory_order_relaxed);
-	return c - first > s->ch->capacity ||
-	       atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
-		       SUB_EVICTED;
+	/* relaxed: ordered by the fence above */
+	return atomic_load_explicit(&s->ent->state, memory_order_relaxed) ==
+	       SUB_EVICTED;
 }
 
 /* Under the bus lock: undo a fresh join (the row must not gate). */
@@ -617,8 +622,14 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 						    memory_order_acquire);
 		uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
 						      memory_order_acquire);
+		/* a multi-producer claim may run ahead of the slowest cursor
+		 * by a ring plus every waiting producer's claim */
+		uint64_t ahead = (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
+					 ? (uint64_t)ch->capacity *
+						   (ch->bus->max_participants + 1)
+					 : ch->capacity;
 		if ((int64_t)(claim - cur) < 0 ||
-		    (!s->overwrite && claim - cur > ch->capacity))
+		    (!s->overwrite && claim - cur > ahead))
 			rc = shmbus_seterr(SHMBUS_ECORRUPT,
 					   "%s '%s' on channel '%s': cursor "
 					   "%llu is not within a ring of the "

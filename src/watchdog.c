@@ -12,15 +12,22 @@
  *     and commit) is turned into a TOMBSTONE by compare-and-swap from exactly
  *     "claimed by that participant in this lap", so that a living producer
  *     can never be overwritten; subscribers skip it and count it.
- * Then the rows of dead participants are freed ("reaped"): participant ids
- * are reused only from free rows (while any are left), so a new producer
- * never inherits the name on a dead one's unrepaired hole.
- * A producer that died between its fetch-add and its CLAIMED stores leaves
- * holes that name nobody. Each multi-producer participant raises a claim
- * intent word before claiming and lowers it (release) once its markers
- * name it; a nameless hole below the claim is repaired only when some dead
- * participant's intent is up and no live one's is (a live one may be about
- * to name that very slot).
+ * Which producer owns a hole? A multi-producer participant raises a claim
+ * intent word before its fetch-add, publishes the range it got in its row
+ * right after (claim_lo, claim_hi), and lowers the intent with release: the
+ * window in which a claimed slot is known to nobody is a few instructions,
+ * never a wait. A slot that names nobody (not yet CLAIMED for its lap) is
+ * repaired only when no live producer of the channel has its intent up and
+ * none has it in its published range: then its claimant died before naming
+ * it. A producer waiting for space has published its range, so it never
+ * holds repairs off (a hole in front of it would otherwise stall it for
+ * good).
+ * Repairs look only at [lowest cursor, lowest cursor + capacity): slots
+ * beyond belong to claims still waiting for space, and hold the previous
+ * lap's records, unread.
+ * Then the rows of dead producers are freed ("reaped"), once every slot of
+ * their last range is below every cursor: a row is reused only after
+ * nothing in the ring can name it.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -46,76 +53,98 @@ struct shmbus_watchdog {
 	shmbus_watchdog_opts_t opts;
 	shmbus_channel_t **channels; /* by channel id, opened lazily */
 	struct row_seen **seen;	     /* by channel id, then row */
+	/* this pass: each multi-producer channel's lowest cursor, below which
+	 * a dead producer's range can hold no hole */
+	uint64_t *floor;
+	bool *floor_known;
+	uint8_t *dead; /* participants dead when the pass began */
 	shmbus_watchdog_stats_t stats;
 	pthread_t thread;
 	atomic_bool stop;
 	bool running;
 };
 
-/* Claim intents of the bus's participants: a live one about to name its
- * claim holds repairs of nameless holes off; a dead one left them. */
-struct intents {
-	bool live, dead;
+/* The live producers of a channel, as a repair pass sees them. */
+struct claimants {
+	bool intent; /* one is between its fetch-add and its range */
+	uint32_t n;
+	struct range {
+		uint64_t lo, hi;
+	} r[64];
+	bool overflow; /* more than 64: hold nameless repairs off */
 };
 
-static struct intents read_intents(shmbus_t *bus)
+/* Read after the claim (acquire): every fetch-add that claim includes
+ * published its intent before it, and its range before lowering it. */
+static void read_claimants(shmbus_channel_t *ch, struct claimants *c)
 {
-	struct intents in = {false, false};
+	shmbus_t *bus = ch->bus;
+	memset(c, 0, sizeof(*c));
 	for (uint32_t id = 1; id < bus->max_participants; id++) {
 		struct sb_participant *p = &bus->parts[id];
-		/* acquire: pairs with the producer's release of 0 after its
-		 * markers (and we read the claim before: its RMW published
-		 * the 1) */
-		if (atomic_load_explicit(&p->claim_intent,
-					 memory_order_acquire) == 0)
+		/* acquire: pairs with the release in bus_participant_take */
+		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+			    PART_LIVE ||
+		    p->kind != PART_PRODUCER || p->channel_id != ch->id ||
+		    bus_participant_dead(bus, id))
 			continue;
-		if (bus_participant_dead(bus, id))
-			in.dead = true;
-		else
-			in.live = true;
+		/* acquire: pairs with the producer's release of 0 after it
+		 * published its range */
+		if (atomic_load_explicit(&p->claim_intent,
+					 memory_order_acquire)) {
+			c->intent = true;
+			continue;
+		}
+		if (c->n == 64) {
+			c->overflow = true;
+			continue;
+		}
+		/* relaxed: ordered by the acquire of the intent above */
+		c->r[c->n].lo = atomic_load_explicit(&p->claim_lo,
+						     memory_order_relaxed);
+		c->r[c->n++].hi = atomic_load_explicit(&p->claim_hi,
+						       memory_order_relaxed);
 	}
-	return in;
 }
 
-static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
+/* May a live producer still name seq? */
+static bool claimed_by_live(const struct claimants *c, uint64_t seq)
 {
-	/* acquire: pairs with producers' claim RMW, which publishes their
-	 * intent: read the claim first, the intents after */
-	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
-					      memory_order_acquire);
-	struct intents in = read_intents(ch->bus);
-	*held_off |= in.live;
-	uint64_t lo = channel_min_gating(ch, claim), n = 0;
-	if (claim - lo > ch->capacity) /* bound a corrupt cursor */
-		lo = claim - ch->capacity;
-	for (uint64_t seq = lo; seq != claim; seq++) {
+	if (c->intent || c->overflow)
+		return true;
+	for (uint32_t i = 0; i < c->n; i++)
+		if ((int64_t)(seq - c->r[i].lo) >= 0 &&
+		    (int64_t)(c->r[i].hi - seq) > 0)
+			return true;
+	return false;
+}
+
+/* Repair the holes of dead producers in the window; returns how many. */
+static uint64_t repair_holes(shmbus_channel_t *ch, uint64_t lo, uint64_t end)
+{
+	struct claimants live;
+	read_claimants(ch, &live);
+	uint64_t n = 0;
+	for (uint64_t seq = lo; seq != end; seq++) {
 		struct slot_header *h = slot_at(ch, seq);
 		/* acquire: pairs with the producer's stores of its marker */
 		uint32_t m = atomic_load_explicit(&h->marker,
 						  memory_order_acquire);
 		uint64_t lap = lap_of(ch, seq);
-		uint32_t tag = marker_tag(m);
+		uint32_t tag = marker_tag(m), part = 0;
 		if (tag == marker_tag_make(lap, SLOT_COMMITTED) ||
 		    tag == marker_tag_make(lap, SLOT_TOMBSTONE))
 			continue;
-		if (tag != marker_tag_make(lap, SLOT_CLAIMED)) {
-			/* Claimed (below the claim) but naming nobody: its
-			 * producer died between claiming and naming. Only
-			 * when no live producer is in that window. */
-			if (in.dead && !in.live &&
-			    atomic_compare_exchange_strong_explicit(
-				    &h->marker, &m,
-				    marker_make(lap, SLOT_TOMBSTONE, 0),
-				    memory_order_release,
-				    memory_order_relaxed))
-				n++;
-			continue;
+		if (tag == marker_tag_make(lap, SLOT_CLAIMED)) {
+			part = m & MARKER_PART_MASK;
+			if (!bus_participant_dead(ch->bus, part))
+				continue;
+		} else if (claimed_by_live(&live, seq)) {
+			continue; /* names nobody yet: a live one may */
 		}
-		uint32_t part = m & MARKER_PART_MASK;
-		if (!bus_participant_dead(ch->bus, part))
-			continue;
 		/* release: subscribers acquire the marker and skip it. CAS
-		 * from exactly "claimed by that participant in this lap" */
+		 * from exactly what we saw: "claimed by that dead participant
+		 * in this lap", or a previous lap's record nobody will name */
 		if (atomic_compare_exchange_strong_explicit(
 			    &h->marker, &m,
 			    marker_make(lap, SLOT_TOMBSTONE, part),
@@ -130,6 +159,23 @@ static uint64_t repair_holes(shmbus_channel_t *ch, bool *held_off)
 				      memory_order_relaxed))
 		ck_ec32_inc(&ch->hdr->data_ec, &shmbus_ec_mode);
 	return n;
+}
+
+/* Multi-producer channel: repair the window, and note below which
+ * sequence dead producers' rows may be freed (ch_floor[id]). */
+static void repair_channel(shmbus_watchdog_t *w, shmbus_channel_t *ch)
+{
+	/* acquire: pairs with producers' claim RMW, which publishes their
+	 * intent: read the claim first, the intents after */
+	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_acquire);
+	uint64_t lo = channel_min_gating(ch, claim);
+	if ((int64_t)(claim - lo) < 0) /* a corrupt cursor */
+		lo = claim;
+	uint64_t end = claim - lo > ch->capacity ? lo + ch->capacity : claim;
+	w->stats.tombstones += repair_holes(ch, lo, end);
+	w->floor[ch->id] = lo;
+	w->floor_known[ch->id] = true;
 }
 
 /* Per row: hand back retry entries of dead processes; count rows that have
@@ -201,12 +247,38 @@ void shmbus_watchdog_counters(const shmbus_t *bus, shmbus_watchdog_stats_t *st)
 	st->stalled = atomic_load_explicit(&c->stalled, memory_order_relaxed);
 }
 
+/* May a dead participant's row be freed? A multi-producer producer's only
+ * once its last range lies below its channel's lowest cursor, so that no
+ * hole can still name it when its id is reused. */
+static bool reapable(const shmbus_watchdog_t *w, struct sb_participant *p)
+{
+	uint32_t c = p->channel_id;
+	if (p->kind != PART_PRODUCER || c >= w->bus->max_channels ||
+	    w->channels[c] == NULL ||
+	    !(w->channels[c]->flags & SHMBUS_CH_MULTI_PRODUCER))
+		return true;
+	/* relaxed: the producer is dead; its last stores are visible (the
+	 * kernel released its lock after them) */
+	uint64_t hi = atomic_load_explicit(&p->claim_hi, memory_order_relaxed);
+	return w->floor_known[c] && (int64_t)(w->floor[c] - hi) >= 0;
+}
+
 int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 {
 	shmbus_t *bus = w->bus;
 	shmbus_watchdog_stats_t was = w->stats;
 	uint64_t now = shmbus_now_ns(), stalled = 0;
-	bool held_off = false; /* a live intent held nameless repairs off */
+	/* Who is dead, decided before anything is read: a participant that
+	 * dies during the pass may have claimed or taken after our reads, so
+	 * its row waits for the next pass. */
+	for (uint32_t id = 1; id < bus->max_participants; id++)
+		/* acquire: pairs with the release in bus_participant_take */
+		bit_set(w->dead, id,
+			atomic_load_explicit(&bus->parts[id].state,
+					     memory_order_acquire) ==
+					PART_LIVE &&
+				bus_participant_dead(bus, id));
+	memset(w->floor_known, 0, bus->max_channels * sizeof(bool));
 	for (uint32_t id = 0; id < bus->max_channels; id++) {
 		/* acquire: pairs with the release in publish_row */
 		if (atomic_load_explicit(&bus->chtab[id].state,
@@ -233,20 +305,11 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 				w->stats.evicted += (uint64_t)n;
 		}
 		if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
-			w->stats.tombstones += repair_holes(ch, &held_off);
+			repair_channel(w, ch);
 	}
-	/* Every hole a dead participant left was repaired above (its claims
-	 * all lie between a channel's lowest cursor and its claim), unless a
-	 * live claim intent held the nameless ones off: then its intent stays
-	 * up, and its row stays, until a pass can repair them. */
 	for (uint32_t id = 1; id < bus->max_participants; id++) {
 		struct sb_participant *p = &bus->parts[id];
-		/* acquire: pairs with the release in bus_participant_take */
-		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
-			    PART_LIVE ||
-		    !bus_participant_dead(bus, id) ||
-		    (held_off && atomic_load_explicit(&p->claim_intent,
-						      memory_order_relaxed)))
+		if (!bit_get(w->dead, id) || !reapable(w, p))
 			continue;
 		if (bus_lock(bus))
 			break;
@@ -274,6 +337,16 @@ void shmbus_watchdog_get_stats(const shmbus_watchdog_t *w,
 	*st = w->stats;
 }
 
+static void free_watchdog(shmbus_watchdog_t *w)
+{
+	free(w->channels);
+	free(w->seen);
+	free(w->floor);
+	free(w->floor_known);
+	free(w->dead);
+	free(w);
+}
+
 int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
 			 shmbus_watchdog_t **out)
 {
@@ -285,10 +358,12 @@ int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
 		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog");
 	w->channels = calloc(bus->max_channels, sizeof(*w->channels));
 	w->seen = calloc(bus->max_channels, sizeof(*w->seen));
-	if (w->channels == NULL || w->seen == NULL) {
-		free(w->channels);
-		free(w->seen);
-		free(w);
+	w->floor = calloc(bus->max_channels, sizeof(*w->floor));
+	w->floor_known = calloc(bus->max_channels, sizeof(*w->floor_known));
+	w->dead = calloc(bus->max_participants / 8 + 1, 1);
+	if (w->channels == NULL || w->seen == NULL || w->floor == NULL ||
+	    w->floor_known == NULL || w->dead == NULL) {
+		free_watchdog(w);
 		return shmbus_seterr(SHMBUS_ENOMEM, "watchdog channels");
 	}
 	w->bus = bus;
@@ -303,9 +378,7 @@ int shmbus_watchdog_open(shmbus_t *bus, const shmbus_watchdog_opts_t *opts,
 	/* the lease: one watchdog per bus, held by the kernel for us */
 	int rc = shm_lock_byte(bus->map.fd, WATCHDOG_LOCK_BYTE);
 	if (rc) {
-		free(w->channels);
-		free(w->seen);
-		free(w);
+		free_watchdog(w);
 		return rc == SHMBUS_EBUSY
 			       ? shmbus_seterr(SHMBUS_EBUSY,
 					       "bus '%s' already has a live "
@@ -360,7 +433,5 @@ void shmbus_watchdog_close(shmbus_watchdog_t *w)
 		free(w->seen[id]);
 	}
 	shm_unlock_byte(w->bus->map.fd, WATCHDOG_LOCK_BYTE);
-	free(w->seen);
-	free(w->channels);
-	free(w);
+	free_watchdog(w);
 }

@@ -266,3 +266,144 @@ Test(watchdog, a_producer_dead_before_naming_its_claim)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+/* ------------------------------------------- producers waiting for space
+ * On a multi-producer channel a producer fetch-adds its claim, then waits
+ * for space: the claim runs ahead of the slowest cursor by more than a
+ * ring. Found by the chaos test. */
+
+static int log_val(const shmbus_record_t *r, void *ctx)
+{
+	uint64_t *log = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, 8);
+	log[1 + log[0]++] = v;
+	return 0;
+}
+
+/* A child that publishes `v` on channel W and blocks for space. */
+static pid_t waiting_publisher(const char *name, uint64_t v)
+{
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c;
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_open(name, NULL, &b));
+		CHECK_OK(shmbus_channel_open(b, "W", NULL, &c));
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+		CHECK_OK(shmbus_producer_open(c, &po, &p));
+		CHECK_OK(shmbus_publish(p, &v, 8, v));
+		_exit(0);
+	}
+	/* until its claim shows */
+	shmbus_t *b;
+	shmbus_channel_t *c;
+	shmbus_channel_info_t info = {0};
+	uint64_t before = 0;
+	cr_assert_eq(shmbus_open(name, NULL, &b), 0);
+	cr_assert_eq(shmbus_channel_open(b, "W", NULL, &c), 0);
+	shmbus_channel_get_info(c, &info);
+	before = info.claimed;
+	for (int i = 0; i < 2000 && info.claimed == before; i++) {
+		usleep(1000);
+		shmbus_channel_get_info(c, &info);
+	}
+	shmbus_close(b);
+	return pid;
+}
+
+static shmbus_channel_t *full_ring(const char *name, shmbus_t **bus,
+				   uint32_t policy, uint64_t *log,
+				   shmbus_sub_t **s)
+{
+	shmbus_channel_opts_t co = {.record_size = 8,
+				    .capacity = 16,
+				    .flags = SHMBUS_CH_MULTI_PRODUCER,
+				    .stall_policy = policy};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(name, NULL, bus), 0);
+	cr_assert_eq(shmbus_channel_open(*bus, "W", &co, &ch), 0);
+	shmbus_sub_opts_t so = {.name = "s"};
+	cr_assert_eq(shmbus_subscribe(ch, log_val, log, &so, s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 16; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, v), 0);
+	shmbus_producer_close(p);
+	return ch;
+}
+
+Test(waiting, a_name_resumes_and_is_not_evicted_by_a_waiting_claim)
+{
+	for (uint32_t policy = 0; policy < 2; policy++) {
+		const char *name = test_bus(policy ? "wte" : "wtb");
+		static uint64_t log[64];
+		memset(log, 0, sizeof(log));
+		shmbus_t *bus;
+		shmbus_sub_t *s;
+		shmbus_channel_t *ch = full_ring(name, &bus, policy, log, &s);
+		pid_t pid = waiting_publisher(name, 16);
+		/* the name resumes although claim - cursor > capacity */
+		shmbus_sub_close(s, 0);
+		shmbus_sub_opts_t so = {.name = "s"};
+		cr_assert_eq(shmbus_subscribe(ch, log_val, log, &so, &s), 0,
+			     "%s", shmbus_errmsg());
+		/* a live subscriber is not told it was lapped */
+		cr_expect_eq(shmbus_poll(s, 100), 16);
+		cr_expect_eq(child_status(pid), 0);
+		while (shmbus_poll(s, 100) > 0)
+			;
+		cr_assert_eq(log[0], 17, "policy %u: %llu records", policy,
+			     (unsigned long long)log[0]);
+		for (uint64_t v = 0; v < 17; v++)
+			cr_expect_eq(log[1 + v], v);
+		shmbus_sub_stats_t st;
+		shmbus_sub_get_stats(s, &st);
+		cr_expect_eq(st.missed, 0);
+		shmbus_close(bus);
+	}
+}
+
+Test(waiting, a_dead_waiters_hole_is_repaired_in_turn_and_no_sooner)
+{
+	const char *name = test_bus("wth");
+	static uint64_t log[64];
+	memset(log, 0, sizeof(log));
+	shmbus_t *bus;
+	shmbus_sub_t *s;
+	shmbus_channel_t *ch = full_ring(name, &bus, 0, log, &s);
+	pid_t dead = waiting_publisher(name, 16); /* claims 16, waits */
+	kill(dead, SIGKILL);
+	cr_assert_eq(child_status(dead), 128 + SIGKILL);
+	pid_t live = waiting_publisher(name, 17); /* claims 17, waits */
+	shmbus_watchdog_t *w;
+	cr_assert_eq(shmbus_watchdog_open(bus, NULL, &w), 0);
+	/* slot 16 still holds record 0, unread: not a hole yet */
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_stats_t ws;
+	shmbus_watchdog_get_stats(w, &ws);
+	cr_expect_eq(ws.tombstones, 0);
+	cr_expect_eq(shmbus_poll(s, 100), 16);
+	/* now 16 is in the window: repaired, although a live producer waits
+	 * behind it (its range says 17 is its own) */
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_get_stats(w, &ws);
+	cr_expect_eq(ws.tombstones, 1);
+	cr_expect_eq(child_status(live), 0);
+	while (shmbus_poll(s, 100) > 0)
+		;
+	cr_assert_eq(log[0], 17);
+	for (uint64_t v = 0; v < 16; v++)
+		cr_expect_eq(log[1 + v], v);
+	cr_expect_eq(log[17], 17);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.tombstones, 1);
+	/* the dead waiter's row goes only once its range is behind us */
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_get_stats(w, &ws);
+	cr_expect_geq(ws.reaped, 1);
+	shmbus_watchdog_close(w);
+	shmbus_close(bus);
+}
