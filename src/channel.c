@@ -331,6 +331,10 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	    log2 != log2_u32(c.capacity) ||
 	    (c.flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
 				   SHMBUS_CH_OVERWRITE)) ||
+	    /* combinations a creator is refused (check_opts) */
+	    ((c.flags & SHMBUS_CH_MULTI_PRODUCER) &&
+	     (c.flags & SHMBUS_CH_OVERWRITE)) ||
+	    c.stall_policy > SHMBUS_STALL_EVICT ||
 	    group_size != group_size_for(c.capacity) ||
 	    retry_esize != retry_entry_size_for(c.record_size) ||
 	    dlq_esize != dlq_entry_size_for(c.record_size) || total != size ||

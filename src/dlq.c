@@ -44,7 +44,24 @@ static void st(_Atomic uint64_t *v, uint64_t x)
 	atomic_store_explicit(v, x, memory_order_relaxed);
 }
 
-/* Under the lock: move tail past entries no longer held. */
+/* Under the lock: [tail, head) if it is a range of at most capacity
+ * entries, else SHMBUS_ECORRUPT (another process damaged it: every walk
+ * over it is bounded by this check). `shmbus dlq ... purge all` resets. */
+static int range(shmbus_channel_t *ch, uint64_t *tail, uint64_t *head)
+{
+	*tail = ld(&ch->dlq->tail);
+	*head = ld(&ch->dlq->head);
+	if (*head - *tail <= ch->dlq_capacity)
+		return 0;
+	return shmbus_seterr(SHMBUS_ECORRUPT,
+			     "channel '%s': its DLQ is corrupt (tail %llu, "
+			     "head %llu); `shmbus dlq BUS %s purge all` resets "
+			     "it",
+			     ch->name, (unsigned long long)*tail,
+			     (unsigned long long)*head, ch->name);
+}
+
+/* Under the lock, on a valid range: move tail past entries not held. */
 static void compact(shmbus_channel_t *ch)
 {
 	uint64_t tail = ld(&ch->dlq->tail), head = ld(&ch->dlq->head);
@@ -61,7 +78,11 @@ int dlq_put(shmbus_channel_t *ch, const shmbus_record_t *r,
 	if (rc)
 		return rc;
 	struct ch_dlq *q = ch->dlq;
-	uint64_t head = ld(&q->head), tail = ld(&q->tail);
+	uint64_t head, tail;
+	if ((rc = range(ch, &tail, &head))) {
+		dlq_unlock(ch);
+		return rc;
+	}
 	if (head - tail >= ch->dlq_capacity) {
 		if (ch->dlq_policy == SHMBUS_DLQ_REFUSE && !force) {
 			st(&q->refused, ld(&q->refused) + 1);
@@ -103,9 +124,9 @@ int dlq_put(shmbus_channel_t *ch, const shmbus_record_t *r,
 /* Under the lock: the held entry `id`, or NULL. */
 static struct dlq_entry *held(shmbus_channel_t *ch, uint64_t id)
 {
-	uint64_t head = ld(&ch->dlq->head), tail = ld(&ch->dlq->tail);
-	if (id - tail >= head - tail) /* outside [tail, head) */
-		return NULL;
+	uint64_t head, tail;
+	if (range(ch, &tail, &head) || id - tail >= head - tail)
+		return NULL; /* corrupt, or outside [tail, head) */
 	struct dlq_entry *e = dlq_at(ch, id);
 	return e->id == id && e->state == DLQ_VALID ? e : NULL;
 }
@@ -142,8 +163,12 @@ int shmbus_dlq_get_stats(shmbus_channel_t *ch, shmbus_dlq_stats_t *out)
 		return rc;
 	struct ch_dlq *q = ch->dlq;
 	memset(out, 0, sizeof(*out));
-	out->head = ld(&q->head);
-	for (uint64_t id = ld(&q->tail); id != out->head; id++)
+	uint64_t tail;
+	if ((rc = range(ch, &tail, &out->head))) {
+		dlq_unlock(ch);
+		return rc;
+	}
+	for (uint64_t id = tail; id != out->head; id++)
 		out->count += held(ch, id) != NULL;
 	out->dropped = ld(&q->dropped);
 	out->refused = ld(&q->refused);
@@ -161,7 +186,11 @@ int shmbus_dlq_list(shmbus_channel_t *ch, uint64_t from_id,
 	int rc = dlq_lock(ch);
 	if (rc)
 		return rc;
-	uint64_t head = ld(&ch->dlq->head), id = ld(&ch->dlq->tail);
+	uint64_t head, id;
+	if ((rc = range(ch, &id, &head))) {
+		dlq_unlock(ch);
+		return rc;
+	}
 	if ((int64_t)(from_id - id) > 0)
 		id = from_id;
 	uint32_t n = 0;
@@ -182,6 +211,11 @@ int shmbus_dlq_get(shmbus_channel_t *ch, uint64_t id, shmbus_dlq_entry_t *e,
 	int rc = dlq_lock(ch);
 	if (rc)
 		return rc;
+	uint64_t tail, head;
+	if ((rc = range(ch, &tail, &head))) {
+		dlq_unlock(ch);
+		return rc;
+	}
 	const struct dlq_entry *d = held(ch, id);
 	if (d == NULL) {
 		dlq_unlock(ch);
@@ -210,7 +244,7 @@ static int remove_one(shmbus_channel_t *ch, uint64_t id)
 	if (dlq_lock(ch))
 		return 0;
 	struct dlq_entry *e = held(ch, id);
-	if (e) {
+	if (e) { /* held() checked the range */
 		e->state = DLQ_PURGED;
 		compact(ch);
 	}
@@ -234,8 +268,10 @@ int shmbus_dlq_purge(shmbus_channel_t *ch, uint64_t id)
 	if (rc)
 		return rc;
 	int n = 0;
-	uint64_t head = ld(&ch->dlq->head);
-	for (uint64_t i = ld(&ch->dlq->tail); i != head; i++) {
+	uint64_t tail, head;
+	if (range(ch, &tail, &head))
+		tail = head; /* corrupt: nothing in it can be trusted */
+	for (uint64_t i = tail; i != head; i++) {
 		struct dlq_entry *e = held(ch, i);
 		if (e) {
 			e->state = DLQ_PURGED;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 #define N_MAX 4096
 
@@ -696,5 +697,36 @@ Test(dlq, the_tool_lists_shows_replays_and_purges)
 	cr_expect(strstr(out, "purged 1") != NULL, "%s", out);
 	cr_expect_neq(tool(out, sizeof(out), "dlq nosuchbus R list 2>&1"), 0);
 	cr_expect(strstr(out, "does not exist") != NULL, "%s", out);
+	shmbus_close(bus);
+}
+
+Test(dlq, a_corrupt_range_is_an_error_and_purge_all_resets_it)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch = chan(test_bus("qc"), &bus, 0, 0, 0);
+	/* a peer scribbles the DLQ's range (the test reaches in) */
+	atomic_store(&ch->dlq->tail, 0x9000000000000ull);
+	atomic_store(&ch->dlq->head, 1);
+	shmbus_dlq_stats_t ds;
+	cr_expect_eq(shmbus_dlq_get_stats(ch, &ds), SHMBUS_ECORRUPT);
+	cr_expect(strstr(shmbus_errmsg(), "purge all") != NULL);
+	shmbus_dlq_entry_t e[2];
+	cr_expect_eq(shmbus_dlq_list(ch, 0, e, 2), SHMBUS_ECORRUPT);
+	/* a record that fails meanwhile is kept in its retry segment */
+	static struct log l;
+	log_reset(&l, 0, UINT32_MAX, 0);
+	shmbus_sub_opts_t so = {.name = "s", .retry = {.max_attempts = 1}};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, logging, &l, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	publish_range(p, 0, 1);
+	cr_expect_eq(shmbus_poll(s, 8), 1);
+	shmbus_sub_info_t in;
+	cr_assert_eq(shmbus_sub_list(ch, &in, 1), 1);
+	cr_expect_eq(in.retry_pending, 1);
+	cr_expect_eq(shmbus_dlq_purge(ch, SHMBUS_DLQ_ALL), 0);
+	cr_assert_eq(shmbus_dlq_get_stats(ch, &ds), 0);
+	cr_expect_eq(ds.count, 0);
 	shmbus_close(bus);
 }
