@@ -372,7 +372,7 @@ Test(waiting, a_dead_waiters_hole_is_repaired_in_turn_and_no_sooner)
 	memset(log, 0, sizeof(log));
 	shmbus_t *bus;
 	shmbus_sub_t *s;
-	shmbus_channel_t *ch = full_ring(name, &bus, 0, log, &s);
+	full_ring(name, &bus, 0, log, &s);
 	pid_t dead = waiting_publisher(name, 16); /* claims 16, waits */
 	kill(dead, SIGKILL);
 	cr_assert_eq(child_status(dead), 128 + SIGKILL);

@@ -2,7 +2,9 @@
 # Installs what building, testing and the demo need on Debian 12 (as root).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang
-      liburcu-dev libck-dev libcriterion-dev spin)
+      liburcu-dev libck-dev libcriterion-dev spin
+      librdkafka-dev libhiredis-dev redis-server redis-tools libisal-dev
+      libjansson-dev jq tmux groff-base)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

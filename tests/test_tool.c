@@ -1,0 +1,1248 @@
+/*
+ * The shmbus tool against a live bus that another process feeds
+ * (tool_feeder): every subcommand, outputs parsed and checked (JSON with
+ * jansson, Prometheus text by the format's rules, tables for 80 columns),
+ * top driven under tmux, schema encoding checked field by field, and bad
+ * input of every kind answered with a clear error, never a crash.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+#include "internal.h"
+#include "tool_schema.h"
+
+static char out[1 << 18];
+
+/* Run the shell line "program args" with its stdout in buf (n bytes).
+ * Returns its exit status. */
+static int vrun(char *buf, size_t n, const char *program, const char *fmt,
+		va_list ap)
+{
+	char args[4096], cmd[4608];
+	vsnprintf(args, sizeof(args), fmt, ap);
+	snprintf(cmd, sizeof(cmd), "%s %s", program, args);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	size_t got = fread(buf, 1, n - 1, f);
+	buf[got] = '\0';
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+/* Run the tool with args (a shell line: quote, redirect); its stdout in
+ * out. Returns its exit status. */
+static int tool(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vrun(out, sizeof(out), SHMBUS_TOOL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+#define expect_out(s) cr_expect(strstr(out, s) != NULL, "no '%s' in:\n%s", s, out)
+
+/* Every line of text fits width columns. */
+static void expect_width(const char *text, size_t width)
+{
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		cr_expect_leq(n, width, "%zu columns: %.*s", n, (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+/* What a test leaves behind when an assertion ends it early (the feeder
+ * dies with the test, before it can remove its bus): removed after each. */
+static struct {
+	pid_t feeder;
+	char bus[2][48];
+	char tmux[64];
+} left;
+
+static void tidy(void)
+{
+	char cmd[128];
+	if (left.feeder > 0) {
+		kill(left.feeder, SIGKILL);
+		child_status(left.feeder);
+	}
+	for (int i = 0; i < 2; i++)
+		if (left.bus[i][0])
+			shmbus_unlink(left.bus[i]);
+	if (left.tmux[0]) {
+		snprintf(cmd, sizeof(cmd), "tmux -L %s kill-server 2>/dev/null",
+			 left.tmux);
+		int gone = system(cmd); /* non-zero: it ended already */
+		(void)gone;
+	}
+	memset(&left, 0, sizeof(left));
+}
+
+TestSuite(tool, .fini = tidy);
+
+/* ---------------------------------------------------------------- feeder */
+
+struct feeder {
+	pid_t pid;
+	int in; /* its standard input: closing it stops it */
+	char bus[48];
+};
+
+static void feeder_start(struct feeder *f, const char *tag)
+{
+	int in[2], fo[2];
+	snprintf(f->bus, sizeof(f->bus), "%s", test_bus(tag));
+	cr_assert_eq(pipe(in), 0);
+	cr_assert_eq(pipe(fo), 0);
+	f->pid = test_fork();
+	if (f->pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(fo[1], STDOUT_FILENO);
+		close(in[1]);
+		close(fo[0]);
+		execl(TOOL_FEEDER, "tool_feeder", f->bus, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(fo[1]);
+	f->in = in[1];
+	left.feeder = f->pid;
+	snprintf(left.bus[0], sizeof(left.bus[0]), "%s", f->bus);
+	char buf[16] = "";
+	struct pollfd p = {.fd = fo[0], .events = POLLIN};
+	cr_assert_gt(poll(&p, 1, 20000), 0, "the feeder did not start");
+	cr_assert_gt(read(fo[0], buf, sizeof(buf) - 1), 0);
+	cr_assert(strstr(buf, "ready") != NULL, "feeder said '%s'", buf);
+	close(fo[0]);
+}
+
+static void feeder_stop(struct feeder *f)
+{
+	close(f->in);
+	cr_expect_eq(child_status(f->pid), 0);
+	left.feeder = 0;
+	shmbus_unlink(f->bus);
+}
+
+/* A bus of the test's own: channel C of `cap` 8-byte records, with a
+ * subscriber (if sub) and the producer (if producer). */
+struct own {
+	const char *name;
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	shmbus_sub_t *sub;
+	shmbus_producer_t *p;
+};
+
+static void own_bus(struct own *o, const char *tag, uint32_t cap,
+		    const char *sub, bool producer)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = test_bus(tag);
+	snprintf(left.bus[1], sizeof(left.bus[1]), "%s", o->name);
+	o->ch = test_channel(o->name, &o->bus, "C", 8, cap, 0);
+	shmbus_sub_opts_t so = {.name = sub};
+	if (sub)
+		cr_assert_eq(shmbus_subscribe(o->ch, NULL, NULL, &so, &o->sub),
+			     0);
+	if (producer)
+		cr_assert_eq(shmbus_producer_open(o->ch, NULL, &o->p), 0);
+}
+
+static void own_close(struct own *o)
+{
+	shmbus_close(o->bus);
+	shmbus_unlink(o->name);
+}
+
+/* ------------------------------------------------------- help and usage */
+
+Test(tool, every_command_has_help_and_refuses_bad_options)
+{
+	static const char *const cmds[] = {"ls",  "stat", "top",      "tail",
+					   "pub", "dlq",  "watchdog", "destroy"};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		cr_expect_eq(tool("%s --help", cmds[i]), 0, "%s", cmds[i]);
+		char want[64];
+		snprintf(want, sizeof(want), "usage: shmbus %s", cmds[i]);
+		expect_out(want);
+		expect_width(out, 80);
+		cr_expect_eq(tool("%s --bogus x y z 2>&1", cmds[i]), 2, "%s",
+			     cmds[i]);
+		expect_out("unknown option '--bogus'");
+		expect_out("--help");
+	}
+	static const struct {
+		const char *args;
+		int status;
+		const char *says;
+	} lines[] = {
+		{"2>&1", 2, "usage: shmbus COMMAND"},
+		{"frobnicate 2>&1", 2, "unknown command 'frobnicate'"},
+		{"--help", 0, "Run `shmbus COMMAND --help`"},
+		{"--version", 0, "shmbus 0."},
+		{"stat 2>&1", 2, "expects BUS"},
+		{"stat a b 2>&1", 2, "unexpected 'b'"},
+		{"stat x --watch=abc 2>&1", 2, "--watch wants seconds"},
+		{"stat x --json --prometheus 2>&1", 2, "not both"},
+		{"tail x y --count 0 2>&1", 2, "--count wants a whole number"},
+		{"tail x y --count -5 2>&1", 2, "--count wants a whole number"},
+		{"tail x 2>&1", 2, "expects BUS CHANNEL"},
+		{"pub x y --timeout 2>&1", 2, "option '--timeout' needs a value"},
+		{"top x --interval 0 2>&1", 2, "--interval wants seconds"},
+		{"dlq x y frob 2>&1", 2, "unknown verb 'frob'"},
+		{"dlq x y show 2>&1", 2, "which entry?"},
+		{"watchdog x --period 0 2>&1", 2, "--period wants a whole number"},
+		{"destroy -x a 2>&1", 2, "unknown option '-x'"},
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		cr_expect_eq(tool("%s", lines[i].args), lines[i].status, "%s",
+			     lines[i].args);
+		expect_out(lines[i].says);
+	}
+}
+
+/* ------------------------------------------------------------------- ls */
+
+/* An object in /dev/shm with the given bytes (a damaged bus, say). */
+static void shm_file(const char *name, const void *data, size_t n)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+static void shm_remove(const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	unlink(path);
+}
+
+Test(tool, ls_lists_live_stale_and_left_over_objects)
+{
+	struct feeder f;
+	feeder_start(&f, "ls");
+	char junk[64], empty[64], lost[80];
+	static char garbage[8192];
+	memset(garbage, 0x5a, sizeof(garbage));
+	snprintf(junk, sizeof(junk), "shmbus.t%d.junk", (int)getpid());
+	snprintf(empty, sizeof(empty), "shmbus.t%d.empty", (int)getpid());
+	snprintf(lost, sizeof(lost), "shmbus.%s:Lost", f.bus);
+	shm_file(junk, garbage, sizeof(garbage));
+	shm_file(empty, "", 0);
+	shm_file(lost, garbage, 100);
+
+	cr_assert_eq(tool("ls"), 0, "%s", out);
+	expect_out("BUS ");
+	cr_assert_eq(tool("ls %s", f.bus), 0);
+	expect_width(out, 80);
+	expect_out("in use");
+	expect_out("root");
+	expect_out("0600");
+	expect_out("  Orders ");
+	expect_out("single/block");
+	expect_out("multi/block");
+	expect_out("overwrite");
+	expect_out("Lost");
+	expect_out("not in the bus's table");
+	cr_assert_eq(tool("ls t%d.junk", (int)getpid()), 0);
+	expect_out("stale:");
+	expect_out("is not a known state");
+	cr_assert_eq(tool("ls t%d.empty", (int)getpid()), 0);
+	expect_out("stale:");
+	expect_out("not made ready");
+	cr_expect_eq(tool("ls nosuchbus 2>&1"), 1);
+	expect_out("no bus 'nosuchbus'");
+	/* a bus of another ABI version, as a newer library would leave */
+	const char *old = test_bus("abi");
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(old, NULL, &bus), 0);
+	bus->sb->abi_version = SHMBUS_ABI_VERSION + 1;
+	cr_assert_eq(tool("ls %s", old), 0);
+	expect_out("stale:");
+	expect_out("has ABI version");
+	cr_expect_eq(tool("stat %s 2>&1", old), 1);
+	expect_out("shmbus destroy --force");
+	shmbus_close(bus);
+	shmbus_unlink(old);
+
+	shm_remove(junk);
+	shm_remove(empty);
+	shm_remove(lost);
+	feeder_stop(&f);
+}
+
+/* ----------------------------------------------------------------- stat */
+
+Test(tool, stat_table_fits_80_columns)
+{
+	struct feeder f;
+	feeder_start(&f, "st");
+	cr_assert_eq(tool("stat %s", f.bus), 0, "%s", out);
+	expect_width(out, 80);
+	expect_out("channel Orders (id 0)");
+	expect_out("single producer, block");
+	expect_out("overwrite (one producer, never waits)");
+	expect_out("PRODUCER");
+	expect_out("  good ");
+	expect_out("  bad ");
+	expect_out("group/1");
+	expect_out("gone"); /* the idle name of Plain */
+	expect_out("DEAD-LTR");
+	expect_out("watchdog: ");
+	feeder_stop(&f);
+}
+
+static json_t *subscriber(json_t *doc, const char *channel, const char *name)
+{
+	size_t i, k;
+	json_t *c, *s;
+	json_array_foreach(json_object_get(doc, "channels"), i, c)
+	{
+		if (strcmp(json_string_value(json_object_get(c, "name")),
+			   channel))
+			continue;
+		json_array_foreach(json_object_get(c, "subscribers"), k, s)
+		{
+			if (!strcmp(json_string_value(json_object_get(s, "name")),
+				    name))
+				return s;
+		}
+	}
+	return NULL;
+}
+
+static json_int_t num(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot = strchr(path, '.');
+	if (dot) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		return num(json_object_get(o, key), dot + 1);
+	}
+	json_t *v = json_object_get(o, path);
+	cr_assert(json_is_integer(v), "no integer '%s'", path);
+	return json_integer_value(v);
+}
+
+static json_t *stat_json(const char *bus)
+{
+	cr_assert_eq(tool("stat %s --json", bus), 0);
+	json_error_t e;
+	json_t *doc = json_loads(out, 0, &e);
+	cr_assert_not_null(doc, "%s at %d: %s", e.text, e.line, out);
+	return doc;
+}
+
+Test(tool, stat_json_parses_and_the_counters_move)
+{
+	struct feeder f;
+	feeder_start(&f, "sj");
+	json_t *a = stat_json(f.bus);
+	cr_expect_str_eq(json_string_value(json_object_get(a, "bus")), f.bus);
+	cr_expect_gt(num(a, "watchdog.passes"), 0);
+	cr_expect_eq(num(a, "live_participants"), 5);
+	json_t *orders = json_array_get(json_object_get(a, "channels"), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(orders, "name")),
+			 "Orders");
+	cr_expect_eq(num(orders, "capacity"), 64);
+	cr_expect_eq(num(orders, "schema_fields"), 15);
+	json_t *prod = json_array_get(json_object_get(orders, "producers"), 0);
+	cr_expect_gt(num(prod, "published"), 0);
+	json_t *bad = subscriber(a, "Orders", "bad");
+	cr_assert_not_null(bad);
+	cr_expect_gt(num(bad, "failed"), 0);
+	cr_expect_gt(num(bad, "retried"), 0);
+	cr_expect_gt(num(bad, "dead_lettered"), 0);
+	cr_expect_eq(num(bad, "live"), 1);
+	cr_expect_gt(num(bad, "latency.samples"), 0);
+	cr_expect_leq(num(bad, "latency.p50_ns"), num(bad, "latency.p99_ns"));
+	cr_expect_leq(num(bad, "latency.p99_ns"),
+		      num(bad, "latency.p999_ns"));
+	json_t *idle = subscriber(a, "Plain", "idle");
+	cr_assert_not_null(idle);
+	cr_expect_eq(num(idle, "live"), 0);
+	cr_expect_gt(num(orders, "dlq.count"), 0);
+	json_int_t pub0 = num(orders, "published");
+	json_int_t good0 = num(subscriber(a, "Orders", "good"), "delivered");
+	usleep(200000);
+	/* what docs/operating.md shows, through jq */
+	cr_expect_eq(tool("stat %s --json | jq -e '[.channels[] | select(.name "
+			  "== \"Orders\") | .subscribers[].name] == "
+			  "[\"good\", \"bad\", \"workers\"]'",
+			  f.bus),
+		     0, "%s", out);
+	json_t *b = stat_json(f.bus);
+	json_t *orders2 = json_array_get(json_object_get(b, "channels"), 0);
+	cr_expect_gt(num(orders2, "published"), pub0);
+	cr_expect_gt(num(subscriber(b, "Orders", "good"), "delivered"), good0);
+	json_decref(a);
+	json_decref(b);
+	feeder_stop(&f);
+}
+
+/* --------------------------------------------- Prometheus, by its rules */
+
+struct prom {
+	char typed[128][96], type[128][16], done[128][96], series[1024][256];
+	int n_typed, n_done, n_series;
+	char current[96];
+};
+
+static bool name_ok(const char *s, size_t n, bool colon)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  c == '_' || (colon && c == ':') ||
+			  (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return false;
+	}
+	return n > 0;
+}
+
+/* A quoted label value with only \\, \" and \n escapes; p after it. */
+static bool label_value_ok(const char **p)
+{
+	const char *s = *p;
+	if (*s++ != '"')
+		return false;
+	for (; *s && *s != '"'; s++)
+		if (*s == '\\' && (s[1] == '\\' || s[1] == '"' || s[1] == 'n'))
+			s++;
+		else if (*s == '\\' || *s == '\n')
+			return false;
+	*p = s + 1;
+	return *s == '"';
+}
+
+static int find(char (*list)[96], int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return i;
+	return -1;
+}
+
+static bool prom_comment(struct prom *st, const char *line, char *why)
+{
+	char kw[8], name[96], rest[64];
+	if (sscanf(line, "# %7s %95s %63s", kw, name, rest) < 2)
+		return true; /* a plain comment */
+	if (!strcmp(kw, "TYPE")) {
+		if (find(st->typed, st->n_typed, name) >= 0)
+			return sprintf(why, "second TYPE for %s", name), false;
+		if (strcmp(rest, "counter") && strcmp(rest, "gauge") &&
+		    strcmp(rest, "summary") && strcmp(rest, "histogram") &&
+		    strcmp(rest, "untyped"))
+			return sprintf(why, "type '%s'", rest), false;
+		snprintf(st->typed[st->n_typed], 96, "%s", name);
+		snprintf(st->type[st->n_typed++], 16, "%.15s", rest);
+	}
+	return true;
+}
+
+/* The family a sample belongs to: its name, or a summary's base name. */
+static int family(struct prom *st, const char *name)
+{
+	int i = find(st->typed, st->n_typed, name);
+	static const char *const suffix[] = {"_sum", "_count", "_bucket"};
+	for (int k = 0; i < 0 && k < 3; k++) {
+		size_t n = strlen(name), sl = strlen(suffix[k]);
+		char base[96];
+		if (n <= sl || strcmp(name + n - sl, suffix[k]))
+			continue;
+		snprintf(base, sizeof(base), "%.*s", (int)(n - sl), name);
+		i = find(st->typed, st->n_typed, base);
+	}
+	return i;
+}
+
+static bool prom_sample(struct prom *st, const char *line, char *why)
+{
+	const char *p = line;
+	size_t n = strcspn(p, "{ ");
+	char name[96];
+	snprintf(name, sizeof(name), "%.*s", (int)n, p);
+	if (!name_ok(p, n, true))
+		return sprintf(why, "metric name '%s'", name), false;
+	int fam = family(st, name);
+	if (fam < 0)
+		return sprintf(why, "no TYPE before %s", name), false;
+	if (!strcmp(st->type[fam], "counter") &&
+	    (n < 6 || strcmp(name + n - 6, "_total")))
+		return sprintf(why, "counter %s without _total", name), false;
+	if (strcmp(st->current, st->typed[fam])) { /* a new family */
+		if (find(st->done, st->n_done, st->typed[fam]) >= 0)
+			return sprintf(why, "%s split", name), false;
+		if (st->current[0])
+			strcpy(st->done[st->n_done++], st->current);
+		strcpy(st->current, st->typed[fam]);
+	}
+	p += n;
+	if (*p == '{') {
+		for (p++; *p != '}';) {
+			size_t ln = strcspn(p, "=");
+			if (!name_ok(p, ln, false) || p[ln] != '=')
+				return sprintf(why, "label in %s", line), false;
+			p += ln + 1;
+			if (!label_value_ok(&p))
+				return sprintf(why, "label value in %s", line),
+				       false;
+			if (*p == ',')
+				p++;
+			else if (*p != '}')
+				return sprintf(why, "labels of %s", line),
+				       false;
+		}
+		p++;
+	}
+	size_t key = (size_t)(p - line);
+	for (int i = 0; i < st->n_series; i++)
+		if (!strncmp(st->series[i], line, key) &&
+		    st->series[i][key] == '\0')
+			return sprintf(why, "series twice: %s", line), false;
+	snprintf(st->series[st->n_series++], 256, "%.*s", (int)key, line);
+	char *end;
+	if (*p++ != ' ')
+		return sprintf(why, "no value: %s", line), false;
+	strtod(p, &end);
+	if (end == p || (*end && *end != ' '))
+		return sprintf(why, "value of %s", line), false;
+	return true;
+}
+
+/* Check text by the exposition format; why says what is wrong. */
+static bool prom_ok(const char *text, char *why)
+{
+	static struct prom st;
+	memset(&st, 0, sizeof(st));
+	char line[1024];
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+		if (n == 0)
+			continue;
+		if (!(line[0] == '#' ? prom_comment(&st, line, why)
+				     : prom_sample(&st, line, why)))
+			return false;
+	}
+	return true;
+}
+
+Test(tool, stat_prometheus_follows_the_exposition_format)
+{
+	struct feeder f;
+	feeder_start(&f, "sp");
+	cr_assert_eq(tool("stat %s --prometheus", f.bus), 0);
+	char why[1200] = "";
+	cr_expect(prom_ok(out, why), "%s", why);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "shmbus_subscriber_failed_total{bus=\"%s\",channel=\"Orders\","
+		 "subscriber=\"bad\"} ",
+		 f.bus);
+	expect_out(want);
+	expect_out("# TYPE shmbus_channel_published_total counter");
+	expect_out("quantile=\"0.99\"");
+	const char *v = strstr(out, want);
+	cr_expect(v && strtod(v + strlen(want), NULL) > 0);
+	/* the checker itself catches what it must */
+	cr_expect(!prom_ok("x_total 1\n", why));
+	cr_expect(!prom_ok("# TYPE x counter\nx 1\n", why));
+	cr_expect(!prom_ok("# TYPE x_total counter\nx_total{a=\"\\q\"} 1\n",
+			   why));
+	cr_expect(!prom_ok("# TYPE 1x gauge\n1x 1\n", why));
+	cr_expect(!prom_ok("# TYPE a gauge\n# TYPE b gauge\na 1\nb 1\na{x=\"1\"} 2\n",
+			   why));
+	feeder_stop(&f);
+}
+
+/* Names come from shared memory: a hostile one is escaped or replaced. */
+Test(tool, hostile_names_are_escaped_in_every_output)
+{
+	struct own o;
+	own_bus(&o, "hn", 16, "plain", false);
+	const char *name = o.name;
+	static const char evil[] = "ev\"il\\\n\033[2J";
+	memcpy(o.ch->subs[0].name, evil, sizeof(evil));
+	cr_assert_eq(tool("stat %s", name), 0);
+	cr_expect(strchr(out, '\033') == NULL, "an escape reached the table");
+	expect_out("ev\"il\\??[2J");
+	cr_assert_eq(tool("stat %s --prometheus", name), 0);
+	char why[1200] = "";
+	cr_expect(prom_ok(out, why), "%s", why);
+	expect_out("subscriber=\"ev\\\"il\\\\\\n?[2J\"");
+	json_t *doc = stat_json(name);
+	cr_expect_not_null(subscriber(doc, "C", evil));
+	json_decref(doc);
+	own_close(&o);
+}
+
+Test(tool, stat_watch_repeats_until_interrupted)
+{
+	struct feeder f;
+	feeder_start(&f, "sw");
+	cr_assert_eq(tool("stat %s --watch 0.2 --json & sleep 1.1; kill -INT $!; wait $!",
+			  f.bus),
+		     0);
+	int lines = 0;
+	json_int_t last = 0;
+	for (char *p = out, *nl; (nl = strchr(p, '\n')); p = nl + 1, lines++) {
+		*nl = '\0';
+		json_error_t e;
+		json_t *doc = json_loads(p, 0, &e);
+		cr_assert_not_null(doc, "line %d: %s", lines, e.text);
+		cr_expect_gt(num(doc, "time_ns"), last);
+		last = num(doc, "time_ns");
+		json_decref(doc);
+	}
+	cr_expect_geq(lines, 2);
+	cr_assert_eq(tool("stat %s --watch=0.2 & sleep 0.7; kill -TERM $!; wait $!",
+			  f.bus),
+		     0);
+	int frames = 0;
+	char head[64];
+	snprintf(head, sizeof(head), "bus %s (epoch", f.bus);
+	for (char *p = out; (p = strstr(p, head)); p++)
+		frames++;
+	cr_expect_geq(frames, 2);
+	feeder_stop(&f);
+}
+
+/* ------------------------------------------------------------------ top */
+
+static char screen[16384];
+
+/* tmux on its own server (sock); what it prints in screen. */
+static void tmux(const char *sock, const char *fmt, ...)
+{
+	char program[128];
+	va_list ap;
+	snprintf(program, sizeof(program), "exec 2>/dev/null; tmux -L %s", sock);
+	va_start(ap, fmt);
+	vrun(screen, sizeof(screen), program, fmt, ap);
+	va_end(ap);
+}
+
+/* Wait up to 10 s for text on the pane. */
+static bool pane_shows(const char *sock, const char *text, bool escapes)
+{
+	for (int i = 0; i < 200; i++) {
+		tmux(sock, "capture-pane -p %s -t top", escapes ? "-e" : "");
+		if (strstr(screen, text))
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* The line of the pane that holds text. */
+static const char *pane_line(const char *text, char *line, size_t n)
+{
+	const char *p = strstr(screen, text);
+	if (p == NULL)
+		return "";
+	while (p > screen && p[-1] != '\n')
+		p--;
+	snprintf(line, n, "%.*s", (int)strcspn(p, "\n"), p);
+	return line;
+}
+
+/* top in a tmux session of its own (a server per session: no race with
+ * the previous one's shutdown), quit by key; then the shell shows top's
+ * exit status and the terminal's modes. */
+static void top_session(const char *bus, const char *key)
+{
+	char sock[64], script[96], line[512];
+	snprintf(sock, sizeof(sock), "shmbus-test-%d-%s", (int)getpid(), key);
+	snprintf(script, sizeof(script), "/tmp/%s.sh", sock);
+	snprintf(left.tmux, sizeof(left.tmux), "%s", sock);
+	FILE *s = fopen(script, "w");
+	cr_assert_not_null(s);
+	/* the shell outlives a Ctrl-C meant for top (trap, not ignore: top
+	 * must get the default action, which it replaces) */
+	fprintf(s, "trap : INT\n%s top %s --interval 0.3\necho exit=$?\n"
+		   "stty -a\necho modes-shown\nsleep 20\n",
+		SHMBUS_TOOL, bus);
+	fclose(s);
+	tmux(sock, "new-session -d -s top -x 100 -y 30 'sh %s'", script);
+	cr_assert(pane_shows(sock, "CHANNEL / SUBSCRIBER", false), "%s",
+		  screen);
+	cr_expect(pane_shows(sock, "  bad ", false));
+	cr_expect(pane_shows(sock, "Orders ", false));
+	cr_expect(pane_shows(sock, "every 0.3s", false));
+	usleep(700000); /* rates from the second frame; bad always fails */
+	tmux(sock, "capture-pane -p -e -t top");
+	cr_expect(strstr(pane_line("  bad ", line, sizeof(line)), "31m"),
+		  "bad is not red: %s", line);
+	tmux(sock, "send-keys -t top %s", key);
+	cr_expect(pane_shows(sock, "modes-shown", false), "%s", screen);
+	cr_expect(strstr(screen, "exit=0"), "%s", screen);
+	cr_expect(strstr(screen, "CHANNEL / SUBSCRIBER") == NULL,
+		  "the view stayed on the screen");
+	cr_expect(strstr(screen, " icanon") && strstr(screen, " echo "),
+		  "terminal not restored: %s", screen);
+	tmux(sock, "kill-server");
+	unlink(script);
+}
+
+Test(tool, top_runs_under_tmux_and_restores_the_terminal)
+{
+	if (system("command -v tmux >/dev/null 2>&1") != 0)
+		cr_skip_test("tmux is not installed (tools/install-deps.sh)");
+	struct feeder f;
+	feeder_start(&f, "tp");
+	top_session(f.bus, "q");
+	top_session(f.bus, "C-c");
+	cr_expect_eq(tool("top %s 2>&1", f.bus), 1);
+	expect_out("needs a terminal");
+	feeder_stop(&f);
+}
+
+/* ------------------------------------------------------------------ pub */
+
+/* What the test's subscriber saw: each record, then it fails it for good,
+ * so that `shmbus dlq show --json` decodes it again. */
+struct seen {
+	int n;
+	struct all_types rec[8];
+	uint64_t key[8];
+};
+
+static int keep_and_refuse(const shmbus_record_t *r, void *ctx)
+{
+	struct seen *s = ctx;
+	if (s->n < 8) {
+		memcpy(&s->rec[s->n], r->data, sizeof(struct all_types));
+		s->key[s->n++] = r->key;
+	}
+	return SHMBUS_EPERMANENT;
+}
+
+static void poll_for(shmbus_sub_t *s, struct seen *seen, int n)
+{
+	for (int i = 0; i < 500 && seen->n < n; i++)
+		if (shmbus_poll(s, 16) == 0)
+			usleep(10000);
+	cr_assert_eq(seen->n, n);
+}
+
+static const char rec_a[] =
+	"{\"u64\": \"18446744073709551615\", \"i64\": \"-9223372036854775808\", "
+	"\"f64\": -2.5e300, \"u32\": 4294967295, \"i32\": -2147483648, "
+	"\"f32\": 1.5, \"u16\": 65535, \"i16\": -32768, \"u8\": 255, "
+	"\"i8\": -128, \"side\": \"SHORT\", \"flag\": true, "
+	"\"sym\": \"ABCDEFGH\", \"raw\": \"DEADbeef\", \"venue\": 300}";
+static const char rec_a_decoded[] =
+	"{\"u64\": \"18446744073709551615\", \"i64\": \"-9223372036854775808\", "
+	"\"f64\": -2.5e300, \"u32\": 4294967295, \"i32\": -2147483648, "
+	"\"f32\": 1.5, \"u16\": 65535, \"i16\": -32768, \"u8\": 255, "
+	"\"i8\": -128, \"side\": \"SHORT\", \"flag\": true, "
+	"\"sym\": \"ABCDEFGH\", \"raw\": \"deadbeef\", \"venue\": \"XLON\"}";
+static const char rec_b[] =
+	"{\"u64\": 9007199254740993, \"f32\": \"NaN\", \"f64\": \"-Infinity\", "
+	"\"side\": 5, \"venue\": \"XNAS\", \"i8\": 127, \"sym\": \"x\"}";
+static const char rec_b_decoded[] =
+	"{\"u64\": \"9007199254740993\", \"i64\": 0, \"f64\": \"-Infinity\", "
+	"\"u32\": 0, \"i32\": 0, \"f32\": \"NaN\", \"u16\": 0, \"i16\": 0, "
+	"\"u8\": 0, \"i8\": 127, \"side\": 5, \"flag\": false, \"sym\": \"x\", "
+	"\"raw\": \"00000000\", \"venue\": \"XNAS\"}";
+
+static void expect_fields_a(const struct all_types *a)
+{
+	cr_expect_eq(a->u64, UINT64_MAX);
+	cr_expect_eq(a->i64, INT64_MIN);
+	cr_expect_eq(a->f64, -2.5e300);
+	cr_expect_eq(a->u32, UINT32_MAX);
+	cr_expect_eq(a->i32, INT32_MIN);
+	cr_expect_eq(a->f32, 1.5f);
+	cr_expect_eq(a->u16, UINT16_MAX);
+	cr_expect_eq(a->i16, INT16_MIN);
+	cr_expect_eq(a->u8, UINT8_MAX);
+	cr_expect_eq(a->i8, INT8_MIN);
+	cr_expect_eq(a->side, 7);
+	cr_expect_eq(a->flag, 1);
+	cr_expect_eq(memcmp(a->sym, "ABCDEFGH", 8), 0);
+	cr_expect_eq(memcmp(a->raw, "\xde\xad\xbe\xef", 4), 0);
+	cr_expect_eq(a->venue, 300);
+}
+
+static void expect_fields_b(const struct all_types *b)
+{
+	cr_expect_eq(b->u64, (1ull << 53) + 1);
+	cr_expect(isnan(b->f32));
+	cr_expect(isinf(b->f64) && b->f64 < 0);
+	cr_expect_eq(b->side, 5);
+	cr_expect_eq(b->venue, 1);
+	cr_expect_eq(b->i8, 127);
+	cr_expect_str_eq(b->sym, "x");
+	cr_expect_eq(b->i64, 0);
+	cr_expect_eq(b->flag, 0);
+}
+
+/* The DLQ entry's record, decoded by `shmbus dlq show --json`, equals
+ * the expected JSON. */
+static void expect_decoded(const char *bus, shmbus_channel_t *ch, int k,
+			   const char *expected)
+{
+	shmbus_dlq_entry_t e[8];
+	cr_assert_gt(shmbus_dlq_list(ch, 0, e, 8), k);
+	cr_assert_eq(tool("dlq %s Types show %llu --json", bus,
+			  (unsigned long long)e[k].id),
+		     0);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je), *want = json_loads(expected, 0, &je);
+	cr_assert_not_null(doc, "%s", out);
+	cr_assert_not_null(want);
+	json_t *got = json_object_get(doc, "record");
+	char *g = json_dumps(got, JSON_SORT_KEYS), *w = json_dumps(want, JSON_SORT_KEYS);
+	cr_expect(json_equal(got, want), "decoded %s\nwanted  %s", g, w);
+	cr_expect_eq(num(doc, "seq"), (json_int_t)e[k].rec.seq);
+	free(g);
+	free(w);
+	json_decref(doc);
+	json_decref(want);
+}
+
+Test(tool, pub_encodes_every_field_type_and_decodes_back)
+{
+	struct feeder f;
+	feeder_start(&f, "pb");
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "Types", NULL, &ch), 0);
+	static struct seen seen;
+	shmbus_sub_opts_t so = {.name = "check"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, keep_and_refuse, &seen, &so, &s), 0);
+
+	cr_assert_eq(tool("pub %s Types '%s' '%s' --key 9 2>&1", f.bus, rec_a,
+			  rec_b),
+		     0, "%s", out);
+	expect_out("published 2 records to 'Types' (seq 0 to 1)");
+	poll_for(s, &seen, 2);
+	expect_fields_a(&seen.rec[0]);
+	expect_fields_b(&seen.rec[1]);
+	cr_expect_eq(seen.key[0], 9);
+	expect_decoded(f.bus, ch, 0, rec_a_decoded);
+	expect_decoded(f.bus, ch, 1, rec_b_decoded);
+
+	/* from input: plain records and a line of tail output with its key */
+	cr_assert_eq(tool("pub %s Types 2>&1 <<'EOF'\n%s\n\n"
+			  "{\"seq\": 1, \"key\": 77, \"record\": %s}\nEOF",
+			  f.bus, rec_a, rec_b_decoded),
+		     0, "%s", out);
+	poll_for(s, &seen, 4);
+	expect_fields_a(&seen.rec[2]);
+	expect_fields_b(&seen.rec[3]);
+	cr_expect_eq(seen.key[3], 77);
+	shmbus_close(bus);
+	feeder_stop(&f);
+}
+
+Test(tool, pub_refuses_bad_records_naming_the_field)
+{
+	struct feeder f;
+	feeder_start(&f, "pe");
+	static const struct {
+		const char *rec, *says;
+	} bad[] = {
+		{"{\"i8\": 128}", "field 'i8' (i8): 128: out of range (-128..127)"},
+		{"{\"u8\": -1}", "field 'u8' (u8): -1: out of range (0..255)"},
+		{"{\"u64\": \"18446744073709551616\"}", "field 'u64'"},
+		{"{\"u32\": 1.5}", "wants an integer"},
+		{"{\"f32\": 1e39}", "out of range for a float"},
+		{"{\"f64\": \"fast\"}", "field 'f64'"},
+		{"{\"sym\": \"ABCDEFGHI\"}", "9 bytes, the field holds 8"},
+		{"{\"raw\": \"0102\"}", "wants 4 bytes as 8 hex digits"},
+		{"{\"raw\": \"zz00zz00\"}", "field 'raw'"},
+		{"{\"side\": \"HOLD\"}", "no value of that name"},
+		{"{\"venue\": 70000}", "field 'venue' (enum): 70000: out of range"},
+		{"{\"flag\": 2}", "wants true or false"},
+		{"{\"nope\": 1}", "no field 'nope' in the schema (fields: u64,"},
+		{"{\"u8\": 1, \"u8\": 2}", "not JSON: duplicate object key"},
+		{"{bad", "not JSON"},
+		{"[1, 2]", "a record is a JSON object"},
+		{"{\"u64\": 18446744073709551616}", "as strings"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(tool("pub %s Types '{\"u8\": 1}' '%s' 2>&1", f.bus,
+				  bad[i].rec),
+			     1, "%s", bad[i].rec);
+		expect_out("record 2: ");
+		expect_out(bad[i].says);
+	}
+	/* all or nothing: the good first record was not published */
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "Types", NULL, &ch), 0);
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.claimed, 0);
+	/* from input, a bad line stops there and says which */
+	cr_expect_eq(tool("pub %s Types 2>&1 <<'EOF'\n{\"u8\": 1}\n{\"u8\": 300}\n"
+			  "{\"u8\": 2}\nEOF",
+			  f.bus),
+		     1);
+	expect_out("line 2: field 'u8'");
+	expect_out("published 1 record to 'Types'");
+	/* the live single producer of Orders */
+	cr_expect_eq(tool("pub %s Orders '{}' 2>&1", f.bus), 1);
+	expect_out("single-producer and its producer (pid");
+	expect_out("EBUSY");
+	cr_expect_eq(tool("pub %s Plain '{}' 2>&1", f.bus), 1);
+	expect_out("has no schema: give records in hex (--hex)");
+	cr_expect_eq(tool("pub %s Nope '{}' 2>&1", f.bus), 1);
+	expect_out("channel 'Nope' does not exist");
+	expect_out("shmbus ls");
+	shmbus_close(bus);
+	feeder_stop(&f);
+}
+
+static uint8_t hex_got[20][16];
+static uint32_t hex_len[20];
+static int hex_n;
+
+static int keep_hex(const shmbus_record_t *r, void *ctx)
+{
+	(void)ctx;
+	memcpy(hex_got[hex_n], r->data, r->len);
+	hex_len[hex_n++] = r->len;
+	return 0;
+}
+
+Test(tool, pub_hex_and_a_ring_that_stays_full)
+{
+	struct feeder f;
+	feeder_start(&f, "ph");
+	char lines[2048] = "";
+	for (int i = 0; i < 16; i++) /* i + 1 bytes of value i */
+		for (int k = 0; k <= i; k++)
+			snprintf(lines + strlen(lines),
+				 sizeof(lines) - strlen(lines), "%02x%s", i,
+				 k == i ? "\n" : " ");
+	cr_assert_eq(tool("pub %s Plain --hex 2>&1 <<'EOF'\n%sEOF", f.bus, lines),
+		     0, "%s", out);
+	expect_out("published 16 records");
+	/* the durable name idle gates Plain, and nobody holds it */
+	cr_expect_eq(tool("pub %s Plain --hex 01 --timeout 200 2>&1", f.bus), 1);
+	expect_out("the ring stayed full for 200 ms: subscriber 'idle' is 16 "
+		   "records behind and no process holds it");
+	cr_expect_eq(tool("pub %s Plain --hex 0g 2>&1", f.bus), 1);
+	expect_out("wants 1 to 16 bytes in hex digits");
+	cr_expect_eq(tool("pub %s Plain --hex 000102030405060708090a0b0c0d0e0f10 "
+			  "2>&1",
+			  f.bus),
+		     1);
+	/* what was published: take the name idle and read it */
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
+	cr_assert_eq(shmbus_channel_open(bus, "Plain", NULL, &ch), 0);
+	shmbus_sub_opts_t so = {.name = "idle"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, keep_hex, NULL, &so, &s), 0);
+	cr_expect_eq(shmbus_poll(s, 64), 16);
+	for (int i = 0; i < 16; i++) {
+		cr_expect_eq(hex_len[i], (uint32_t)i + 1);
+		cr_expect_eq(hex_got[i][i], i);
+	}
+	shmbus_close(bus);
+	feeder_stop(&f);
+}
+
+/* ----------------------------------------------------------------- tail */
+
+static int lines_of(const char *text)
+{
+	int n = 0;
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		n++;
+	return n;
+}
+
+Test(tool, tail_prints_the_last_records_decoded)
+{
+	struct feeder f;
+	feeder_start(&f, "tl");
+	cr_assert_eq(tool("tail %s Orders --count 3", f.bus), 0);
+	cr_expect_eq(lines_of(out), 3, "%s", out);
+	json_t *line = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_not_null(line, "%s", out);
+	json_t *rec = json_object_get(line, "record");
+	cr_expect_eq(json_object_size(rec), 15);
+	cr_expect_eq(num(rec, "u64"), num(line, "key"));
+	cr_expect_str_eq(json_string_value(json_object_get(rec, "raw")),
+			 "deadbeef");
+	cr_expect_str_eq(json_string_value(json_object_get(rec, "venue")),
+			 "XLON");
+	json_decref(line);
+	cr_assert_eq(tool("tail %s Orders", f.bus), 0);
+	cr_expect_eq(lines_of(out), 10);
+	/* without a schema: hex */
+	cr_assert_eq(tool("pub %s Plain --hex 0a0b 2>&1", f.bus), 0);
+	cr_assert_eq(tool("tail %s Plain --from-start", f.bus), 0);
+	expect_out("\"hex\":\"0a0b\"");
+	/* Types is empty until then: from the start, whenever tail starts */
+	cr_expect_eq(tool("tail %s Types --from-start --follow --count 1 & "
+			  "sleep 0.5; "
+			  "%s pub %s Types '{\"u8\": 42}' 2>/dev/null; wait $!",
+			  f.bus, SHMBUS_TOOL, f.bus),
+		     0);
+	expect_out("\"u8\":42");
+	cr_expect_eq(tool("tail %s Nope 2>&1", f.bus), 1);
+	expect_out("does not exist");
+	cr_expect_eq(tool("tail nosuchbus Orders 2>&1"), 1);
+	expect_out("bus 'nosuchbus' does not exist");
+	feeder_stop(&f);
+}
+
+/* The tool in the background (args end in NULL), itself, not a shell, so
+ * that signals reach it; its stdout and stderr go to PREFIX.out, .err. */
+static pid_t tool_bg(const char *prefix, const char *const *args)
+{
+	char o[96], e[96];
+	snprintf(o, sizeof(o), "%s.out", prefix);
+	snprintf(e, sizeof(e), "%s.err", prefix);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		const char *argv[16] = {"shmbus"};
+		for (int i = 0; args[i] && i < 14; i++)
+			argv[i + 1] = args[i];
+		int fo = open(o, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		int fe = open(e, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		dup2(fo, STDOUT_FILENO);
+		dup2(fe, STDERR_FILENO);
+		execv(SHMBUS_TOOL, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* A file into out. */
+static void slurp(const char *prefix, const char *ext)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s.%s", prefix, ext);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+static void bg_remove(const char *prefix)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s.out", prefix);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s.err", prefix);
+	unlink(path);
+}
+
+/* Stopped while producers go a ring past it: it says what it missed. */
+Test(tool, tail_says_how_many_it_missed)
+{
+	struct own o;
+	own_bus(&o, "lp", 8, NULL, true);
+	const char *name = o.name;
+	for (uint64_t v = 0; v < 4; v++)
+		cr_assert_eq(shmbus_publish(o.p, &v, 8, v), 0);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-tail-%d", (int)getpid());
+	const char *args[] = {"tail",	  name,	  "C",	"--from-start",
+			      "--follow", "--count", "12", NULL};
+	pid_t tail = tool_bg(prefix, args);
+	for (int i = 0; i < 400 && lines_of(out) < 4; i++) {
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	cr_assert_eq(lines_of(out), 4, "%s", out);
+	kill(tail, SIGSTOP);
+	for (uint64_t v = 4; v < 44; v++) /* nobody gates: no subscriber */
+		cr_assert_eq(shmbus_publish(o.p, &v, 8, v), 0);
+	kill(tail, SIGCONT);
+	cr_expect_eq(child_status(tail), 0);
+	slurp(prefix, "out");
+	cr_expect_eq(lines_of(out), 12, "%s", out);
+	expect_out("{\"seq\":3,");
+	expect_out("{\"seq\":36,");
+	expect_out("{\"seq\":43,");
+	cr_expect(strstr(out, "{\"seq\":35,") == NULL);
+	slurp(prefix, "err");
+	expect_out("lapped by the producers: missed 32 records");
+	bg_remove(prefix);
+	own_close(&o);
+}
+
+/* pub -> tail round trip, every field type */
+Test(tool, tail_prints_what_pub_published)
+{
+	struct feeder f;
+	feeder_start(&f, "tr");
+	cr_assert_eq(tool("pub %s Types '%s' '%s' 2>&1", f.bus, rec_a, rec_b),
+		     0, "%s", out);
+	cr_assert_eq(tool("tail %s Types --from-start --count 2", f.bus), 0);
+	const char *want[2] = {rec_a_decoded, rec_b_decoded};
+	char *p = out;
+	for (int i = 0; i < 2; i++) {
+		char *nl = strchr(p, '\n');
+		cr_assert_not_null(nl, "%s", out);
+		*nl = '\0';
+		json_error_t e;
+		json_t *line = json_loads(p, 0, &e), *w = json_loads(want[i], 0, &e);
+		cr_assert_not_null(line, "%s", p);
+		cr_expect(json_equal(json_object_get(line, "record"), w), "%s", p);
+		cr_expect_eq(num(line, "seq"), i);
+		json_decref(line);
+		json_decref(w);
+		p = nl + 1;
+	}
+	feeder_stop(&f);
+}
+
+/* A stalled tail never holds a back-pressure channel's producer. */
+Test(tool, tail_never_gates_the_producer)
+{
+	struct own o;
+	own_bus(&o, "tg", 8, "real", true);
+	const char *name = o.name;
+	shmbus_producer_t *p = o.p;
+	uint64_t none = 0;
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-tailg-%d", (int)getpid());
+	const char *args[] = {"tail", name, "C", "--from-start", "--follow",
+			      NULL};
+	pid_t tail = tool_bg(prefix, args);
+	for (uint64_t v = 0; v < 8; v++) /* the ring is full */
+		cr_assert_eq(shmbus_try_publish(p, &v, 8, v), 0);
+	cr_expect_eq(shmbus_try_publish(p, &none, 8, 0), SHMBUS_EAGAIN);
+	for (int i = 0; i < 400 && lines_of(out) < 8; i++) {
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	cr_expect_eq(lines_of(out), 8, "the tail read %s", out);
+	kill(tail, SIGSTOP); /* a stalled tail */
+	cr_expect_eq(shmbus_poll(o.sub, 64), 8); /* the real subscriber reads */
+	for (uint64_t v = 8; v < 16; v++)
+		cr_expect_eq(shmbus_try_publish(p, &v, 8, v), 0,
+			     "record %llu held back", (unsigned long long)v);
+	cr_expect_eq(shmbus_try_publish(p, &none, 8, 0), SHMBUS_EAGAIN);
+	kill(tail, SIGKILL);
+	child_status(tail);
+	bg_remove(prefix);
+	own_close(&o);
+}
+
+/* ------------------------------------------------- errors, never a crash */
+
+Test(tool, bad_buses_and_objects_get_clear_errors)
+{
+	cr_expect_eq(tool("stat nosuchbus 2>&1"), 1);
+	expect_out("shmbus stat: bus 'nosuchbus' does not exist; `shmbus ls` "
+		   "lists the buses");
+	cr_expect_eq(tool("stat 'bad/name' 2>&1"), 1);
+	expect_out("bus name 'bad/name' has character");
+	cr_expect_eq(tool("dlq nosuchbus C list 2>&1"), 1);
+	cr_expect_eq(tool("pub nosuchbus C --hex 00 2>&1"), 1);
+	cr_expect_eq(tool("destroy nosuchbus 2>&1"), 1);
+	expect_out("does not exist");
+
+	/* a damaged bus object */
+	char junk[64], bus_name[48];
+	static char garbage[8192];
+	memset(garbage, 0xa5, sizeof(garbage));
+	snprintf(bus_name, sizeof(bus_name), "t%d.bad", (int)getpid());
+	snprintf(junk, sizeof(junk), "shmbus.%s", bus_name);
+	shm_file(junk, garbage, sizeof(garbage));
+	static const char *const cmds[] = {"stat %s", "stat %s --json",
+					   "stat %s --prometheus",
+					   "pub %s C --hex 00", "tail %s C",
+					   "dlq %s C list", "watchdog %s"};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char fmt[64];
+		snprintf(fmt, sizeof(fmt), "%s 2>&1", cmds[i]);
+		cr_expect_eq(tool(fmt, bus_name), 1, "%s", cmds[i]);
+		expect_out("is not a known state");
+	}
+	expect_out("shmbus watchdog: bus");
+	cr_expect_eq(tool("destroy %s 2>&1", bus_name), 1);
+	expect_out("--force");
+	cr_expect_eq(tool("destroy --force %s", bus_name), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm/%s", junk);
+	cr_expect_neq(access(path, F_OK), 0);
+	shm_remove(junk);
+
+	/* a damaged channel object: the bus still shows, that channel says why */
+	struct own o;
+	own_bus(&o, "bc", 16, NULL, false);
+	const char *name = o.name;
+	shmbus_close(o.bus);
+	snprintf(path, sizeof(path), "/dev/shm/shmbus.%s:C", name);
+	int fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, garbage, 64, 0), 64);
+	close(fd);
+	cr_assert_eq(tool("stat %s", name), 0);
+	expect_out("cannot be read:");
+	cr_assert_eq(tool("stat %s --prometheus", name), 0);
+	cr_assert_eq(tool("ls %s", name), 0);
+	expect_out("cannot be opened:");
+	json_t *doc = stat_json(name);
+	json_t *c = json_array_get(json_object_get(doc, "channels"), 0);
+	cr_expect(json_is_string(json_object_get(c, "error")));
+	json_decref(doc);
+	cr_expect_eq(tool("pub %s C --hex 00 2>&1", name), 1);
+	shmbus_unlink(name);
+}
+
+/* ------------------------------------------------ destroy and watchdog */
+
+Test(tool, destroy_and_watchdog_on_a_live_bus)
+{
+	struct feeder f;
+	feeder_start(&f, "dw");
+	cr_expect_eq(tool("destroy %s 2>&1", f.bus), 1);
+	expect_out("live");
+	/* the feeder runs a watchdog thread: a second one is refused */
+	cr_expect_eq(tool("watchdog %s 2>&1", f.bus), 1);
+	feeder_stop(&f);
+
+	struct own o;
+	own_bus(&o, "wd", 16, NULL, false);
+	const char *name = o.name;
+	shmbus_close(o.bus);
+	cr_assert_eq(tool("watchdog %s --period 5 2>&1 & sleep 0.5; "
+			  "kill -TERM $!; wait $!",
+			  name),
+		     0, "%s", out);
+	expect_out("shmbus watchdog: bus");
+	expect_out("stopped after");
+	cr_assert_eq(tool("stat %s --json", name), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert_not_null(doc);
+	cr_expect_gt(num(doc, "watchdog.passes"), 10);
+	json_decref(doc);
+	cr_assert_eq(tool("destroy %s", name), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm/shmbus.%s", name);
+	cr_expect_neq(access(path, F_OK), 0);
+}

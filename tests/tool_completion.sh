@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The bash completion of shmbus: subcommands, options, bus names from
+# /dev/shm and the channels of the bus on the line.
+set -euo pipefail
+source "$1/tools/shmbus.bash-completion"
+bus="tcomp$$"
+objs=(/dev/shm/shmbus.$bus /dev/shm/shmbus.$bus:Orders /dev/shm/shmbus.$bus:Other)
+trap 'rm -f "${objs[@]}"' EXIT
+touch "${objs[@]}"
+
+completions() { # the words of a command line; its last is completed
+  COMP_WORDS=("$@")
+  COMP_CWORD=$(($# - 1))
+  COMPREPLY=()
+  _shmbus
+  echo " ${COMPREPLY[*]:-} "
+}
+expect() { # a completion wanted ('' for none), then the line
+  local want=$1 got
+  shift
+  got=$(completions "$@")
+  if [[ -z $want && $got != "  " ]] || [[ -n $want && $got != *" $want "* ]]; then
+    echo "completing '$*': wanted '$want', got '$got'"
+    exit 1
+  fi
+}
+expect stat shmbus st
+expect top shmbus t
+expect destroy shmbus de
+expect --prometheus shmbus stat --pro
+expect --watch shmbus stat x --w
+expect --from-start shmbus tail x y --fr
+expect "$bus" shmbus stat tcomp$$
+expect "$bus" shmbus ls tcomp$$
+expect "$bus" shmbus stat --watch 2 tcomp$$
+expect Orders shmbus pub "$bus" O
+expect Other shmbus tail "$bus" --count 5 Ot
+expect Orders shmbus dlq "$bus" --from 3 Or
+expect list shmbus dlq "$bus" Orders l
+expect purge shmbus dlq "$bus" Orders p
+expect '' shmbus stat "$bus" O
+expect '' shmbus tail "$bus" --count ''
+expect '' shmbus top "$bus" --interval ''
+echo "1 passed, 0 failed"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The man page: valid roff without warnings, a section per subcommand, and
+# every option that a subcommand's --help names.
+set -euo pipefail
+src=$1 tool=$2
+page="$src/tools/shmbus.1"
+warnings=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$page" 2>&1)
+if [[ -n $warnings ]]; then
+  echo "groff: $warnings"
+  exit 1
+fi
+text=$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tascii -P -cbou "$page" 2>/dev/null)
+for cmd in ls stat top tail pub dlq watchdog destroy; do
+  grep -q "^\.SS $cmd\b" "$page" || { echo "no section for $cmd"; exit 1; }
+  for opt in $("$tool" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+    grep -qF -- "$opt" <<<"$text" || { echo "$cmd $opt is not in the man page"; exit 1; }
+  done
+done
+echo "1 passed, 0 failed"
