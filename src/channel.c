@@ -663,6 +663,9 @@ int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 	info->dlq_policy = ch->dlq_policy;
 	uint32_t nf = ch->schema->n_fields;
 	info->schema_fields = nf <= SHMBUS_SCHEMA_MAX_FIELDS ? nf : 0;
+	if (info->schema_fields)
+		memcpy(info->schema_type, ch->schema->type_name,
+		       sizeof(info->schema_type) - 1);
 	return 0;
 }
 

@@ -217,6 +217,18 @@ const char *shmbus_channel_enum_name(shmbus_channel_t *ch, uint32_t field,
 	return NULL;
 }
 
+int shmbus_channel_enum_at(shmbus_channel_t *ch, uint32_t field, uint32_t k,
+			   const char **name, int64_t *value)
+{
+	uint32_t n = 0;
+	const struct ch_schema_enum *e = ch ? enum_values(ch, field, &n) : NULL;
+	if (e == NULL || k >= n || e[k].name[sizeof(e[k].name) - 1] != '\0')
+		return SHMBUS_ENOENT;
+	*name = e[k].name;
+	*value = e[k].value;
+	return 0;
+}
+
 int shmbus_channel_enum_value(shmbus_channel_t *ch, uint32_t field,
 			      const char *name, int64_t *value)
 {

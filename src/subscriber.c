@@ -261,7 +261,7 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 			       : poll_inplace(s, max);
 	if (s->registry)
 		registry_read_unlock();
-	if (n > 0 && s->gm.grp == NULL)
+	if (n > 0)
 		publish_counters(s);
 	return n;
 }
@@ -367,11 +367,34 @@ int shmbus_sub_stop(shmbus_sub_t *s)
 	return 0;
 }
 
-/* The name's counters in its row: the totals of every handle it had
- * (broadcast rows; a group's members count in their handles). */
+/* A group's members share its row: each adds what it did since it last
+ * added (one fetch-add per counter per poll that handled records). */
+static void add_group_counters(shmbus_sub_t *s)
+{
+	struct ch_subscriber *e = s->ent;
+	shmbus_sub_stats_t *b = &s->base; /* here: what was added so far */
+	/* relaxed: statistics for tools */
+	atomic_fetch_add_explicit(&e->delivered,
+				  s->stats.delivered - b->delivered,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&e->failed, s->stats.failed - b->failed,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&e->retried, s->stats.retried - b->retried,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&e->dead_lettered,
+				  s->stats.dead_lettered - b->dead_lettered,
+				  memory_order_relaxed);
+	*b = s->stats;
+}
+
+/* The name's counters in its row: the totals of every handle it had. */
 static void publish_counters(shmbus_sub_t *s)
 {
 	struct ch_subscriber *e = s->ent;
+	if (s->gm.grp) {
+		add_group_counters(s);
+		return;
+	}
 	/* relaxed: statistics for tools, written by the row's one holder */
 	atomic_store_explicit(&e->delivered,
 			      s->base.delivered + s->stats.delivered,
@@ -562,6 +585,23 @@ static bool evicted(shmbus_sub_t *s)
 	       SUB_EVICTED;
 }
 
+/* A broadcast name resumes: its totals go on from the last holder's (its
+ * death or close -- the kernel's lock release, or the bus lock -- orders
+ * them before us), and so does a hold it left. */
+static void resume_counters(shmbus_sub_t *s)
+{
+	/* relaxed: statistics */
+	s->base.delivered = atomic_load_explicit(&s->ent->delivered,
+						 memory_order_relaxed);
+	s->base.failed = atomic_load_explicit(&s->ent->failed,
+					      memory_order_relaxed);
+	s->base.retried = atomic_load_explicit(&s->ent->retried,
+					       memory_order_relaxed);
+	s->base.dead_lettered = atomic_load_explicit(&s->ent->dead_lettered,
+						     memory_order_relaxed);
+	retry_resume(s);
+}
+
 /* Under the bus lock: undo a fresh join (the row must not gate). */
 static void unjoin_row(shmbus_channel_t *ch, uint32_t row)
 {
@@ -640,20 +680,10 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 		s->next_seq = cur;
 		s->lost_base = atomic_load_explicit(&s->ent->lost,
 						    memory_order_relaxed);
-		/* relaxed: the last holder's totals; its death or close
-		 * (the kernel's lock release, or the bus lock) orders them */
-		s->base.delivered = atomic_load_explicit(&s->ent->delivered,
-							 memory_order_relaxed);
-		s->base.failed = atomic_load_explicit(&s->ent->failed,
-						      memory_order_relaxed);
-		s->base.retried = atomic_load_explicit(&s->ent->retried,
-						       memory_order_relaxed);
-		s->base.dead_lettered = atomic_load_explicit(
-			&s->ent->dead_lettered, memory_order_relaxed);
 		/* retries a dead holder had in hand are ready again */
 		retry_release_dead(ch, (uint32_t)row);
 		if (!group)
-			retry_resume(s);
+			resume_counters(s);
 	}
 	if (rc == 0)
 		rc = barrier_declare(ch, (uint32_t)row, opts->after,

@@ -305,3 +305,31 @@ Test(spy, never_returns_a_torn_record)
 	torn_check(0);
 	torn_check(SHMBUS_CH_MULTI_PRODUCER);
 }
+
+Test(introspect, a_groups_counters_add_up_its_members)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(test_bus("ig"), &bus, "C", 8, 64,
+					    0);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "workers",
+				.retry = {.max_attempts = 1}};
+	shmbus_sub_t *m1, *m2;
+	cr_assert_eq(shmbus_group_join(ch, slow, &got, &so, &m1), 0);
+	cr_assert_eq(shmbus_group_join(ch, slow, &got, &so, &m2), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 40; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, v), 0);
+	while (shmbus_poll(m1, 7) + shmbus_poll(m2, 5) > 0)
+		;
+	cr_expect_eq(got, 40);
+	shmbus_sub_info_t in;
+	cr_assert_eq(shmbus_sub_list(ch, &in, 1), 1);
+	cr_expect_eq(in.group, 1);
+	cr_expect_eq(in.live, 2);
+	cr_expect_eq(in.delivered, 40);
+	cr_expect_eq(in.failed, 1);
+	cr_expect_eq(in.dead_lettered, 1);
+	shmbus_close(bus);
+}

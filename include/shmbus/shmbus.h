@@ -248,6 +248,7 @@ typedef struct shmbus_channel_info {
 	uint64_t tombstones; /* holes of dead producers repaired */
 	uint32_t retry_capacity, dlq_capacity, dlq_policy;
 	uint32_t schema_fields; /* 0: no schema */
+	char schema_type[48];	/* the schema's type name, or "" */
 } shmbus_channel_info_t;
 SHMBUS_API int shmbus_channel_get_info(shmbus_channel_t *ch,
 				   shmbus_channel_info_t *info);
@@ -631,6 +632,11 @@ SHMBUS_API const char *shmbus_channel_enum_name(shmbus_channel_t *ch,
 						uint32_t field, int64_t value);
 SHMBUS_API int shmbus_channel_enum_value(shmbus_channel_t *ch, uint32_t field,
 					 const char *name, int64_t *value);
+/* The k-th named value of enum field `field` (for listing them):
+ * 0, or SHMBUS_ENOENT past the last. */
+SHMBUS_API int shmbus_channel_enum_at(shmbus_channel_t *ch, uint32_t field,
+				      uint32_t k, const char **name,
+				      int64_t *value);
 
 /* ---------------------------------------------------- dead-letter queue */
 
