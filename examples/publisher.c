@@ -34,7 +34,8 @@ int main(int argc, char **argv)
 		return die("open bus", rc);
 	shmbus_channel_opts_t co = {.record_size = sizeof(struct order_placed),
 				    .capacity = ORDER_CAPACITY,
-				    .layout_hash = ORDER_LAYOUT_HASH};
+				    .layout_hash = ORDER_LAYOUT_HASH,
+				    .schema = &order_schema};
 	shmbus_channel_t *ch;
 	if ((rc = shmbus_channel_open(bus, ORDER_CHANNEL, &co, &ch)))
 		return die("open channel", rc);

@@ -88,7 +88,8 @@ int main(int argc, char **argv)
 	shmbus_channel_t *ch = NULL;
 	shmbus_channel_opts_t co = {.record_size = sizeof(struct order_placed),
 				    .capacity = ORDER_CAPACITY,
-				    .layout_hash = ORDER_LAYOUT_HASH};
+				    .layout_hash = ORDER_LAYOUT_HASH,
+				    .schema = &order_schema};
 	if (rc == 0)
 		rc = shmbus_channel_open(bus, ORDER_CHANNEL, &co, &ch);
 	struct state st = {.bus = bus, .group = group};

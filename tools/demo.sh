@@ -3,7 +3,8 @@
 # events; durable subscribers 'risk' (spinning) and 'audit' (sleeping on a
 # futex, and running after 'risk': a dependency barrier); a competing group
 # 'workers' of two members sharing the orders. Each checks what it gets and
-# prints its publish-to-handler latency.
+# prints its publish-to-handler latency; then `shmbus stat` shows the
+# bus's own counters and latency histograms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -31,4 +32,7 @@ wait
 cat "$out/risk" "$out/audit" "$out/workers" "$out/workers2" | grep -v ready
 total=$(cat "$out/workers" "$out/workers2" | awk '/orders/ {s += $3} END {print s}')
 echo "group 'workers': $total of $count orders handled between its two members"
+echo
+echo "what the bus itself counted (shmbus stat):"
+build/tools/shmbus stat "$bus"
 [ "$total" = "$count" ]
