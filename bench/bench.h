@@ -175,6 +175,7 @@ int wl_group(const struct bench_opts *o);
 int wl_group_keyed(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
 int wl_manychannels_tp(const struct bench_opts *o);
+int wl_bridge_redis(const struct bench_opts *o); /* wl_bridge.c */
 
 /* The sizes a throughput workload runs: --size, or the default sweep. */
 int tp_sizes(const struct bench_opts *o, uint32_t *sizes, int max);

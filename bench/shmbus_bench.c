@@ -91,6 +91,7 @@ static const struct workload {
 	{"manychannels", wl_manychannels,
 	 "pingpong, B polling 1000 channels (1 active)"},
 	{"manychannels-tp", wl_manychannels_tp, "16 channels -> 1 poller"},
+	{"bridge-redis", wl_bridge_redis, "bus -> Redis XADD vs redis-benchmark"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

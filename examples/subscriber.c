@@ -46,7 +46,9 @@ static int on_order(const shmbus_record_t *rec, void *ctx)
 	if (!st->group && o->order_id != st->next_id)
 		st->errors++;
 	st->next_id = o->order_id + 1;
-	samples_add(&st->lat, now - rec->timestamp);
+	/* the publisher stamped on another cpu: a TSC a few ns ahead reads
+	 * as "before" it -- count that as 0, not as 2^64 */
+	samples_add(&st->lat, now > rec->timestamp ? now - rec->timestamp : 0);
 	return 0;
 }
 

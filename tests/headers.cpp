@@ -1,6 +1,7 @@
 // The public headers compile as C++ (no _Atomic, extern "C").
 #include <shmbus/shmbus.h>
 #include <shmbus/version.h>
+#include <shmbus/bridge.h>
 
 int main()
 {

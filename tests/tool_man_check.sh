@@ -10,7 +10,9 @@ if [[ -n $warnings ]]; then
   exit 1
 fi
 text=$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tascii -P -cbou "$page" 2>/dev/null)
-for cmd in ls stat top tail pub dlq watchdog destroy; do
+cmds="ls stat top tail pub dlq watchdog destroy"
+"$tool" bridge --help >/dev/null 2>&1 && cmds+=" bridge" # when built
+for cmd in $cmds; do
   grep -q "^\.SS $cmd\b" "$page" || { echo "no section for $cmd"; exit 1; }
   for opt in $("$tool" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
     grep -qF -- "$opt" <<<"$text" || { echo "$cmd $opt is not in the man page"; exit 1; }

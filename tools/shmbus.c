@@ -26,6 +26,10 @@ static const struct command {
 	{"watchdog", "BUS", "repair, evict and expire, in the foreground",
 	 cmd_watchdog},
 	{"destroy", "BUS", "remove a bus and its channels", cmd_destroy},
+#ifdef SHMBUS_HAVE_BRIDGE
+	{"bridge", "DIRECTION ...", "to and from Kafka or Redis Streams",
+	 cmd_bridge},
+#endif
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

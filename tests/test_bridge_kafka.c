@@ -1,0 +1,312 @@
+/*
+ * Bridges to and from Kafka, against librdkafka's mock cluster (three
+ * brokers inside this test process, reached over loopback by the bridge
+ * processes): round trips with every record checked, broker errors
+ * injected with the mock API, a bridge SIGKILLed and started again.
+ * Nothing may be lost; duplicates are allowed and counted.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "bridge_helpers.h"
+
+/* Kafka protocol request types (ApiKey), for error injection */
+enum { API_PRODUCE = 0, API_FETCH = 1 };
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static char bootstraps[256];
+static char bus_name[48];
+
+static void start(void)
+{
+	char err[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+	mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	cr_assert_not_null(mock_rk, "%s", err);
+	mock = rd_kafka_mock_cluster_new(mock_rk, 3);
+	cr_assert_not_null(mock);
+	snprintf(bootstraps, sizeof(bootstraps), "%s",
+		 rd_kafka_mock_cluster_bootstraps(mock));
+	cr_assert_eq(rd_kafka_mock_topic_create(mock, "orders", 4, 1), 0);
+	cr_assert_eq(rd_kafka_mock_topic_create(mock, "inbound", 4, 1), 0);
+}
+
+static void finish(void)
+{
+	rd_kafka_mock_cluster_destroy(mock);
+	rd_kafka_destroy(mock_rk);
+	if (bus_name[0])
+		shmbus_unlink(bus_name);
+}
+
+TestSuite(bridge_kafka, .init = start, .fini = finish, .timeout = 120);
+
+static shmbus_channel_t *channel(const char *tag, shmbus_t **bus,
+				 const char *name)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus(tag));
+	return test_channel(bus_name, bus, name, REC_SIZE, 4096,
+			    SHMBUS_CH_MULTI_PRODUCER);
+}
+
+/* `shmbus bridge DIR BUS CHAN:TOPIC --brokers MOCK ...` */
+static pid_t bridge(const char *dir, const char *chan)
+{
+	const char *args[] = {
+		dir, bus_name, chan, "--brokers", bootstraps, "--stats", "0",
+		"--set", "backoff_max_ms=200",
+		/* a member killed without leaving is noticed quickly (the
+		 * mock coordinator takes 3 s to answer a join: no less) */
+		"--set", "kafka.session.timeout.ms=4000", "--set",
+		"kafka.heartbeat.interval.ms=500", NULL};
+	/* outbound: a message undelivered for 1 s fails, and the bridge
+	 * sends it again itself (its rewind, not librdkafka's retries) */
+	if (strcmp(dir, "to-kafka") == 0)
+		args[10] = "kafka.message.timeout.ms=1000", args[11] = NULL;
+	return bridge_spawn(args);
+}
+
+/* The durable cursor of name: records it has confirmed. */
+static uint64_t sub_cursor(shmbus_channel_t *ch, const char *name)
+{
+	shmbus_sub_info_t info[32];
+	int n = shmbus_sub_list(ch, info, 32);
+	for (int i = 0; i < n; i++)
+		if (strcmp(info[i].name, name) == 0)
+			return info[i].cursor;
+	return 0;
+}
+
+static const char *header(const rd_kafka_message_t *m, const char *name,
+			  char *buf, size_t n)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t len;
+	buf[0] = '\0';
+	if (rd_kafka_message_headers(m, &h) == 0 &&
+	    rd_kafka_header_get_last(h, name, &v, &len) == 0 && len < n) {
+		memcpy(buf, v, len);
+		buf[len] = '\0';
+	}
+	return buf;
+}
+
+/* A client configuration for the mock cluster, with key = value pairs. */
+static rd_kafka_conf_t *client_conf(const char *k1, const char *v1)
+{
+	char err[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps,
+				       err, sizeof(err)),
+		     RD_KAFKA_CONF_OK, "%s", err);
+	cr_assert_eq(rd_kafka_conf_set(conf, k1, v1, err, sizeof(err)),
+		     RD_KAFKA_CONF_OK, "%s", err);
+	return conf;
+}
+
+/* Every record arrived, none damaged; duplicates counted. */
+static void check_tally(const struct tally *t, const char *what)
+{
+	cr_log_info("%s: %llu records, %llu duplicates", what,
+		    (unsigned long long)t->n, (unsigned long long)t->dups);
+	cr_expect_eq(t->bad, 0);
+	cr_expect_eq(t->distinct, t->n, "%s: first missing: %llu", what,
+		     (unsigned long long)tally_first_missing(t));
+}
+
+/* Read every partition of topic from the start into a tally, until it
+ * holds n distinct records or 30 s pass; headers checked on the way. */
+static void consume_topic(const char *topic, struct tally *t)
+{
+	char err[256];
+	rd_kafka_conf_t *conf = client_conf("group.id", "verify");
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	cr_assert_not_null(rk, "%s", err);
+	rd_kafka_topic_partition_list_t *parts =
+		rd_kafka_topic_partition_list_new(4);
+	for (int p = 0; p < 4; p++)
+		rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+			RD_KAFKA_OFFSET_BEGINNING;
+	cr_assert_eq(rd_kafka_assign(rk, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+	uint64_t end = shmbus_now_ns() + 30000000000ull;
+	char buf[64], key[24];
+	while (t->distinct < t->n && shmbus_now_ns() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		if (m == NULL)
+			continue;
+		if (m->err == 0) {
+			tally_add(t, m->payload, m->len);
+			uint64_t v;
+			if (rec_ok(m->payload, m->len, &v)) {
+				snprintf(key, sizeof(key), "%llu",
+					 (unsigned long long)v);
+				cr_assert(m->key_len == strlen(key) &&
+					  !memcmp(m->key, key, m->key_len));
+				cr_assert_str_eq(header(m, "shmbus.type", buf,
+							sizeof(buf)),
+						 "A");
+				cr_assert_str_eq(header(m, "shmbus.seq", buf,
+							sizeof(buf)),
+						 key);
+				cr_assert_neq(*header(m, "shmbus.origin", buf,
+						      sizeof(buf)),
+					      '\0');
+			}
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+struct out_plan {
+	shmbus_channel_t *ch;
+	pid_t *bridge;
+	uint64_t n;
+	int step;
+};
+
+/* to-kafka: produce errors at a sixth, a broker down and up at a third
+ * (its partitions move), the bridge SIGKILLed at half and started again */
+static void disturb_out(uint64_t v, void *ctx)
+{
+	(void)v;
+	struct out_plan *k = ctx;
+	uint64_t done = sub_cursor(k->ch, "bridge-to-kafka");
+	if (k->step == 0 && done >= k->n / 6) {
+		rd_kafka_resp_err_t errs[8];
+		for (int i = 0; i < 8; i++)
+			errs[i] = i % 2 ? RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+					: RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+		rd_kafka_mock_push_request_errors_array(mock, API_PRODUCE, 8,
+							errs);
+		k->step++;
+	} else if (k->step == 1 && done >= k->n / 3) {
+		rd_kafka_mock_broker_set_down(mock, 2);
+		sleep_ms(1500);
+		rd_kafka_mock_broker_set_up(mock, 2);
+		k->step++;
+	} else if (k->step == 2 && done >= k->n / 2) {
+		bridge_kill(*k->bridge);
+		*k->bridge = bridge("to-kafka", "A:orders");
+		k->step++;
+	}
+}
+
+static void publish(shmbus_producer_t *p, uint64_t n,
+		    void (*tick)(uint64_t v, void *ctx), void *ctx)
+{
+	struct rec r;
+	for (uint64_t v = 0; v < n;) {
+		rec_make(&r, v);
+		int rc = shmbus_try_publish(p, &r, sizeof(r), v);
+		if (rc == SHMBUS_EAGAIN) {
+			tick(v, ctx);
+			sleep_ms(1);
+			continue;
+		}
+		cr_assert_eq(rc, 0);
+		if (v++ % 256 == 0)
+			tick(v, ctx);
+	}
+}
+
+Test(bridge_kafka, to_kafka_through_errors_and_a_kill)
+{
+	uint64_t n = scaled(30000);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = channel("kto", &bus, "A");
+	cr_assert_eq(make_name(ch, "bridge-to-kafka"), 0);
+	pid_t br = bridge("to-kafka", "A:orders");
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct out_plan k = {ch, &br, n, 0};
+	publish(p, n, disturb_out, &k);
+	for (int i = 0; i < 3000 && sub_lag(ch, "bridge-to-kafka"); i++) {
+		disturb_out(n, &k);
+		sleep_ms(10);
+	}
+	cr_expect_eq(sub_lag(ch, "bridge-to-kafka"), 0);
+	cr_expect_eq(bridge_stop(br), 0);
+	struct tally t;
+	tally_init(&t, n);
+	consume_topic("orders", &t);
+	check_tally(&t, "to-kafka through errors and a kill");
+	cr_expect_eq(k.step, 3);
+	free(t.seen);
+	shmbus_close(bus);
+}
+
+/* Produce n records to topic (key = the number), and wait for them. */
+static void produce(const char *topic, uint64_t n)
+{
+	char err[256];
+	rd_kafka_conf_t *conf = client_conf("enable.idempotence", "true");
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	cr_assert_not_null(rk, "%s", err);
+	struct rec r;
+	char key[24];
+	for (uint64_t v = 0; v < n;) {
+		rec_make(&r, v);
+		int kl = snprintf(key, sizeof(key), "%llu", (unsigned long long)v);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(key, (size_t)kl),
+			RD_KAFKA_V_VALUE(&r, sizeof(r)), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			rd_kafka_poll(rk, 10);
+			continue;
+		}
+		cr_assert_eq(e, 0);
+		v++;
+	}
+	cr_assert_eq(rd_kafka_flush(rk, 30000), 0);
+	rd_kafka_destroy(rk);
+}
+
+Test(bridge_kafka, from_kafka_through_errors_and_a_kill)
+{
+	uint64_t n = scaled(30000);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = channel("kfr", &bus, "B");
+	struct tally t;
+	tally_init(&t, n);
+	shmbus_sub_opts_t so = {.name = "check", .wait = SHMBUS_WAIT_BLOCK};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, tally_handler, &t, &so, &s), 0);
+	produce("inbound", n);
+	pid_t br = bridge("from-kafka", "B:inbound");
+	int step = 0;
+	uint64_t end = shmbus_now_ns() + 60000000000ull;
+	while (t.distinct < n && shmbus_now_ns() < end) {
+		if (shmbus_poll(s, 1024) == 0)
+			shmbus_sub_wait(s, 2000000);
+		if (step == 0 && t.distinct >= n / 4) {
+			/* fetches fail: the consumer reconnects and goes on */
+			rd_kafka_resp_err_t errs[4] = {
+				RD_KAFKA_RESP_ERR__TRANSPORT,
+				RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+				RD_KAFKA_RESP_ERR__TRANSPORT,
+				RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT};
+			rd_kafka_mock_push_request_errors_array(mock, API_FETCH,
+								4, errs);
+			step++;
+		} else if (step == 1 && t.distinct >= n / 2) {
+			bridge_kill(br);
+			br = bridge("from-kafka", "B:inbound");
+			step++;
+		}
+	}
+	check_tally(&t, "from-kafka through errors and a kill");
+	cr_expect_eq(step, 2);
+	cr_expect_eq(bridge_stop(br), 0);
+	free(t.seen);
+	shmbus_close(bus);
+}
