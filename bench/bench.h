@@ -48,6 +48,7 @@ struct bench_opts {
 	uint32_t capacity; /* ring slots for throughput workloads */
 	unsigned timeout_s;
 	double timer_overhead_ns;
+	char dir[256]; /* journal: where its files go; "" = /var/tmp */
 };
 
 /* What one process leaves for the parent. */
@@ -176,6 +177,7 @@ int wl_group_keyed(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
 int wl_manychannels_tp(const struct bench_opts *o);
 int wl_bridge_redis(const struct bench_opts *o); /* wl_bridge.c */
+int wl_journal(const struct bench_opts *o);
 
 /* The sizes a throughput workload runs: --size, or the default sweep. */
 int tp_sizes(const struct bench_opts *o, uint32_t *sizes, int max);

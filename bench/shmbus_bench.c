@@ -92,6 +92,8 @@ static const struct workload {
 	 "pingpong, B polling 1000 channels (1 active)"},
 	{"manychannels-tp", wl_manychannels_tp, "16 channels -> 1 poller"},
 	{"bridge-redis", wl_bridge_redis, "bus -> Redis XADD vs redis-benchmark"},
+	{"journal", wl_journal,
+	 "journal write (each sync policy) and replay vs raw disk"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -144,6 +146,8 @@ static void usage(FILE *f)
 		"4096)\n"
 		"  --timeout  seconds one run may take before its "
 		"processes are killed (120)\n"
+		"  --dir      journal: directory on the disk to measure "
+		"(default /var/tmp)\n"
 		"  --list     workloads and whether this build has them\n",
 		"uds|zmq|nng|iox", "all");
 }
@@ -218,6 +222,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{"keep", no_argument, 0, 'k'},
 		{"capacity", required_argument, 0, 'C'},
 		{"timeout", required_argument, 0, 't'},
+		{"dir", required_argument, 0, 'D'},
 		{"help", no_argument, 0, 'h'},
 		{"list", no_argument, 0, 'l'},
 		{0, 0, 0, 0},
@@ -283,6 +288,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return -1;
 			}
 			o->timeout_s = (unsigned)v;
+			break;
+		case 'D':
+			snprintf(o->dir, sizeof(o->dir), "%s", optarg);
 			break;
 		case 'h':
 			usage(stdout);

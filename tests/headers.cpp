@@ -2,6 +2,7 @@
 #include <shmbus/shmbus.h>
 #include <shmbus/version.h>
 #include <shmbus/bridge.h>
+#include <shmbus/journal.h>
 
 int main()
 {

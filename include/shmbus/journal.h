@@ -1,0 +1,321 @@
+/*
+ * shmbus journal: an append-only event store on disk, per channel.
+ *
+ * A journal is a directory of segment files (default 64 MiB each, named by
+ * the sequence of their first record), written through mmap, and a small
+ * control file. Each record is framed with a marker, its length, a CRC32C,
+ * its sequence, time stamp, type, flags and aggregate id (key). Full
+ * segments are sealed and get an index file (sparse by sequence and time,
+ * complete by key), so that opening a journal reads only the headers of
+ * sealed segments and scans only the unsealed tail. docs/journal.md has the
+ * format, the recovery rules and the guarantees.
+ *
+ * Concurrency contract:
+ *   - One writer per journal directory at a time, across processes: a
+ *     second writer gets SHMBUS_EBUSY (a kernel-held lock on the control
+ *     file, released when the holder dies).
+ *   - Any number of read-only handles (SHMBUS_JOURNAL_READONLY), in any
+ *     process, also while the writer appends: a reader never sees a record
+ *     before it is complete (the writer release-stores each record's marker
+ *     after its bytes) and never returns a record whose CRC fails.
+ *   - A handle, and an iterator, belong to one thread at a time.
+ *
+ * Sequences are the bus's: strictly increasing, gaps allowed (a gap is a
+ * tombstone the bus skipped, a loss of an overwrite channel, or records
+ * published before journaling started). Sequences are compared as plain
+ * unsigned integers: a journal does not follow a bus past 2^64 - 1.
+ *
+ * Errors: 0 or a negative SHMBUS_E* code; control-path failures leave a
+ * message in shmbus_errmsg() naming the file and, for bad content, the
+ * byte offset. shmbus_journal_append returns codes only on its fast path.
+ */
+#ifndef SHMBUS_JOURNAL_H
+#define SHMBUS_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <shmbus/shmbus.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shmbus_journal shmbus_journal_t;
+typedef struct shmbus_journal_iter shmbus_journal_iter_t;
+
+/*
+ * When appended records reach the disk. Every policy survives the death of
+ * the writing process: records live in the page cache as soon as
+ * shmbus_journal_append returns. The policies differ in what survives a
+ * crash of the machine (kernel panic, power loss):
+ *
+ *   NONE      nothing is promised; the kernel writes back when it likes
+ *             (typically within 30 s). Fastest.
+ *   EVERY_N   after every sync_every-th append, the append syncs
+ *             (msync MS_SYNC of the written range: data and the metadata
+ *             needed to read it) before returning. A record is durable
+ *             once shmbus_journal_synced() has passed it; with
+ *             sync_every = 1, every append that returned is durable.
+ *   INTERVAL  an append that finds sync_interval_us passed since the
+ *             last sync syncs (itself included) before it returns;
+ *             shmbus_journal_tick() does the same when idle (the attached
+ *             journaler's loop calls it). At most the records appended in
+ *             the last interval (plus one sync's duration) can be lost.
+ *
+ * Sealing a segment, creating one and removing one by retention sync the
+ * index file, segment header and directory under EVERY_N and INTERVAL.
+ * A failed sync is sticky: the handle refuses further appends (the page
+ * cache's state is unknown after a write-back error); reopen to recover.
+ */
+enum shmbus_journal_sync {
+	SHMBUS_JOURNAL_SYNC_NONE = 0,
+	SHMBUS_JOURNAL_SYNC_EVERY_N = 1,
+	SHMBUS_JOURNAL_SYNC_INTERVAL = 2,
+};
+
+enum shmbus_journal_flags {
+	/* Open an existing journal for reading; never writes anything, may
+	 * run next to the writer (another process). */
+	SHMBUS_JOURNAL_READONLY = 1u << 0,
+	/* Writer: the unsealed tail is cut at its first bad record, and the
+	 * valid records found after it (corruption, or a machine crash that
+	 * wrote back later pages before earlier ones) are lost with it, and
+	 * counted in the recovery report. With STRICT, such an open fails
+	 * with SHMBUS_ECORRUPT instead, cutting nothing, when valid records
+	 * follow the bad one. A torn last record is cut either way. */
+	SHMBUS_JOURNAL_STRICT = 1u << 1,
+};
+
+typedef struct shmbus_journal_opts {
+	uint32_t flags;		   /* shmbus_journal_flags */
+	uint32_t sync;		   /* shmbus_journal_sync */
+	uint32_t sync_every;	   /* EVERY_N: records per sync; 0 = 1 */
+	uint32_t sync_interval_us; /* INTERVAL: 0 = 1000 */
+	/* bytes per segment file, a multiple of 4096 within 64 KiB..1 GiB;
+	 * 0 = 64 MiB. A journal keeps the size it was created with. */
+	uint64_t segment_size;
+	/* retention, whole sealed segments only (never the active one):
+	 * remove the oldest while the segments take more than retain_bytes,
+	 * and those sealed more than retain_age_ms ago. 0 = keep. */
+	uint64_t retain_bytes;
+	uint64_t retain_age_ms;
+	uint32_t mode; /* files; 0 = 0600 (the directory: 0700) */
+	/* written into new segment headers, for tools: channel name and id
+	 * (shmbus_journal_attach fills them from the channel) */
+	uint32_t channel_id;
+	const char *channel;
+} shmbus_journal_opts_t;
+
+/*
+ * Open the journal in directory dir (created, with its parents' existence
+ * required, unless READONLY), recovering the unsealed tail as
+ * docs/journal.md says. opts may be NULL (a writer with default options).
+ */
+SHMBUS_API int shmbus_journal_open(const char *dir,
+				   const shmbus_journal_opts_t *opts,
+				   shmbus_journal_t **out);
+/* Sync per the policy (a final sync under EVERY_N and INTERVAL), release
+ * the writer lock, unmap. Returns the sync's result. */
+SHMBUS_API int shmbus_journal_close(shmbus_journal_t *j);
+
+/* Passed as seq: the journal's end (the previous sequence + 1). */
+#define SHMBUS_JOURNAL_NEXT UINT64_MAX
+
+/*
+ * Append one record. seq must be above every sequence appended before
+ * (SHMBUS_EINVAL otherwise), or SHMBUS_JOURNAL_NEXT. Returns 0 once the
+ * record is in the page cache (and synced, as the policy says). Makes no
+ * system call and allocates nothing except when a segment fills (seal,
+ * index, next segment: SHMBUS_ENOMEM with a message if the disk is full,
+ * the journal staying as it was) and for the policy's sync.
+ */
+SHMBUS_API int shmbus_journal_append(shmbus_journal_t *j, uint64_t seq,
+				     uint64_t timestamp, uint32_t type,
+				     uint64_t key, const void *data,
+				     uint32_t len);
+/* Append a bus record as it is (seq, timestamp, key, flags, origin,
+ * producer); type is the event type (the journaler uses the channel id). */
+SHMBUS_API int shmbus_journal_append_record(shmbus_journal_t *j,
+					    const shmbus_record_t *rec,
+					    uint32_t type);
+/* Sync everything appended, whatever the policy. */
+SHMBUS_API int shmbus_journal_sync(shmbus_journal_t *j);
+/* INTERVAL: sync if the interval has passed with records unsynced; else
+ * nothing. For idle loops. */
+SHMBUS_API int shmbus_journal_tick(shmbus_journal_t *j);
+
+/*
+ * The end: the last appended sequence + 1 (0 for a journal that never had
+ * a record). Any handle, any process: one acquire load from the control
+ * file, published after the record is complete. shmbus_journal_synced is
+ * the same for the part that survived a sync.
+ */
+SHMBUS_API uint64_t shmbus_journal_end(const shmbus_journal_t *j);
+SHMBUS_API uint64_t shmbus_journal_synced(const shmbus_journal_t *j);
+
+/* --------------------------------------------------------------- reading */
+
+enum shmbus_journal_query_flags {
+	/* Go on past corrupt records (each is counted in stats.corrupt and
+	 * reported in shmbus_errmsg, then skipped as docs/journal.md says)
+	 * instead of stopping at the first with SHMBUS_ECORRUPT. */
+	SHMBUS_JOURNAL_SKIP_CORRUPT = 1u << 0,
+	/* Only records whose key equals query.key, from the key index. */
+	SHMBUS_JOURNAL_BY_KEY = 1u << 1,
+	/* Start at the first record (in sequence order) whose timestamp is
+	 * >= query.from_time, rather than at from_seq. Time stamps need not
+	 * be monotonic: every record after that one is returned. */
+	SHMBUS_JOURNAL_BY_TIME = 1u << 2,
+};
+
+typedef struct shmbus_journal_query {
+	uint64_t from_seq;  /* first sequence wanted (0: the oldest) */
+	uint64_t to_seq;    /* end, exclusive; 0 = no end */
+	uint64_t from_time; /* with SHMBUS_JOURNAL_BY_TIME */
+	uint64_t key;	    /* with SHMBUS_JOURNAL_BY_KEY */
+	uint32_t flags;	    /* shmbus_journal_query_flags */
+	uint32_t reserved;
+} shmbus_journal_query_t;
+
+typedef struct shmbus_journal_entry {
+	/* rec.data points into the journal's mapping, valid until the next
+	 * call on the iterator; rec.channel_id is the record's type,
+	 * rec.attempt is 1 */
+	shmbus_record_t rec;
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t segment; /* first sequence of the segment file holding it */
+	uint64_t offset;  /* byte offset of the record's frame in that file */
+} shmbus_journal_entry_t;
+
+/* An iterator over a query (q NULL: everything). */
+SHMBUS_API int shmbus_journal_iter_open(shmbus_journal_t *j,
+					const shmbus_journal_query_t *q,
+					shmbus_journal_iter_t **out);
+/*
+ * The next record: 1 with *e filled; 0 at the end of the query's range or
+ * of what has been appended so far (call again later to follow a live
+ * writer); SHMBUS_ECORRUPT for a corrupt record, with its position in
+ * e->segment/e->offset and in shmbus_errmsg() -- the next call resumes
+ * after it where that is safe (docs/journal.md). Never returns a torn or
+ * corrupt record.
+ */
+SHMBUS_API int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
+					shmbus_journal_entry_t *e);
+SHMBUS_API void shmbus_journal_iter_close(shmbus_journal_iter_t *it);
+
+/*
+ * Replay a query to a bus handler (the same handlers that subscribers
+ * run): in sequence order, each record once. A handler returning < 0 stops
+ * the replay with SHMBUS_EHANDLER (no retries here). *count (may be NULL)
+ * gets the number of records handed over. Returns 0 at the end of what is
+ * appended, or the first error.
+ */
+SHMBUS_API int shmbus_journal_replay(shmbus_journal_t *j,
+				     const shmbus_journal_query_t *q,
+				     shmbus_handler_fn fn, void *ctx,
+				     uint64_t *count);
+/* Replay a query back into the bus through p (shmbus_republish: each
+ * record keeps its origin, so consumers can de-duplicate). */
+SHMBUS_API int shmbus_journal_republish(shmbus_journal_t *j,
+					const shmbus_journal_query_t *q,
+					shmbus_producer_t *p, uint64_t *count);
+
+/* ------------------------------------------------- retention and stats */
+
+/* Apply the retention options now (a writer also does at each new
+ * segment); returns how many segments were removed. */
+SHMBUS_API int shmbus_journal_retain(shmbus_journal_t *j);
+
+/* Read every record of every segment and check its CRC (a full scan: for
+ * tools and tests). Returns the number of corrupt records found (>= 0;
+ * the first is described in shmbus_errmsg()) or an error. */
+SHMBUS_API int shmbus_journal_verify(shmbus_journal_t *j);
+
+typedef struct shmbus_journal_stats {
+	uint64_t first_seq;  /* oldest record kept (0 if none) */
+	uint64_t end_seq;    /* shmbus_journal_end */
+	uint64_t synced_seq; /* shmbus_journal_synced */
+	uint64_t segments;   /* segment files */
+	uint64_t bytes;	     /* their size on disk, reserved space included */
+	uint64_t appended;   /* records appended by this handle */
+	uint64_t syncs;	     /* syncs made by this handle */
+	uint64_t sealed;     /* segments sealed by this handle */
+	uint64_t removed;    /* segments removed by this handle's retention */
+	uint64_t corrupt;    /* corrupt records met by this handle's reads */
+	uint64_t skipped_bytes;	  /* bytes reads skipped past corruption */
+	uint64_t indexes_rebuilt; /* missing or bad index files rebuilt */
+} shmbus_journal_stats_t;
+SHMBUS_API void shmbus_journal_get_stats(const shmbus_journal_t *j,
+					 shmbus_journal_stats_t *st);
+
+/* What the open found and did (docs/journal.md, "Recovery"). */
+typedef struct shmbus_journal_recovery {
+	/* the unsealed tail: a torn or corrupt record cut at `offset` of
+	 * segment `segment` (its first sequence): the records cut (the bad
+	 * one and any well-framed ones after it) and the bytes they spanned;
+	 * a read-only handle reports, and cuts nothing */
+	uint64_t cut_records;
+	uint64_t segment;
+	uint64_t offset;
+	uint64_t bytes;
+	/* full segments a crash had left unsealed, sealed by this open */
+	uint64_t sealed;
+	/* segment files removed: empty last segments, half-made ones */
+	uint64_t removed;
+	/* why the record at offset was refused, after what else the open
+	 * noted (a truncated segment extended, a bad seal block), or "" */
+	char reason[160];
+} shmbus_journal_recovery_t;
+SHMBUS_API void shmbus_journal_get_recovery(const shmbus_journal_t *j,
+					    shmbus_journal_recovery_t *r);
+
+/* ------------------------------------- journaling a channel (journaler) */
+
+typedef struct shmbus_journal_attach_opts {
+	const char *name; /* durable subscriber name; NULL = "journal" */
+	uint32_t wait;	  /* shmbus_wait when idle; default SPIN (0) */
+	uint32_t batch;	  /* records per cursor update; 0 = 256 */
+	const shmbus_journal_opts_t *journal; /* NULL = defaults */
+} shmbus_journal_attach_opts_t;
+
+/*
+ * Journal channel ch into dir: a durable subscriber of ch (by name, so it
+ * gates producers like any other: a record not yet journaled is still in
+ * the ring) whose handler appends every record with its bus sequence,
+ * timestamp, key, flags and origin, type = the channel id. Producers pay
+ * nothing. Tombstones are never journaled (they were never accepted); the
+ * journal's sequences are the bus's, so a gap is a tombstone, a loss of an
+ * overwrite channel, or a record published before the journaler first
+ * joined. After a crash, records the bus delivers again are recognised
+ * (seq below the journal's end) and not appended twice. A failed append
+ * (disk full) holds the subscriber at that record and tries again (ordered
+ * retry policy, 1 ms .. 100 ms back-off), so producers feel back-pressure
+ * instead of the journal losing a record; on an overwrite channel the
+ * record goes to the DLQ. The journal's sequences belong to one bus epoch:
+ * attaching a journal that holds records of another epoch fails with
+ * SHMBUS_EEXIST. Drive it with shmbus_journal_poll / _start; the handle is
+ * then a writer journal like any other (reads, stats) and
+ * shmbus_journal_close also closes the subscriber.
+ */
+SHMBUS_API int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
+				     const shmbus_journal_attach_opts_t *opts,
+				     shmbus_journal_t **out);
+/* Journal up to max available records (shmbus_poll), then
+ * shmbus_journal_tick; returns the records journaled or an error. */
+SHMBUS_API int shmbus_journal_poll(shmbus_journal_t *j, uint32_t max);
+/* Wait by the subscriber's strategy, at most until the next INTERVAL
+ * sync is due. */
+SHMBUS_API int shmbus_journal_wait(shmbus_journal_t *j, uint64_t timeout_ns);
+/* A journaling thread (poll, tick, wait), pinned to cpu (-1: not). While
+ * it runs, call only shmbus_journal_stop, _end, _synced or _close. */
+SHMBUS_API int shmbus_journal_start(shmbus_journal_t *j, int cpu);
+SHMBUS_API int shmbus_journal_stop(shmbus_journal_t *j);
+/* The journaler's subscriber (for pollers and stats), or NULL. */
+SHMBUS_API shmbus_sub_t *shmbus_journal_sub(shmbus_journal_t *j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMBUS_JOURNAL_H */

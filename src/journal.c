@@ -1,0 +1,884 @@
+/*
+ * The journal handle: its directory, the control file, the table of
+ * segments, retention and statistics.
+ *
+ * Opening reads the header (256 bytes) of every segment file and scans
+ * only the unsealed ones (normally just the last): sealed segments are
+ * trusted by their seal block and read lazily, their indexes too.
+ * Segments are mapped on first use and stay mapped until the handle
+ * closes or retention removes them; a reader keeps a removed segment's
+ * mapping (the file lives on until unmapped), never a dangling one.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "journal_int.h"
+#include "shm.h"
+
+#define DEFAULT_SEGMENT (64ull << 20)
+#define MIN_SEGMENT (64ull << 10)
+#define MAX_SEGMENT (1ull << 30) /* CRC lengths are ints */
+#define DEFAULT_INTERVAL_US 1000u
+#define CTL_NAME "journal.ctl"
+
+int journal_vzeroupper;
+
+__attribute__((constructor)) static void journal_cpu(void)
+{
+#if defined(__x86_64__)
+	journal_vzeroupper = __builtin_cpu_supports("avx");
+#endif
+}
+
+uint64_t jrealtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void jname(char out[40], uint64_t first, const char *ext)
+{
+	snprintf(out, 40, "%020" PRIu64 "%s", first, ext);
+}
+
+/* "journal DIR/FILE: what[: strerror(err)]" (first UINT64_MAX: ext is the
+ * whole file name, or NULL for the directory itself). */
+int jerr_file(int code, int err, const shmbus_journal_t *j, uint64_t first,
+	      const char *ext, const char *fmt, ...)
+{
+	char what[320], file[40] = "";
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (first != UINT64_MAX)
+		jname(file, first, ext);
+	else if (ext)
+		snprintf(file, sizeof(file), "%s", ext);
+	const char *sep = file[0] ? "/" : "";
+	if (err)
+		return shmbus_seterr_sys(code, err, "journal %s%s%s: %s",
+					 j->dir, sep, file, what);
+	return shmbus_seterr(code, "journal %s%s%s: %s", j->dir, sep, file,
+			     what);
+}
+
+static int errno_code(int err)
+{
+	if (err == EACCES || err == EPERM || err == EROFS)
+		return SHMBUS_EPERM;
+	if (err == ENOENT)
+		return SHMBUS_ENOENT;
+	if (err == ENOSPC || err == EDQUOT || err == ENOMEM)
+		return SHMBUS_ENOMEM;
+	return SHMBUS_ESYS;
+}
+
+bool jsync_policy(const shmbus_journal_t *j)
+{
+	return j->sync != SHMBUS_JOURNAL_SYNC_NONE;
+}
+
+/* ---------------------------------------------------------- failpoints */
+
+static void failpoint_arm(shmbus_journal_t *j)
+{
+	static const char *const names[JFP_COUNT] = {
+		[JFP_MID_RECORD] = "mid_record",
+		[JFP_MID_SEAL] = "mid_seal",
+		[JFP_MID_CREATE] = "mid_create",
+	};
+	j->fp_id = -1;
+	const char *e = getenv("SHMBUS_JOURNAL_FAILPOINT");
+	const char *colon = e ? strchr(e, ':') : NULL;
+	if (colon == NULL || !j->writer)
+		return;
+	for (int i = 0; i < JFP_COUNT; i++)
+		if (strlen(names[i]) == (size_t)(colon - e) &&
+		    strncmp(e, names[i], (size_t)(colon - e)) == 0)
+			j->fp_id = i;
+	j->fp_left = strtol(colon + 1, NULL, 10);
+	if (j->fp_left <= 0)
+		j->fp_id = -1;
+}
+
+void jfailpoint_hit(shmbus_journal_t *j)
+{
+	if (--j->fp_left == 0)
+		kill(getpid(), SIGKILL);
+}
+
+/* ------------------------------------------------------------ options */
+
+static int take_opts(shmbus_journal_t *j, const shmbus_journal_opts_t *o)
+{
+	static const shmbus_journal_opts_t none = {0};
+	if (o == NULL)
+		o = &none;
+	if (o->flags & ~(uint32_t)(SHMBUS_JOURNAL_READONLY |
+				   SHMBUS_JOURNAL_STRICT))
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: flags 0x%x",
+				     o->flags);
+	if (o->sync > SHMBUS_JOURNAL_SYNC_INTERVAL)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal: unknown sync policy %u",
+				     o->sync);
+	uint64_t size = o->segment_size ? o->segment_size : DEFAULT_SEGMENT;
+	if (size % 4096 || size < MIN_SEGMENT || size > MAX_SEGMENT)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal: segment_size %" PRIu64
+				     " is not a multiple of 4096 within "
+				     "64 KiB..1 GiB",
+				     size);
+	if (o->channel && strlen(o->channel) >= JNAME_BYTES)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal: channel name longer than %d",
+				     JNAME_BYTES - 1);
+	j->flags = o->flags;
+	j->writer = !(o->flags & SHMBUS_JOURNAL_READONLY);
+	j->sync = o->sync;
+	j->sync_every = o->sync_every ? o->sync_every : 1;
+	j->sync_interval_ns =
+		(uint64_t)(o->sync_interval_us ? o->sync_interval_us
+					       : DEFAULT_INTERVAL_US) *
+		1000u;
+	j->seg_size = size;
+	j->retain_bytes = o->retain_bytes;
+	j->retain_age_ns = o->retain_age_ms * 1000000ull;
+	j->mode = o->mode ? o->mode & 0777 : 0600;
+	j->channel_id = o->channel_id;
+	snprintf(j->channel, sizeof(j->channel), "%s",
+		 o->channel ? o->channel : "");
+	return 0;
+}
+
+/* ------------------------------------------------ directory, control */
+
+static int open_dir(shmbus_journal_t *j, const char *dir)
+{
+	if (dir == NULL || dir[0] == '\0' || strlen(dir) >= JPATH_MAX - 64)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: no directory, "
+						    "or a path too long");
+	snprintf(j->dir, sizeof(j->dir), "%s", dir);
+	if (j->writer) {
+		/* the directory is searchable where the files are readable */
+		mode_t dmode = (mode_t)(j->mode | ((j->mode & 0444) >> 2));
+		if (mkdir(dir, dmode) != 0 && errno != EEXIST)
+			return jerr_file(errno_code(errno), errno, j,
+					 UINT64_MAX, NULL, "mkdir");
+	}
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0)
+		return jerr_file(errno_code(errno), errno, j, UINT64_MAX,
+				 NULL, "open");
+	return 0;
+}
+
+static uint32_t ctl_crc(const struct jctl *c)
+{
+	return crc32c(c, JCTL_CRC_TO, 0);
+}
+
+/* A new control file, made whole under a temporary name and linked into
+ * place: a concurrent creator's link fails with EEXIST and it uses ours. */
+static int ctl_create(shmbus_journal_t *j)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), CTL_NAME ".%d.tmp", (int)getpid());
+	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			j->mode);
+	if (fd < 0)
+		return jerr_file(errno_code(errno), errno, j, UINT64_MAX, tmp,
+				 "create");
+	struct jctl c;
+	memset(&c, 0, sizeof(c));
+	c.magic = JCTL_MAGIC;
+	c.version = JOURNAL_VERSION;
+	c.size = JCTL_SIZE;
+	if (getrandom(&c.journal_id, sizeof(c.journal_id), 0) !=
+	    sizeof(c.journal_id))
+		c.journal_id = jrealtime_ns() ^ (uint64_t)getpid() << 40;
+	c.created_realtime_ns = jrealtime_ns();
+	c.segment_size = j->seg_size;
+	memcpy(c.channel, j->channel, sizeof(c.channel));
+	c.channel_id = j->channel_id;
+	c.header_crc = ctl_crc(&c);
+	atomic_init(&c.seg_first, UINT64_MAX);
+	int rc = 0;
+	int err = fchmod(fd, j->mode) != 0 ? errno
+					   : posix_fallocate(fd, 0, JCTL_SIZE);
+	if (err == 0 && (pwrite(fd, &c, sizeof(c), 0) != (ssize_t)sizeof(c) ||
+			 fdatasync(fd) != 0))
+		err = errno ? errno : EIO;
+	if (err)
+		rc = jerr_file(errno_code(err), err, j, UINT64_MAX, tmp,
+			       "write");
+	close(fd);
+	if (rc == 0 && linkat(j->dirfd, tmp, j->dirfd, CTL_NAME, 0) != 0 &&
+	    errno != EEXIST)
+		rc = jerr_file(errno_code(errno), errno, j, UINT64_MAX,
+			       CTL_NAME, "link");
+	unlinkat(j->dirfd, tmp, 0);
+	if (rc == 0)
+		fsync(j->dirfd);
+	return rc;
+}
+
+static int ctl_check(shmbus_journal_t *j, const struct jctl *c)
+{
+	if (c->magic != JCTL_MAGIC)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
+				 "bad magic 0x%016" PRIx64 " at offset 0 "
+				 "(not a shmbus journal)",
+				 c->magic);
+	if (c->version != JOURNAL_VERSION)
+		return jerr_file(SHMBUS_EVERSION, 0, j, UINT64_MAX, CTL_NAME,
+				 "format version %u at offset 8, this "
+				 "library reads %u",
+				 c->version, JOURNAL_VERSION);
+	if (c->size != JCTL_SIZE || c->header_crc != ctl_crc(c))
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
+				 "header fails its CRC (offset 92)");
+	if (c->segment_size % 4096 || c->segment_size < MIN_SEGMENT ||
+	    c->segment_size > MAX_SEGMENT)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
+				 "segment size %" PRIu64 " at offset 32",
+				 c->segment_size);
+	return 0;
+}
+
+static int ctl_open(shmbus_journal_t *j)
+{
+	int oflags = (j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int fd = openat(j->dirfd, CTL_NAME, oflags);
+	if (fd < 0 && errno == ENOENT && j->writer) {
+		int rc = ctl_create(j);
+		if (rc)
+			return rc;
+		fd = openat(j->dirfd, CTL_NAME, oflags);
+	}
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return jerr_file(SHMBUS_ENOENT, 0, j, UINT64_MAX, NULL,
+					 "no journal here (no " CTL_NAME ")");
+		return jerr_file(errno_code(errno), errno, j, UINT64_MAX,
+				 CTL_NAME, "open");
+	}
+	j->ctl_fd = fd;
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
+				 "fstat");
+	if (st.st_size != JCTL_SIZE)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
+				 "truncated: %lld bytes, expected %u",
+				 (long long)st.st_size, JCTL_SIZE);
+	void *m = mmap(NULL, JCTL_SIZE,
+		       PROT_READ | (j->writer ? PROT_WRITE : 0), MAP_SHARED,
+		       fd, 0);
+	if (m == MAP_FAILED)
+		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
+				 "mmap");
+	j->ctl = m;
+	int rc = ctl_check(j, j->ctl);
+	if (rc)
+		return rc;
+	j->journal_id = j->ctl->journal_id;
+	j->seg_size = j->ctl->segment_size; /* a journal keeps its size */
+	if (j->writer && shm_lock_byte(fd, 0) != 0)
+		/* relaxed: the pid is only for the message */
+		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, NULL,
+				 "another process writes this journal "
+				 "(pid %u, a hint)",
+				 (unsigned)atomic_load_explicit(
+					 &j->ctl->writer_pid,
+					 memory_order_relaxed));
+	return 0;
+}
+
+/* ------------------------------------------------------------ segments */
+
+void jseg_free(struct jseg *s)
+{
+	if (s == NULL)
+		return;
+	if (s->map)
+		munmap(s->map, s->map_size);
+	jindex_drop(s);
+	jwkeys_free(s);
+	free(s->live.e);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+static void seg_init(struct jseg *s, uint64_t first)
+{
+	memset(s, 0, sizeof(*s));
+	s->first_seq = first;
+	s->fd = -1;
+	s->end_off = JSEG_DATA_OFF;
+	s->live.next = JSEG_DATA_OFF;
+	s->bad_off = UINT64_MAX;
+	s->ts_min = UINT64_MAX;
+}
+
+struct jseg *jseg_new(uint64_t first)
+{
+	struct jseg *s = malloc(sizeof(*s));
+	if (s)
+		seg_init(s, first);
+	else
+		shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	return s;
+}
+
+int jseg_map(shmbus_journal_t *j, struct jseg *s)
+{
+	if (s->map)
+		return 0;
+	char name[40];
+	jname(name, s->first_seq, ".seg");
+	bool rw = j->writer && !s->sealed;
+	int fd = openat(j->dirfd, name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return jerr_file(errno_code(errno), errno, j, s->first_seq,
+				 ".seg", "open");
+	struct stat st;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != j->seg_size) {
+		close(fd);
+		/* a shorter file would be SIGBUS on the first page past it */
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+				 "truncated: %lld bytes, the journal's "
+				 "segments are %" PRIu64,
+				 (long long)st.st_size, j->seg_size);
+	}
+	void *m = mmap(NULL, j->seg_size, PROT_READ | (rw ? PROT_WRITE : 0),
+		       MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int err = errno;
+		close(fd);
+		return jerr_file(SHMBUS_ESYS, err, j, s->first_seq, ".seg",
+				 "mmap");
+	}
+	s->map = m;
+	s->map_size = j->seg_size;
+	s->writable = rw;
+	if (rw)
+		s->fd = fd;
+	else
+		close(fd);
+	return 0;
+}
+
+/* The seal block of h (a copy, or the mapped header of a segment that a
+ * live writer may be sealing): trusted only whole. */
+bool jseal_read(shmbus_journal_t *j, struct jseg *s,
+		const struct jseg_header *h)
+{
+	/* acquire: pairs with the release store of `sealed` in jseal, after
+	 * the seal block's other fields */
+	if (atomic_load_explicit(&h->sealed, memory_order_acquire) !=
+	    JSEAL_MARKER)
+		return false;
+	const uint8_t *b = (const uint8_t *)h;
+	if (crc32c(b + JSEG_SEAL_CRC_FROM,
+		   JSEG_SEAL_CRC_TO - JSEG_SEAL_CRC_FROM, 0) != h->seal_crc ||
+	    h->end_off < JSEG_DATA_OFF || h->end_off > j->seg_size ||
+	    h->count == 0 || h->last_seq < s->first_seq ||
+	    /* every record takes at least a header */
+	    h->count > (h->end_off - JSEG_DATA_OFF) /
+			       sizeof(struct jrec_header)) {
+		snprintf(j->rec.reason, sizeof(j->rec.reason),
+			 "segment %" PRIu64 ": seal block fails its CRC "
+			 "(offset 132): scanned as unsealed",
+			 s->first_seq);
+		return false;
+	}
+	s->end_off = h->end_off;
+	s->count = h->count;
+	s->last_seq = h->last_seq;
+	s->ts_min = h->ts_min;
+	s->ts_max = h->ts_max;
+	s->sealed_ns = h->sealed_realtime_ns;
+	s->sealed = true;
+	free(s->live.e);
+	memset(&s->live, 0, sizeof(s->live));
+	return true;
+}
+
+static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
+			    const struct jseg_header *h)
+{
+	uint64_t f = s->first_seq;
+	if (h->magic != JSEG_MAGIC)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
+				 "bad magic 0x%016" PRIx64 " at offset 0",
+				 h->magic);
+	if (h->version != JOURNAL_VERSION)
+		return jerr_file(SHMBUS_EVERSION, 0, j, f, ".seg",
+				 "format version %u at offset 8, this "
+				 "library reads %u",
+				 h->version, JOURNAL_VERSION);
+	if (h->header_crc != crc32c(h, offsetof(struct jseg_header,
+					      header_crc), 0))
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
+				 "header fails its CRC (offset 100)");
+	if (h->data_off != JSEG_DATA_OFF || h->segment_size != j->seg_size)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
+				 "data offset %u / segment size %" PRIu64
+				 " (offsets 12, 16) differ from the "
+				 "journal's %u / %" PRIu64,
+				 h->data_off, h->segment_size, JSEG_DATA_OFF,
+				 j->seg_size);
+	if (h->first_seq != f)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
+				 "first sequence %" PRIu64 " at offset 24 "
+				 "differs from the file's name",
+				 h->first_seq);
+	if (h->journal_id != j->journal_id)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
+				 "belongs to another journal (id at offset "
+				 "32)");
+	jseal_read(j, s, h);
+	return 0;
+}
+
+/* A writer gives an unsealed segment that was cut short its size back
+ * (zeros: recovery then cuts the tail wherever the truncation tore it);
+ * anything else that is short is refused before a mapping could SIGBUS. */
+static int seg_size_check(shmbus_journal_t *j, struct jseg *s, int fd,
+			  uint64_t size)
+{
+	if (size == j->seg_size)
+		return 0;
+	if (!j->writer || s->sealed || size > j->seg_size)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+				 "truncated: %" PRIu64 " bytes, the journal's "
+				 "segments are %" PRIu64,
+				 size, j->seg_size);
+	int err = posix_fallocate(fd, 0, (off_t)j->seg_size);
+	if (err)
+		return jerr_file(errno_code(err), err, j, s->first_seq, ".seg",
+				 "extending a segment truncated to %" PRIu64
+				 " bytes",
+				 size);
+	snprintf(j->rec.reason, sizeof(j->rec.reason),
+		 "segment %" PRIu64 " was truncated to %" PRIu64
+		 " bytes: extended",
+		 s->first_seq, size);
+	return 0;
+}
+
+static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
+{
+	struct jseg *s = jseg_new(first);
+	if (s == NULL)
+		return SHMBUS_ENOMEM;
+	char name[40];
+	jname(name, first, ".seg");
+	struct jseg_header h;
+	struct stat st;
+	int rc = 0;
+	int fd = openat(j->dirfd, name,
+			(j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		rc = jerr_file(errno_code(errno), errno, j, first, ".seg",
+			       "open");
+	else if (fstat(fd, &st) != 0)
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "fstat");
+	else if (st.st_size < (off_t)sizeof(h))
+		rc = jerr_file(SHMBUS_ECORRUPT, 0, j, first, ".seg",
+			       "truncated: %lld bytes, shorter than a header",
+			       (long long)st.st_size);
+	else if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg",
+			       "reading the header");
+	else if ((rc = seg_check_header(j, s, &h)) == 0)
+		rc = seg_size_check(j, s, fd, (uint64_t)st.st_size);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && !s->sealed)
+		rc = jsparse_init(j, &s->live);
+	if (rc) {
+		jseg_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int jseg_add(shmbus_journal_t *j, struct jseg *s)
+{
+	if (j->nsegs == j->cap_segs) {
+		uint32_t cap = j->cap_segs ? j->cap_segs * 2 : 16;
+		struct jseg **n = realloc(j->segs, cap * sizeof(*n));
+		if (n == NULL)
+			return shmbus_seterr(SHMBUS_ENOMEM,
+					     "journal: out of memory");
+		j->segs = n;
+		j->cap_segs = cap;
+	}
+	uint32_t i = j->nsegs;
+	while (i > 0 && j->segs[i - 1]->first_seq > s->first_seq) {
+		j->segs[i] = j->segs[i - 1];
+		i--;
+	}
+	j->segs[i] = s;
+	j->nsegs++;
+	if (i + 1 < j->nsegs)
+		j->gen++; /* iterators find their segment again */
+	return 0;
+}
+
+int jseg_find(const shmbus_journal_t *j, uint64_t seq)
+{
+	if (j->nsegs == 0)
+		return -1;
+	uint32_t lo = 0, hi = j->nsegs; /* the answer is in [lo, hi) */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (j->segs[mid]->first_seq <= seq)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return (int)lo;
+}
+
+/* Remove segment i's files and forget it. */
+static int seg_remove(shmbus_journal_t *j, uint32_t i)
+{
+	struct jseg *s = j->segs[i];
+	char name[40];
+	if (i == 0 && j->nsegs > 1)
+		/* relaxed: for tools; readers learn of a removal when the
+		 * file is gone (journal_read.c, forget) */
+		atomic_store_explicit(&j->ctl->first_seq,
+				      j->segs[1]->first_seq,
+				      memory_order_relaxed);
+	jname(name, s->first_seq, ".seg");
+	if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT)
+		return jerr_file(errno_code(errno), errno, j, s->first_seq,
+				 ".seg", "unlink");
+	jname(name, s->first_seq, ".idx");
+	unlinkat(j->dirfd, name, 0);
+	if (j->active == s)
+		j->active = NULL;
+	jseg_free(s);
+	memmove(j->segs + i, j->segs + i + 1,
+		(j->nsegs - i - 1) * sizeof(*j->segs));
+	j->nsegs--;
+	j->gen++;
+	return 0;
+}
+
+/* "00000000000000000042.seg" -> 42, ".seg" */
+static bool parse_name(const char *n, uint64_t *first, const char **ext)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 20; i++) {
+		if (n[i] < '0' || n[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(n[i] - '0');
+	}
+	*first = v;
+	*ext = n + 20;
+	return true;
+}
+
+static bool known(const shmbus_journal_t *j, uint64_t first)
+{
+	int i = jseg_find(j, first);
+	return i >= 0 && j->segs[i]->first_seq == first;
+}
+
+/* Walk the directory: load segments not yet known (all of them at open,
+ * and from a reader's refresh the ones created since). At a writer's
+ * open, remove what crashes leave: temporary files, orphan indexes. */
+static int list_dir(shmbus_journal_t *j, bool opening)
+{
+	int fd = dup(j->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, NULL,
+				 "opendir");
+	}
+	rewinddir(d);
+	bool cleanup = opening && j->writer;
+	/* A reader takes only segments up to the newest one the writer had
+	 * announced before this listing began: those were in place then, and
+	 * readdir is sure to return them; one renamed in during the listing
+	 * may be returned while an earlier one is not. */
+	uint64_t upto = j->writer ? UINT64_MAX
+				  : /* acquire: pairs with the release in
+				     * seg_create, after the rename */
+				    atomic_load_explicit(&j->ctl->seg_first,
+							 memory_order_acquire);
+	if (!j->writer && upto == UINT64_MAX) {
+		closedir(d); /* no segment announced yet */
+		return 0;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		uint64_t first;
+		const char *ext;
+		if (!parse_name(e->d_name, &first, &ext))
+			continue;
+		if (cleanup && (strcmp(ext, ".seg.tmp") == 0 ||
+				strcmp(ext, ".idx.tmp") == 0)) {
+			unlinkat(j->dirfd, e->d_name, 0);
+			j->rec.removed += ext[1] == 's';
+		} else if (strcmp(ext, ".seg") == 0 && !known(j, first) &&
+			   first <= upto) {
+			struct jseg *s;
+			rc = seg_load(j, first, &s);
+			if (rc == 0 && (rc = jseg_add(j, s)) != 0)
+				jseg_free(s);
+		}
+	}
+	if (cleanup && rc == 0) {
+		rewinddir(d);
+		while ((e = readdir(d)) != NULL) {
+			uint64_t first;
+			const char *ext;
+			if (parse_name(e->d_name, &first, &ext) &&
+			    strcmp(ext, ".idx") == 0 && !known(j, first))
+				unlinkat(j->dirfd, e->d_name, 0);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A reader at the end of what it knows: its last segment may have been
+ * sealed, and others created, since it last looked. */
+int journal_refresh(shmbus_journal_t *j)
+{
+	struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	if (s && !s->sealed && s->map)
+		jseal_read(j, s, (const struct jseg_header *)s->map);
+	return list_dir(j, false);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+static int check_order(shmbus_journal_t *j)
+{
+	for (uint32_t i = 1; i < j->nsegs; i++) {
+		const struct jseg *a = j->segs[i - 1], *b = j->segs[i];
+		if (a->count && a->last_seq >= b->first_seq)
+			return jerr_file(SHMBUS_ECORRUPT, 0, j, a->first_seq,
+					 ".seg",
+					 "its last sequence %" PRIu64
+					 " is not below the next segment's "
+					 "first, %" PRIu64,
+					 a->last_seq, b->first_seq);
+	}
+	return 0;
+}
+
+/* Scan the unsealed segments (normally only the last); a writer cuts a
+ * torn tail, seals a full segment that a crash left unsealed, removes an
+ * empty last one, and takes the last as its active segment. */
+static int recover(shmbus_journal_t *j)
+{
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		struct jseg *s = j->segs[i];
+		if (s->sealed)
+			continue;
+		bool last = i + 1 == j->nsegs;
+		int rc = jseg_map(j, s);
+		if (rc == 0 && j->writer)
+			rc = jwkeys_init(j, s);
+		if (rc == 0)
+			rc = jscan_unsealed(j, s,
+					    last ? UINT64_MAX
+						 : j->segs[i + 1]->first_seq);
+		if (rc == 0 && j->writer && s->count == 0) {
+			rc = seg_remove(j, i--);
+			j->rec.removed++;
+			continue;
+		}
+		if (rc == 0 && j->writer && !last) {
+			rc = jseal(j, s);
+			j->rec.sealed++;
+		}
+		if (rc)
+			return rc;
+	}
+	int rc = check_order(j);
+	if (rc || !j->writer)
+		return rc;
+	struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	if (s && !s->sealed) {
+		j->active = s;
+		j->end_off = s->end_off;
+		s->synced_off = JSEG_DATA_OFF;
+	}
+	if (s)
+		j->end_seq = s->last_seq + 1;
+	else /* no segment: whatever the last writer published (relaxed:
+	      * the writer lock we hold orders its stores before us) */
+		j->end_seq = atomic_load_explicit(&j->ctl->end_seq,
+						  memory_order_relaxed);
+	/* what a crash left in the page cache reaches the disk now, so that
+	 * synced_seq tells the truth from the start */
+	if (jsync_policy(j) && j->active && (rc = jsync_active(j)) != 0)
+		return rc;
+	struct jctl *c = j->ctl;
+	/* relaxed: the writer lock orders these for a later writer; readers
+	 * acquire end_seq, stored last with release */
+	atomic_store_explicit(&c->writer_pid, (uint32_t)getpid(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->first_seq,
+			      j->nsegs ? j->segs[0]->first_seq : j->end_seq,
+			      memory_order_relaxed);
+	/* release: the newest segment, active or not, after its recovery;
+	 * pairs with the acquire in list_dir (readers list up to it) */
+	atomic_store_explicit(&c->seg_first, s ? s->first_seq : UINT64_MAX,
+			      memory_order_release);
+	atomic_store_explicit(&c->end_off, j->end_off, memory_order_relaxed);
+	j->synced_seq = jsync_policy(j) ? j->end_seq : 0;
+	atomic_store_explicit(&c->synced_seq, j->synced_seq,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->end_seq, j->end_seq, memory_order_release);
+	return 0;
+}
+
+/* ---------------------------------------------------------- open, close */
+
+int shmbus_journal_open(const char *dir, const shmbus_journal_opts_t *opts,
+			shmbus_journal_t **out)
+{
+	if (out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: out is NULL");
+	*out = NULL;
+	shmbus_journal_t *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	j->dirfd = j->ctl_fd = -1;
+	int rc = take_opts(j, opts);
+	failpoint_arm(j);
+	if (rc == 0)
+		rc = open_dir(j, dir);
+	if (rc == 0)
+		rc = ctl_open(j);
+	if (rc == 0)
+		rc = list_dir(j, true);
+	if (rc == 0)
+		rc = recover(j);
+	if (rc) {
+		j->writer = false; /* nothing to sync */
+		shmbus_journal_close(j);
+		return rc;
+	}
+	j->last_sync_ns = shmbus_now_ns();
+	*out = j;
+	return 0;
+}
+
+int shmbus_journal_close(shmbus_journal_t *j)
+{
+	if (j == NULL)
+		return 0;
+	if (j->jr)
+		journaler_close(j);
+	int rc = 0;
+	if (j->writer && jsync_policy(j) && j->active && j->failed == 0)
+		rc = jsync_active(j);
+	if (j->writer && j->ctl) /* relaxed: a hint for messages */
+		atomic_store_explicit(&j->ctl->writer_pid, 0,
+				      memory_order_relaxed);
+	for (uint32_t i = 0; i < j->nsegs; i++)
+		jseg_free(j->segs[i]);
+	free(j->segs);
+	if (j->ctl)
+		munmap(j->ctl, JCTL_SIZE);
+	if (j->ctl_fd >= 0)
+		close(j->ctl_fd); /* releases the writer lock */
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	free(j);
+	return rc;
+}
+
+/* ---------------------------------------------------- retention, stats */
+
+static bool retain_due(const shmbus_journal_t *j, const struct jseg *s,
+		       uint64_t now)
+{
+	if (j->retain_bytes && (uint64_t)j->nsegs * j->seg_size >
+				       j->retain_bytes)
+		return true;
+	return j->retain_age_ns && s->sealed_ns + j->retain_age_ns <= now;
+}
+
+int shmbus_journal_retain(shmbus_journal_t *j)
+{
+	if (j == NULL || !j->writer)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal: retention needs the writer");
+	uint64_t now = jrealtime_ns();
+	int removed = 0;
+	/* never the last segment: the active one, or the next to be */
+	while (j->nsegs > 1 && j->segs[0]->sealed &&
+	       retain_due(j, j->segs[0], now)) {
+		int rc = seg_remove(j, 0);
+		if (rc)
+			return rc;
+		removed++;
+		j->st.removed++;
+	}
+	if (removed && jsync_policy(j))
+		fsync(j->dirfd);
+	return removed;
+}
+
+uint64_t shmbus_journal_end(const shmbus_journal_t *j)
+{
+	/* acquire: pairs with the writer's release store after the record's
+	 * bytes and marker: a reader that sees end_seq finds the record */
+	return atomic_load_explicit(&j->ctl->end_seq, memory_order_acquire);
+}
+
+uint64_t shmbus_journal_synced(const shmbus_journal_t *j)
+{
+	/* relaxed: a statement about the disk, not about memory */
+	return atomic_load_explicit(&j->ctl->synced_seq, memory_order_relaxed);
+}
+
+void shmbus_journal_get_stats(const shmbus_journal_t *j,
+			      shmbus_journal_stats_t *st)
+{
+	*st = j->st;
+	st->first_seq = j->nsegs ? j->segs[0]->first_seq : 0;
+	st->end_seq = shmbus_journal_end(j);
+	st->synced_seq = shmbus_journal_synced(j);
+	st->segments = j->nsegs;
+	st->bytes = (uint64_t)j->nsegs * j->seg_size;
+}
+
+void shmbus_journal_get_recovery(const shmbus_journal_t *j,
+				 shmbus_journal_recovery_t *r)
+{
+	*r = j->rec;
+}

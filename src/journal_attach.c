@@ -1,0 +1,205 @@
+/*
+ * The journaler: a durable subscriber of a channel whose handler appends
+ * each record to a journal, with the record's bus sequence.
+ *
+ * It gates producers like any durable subscriber, so a record is still in
+ * the ring until its append returned (the subscriber's cursor moves after
+ * its handler, once per batch). Across a crash the bus delivers the
+ * unconfirmed part of the last batch again: those records are already in
+ * the journal (sequence below its end) and are acknowledged without a
+ * second append, so each sequence is journaled exactly once. Tombstones
+ * never reach a handler, so they leave gaps, as overwrite losses do.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "internal.h"
+#include "journal_int.h"
+
+#define WAIT_SLICE_NS 10000000ull /* a stop request is seen within it */
+#define POLL_MAX 4096u		  /* records between two ticks */
+
+struct journaler {
+	shmbus_sub_t *sub;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+};
+
+static int on_record(const shmbus_record_t *r, void *ctx)
+{
+	shmbus_journal_t *j = ctx;
+	/* delivered again after a crash before the cursor moved */
+	if (j->end_seq != 0 && r->seq < j->end_seq)
+		return 0;
+	return shmbus_journal_append_record(j, r, j->channel_id);
+}
+
+/* The journal's sequences are one bus epoch's: claim it for this bus, or
+ * refuse a journal that holds another epoch's records. */
+static int claim_epoch(shmbus_journal_t *j, uint64_t epoch)
+{
+	struct jctl *c = j->ctl;
+	/* acquire: pairs with the release store of epoch_set below, made by
+	 * an earlier journaler of this directory */
+	bool set = atomic_load_explicit(&c->epoch_set, memory_order_acquire);
+	/* relaxed: ordered by the acquire above */
+	uint64_t had = atomic_load_explicit(&c->bus_epoch,
+					    memory_order_relaxed);
+	if (set && had != epoch && j->end_seq != 0)
+		return shmbus_seterr(SHMBUS_EEXIST,
+				     "journal %s holds sequences of another "
+				     "bus epoch (%016llx, this bus is "
+				     "%016llx): journal this bus elsewhere",
+				     j->dir, (unsigned long long)had,
+				     (unsigned long long)epoch);
+	/* relaxed: published by the release below */
+	atomic_store_explicit(&c->bus_epoch, epoch, memory_order_relaxed);
+	/* release: the epoch before the flag that says it is meaningful */
+	atomic_store_explicit(&c->epoch_set, 1, memory_order_release);
+	return 0;
+}
+
+static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
+		     const shmbus_journal_attach_opts_t *o)
+{
+	shmbus_sub_opts_t so = {
+		.name = o && o->name ? o->name : "journal",
+		.wait = o ? o->wait : SHMBUS_WAIT_SPIN,
+		.batch = o ? o->batch : 0,
+		/* a failed append (a full disk) holds the ring at that
+		 * record until it succeeds: back-pressure, not loss */
+		.retry = {.policy = SHMBUS_RETRY_ORDERED,
+			  .max_attempts = UINT32_MAX,
+			  .base_us = 1000,
+			  .cap_us = 100000},
+	};
+	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
+		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};
+	return shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
+}
+
+int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
+			  const shmbus_journal_attach_opts_t *opts,
+			  shmbus_journal_t **out)
+{
+	if (ch == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal attach: no "
+						    "channel or no out");
+	*out = NULL;
+	shmbus_journal_opts_t jo = {0};
+	if (opts && opts->journal)
+		jo = *opts->journal;
+	if (jo.flags & SHMBUS_JOURNAL_READONLY)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal attach: a "
+						    "read-only journal");
+	jo.channel = ch->name;
+	jo.channel_id = ch->id;
+	shmbus_journal_t *j;
+	int rc = shmbus_journal_open(dir, &jo, &j);
+	if (rc)
+		return rc;
+	j->jr = calloc(1, sizeof(*j->jr));
+	if (j->jr == NULL)
+		rc = shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	if (rc == 0)
+		rc = claim_epoch(j, shmbus_epoch(ch->bus));
+	if (rc == 0)
+		rc = subscribe(j, ch, opts);
+	if (rc) {
+		shmbus_journal_close(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+shmbus_sub_t *shmbus_journal_sub(shmbus_journal_t *j)
+{
+	return j && j->jr ? j->jr->sub : NULL;
+}
+
+int shmbus_journal_poll(shmbus_journal_t *j, uint32_t max)
+{
+	if (j == NULL || j->jr == NULL)
+		return SHMBUS_EINVAL;
+	int n = shmbus_poll(j->jr->sub, max);
+	int rc = shmbus_journal_tick(j);
+	return n < 0 ? n : rc < 0 ? rc : n;
+}
+
+int shmbus_journal_wait(shmbus_journal_t *j, uint64_t timeout_ns)
+{
+	if (j == NULL || j->jr == NULL)
+		return SHMBUS_EINVAL;
+	if (j->sync == SHMBUS_JOURNAL_SYNC_INTERVAL && j->unsynced) {
+		/* wake for the sync that becomes due */
+		uint64_t due = j->last_sync_ns + j->sync_interval_ns;
+		uint64_t now = shmbus_now_ns();
+		uint64_t left = due > now ? due - now : 1;
+		if (timeout_ns == 0 || left < timeout_ns)
+			timeout_ns = left;
+	}
+	return shmbus_sub_wait(j->jr->sub, timeout_ns);
+}
+
+static void *journaling(void *arg)
+{
+	shmbus_journal_t *j = arg;
+	/* relaxed: a flag; the join in shmbus_journal_stop orders the rest */
+	while (!atomic_load_explicit(&j->jr->stop, memory_order_relaxed))
+		if (shmbus_journal_poll(j, POLL_MAX) <= 0)
+			shmbus_journal_wait(j, WAIT_SLICE_NS);
+	return NULL;
+}
+
+int shmbus_journal_start(shmbus_journal_t *j, int cpu)
+{
+	if (j == NULL || j->jr == NULL || j->jr->running)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: not a journaler, "
+						    "or already started");
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	if (cpu >= 0 && cpu < CPU_SETSIZE) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	/* seq_cst: before the thread exists, any order would do */
+	atomic_store(&j->jr->stop, false);
+	int err = pthread_create(&j->jr->thread, &attr, journaling, j);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return shmbus_seterr_sys(SHMBUS_ESYS, err,
+					 "journal: thread (cpu %d)", cpu);
+	j->jr->running = true;
+	return 0;
+}
+
+int shmbus_journal_stop(shmbus_journal_t *j)
+{
+	if (j == NULL || j->jr == NULL || !j->jr->running)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: not running");
+	/* seq_cst: a flag the thread polls; the join orders the rest */
+	atomic_store(&j->jr->stop, true);
+	pthread_join(j->jr->thread, NULL);
+	j->jr->running = false;
+	return 0;
+}
+
+void journaler_close(shmbus_journal_t *j)
+{
+	struct journaler *jr = j->jr;
+	if (jr->running)
+		shmbus_journal_stop(j);
+	if (jr->sub)
+		shmbus_sub_close(jr->sub, 1); /* journal what is there */
+	free(jr);
+	j->jr = NULL;
+}

@@ -1,0 +1,200 @@
+/*
+ * The journal's on-disk format: segment files, index files and the control
+ * file (docs/journal.md draws them). Little-endian, fixed-width fields,
+ * every offset pinned by _Static_assert. The files are mapped, so the
+ * words that other processes read while the writer changes them (record
+ * markers, the seal flag, the control file's writer state) are atomics.
+ *
+ *   DIR/journal.ctl                 control: identity, writer state, end
+ *   DIR/00000000000000000042.seg    a segment whose first record is seq 42
+ *   DIR/00000000000000000042.idx    its index, written when it was sealed
+ */
+#ifndef SHMBUS_JOURNAL_FORMAT_H
+#define SHMBUS_JOURNAL_FORMAT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <isa-l/crc.h>
+
+#define JOURNAL_VERSION 1u
+#define JSEG_MAGIC UINT64_C(0x31474553424d4853) /* "SHMBSEG1" */
+#define JIDX_MAGIC UINT64_C(0x31584449424d4853) /* "SHMBIDX1" */
+#define JCTL_MAGIC UINT64_C(0x314c5443424d4853) /* "SHMBCTL1" */
+#define JREC_MARKER 0x4345524au			  /* "JREC" */
+#define JSEAL_MARKER 0x4c414553u		  /* "SEAL" */
+
+#define JSEG_DATA_OFF 4096u /* records start one page in */
+#define JREC_ALIGN 8u
+#define JNAME_BYTES 48 /* SHMBUS_NAME_MAX + NUL */
+
+/* CRC32C (Castagnoli) as everyone states it (check value of "123456789"
+ * is 0xE3069283), chained: crc32c(b, crc32c(a, 0)) == crc32c(a || b).
+ * ISA-L's crc32_iscsi (hardware crc32 instruction where present) takes
+ * and returns the raw register, without the customary inversions. */
+extern int journal_vzeroupper; /* journal.c: the CPU has AVX */
+static inline uint32_t crc32c(const void *p, size_t n, uint32_t crc)
+{
+	uint32_t c = crc32_iscsi((unsigned char *)(uintptr_t)p, (int)n, ~crc);
+#if defined(__x86_64__)
+	/* ISA-L's AVX-512 kernel returns with the vector registers' upper
+	 * halves dirty; the SSE code after it (memcpy, our own) then pays a
+	 * transition penalty per instruction: 190 ns instead of 20 for the
+	 * CRC of a 1 KiB record on this project's VM */
+	if (journal_vzeroupper)
+		__asm__ volatile("vzeroupper" ::: "memory");
+#endif
+	return ~c;
+}
+
+/*
+ * Segment header: the first 256 bytes of page 0. Bytes [0, 100) are
+ * written once at creation and covered by header_crc. The seal block is
+ * written once, when the segment is full: its fields, seal_crc, then a
+ * release store of `sealed` (readers acquire it).
+ */
+struct jseg_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t data_off;     /* JSEG_DATA_OFF */
+	uint64_t segment_size; /* = the file's size */
+	uint64_t first_seq;    /* = the file's name */
+	uint64_t journal_id;   /* = the control file's */
+	uint64_t created_realtime_ns;
+	char channel[JNAME_BYTES];
+	uint32_t channel_id;
+	uint32_t header_crc; /* CRC32C of [0, 100) */
+	uint8_t reserved0[24];
+	/* seal block, at 128 */
+	_Atomic uint32_t sealed; /* JSEAL_MARKER, stored last */
+	uint32_t seal_crc;	 /* CRC32C of [136, 192) */
+	uint64_t end_off;	 /* end of the last record */
+	uint64_t count;		 /* records */
+	uint64_t last_seq;
+	uint64_t ts_min, ts_max;
+	uint64_t sealed_realtime_ns;
+	uint64_t reserved1;
+	uint8_t reserved2[64];
+};
+_Static_assert(offsetof(struct jseg_header, channel) == 48, "segment ABI");
+_Static_assert(offsetof(struct jseg_header, header_crc) == 100, "seg ABI");
+_Static_assert(offsetof(struct jseg_header, sealed) == 128, "segment ABI");
+_Static_assert(offsetof(struct jseg_header, end_off) == 136, "segment ABI");
+_Static_assert(offsetof(struct jseg_header, reserved1) == 184, "seg ABI");
+_Static_assert(sizeof(struct jseg_header) == 256, "segment ABI");
+#define JSEG_SEAL_CRC_FROM 136u
+#define JSEG_SEAL_CRC_TO 192u
+
+/*
+ * A record frame, 8-aligned: this header, len bytes of payload, zero
+ * padding to the next multiple of 8. The writer stores everything else,
+ * then the marker with release: a reader that acquires the marker sees a
+ * complete record. crc covers [8, 56 + len): the length, every other field
+ * and the payload; the marker is a constant and is checked on its own.
+ */
+struct jrec_header {
+	_Atomic uint32_t marker; /* JREC_MARKER; 0 = nothing (yet) */
+	uint32_t crc;
+	uint32_t len;  /* payload bytes */
+	uint32_t type; /* event type: the channel id for journaled channels */
+	uint64_t seq;
+	uint64_t timestamp; /* the bus clock, ns */
+	uint64_t key;	    /* aggregate id */
+	uint64_t origin;    /* shmbus_record_t.origin */
+	uint32_t flags;	    /* shmbus_record_flags */
+	uint32_t producer;
+};
+_Static_assert(offsetof(struct jrec_header, len) == 8, "record ABI");
+_Static_assert(offsetof(struct jrec_header, seq) == 16, "record ABI");
+_Static_assert(offsetof(struct jrec_header, flags) == 48, "record ABI");
+_Static_assert(sizeof(struct jrec_header) == 56, "record ABI");
+#define JREC_CRC_FROM 8u
+
+static inline uint64_t jrec_frame(uint64_t len)
+{
+	return (sizeof(struct jrec_header) + len + JREC_ALIGN - 1) &
+	       ~(uint64_t)(JREC_ALIGN - 1);
+}
+
+/*
+ * Index file, written whole when its segment is sealed (temporary file,
+ * then rename), trusted only if it matches the sealed segment (journal id,
+ * first_seq, end_off, count) and both CRCs pass:
+ *   header (64 B) | sparse[n_sparse] | keys[count]
+ */
+struct jidx_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t header_size; /* 64 */
+	uint64_t journal_id;
+	uint64_t first_seq;
+	uint64_t end_off;
+	uint64_t count;
+	uint32_t n_sparse;
+	uint32_t body_crc;   /* CRC32C of the two arrays */
+	uint32_t stride;     /* bytes of records between sparse entries */
+	uint32_t header_crc; /* CRC32C of [0, 60) */
+};
+_Static_assert(sizeof(struct jidx_header) == 64, "index ABI");
+_Static_assert(offsetof(struct jidx_header, header_crc) == 60, "index ABI");
+
+/* Sparse entry: a record at `off` with sequence `seq`; ts_before is the
+ * highest time stamp of every record of the segment before it (a prefix
+ * maximum, so binary-searchable even when time stamps are not monotonic). */
+struct jidx_sparse {
+	uint64_t seq;
+	uint64_t ts_before;
+	uint64_t off;
+};
+_Static_assert(sizeof(struct jidx_sparse) == 24, "index ABI");
+
+/* Key entry: every record, sorted by (key, off). */
+struct jidx_key {
+	uint64_t key;
+	uint64_t off;
+};
+_Static_assert(sizeof(struct jidx_key) == 16, "index ABI");
+
+#define JIDX_STRIDE 4096u
+
+/*
+ * The control file (one page, mapped by every handle). Line 0-1: identity,
+ * written once at creation. Line 2: the writer state, written only by the
+ * writer (who holds the kernel lock on byte 0 of this file); readers load
+ * end_seq with acquire. A hint for recovery, never trusted over the
+ * segments themselves: the writer's open recomputes it from them.
+ */
+struct jctl {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t size; /* 4096 */
+	uint64_t journal_id;
+	uint64_t created_realtime_ns;
+	uint64_t segment_size; /* for every segment of this journal */
+	char channel[JNAME_BYTES];
+	uint32_t channel_id;
+	uint32_t header_crc; /* CRC32C of [0, 92) */
+	uint8_t reserved0[32];
+	/* line 2, at 128: writer state */
+	/* the newest segment (the active one, unless it is sealed and the
+	 * next is not made yet); UINT64_MAX: none. Release-stored after the
+	 * segment is in place: readers list segments up to it */
+	_Atomic uint64_t seg_first;
+	_Atomic uint64_t end_off;   /* its next free byte */
+	_Atomic uint64_t end_seq;   /* last appended + 1; release, last */
+	_Atomic uint64_t synced_seq; /* records below it survived a sync */
+	_Atomic uint64_t first_seq;  /* oldest kept; raised before removal */
+	_Atomic uint64_t bus_epoch;  /* journaler: whose sequences these are */
+	_Atomic uint32_t writer_pid; /* hint only: the lock is the truth */
+	_Atomic uint32_t epoch_set;  /* bus_epoch is meaningful */
+	uint8_t reserved1[8];
+};
+_Static_assert(offsetof(struct jctl, header_crc) == 92, "control ABI");
+_Static_assert(offsetof(struct jctl, seg_first) == 128, "control ABI");
+_Static_assert(offsetof(struct jctl, bus_epoch) == 168, "control ABI");
+_Static_assert(sizeof(struct jctl) == 192, "control ABI");
+#define JCTL_SIZE 4096u
+#define JCTL_CRC_TO 92u
+
+#endif /* SHMBUS_JOURNAL_FORMAT_H */

@@ -1,0 +1,409 @@
+/*
+ * Indexes. Every segment has a sparse index (one entry per JIDX_STRIDE
+ * bytes of records: sequence, offset, and the highest time stamp before
+ * it), built as records are appended or scanned; when the segment is
+ * sealed, its records are walked once more (headers only) for the key
+ * index, every (key, offset) sorted by key then offset, and both are
+ * written to the segment's .idx file. Reading one aggregate is then a
+ * binary search per sealed segment and a scan of the unsealed one.
+ *
+ * An index file is trusted only when it matches its sealed segment and
+ * its CRCs pass; otherwise it is rebuilt from the segment (every record's
+ * CRC checked), and a writer writes it again.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "journal_int.h"
+
+int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a)
+{
+	memset(a, 0, sizeof(*a));
+	/* entries are at least a stride apart */
+	a->cap = (uint32_t)((j->seg_size - JSEG_DATA_OFF) / JIDX_STRIDE + 2);
+	a->e = malloc(a->cap * sizeof(*a->e));
+	a->next = JSEG_DATA_OFF;
+	if (a->e == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	return 0;
+}
+
+void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
+		 uint64_t off)
+{
+	if (off >= a->next && a->n < a->cap) {
+		a->e[a->n++] = (struct jidx_sparse){seq, a->ts_hi, off};
+		a->next = off + JIDX_STRIDE;
+	}
+	if (ts > a->ts_hi)
+		a->ts_hi = ts;
+}
+
+/* -------------------------------------------------------------- build */
+
+/* Stable LSD radix sort by key: entries of one key keep their (offset)
+ * order. Byte positions where every key agrees are skipped. */
+static int sort_keys(struct jidx_key *a, uint64_t n)
+{
+	if (n < 2)
+		return 0;
+	struct jidx_key *tmp = malloc(n * sizeof(*tmp));
+	if (tmp == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
+						    "sorting an index");
+	uint64_t count[8][256];
+	memset(count, 0, sizeof(count));
+	for (uint64_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			count[b][(a[i].key >> (8 * b)) & 0xff]++;
+	struct jidx_key *src = a, *dst = tmp;
+	for (int b = 0; b < 8; b++) {
+		uint64_t *c = count[b];
+		if (c[(a[0].key >> (8 * b)) & 0xff] == n)
+			continue;
+		uint64_t sum = 0;
+		for (int v = 0; v < 256; v++) {
+			uint64_t k = c[v];
+			c[v] = sum;
+			sum += k;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			dst[c[(src[i].key >> (8 * b)) & 0xff]++] = src[i];
+		struct jidx_key *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(tmp);
+	return 0;
+}
+
+int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
+{
+	/* every record takes at least a header */
+	uint64_t cap = (j->seg_size - JSEG_DATA_OFF) /
+		       sizeof(struct jrec_header);
+	void *m = mmap(NULL, cap * sizeof(struct jidx_key),
+		       PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
+						    "for a key index");
+	s->wkeys = m;
+	s->cap_wkeys = cap;
+	s->n_wkeys = 0;
+	return 0;
+}
+
+void jwkeys_free(struct jseg *s)
+{
+	if (s->wkeys)
+		munmap(s->wkeys, s->cap_wkeys * sizeof(*s->wkeys));
+	s->wkeys = NULL;
+	s->n_wkeys = s->cap_wkeys = 0;
+}
+
+/* The writer's index of a segment it is sealing: the keys it noted as
+ * records went in (sorted here, in place), the sparse entries it kept;
+ * or, if it did not note them all, a walk of the segment. */
+int jindex_seal(shmbus_journal_t *j, struct jseg *s)
+{
+	if (s->wkeys == NULL || s->n_wkeys != s->count || s->live.e == NULL) {
+		struct jindex ix;
+		int rc = jindex_build(j, s, s->end_off, false, &ix);
+		if (rc == 0)
+			rc = jindex_write(j, s, &ix);
+		jindex_free(&ix);
+		return rc;
+	}
+	int rc = sort_keys(s->wkeys, s->n_wkeys);
+	if (rc)
+		return rc;
+	struct jindex ix = {.sparse = s->live.e,
+			    .n_sparse = s->live.n,
+			    .keys = s->wkeys,
+			    .n_keys = s->n_wkeys,
+			    .end_off = s->end_off};
+	return jindex_write(j, s, &ix); /* ix borrows: nothing to free */
+}
+
+void jindex_free(struct jindex *ix)
+{
+	free(ix->sparse);
+	free(ix->keys);
+	memset(ix, 0, sizeof(*ix));
+}
+
+int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
+		 bool verify, struct jindex *ix)
+{
+	memset(ix, 0, sizeof(*ix));
+	struct jsparse_acc acc;
+	int rc = jsparse_init(j, &acc);
+	if (rc)
+		return rc;
+	/* every record takes at least a header */
+	uint64_t cap = (limit - JSEG_DATA_OFF) / sizeof(struct jrec_header);
+	if (s->count && s->count < cap)
+		cap = s->count;
+	ix->keys = malloc((cap ? cap : 1) * sizeof(*ix->keys));
+	ix->sparse = acc.e;
+	if (ix->keys == NULL) {
+		jindex_free(ix);
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	}
+	ix->ts_min = UINT64_MAX;
+	uint64_t off = JSEG_DATA_OFF, after = s->first_seq - 1;
+	unsigned fl = (s->first_seq == 0 ? JFC_ANY_SEQ : 0u) |
+		      (verify ? 0u : JFC_NO_CRC);
+	const char *why = "";
+	int r;
+	while ((r = jframe_check(s, off, limit, after, fl, &why)) == JF_OK &&
+	       ix->n_keys < cap) {
+		const struct jrec_header *h = jrec_at(s, off);
+		ix->keys[ix->n_keys++] = (struct jidx_key){h->key, off};
+		jsparse_add(&acc, h->seq, h->timestamp, off);
+		if (h->timestamp < ix->ts_min)
+			ix->ts_min = h->timestamp;
+		after = ix->last_seq = h->seq;
+		fl &= ~(unsigned)JFC_ANY_SEQ;
+		off += jrec_frame(h->len);
+	}
+	ix->sparse = acc.e;
+	ix->n_sparse = acc.n;
+	ix->ts_max = acc.ts_hi;
+	ix->end_off = off;
+	if (r == JF_BAD || off != limit ||
+	    (s->count && ix->n_keys != s->count)) {
+		rc = jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+			       "indexing: record at offset %" PRIu64 ": %s "
+			       "(%" PRIu64 " of %" PRIu64 " records walked)",
+			       off, r == JF_BAD ? why : "the records end early",
+			       ix->n_keys, s->count);
+		jindex_free(ix);
+		return rc;
+	}
+	return sort_keys(ix->keys, ix->n_keys);
+}
+
+/* -------------------------------------------------------------- files */
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static uint32_t body_crc(const struct jidx_sparse *sp, uint64_t n_sparse,
+			 const struct jidx_key *k, uint64_t n_keys)
+{
+	uint32_t c = crc32c(sp, n_sparse * sizeof(*sp), 0);
+	/* in chunks: crc32_iscsi takes an int length */
+	const uint8_t *b = (const uint8_t *)k;
+	for (uint64_t left = n_keys * sizeof(*k); left;) {
+		size_t n = left > (1u << 30) ? (1u << 30) : (size_t)left;
+		c = crc32c(b, n, c);
+		b += n;
+		left -= n;
+	}
+	return c;
+}
+
+int jindex_write(shmbus_journal_t *j, struct jseg *s,
+		 const struct jindex *ix)
+{
+	struct jidx_header h = {
+		.magic = JIDX_MAGIC,
+		.version = JOURNAL_VERSION,
+		.header_size = sizeof(h),
+		.journal_id = j->journal_id,
+		.first_seq = s->first_seq,
+		.end_off = ix->end_off,
+		.count = ix->n_keys,
+		.n_sparse = ix->n_sparse,
+		.stride = JIDX_STRIDE,
+	};
+	h.body_crc = body_crc(ix->sparse, ix->n_sparse, ix->keys, ix->n_keys);
+	h.header_crc = crc32c(&h, offsetof(struct jidx_header, header_crc), 0);
+	char tmp[48], name[40];
+	jname(tmp, s->first_seq, ".idx.tmp");
+	jname(name, s->first_seq, ".idx");
+	int fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			j->mode);
+	if (fd < 0)
+		return jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
+				 errno, j, s->first_seq, ".idx.tmp", "create");
+	int rc = 0;
+	if (fchmod(fd, j->mode) != 0 || write_all(fd, &h, sizeof(h)) ||
+	    write_all(fd, ix->sparse, ix->n_sparse * sizeof(*ix->sparse)) ||
+	    write_all(fd, ix->keys, ix->n_keys * sizeof(*ix->keys)) ||
+	    (jsync_policy(j) && fdatasync(fd) != 0))
+		rc = jerr_file(errno == ENOSPC || errno == EDQUOT
+				       ? SHMBUS_ENOMEM
+				       : SHMBUS_ESYS,
+			       errno, j, s->first_seq, ".idx.tmp", "write");
+	close(fd);
+	if (rc == 0 && renameat(j->dirfd, tmp, j->dirfd, name) != 0)
+		rc = jerr_file(SHMBUS_ESYS, errno, j, s->first_seq, ".idx",
+			       "rename");
+	if (rc)
+		unlinkat(j->dirfd, tmp, 0);
+	else if (jsync_policy(j))
+		fsync(j->dirfd);
+	return rc;
+}
+
+static void use_index(struct jseg *s, const struct jidx_sparse *sp,
+		      uint32_t n_sparse, const struct jidx_key *k,
+		      uint64_t n_keys)
+{
+	s->sparse = sp;
+	s->n_sparse = n_sparse;
+	s->keys = k;
+	s->n_keys = n_keys;
+}
+
+/* The .idx file, mapped, if it is whole and matches the sealed segment;
+ * else a reason. */
+static const char *map_index(shmbus_journal_t *j, struct jseg *s)
+{
+	char name[40];
+	jname(name, s->first_seq, ".idx");
+	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return "missing";
+	struct stat st;
+	void *m = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct jidx_header))
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return "unreadable or shorter than its header";
+	const struct jidx_header *h = m;
+	const char *why = NULL;
+	uint64_t size = (uint64_t)st.st_size;
+	if (h->magic != JIDX_MAGIC || h->version != JOURNAL_VERSION ||
+	    h->header_size != sizeof(*h) ||
+	    h->header_crc !=
+		    crc32c(h, offsetof(struct jidx_header, header_crc), 0))
+		why = "bad header";
+	else if (h->journal_id != j->journal_id ||
+		 h->first_seq != s->first_seq || h->end_off != s->end_off ||
+		 h->count != s->count)
+		why = "does not match its segment";
+	else if (size != sizeof(*h) + h->n_sparse * sizeof(struct jidx_sparse) +
+				h->count * sizeof(struct jidx_key))
+		why = "truncated";
+	if (why) {
+		munmap(m, size);
+		return why;
+	}
+	const struct jidx_sparse *sp = (const void *)(h + 1);
+	const struct jidx_key *k = (const void *)(sp + h->n_sparse);
+	if (body_crc(sp, h->n_sparse, k, h->count) != h->body_crc) {
+		munmap(m, size);
+		return "fails its CRC";
+	}
+	s->idx_map = m;
+	s->idx_size = size;
+	use_index(s, sp, h->n_sparse, k, h->count);
+	return NULL;
+}
+
+int jindex_load(shmbus_journal_t *j, struct jseg *s)
+{
+	if (s->keys || !s->sealed)
+		return s->keys ? 0 : SHMBUS_EINVAL;
+	if (s->idx_tried) /* neither the file nor a rebuild worked */
+		return SHMBUS_ECORRUPT;
+	if (map_index(j, s) == NULL)
+		return 0;
+	s->idx_tried = true;
+	struct jindex ix;
+	int rc = jseg_map(j, s);
+	if (rc == 0)
+		rc = jindex_build(j, s, s->end_off, true, &ix);
+	if (rc)
+		return rc;
+	j->st.indexes_rebuilt++;
+	if (j->writer)
+		jindex_write(j, s, &ix); /* else rebuilt again next time */
+	s->heap_sparse = ix.sparse;
+	s->heap_keys = ix.keys;
+	use_index(s, ix.sparse, ix.n_sparse, ix.keys, ix.n_keys);
+	return 0;
+}
+
+void jindex_drop(struct jseg *s)
+{
+	if (s->idx_map)
+		munmap(s->idx_map, s->idx_size);
+	free(s->heap_sparse);
+	free(s->heap_keys);
+	s->idx_map = NULL;
+	s->heap_sparse = NULL;
+	s->heap_keys = NULL;
+	use_index(s, NULL, 0, NULL, 0);
+}
+
+/* ------------------------------------------------------------ lookups */
+
+/* The first of n entries (stride bytes apart) whose u64 at field is >=
+ * v: the arrays are sorted by that field. */
+static uint64_t lower(const void *base, uint64_t n, size_t stride,
+		      size_t field, uint64_t v)
+{
+	const uint8_t *b = (const uint8_t *)base + field;
+	uint64_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		uint64_t x;
+		memcpy(&x, b + mid * stride, sizeof(x));
+		if (x < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int jsparse_seq(const struct jidx_sparse *e, uint32_t n, uint64_t seq)
+{
+	/* the last entry whose seq <= seq */
+	if (seq == UINT64_MAX)
+		return (int)n - 1;
+	return (int)lower(e, n, sizeof(*e), offsetof(struct jidx_sparse, seq),
+			  seq + 1) - 1;
+}
+
+int jsparse_time(const struct jidx_sparse *e, uint32_t n, uint64_t ts)
+{
+	/* before the first entry with ts_before >= ts: some record before
+	 * it is late enough, none before the entry ahead of it is */
+	return (int)lower(e, n, sizeof(*e),
+			  offsetof(struct jidx_sparse, ts_before), ts) - 1;
+}
+
+uint64_t jkeys_lower(const struct jidx_key *k, uint64_t n, uint64_t key)
+{
+	return lower(k, n, sizeof(*k), offsetof(struct jidx_key, key), key);
+}

@@ -1,0 +1,216 @@
+/*
+ * The journal's process-local handles and the functions its files share
+ * (journal.c: open, directory, control file, retention; journal_recover.c:
+ * frame checks and the tail scan; journal_write.c: append, seal, sync;
+ * journal_index.c: indexes; journal_read.c: iterators and replay;
+ * journal_attach.c: the journaling subscriber).
+ */
+#ifndef SHMBUS_JOURNAL_INT_H
+#define SHMBUS_JOURNAL_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "journal_format.h"
+#include "shmbus/journal.h"
+
+#define JPATH_MAX 4096
+
+/* Sparse entries being collected: one per JIDX_STRIDE bytes of records
+ * (capacity for a whole segment, allocated once), and the highest time
+ * stamp so far (the next entry's ts_before). */
+struct jsparse_acc {
+	struct jidx_sparse *e;
+	uint32_t n, cap;
+	uint64_t next; /* offset at or past which the next entry goes */
+	uint64_t ts_hi;
+};
+
+/* One segment file as this handle knows it. */
+struct jseg {
+	uint64_t first_seq;
+	int fd;	      /* -1 until mapped */
+	uint8_t *map; /* the whole file, or NULL until first use */
+	size_t map_size;
+	bool writable;
+	bool sealed;
+	/* sealed: from the seal block; unsealed: the end of the records this
+	 * handle has written or checked (a live writer may be further) */
+	uint64_t end_off;
+	uint64_t count, last_seq, ts_min, ts_max, sealed_ns;
+	/* unsealed: sparse entries as records are appended or checked */
+	struct jsparse_acc live;
+	/* sealed: the index (its file mapped, or arrays built here) */
+	const struct jidx_sparse *sparse;
+	const struct jidx_key *keys;
+	uint32_t n_sparse;
+	uint64_t n_keys;
+	void *idx_map; /* the file's mapping (idx_size), or */
+	size_t idx_size;
+	struct jidx_sparse *heap_sparse; /* arrays built here */
+	struct jidx_key *heap_keys;
+	bool idx_tried;
+	/* writer: every record's (key, offset) as appended or recovered,
+	 * for the key index at seal time without walking the segment again
+	 * (anonymous memory reserved for a whole segment, touched as used) */
+	struct jidx_key *wkeys;
+	uint64_t n_wkeys, cap_wkeys;
+	/* reading stopped here in an unsealed segment: a bad record */
+	uint64_t bad_off;
+	uint64_t synced_off; /* writer: bytes below it were synced */
+};
+
+struct journaler;
+
+struct shmbus_journal {
+	char dir[JPATH_MAX];
+	int dirfd;
+	int ctl_fd;
+	struct jctl *ctl;
+	uint64_t journal_id;
+	uint32_t flags;
+	uint32_t sync;
+	uint32_t sync_every;
+	uint64_t sync_interval_ns;
+	uint64_t seg_size;
+	uint64_t retain_bytes;
+	uint64_t retain_age_ns;
+	uint32_t mode;
+	uint32_t channel_id;
+	char channel[JNAME_BYTES];
+	bool writer;
+	/* segments in sequence order; gen moves when one is removed, so that
+	 * iterators find theirs again by first_seq */
+	struct jseg **segs;
+	uint32_t nsegs, cap_segs;
+	uint64_t gen;
+	/* writer state, also published in the control file */
+	struct jseg *active; /* unsealed last segment, or NULL */
+	uint64_t end_off;    /* next free byte of the active segment */
+	uint64_t end_seq;    /* last appended + 1; 0: never a record */
+	uint64_t synced_seq;
+	uint32_t unsynced; /* records since the last sync */
+	uint64_t last_sync_ns;
+	int failed; /* sticky: a sync failed */
+	shmbus_journal_stats_t st;
+	shmbus_journal_recovery_t rec;
+	struct journaler *jr; /* shmbus_journal_attach */
+	int fp_id;	      /* armed failpoint, or -1 */
+	long fp_left;
+};
+
+/*
+ * Crash-test failpoints of the writer: with SHMBUS_JOURNAL_FAILPOINT=NAME:N
+ * in its environment at open, a writer kills itself (SIGKILL) the N-th time
+ * it passes the place. Unarmed: one compare of a handle field.
+ *   mid_record  payload half copied, no CRC, no marker
+ *   mid_seal    index file written, seal block not
+ *   mid_create  a new segment reserved under its temporary name
+ */
+enum { JFP_MID_RECORD, JFP_MID_SEAL, JFP_MID_CREATE, JFP_COUNT };
+void jfailpoint_hit(shmbus_journal_t *j);
+#define JFAILPOINT(j, id)                                                      \
+	do {                                                                   \
+		if (__builtin_expect((j)->fp_id == (id), 0))                   \
+			jfailpoint_hit(j);                                     \
+	} while (0)
+
+/* journal.c */
+uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
+int jerr_file(int code, int err, const shmbus_journal_t *j, uint64_t first,
+	      const char *ext, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+void jname(char out[40], uint64_t first, const char *ext);
+struct jseg *jseg_new(uint64_t first);
+int jseg_map(shmbus_journal_t *j, struct jseg *s);
+int jseg_add(shmbus_journal_t *j, struct jseg *s);
+void jseg_free(struct jseg *s);
+/* The segment holding seq (the last whose first_seq <= seq), or the first;
+ * its index in j->segs, or -1 if there is none. */
+int jseg_find(const shmbus_journal_t *j, uint64_t seq);
+bool jseal_read(shmbus_journal_t *j, struct jseg *s,
+		const struct jseg_header *h);
+/* Readers: learn about segments created since the last look. */
+int journal_refresh(shmbus_journal_t *j);
+bool jsync_policy(const shmbus_journal_t *j);
+
+/* journal_recover.c */
+enum { JF_BAD = -1, JF_END = 0, JF_OK = 1 };
+enum {
+	JFC_ANY_SEQ = 1u << 0, /* no previous record to be above */
+	/* a marker of 0 over a non-zero header is a torn record (JF_BAD),
+	 * not one still being written (JF_END) */
+	JFC_RECOVERING = 1u << 1,
+	JFC_NO_CRC = 1u << 2, /* framing only: the writer's own records */
+};
+/* Check the frame at off (limit: end of the usable bytes); its sequence
+ * must be above `after`. JF_OK, JF_END (no record there), or JF_BAD with
+ * the reason in *why. */
+int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
+		 uint64_t after, unsigned fl, const char **why);
+/* Scan an unsealed segment from its start: every record must be below
+ * `below` (the next segment's first sequence, or UINT64_MAX). */
+int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below);
+void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
+	       uint64_t next);
+/* writer: reserve s->wkeys; free them */
+int jwkeys_init(shmbus_journal_t *j, struct jseg *s);
+void jwkeys_free(struct jseg *s);
+
+/* journal_write.c */
+int jseal(shmbus_journal_t *j, struct jseg *s);
+int jsync_active(shmbus_journal_t *j);
+
+/* journal_index.c */
+int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a);
+void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
+		 uint64_t off);
+struct jindex {
+	struct jidx_sparse *sparse;
+	struct jidx_key *keys;
+	uint32_t n_sparse;
+	uint64_t n_keys;
+	uint64_t end_off, last_seq, ts_min, ts_max;
+};
+/* Build a segment's index by walking its frames up to limit; verify:
+ * check every CRC too (a rebuild), else framing only (a seal). */
+int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
+		 bool verify, struct jindex *ix);
+void jindex_free(struct jindex *ix);
+/* Write a segment's index as it is sealed. */
+int jindex_seal(shmbus_journal_t *j, struct jseg *s);
+int jindex_write(shmbus_journal_t *j, struct jseg *s,
+		 const struct jindex *ix);
+/* A sealed segment's index: its file, or rebuilt (and rewritten by a
+ * writer). 0, or an error if the segment itself cannot be walked. */
+int jindex_load(shmbus_journal_t *j, struct jseg *s);
+void jindex_drop(struct jseg *s);
+/* Sparse lookups over n entries: the entry to start scanning at, or -1
+ * for the segment's first record. */
+int jsparse_seq(const struct jidx_sparse *e, uint32_t n, uint64_t seq);
+int jsparse_time(const struct jidx_sparse *e, uint32_t n, uint64_t ts);
+/* Key entries: the first position whose key >= key. */
+uint64_t jkeys_lower(const struct jidx_key *k, uint64_t n, uint64_t key);
+
+/* journal_read.c */
+int jread_all(shmbus_journal_t *j, const shmbus_journal_query_t *q,
+	      int (*each)(const shmbus_journal_entry_t *e, void *arg),
+	      void *arg, uint64_t *count);
+
+/* journal_attach.c */
+void journaler_close(shmbus_journal_t *j);
+
+static inline uint64_t jseg_limit(const shmbus_journal_t *j,
+				  const struct jseg *s)
+{
+	return s->sealed ? s->end_off : j->seg_size;
+}
+
+static inline const struct jrec_header *jrec_at(const struct jseg *s,
+						uint64_t off)
+{
+	return (const struct jrec_header *)(s->map + off);
+}
+
+#endif /* SHMBUS_JOURNAL_INT_H */

@@ -1,0 +1,495 @@
+/*
+ * Reading: iterators over a range of sequences, from a time, or over one
+ * aggregate (key); replay to a handler; replay back into the bus.
+ *
+ * An iterator walks segments in order. Within a segment it either scans
+ * frames (from the segment's start, or from a sparse index entry when it
+ * seeks a sequence or a time) or, for one key in a sealed segment, follows
+ * the key index. Every frame is checked (marker, bounds, CRC, sequence
+ * order) before anything of it is returned.
+ *
+ * Following a live writer: at the end of the last segment the reader
+ * re-reads that segment's seal flag (a load from its mapping) and the
+ * control file's active-segment hint, and lists the directory only when
+ * the hint names a segment it does not know yet: a reader polling at the
+ * end makes no system call.
+ *
+ * After a corrupt record (docs/journal.md, "Corruption"): in a sealed
+ * segment whose index file is good, reading resumes at the next indexed
+ * record (the index was written from the segment when it was sealed, so
+ * its offsets are framing that the damage cannot have moved); in a sealed
+ * segment without a usable index it resumes at the next segment; in an
+ * unsealed segment it stops there until a later segment exists.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "journal_int.h"
+
+struct shmbus_journal_iter {
+	shmbus_journal_t *j;
+	shmbus_journal_query_t q;
+	uint64_t to;	    /* exclusive end: q.to_seq, or UINT64_MAX */
+	uint64_t gen;	    /* j->gen when seg was found */
+	uint32_t seg;	    /* its index in j->segs */
+	uint64_t seg_first; /* its first sequence, to find it again */
+	bool positioned;
+	bool time_pending; /* still looking for the first late enough */
+	bool use_keys;	   /* following the key index of a sealed segment */
+	bool done;
+	uint64_t off;  /* scanning: the next frame */
+	uint64_t kpos; /* key index: the next entry */
+	uint64_t after; /* the next record's sequence must be above it */
+	bool any;	/* ... unless no record was read in this segment */
+};
+
+#define QUERY_FLAGS                                                           \
+	(SHMBUS_JOURNAL_SKIP_CORRUPT | SHMBUS_JOURNAL_BY_KEY |                 \
+	 SHMBUS_JOURNAL_BY_TIME)
+
+int shmbus_journal_iter_open(shmbus_journal_t *j,
+			     const shmbus_journal_query_t *q,
+			     shmbus_journal_iter_t **out)
+{
+	static const shmbus_journal_query_t all = {0};
+	if (j == NULL || out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal: no journal or "
+						    "no out");
+	if (q == NULL)
+		q = &all;
+	if (q->flags & ~(uint32_t)QUERY_FLAGS)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal query: flags 0x%x",
+				     q->flags);
+	shmbus_journal_iter_t *it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	it->j = j;
+	it->q = *q;
+	it->to = q->to_seq ? q->to_seq : UINT64_MAX;
+	it->time_pending = (q->flags & SHMBUS_JOURNAL_BY_TIME) != 0;
+	*out = it;
+	return 0;
+}
+
+void shmbus_journal_iter_close(shmbus_journal_iter_t *it)
+{
+	free(it);
+}
+
+/* ---------------------------------------------------------- segments */
+
+/* Readers: segments the writer made since we looked, if the control
+ * file's hint says there are any (no system call otherwise). */
+static int catch_up(shmbus_journal_t *j)
+{
+	if (j->writer)
+		return 0;
+	struct jseg *last = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	if (last && !last->sealed && last->map)
+		jseal_read(j, last, (const struct jseg_header *)last->map);
+	/* acquire: pairs with the writer's release store of a new active
+	 * segment, made after it sealed the one before: seeing the new one,
+	 * a reader sees that seal too */
+	uint64_t hint = atomic_load_explicit(&j->ctl->seg_first,
+					     memory_order_acquire);
+	if (hint == UINT64_MAX || (last && hint <= last->first_seq))
+		return 0;
+	return journal_refresh(j);
+}
+
+/* A segment that retention removed before we mapped it. */
+static void forget(shmbus_journal_t *j, uint32_t i)
+{
+	jseg_free(j->segs[i]);
+	memmove(j->segs + i, j->segs + i + 1,
+		(j->nsegs - i - 1) * sizeof(*j->segs));
+	j->nsegs--;
+	j->gen++;
+}
+
+static bool index_helps(const shmbus_journal_iter_t *it,
+			const struct jseg *s, bool seek)
+{
+	if (!s->sealed)
+		return false;
+	if (it->q.flags & SHMBUS_JOURNAL_BY_KEY)
+		return true;
+	return seek && (it->time_pending || it->q.from_seq > s->first_seq);
+}
+
+/* Start reading segment i: at its first record, at the query's key in its
+ * key index, or (seek) at the sparse entry before the query's start. */
+static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
+{
+	shmbus_journal_t *j = it->j;
+	struct jseg *s = j->segs[i];
+	int rc = jseg_map(j, s);
+	if (rc == SHMBUS_ENOENT && !j->writer) {
+		forget(j, i); /* the caller finds its place again */
+		return 0;
+	}
+	if (rc)
+		return rc;
+	it->seg = i;
+	it->seg_first = s->first_seq;
+	it->gen = j->gen;
+	it->positioned = true;
+	it->off = JSEG_DATA_OFF;
+	it->after = s->first_seq - 1;
+	it->any = s->first_seq == 0;
+	it->use_keys = false;
+	bool indexed = index_helps(it, s, seek) && jindex_load(j, s) == 0;
+	if (indexed && (it->q.flags & SHMBUS_JOURNAL_BY_KEY)) {
+		it->use_keys = true;
+		it->kpos = jkeys_lower(s->keys, s->n_keys, it->q.key);
+		return 0;
+	}
+	const struct jidx_sparse *e = indexed ? s->sparse : s->live.e;
+	uint32_t n = indexed ? s->n_sparse : s->live.n;
+	if (!seek || e == NULL || (s->sealed && !indexed))
+		return 0;
+	int k = it->time_pending ? jsparse_time(e, n, it->q.from_time)
+				 : jsparse_seq(e, n, it->q.from_seq);
+	if (k >= 0) {
+		it->off = e[k].off;
+		it->after = e[k].seq - 1;
+		it->any = e[k].seq == 0;
+	}
+	return 0;
+}
+
+static uint32_t time_segment(const shmbus_journal_t *j, uint64_t ts)
+{
+	for (uint32_t i = 0; i < j->nsegs; i++)
+		if (j->segs[i]->count && j->segs[i]->ts_max >= ts)
+			return i;
+	return j->nsegs - 1;
+}
+
+static int start(shmbus_journal_iter_t *it)
+{
+	shmbus_journal_t *j = it->j;
+	int rc = catch_up(j);
+	if (rc || j->nsegs == 0)
+		return rc;
+	uint32_t i = it->time_pending
+			     ? time_segment(j, it->q.from_time)
+			     : (uint32_t)jseg_find(j, it->q.from_seq);
+	return enter(it, i, true);
+}
+
+/* Segments were removed (retention): find ours, or the first after it. */
+static int refind(shmbus_journal_iter_t *it)
+{
+	shmbus_journal_t *j = it->j;
+	int i = jseg_find(j, it->seg_first);
+	if (i >= 0 && j->segs[i]->first_seq == it->seg_first) {
+		it->seg = (uint32_t)i;
+		it->gen = j->gen;
+		return 0;
+	}
+	uint32_t next = i < 0 || j->segs[i]->first_seq > it->seg_first
+				? 0
+				: (uint32_t)i + 1;
+	if (next >= j->nsegs) {
+		it->positioned = false;
+		return 0;
+	}
+	return enter(it, next, true);
+}
+
+/* At the end of segment it->seg: the next one, if there is one. Returns
+ * 1 when positioned in it, 0 at the end for now. */
+static int next_segment(shmbus_journal_iter_t *it)
+{
+	shmbus_journal_t *j = it->j;
+	struct jseg *s = j->segs[it->seg];
+	bool was_sealed = s->sealed;
+	if (it->seg + 1 >= j->nsegs) {
+		int rc = catch_up(j);
+		if (rc)
+			return rc;
+	}
+	/* The end we met may have been a record not yet written, and the
+	 * writer has since finished this segment (sealing it before it makes
+	 * the next, and catch_up acquired that): read the rest first. */
+	if (!s->sealed && s->map)
+		jseal_read(j, s, (const struct jseg_header *)s->map);
+	if (s->sealed && !was_sealed)
+		return 1;
+	if (it->seg + 1 >= j->nsegs)
+		return 0;
+	if (j->segs[it->seg + 1]->first_seq >= it->to) {
+		it->done = true;
+		return 0;
+	}
+	int rc = enter(it, it->seg + 1, true);
+	return rc ? rc : 1;
+}
+
+/* --------------------------------------------------------------- steps */
+
+/* Scanning: the frame at it->off. */
+static int scan_step(shmbus_journal_iter_t *it, struct jseg *s,
+		     uint64_t *off, const char **why)
+{
+	*off = it->off;
+	if (*off >= s->bad_off) /* an unsealed segment's known bad record */
+		return JF_END;
+	int r = jframe_check(s, *off, jseg_limit(it->j, s), it->after,
+			     it->any ? JFC_ANY_SEQ : 0u, why);
+	if (r != JF_OK)
+		return r;
+	const struct jrec_header *h = jrec_at(s, *off);
+	uint64_t next = *off + jrec_frame(h->len);
+	if (!s->sealed && *off == s->end_off)
+		jseg_note(s, h, *off, next); /* a reader learns the tail */
+	it->off = next;
+	it->after = h->seq;
+	it->any = false;
+	return JF_OK;
+}
+
+/* Key index: the next entry of the query's key. */
+static int key_step(shmbus_journal_iter_t *it, struct jseg *s, uint64_t *off,
+		    const char **why)
+{
+	if (it->kpos >= s->n_keys || s->keys[it->kpos].key != it->q.key)
+		return JF_END;
+	*off = s->keys[it->kpos++].off;
+	int r = jframe_check(s, *off, s->end_off, it->after,
+			     it->any ? JFC_ANY_SEQ : 0u, why);
+	if (r == JF_END) {
+		*why = "the key index points past the records";
+		return JF_BAD;
+	}
+	if (r == JF_OK && jrec_at(s, *off)->key != it->q.key) {
+		*why = "the key index names a record of another key";
+		return JF_BAD;
+	}
+	if (r == JF_OK) {
+		it->after = jrec_at(s, *off)->seq;
+		it->any = false;
+	}
+	return r;
+}
+
+/* The first indexed record after off, or the segment's end. */
+static uint64_t next_indexed(const struct jseg *s, uint64_t off)
+{
+	uint64_t best = s->end_off;
+	for (uint64_t i = 0; i < s->n_keys; i++)
+		if (s->keys[i].off > off && s->keys[i].off < best)
+			best = s->keys[i].off;
+	return best;
+}
+
+/* Report the bad record at off and set where reading resumes. */
+static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
+		   const char *why, shmbus_journal_entry_t *e)
+{
+	shmbus_journal_t *j = it->j;
+	const char *then = "reading goes on from the key index";
+	j->st.corrupt++;
+	memset(e, 0, sizeof(*e));
+	e->segment = s->first_seq;
+	e->offset = off;
+	if (!it->use_keys && !s->sealed) {
+		s->bad_off = off;
+		then = "reading stops in this unsealed segment";
+	} else if (!it->use_keys) {
+		bool indexed = jindex_load(j, s) == 0;
+		uint64_t resume = indexed ? next_indexed(s, off) : s->end_off;
+		j->st.skipped_bytes += resume - off;
+		it->off = resume;
+		then = indexed ? "reading resumes at the next indexed record"
+			       : "no usable index: reading resumes at the "
+				 "next segment";
+	}
+	return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+			 "record at offset %" PRIu64 ": %s; %s", off, why,
+			 then);
+}
+
+static bool wanted(shmbus_journal_iter_t *it, const struct jrec_header *h)
+{
+	if (h->seq < it->q.from_seq)
+		return false;
+	if ((it->q.flags & SHMBUS_JOURNAL_BY_KEY) && h->key != it->q.key)
+		return false;
+	if (it->time_pending) {
+		if (h->timestamp < it->q.from_time)
+			return false;
+		it->time_pending = false;
+	}
+	return true;
+}
+
+static void fill(shmbus_journal_entry_t *e, const struct jseg *s,
+		 const struct jrec_header *h, uint64_t off)
+{
+	e->rec.data = h + 1;
+	e->rec.len = h->len;
+	e->rec.flags = h->flags;
+	e->rec.seq = h->seq;
+	e->rec.timestamp = h->timestamp;
+	e->rec.key = h->key;
+	e->rec.origin = h->origin;
+	e->rec.channel_id = h->type;
+	e->rec.producer = h->producer;
+	e->rec.attempt = 1;
+	e->rec.reserved = 0;
+	e->type = h->type;
+	e->reserved = 0;
+	e->segment = s->first_seq;
+	e->offset = off;
+}
+
+int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
+			     shmbus_journal_entry_t *e)
+{
+	if (it == NULL || e == NULL)
+		return SHMBUS_EINVAL;
+	shmbus_journal_t *j = it->j;
+	for (;;) {
+		int rc = 0;
+		if (it->done)
+			return 0;
+		if (!it->positioned)
+			rc = start(it);
+		else if (it->gen != j->gen)
+			rc = refind(it);
+		if (rc)
+			return rc;
+		if (!it->positioned)
+			return 0;
+		if (it->gen != j->gen)
+			continue; /* enter() forgot a removed segment */
+		struct jseg *s = j->segs[it->seg];
+		uint64_t off;
+		const char *why = "";
+		int r = it->use_keys ? key_step(it, s, &off, &why)
+				     : scan_step(it, s, &off, &why);
+		if (r == JF_END) {
+			rc = next_segment(it);
+			if (rc <= 0)
+				return rc;
+			continue;
+		}
+		if (r == JF_BAD) {
+			rc = corrupt(it, s, off, why, e);
+			if (it->q.flags & SHMBUS_JOURNAL_SKIP_CORRUPT)
+				continue;
+			return rc;
+		}
+		const struct jrec_header *h = jrec_at(s, off);
+		if (h->seq >= it->to) {
+			it->done = true;
+			return 0;
+		}
+		if (wanted(it, h)) {
+			fill(e, s, h, off);
+			return 1;
+		}
+	}
+}
+
+/* ------------------------------------------------------------- replay */
+
+int jread_all(shmbus_journal_t *j, const shmbus_journal_query_t *q,
+	      int (*each)(const shmbus_journal_entry_t *e, void *arg),
+	      void *arg, uint64_t *count)
+{
+	shmbus_journal_iter_t *it;
+	uint64_t n = 0;
+	int rc = shmbus_journal_iter_open(j, q, &it);
+	shmbus_journal_entry_t e;
+	while (rc == 0 && (rc = shmbus_journal_iter_next(it, &e)) == 1) {
+		rc = each(&e, arg);
+		n += rc == 0;
+	}
+	if (count)
+		*count = n;
+	if (rc == 0 || rc == 1)
+		rc = 0;
+	shmbus_journal_iter_close(it);
+	return rc;
+}
+
+struct handler_arg {
+	shmbus_handler_fn fn;
+	void *ctx;
+};
+
+static int to_handler(const shmbus_journal_entry_t *e, void *arg)
+{
+	const struct handler_arg *a = arg;
+	int rc = a->fn(&e->rec, a->ctx);
+	if (rc < 0)
+		return shmbus_seterr(SHMBUS_EHANDLER,
+				     "journal replay: the handler returned %d "
+				     "at sequence %" PRIu64,
+				     rc, e->rec.seq);
+	return 0;
+}
+
+int shmbus_journal_replay(shmbus_journal_t *j,
+			  const shmbus_journal_query_t *q,
+			  shmbus_handler_fn fn, void *ctx, uint64_t *count)
+{
+	if (fn == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal replay: no "
+						    "handler");
+	struct handler_arg a = {fn, ctx};
+	return jread_all(j, q, to_handler, &a, count);
+}
+
+static int to_bus(const shmbus_journal_entry_t *e, void *arg)
+{
+	int rc = shmbus_republish(arg, &e->rec);
+	if (rc)
+		return shmbus_seterr(rc, "journal republish: sequence %" PRIu64
+					 ": %s",
+				     e->rec.seq, shmbus_strerror(rc));
+	return 0;
+}
+
+int shmbus_journal_republish(shmbus_journal_t *j,
+			     const shmbus_journal_query_t *q,
+			     shmbus_producer_t *p, uint64_t *count)
+{
+	if (p == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "journal republish: no "
+						    "producer");
+	return jread_all(j, q, to_bus, p, count);
+}
+
+/* Every record of every segment, CRCs included. */
+int shmbus_journal_verify(shmbus_journal_t *j)
+{
+	shmbus_journal_iter_t *it;
+	int rc = shmbus_journal_iter_open(j, NULL, &it);
+	if (rc)
+		return rc;
+	char first[512] = "";
+	int bad = 0;
+	shmbus_journal_entry_t e;
+	while ((rc = shmbus_journal_iter_next(it, &e)) != 0) {
+		if (rc == SHMBUS_ECORRUPT && bad++ == 0)
+			snprintf(first, sizeof(first), "%s", shmbus_errmsg());
+		else if (rc < 0 && rc != SHMBUS_ECORRUPT)
+			break;
+	}
+	shmbus_journal_iter_close(it);
+	if (rc < 0)
+		return rc;
+	if (bad)
+		shmbus_seterr(SHMBUS_ECORRUPT, "%d corrupt records; the first: "
+					       "%s",
+			      bad, first);
+	return bad;
+}

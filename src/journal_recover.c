@@ -1,0 +1,208 @@
+/*
+ * Checking record frames, and recovering the unsealed tail at open.
+ *
+ * A frame is valid when its marker is JREC_MARKER, its length keeps it
+ * inside the segment's usable bytes, its CRC32C matches, and its sequence
+ * is above the previous record's (the first record's: at least the
+ * segment's first sequence). Nothing else is trusted.
+ *
+ * The tail rule. The writer writes a record's fields and payload, then
+ * release-stores its marker; a process killed on the way leaves a marker of
+ * 0 over a header that is not all zero, and a machine that crashed may
+ * leave any subset of the pages written back. So at open, the unsealed
+ * segment is valid up to the first frame that fails the check; that frame
+ * is the torn (or corrupt) record, and the segment is cut there: the rest
+ * of the file is zeroed, so that no stale frame can ever line up with a
+ * later one. Valid frames after the cut (found by looking for markers at
+ * every 8-byte boundary) are counted in the report as lost with it; with
+ * SHMBUS_JOURNAL_STRICT their presence makes the open fail instead.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "journal_int.h"
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
+		 uint64_t after, unsigned fl, const char **why)
+{
+	const uint64_t hsz = sizeof(struct jrec_header);
+	if (off > limit || limit - off < hsz)
+		return JF_END; /* no room for another record */
+	if (off % JREC_ALIGN) {
+		*why = "misaligned record offset";
+		return JF_BAD;
+	}
+	const struct jrec_header *h = jrec_at(s, off);
+	/* acquire: pairs with the writer's release store of the marker,
+	 * after every other byte of the record */
+	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
+	if (m != JREC_MARKER) {
+		if (m == 0 && (!(fl & JFC_RECOVERING) ||
+			       all_zero((const uint8_t *)h + 4, hsz - 4)))
+			return JF_END;
+		*why = m ? "bad record marker"
+			 : "a record begun and never finished (no marker)";
+		return JF_BAD;
+	}
+	if (h->len > limit - off - hsz) {
+		*why = "its length runs past the end of the segment";
+		return JF_BAD;
+	}
+	if (!(fl & JFC_NO_CRC) &&
+	    crc32c((const uint8_t *)h + JREC_CRC_FROM,
+		   hsz - JREC_CRC_FROM + h->len, 0) != h->crc) {
+		*why = "CRC mismatch";
+		return JF_BAD;
+	}
+	if (!(fl & JFC_ANY_SEQ) && h->seq <= after) {
+		*why = "its sequence is not above the previous record's";
+		return JF_BAD;
+	}
+	return JF_OK;
+}
+
+void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
+	       uint64_t next)
+{
+	jsparse_add(&s->live, h->seq, h->timestamp, off);
+	if (s->wkeys && s->n_wkeys < s->cap_wkeys)
+		s->wkeys[s->n_wkeys++] = (struct jidx_key){h->key, off};
+	if (h->timestamp < s->ts_min)
+		s->ts_min = h->timestamp;
+	s->ts_max = s->live.ts_hi;
+	s->count++;
+	s->last_seq = h->seq;
+	s->end_off = next;
+}
+
+/* Zero [off, end of segment): cheaply where the filesystem can (the range
+ * becomes unwritten space, still reserved), else by writing zeros. */
+static int zero_tail(shmbus_journal_t *j, struct jseg *s, uint64_t off)
+{
+	off_t len = (off_t)(j->seg_size - off);
+	if (len == 0)
+		return 0;
+	if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != EINVAL)
+		return jerr_file(SHMBUS_ESYS, errno, j, s->first_seq, ".seg",
+				 "zeroing the tail from offset %" PRIu64, off);
+	memset(s->map + off, 0, (size_t)len);
+	return 0;
+}
+
+/* Valid frames after the bad one at off: they would be lost with the cut.
+ * Found wherever they are (its length may be what is damaged), by marker,
+ * then the full check. Returns how many; *end is past the last. */
+static uint64_t valid_after(shmbus_journal_t *j, const struct jseg *s,
+			    uint64_t off, uint64_t after, uint64_t *end)
+{
+	uint64_t n = 0;
+	const char *why;
+	*end = off + sizeof(struct jrec_header);
+	for (uint64_t o = off + JREC_ALIGN;
+	     o + sizeof(struct jrec_header) <= j->seg_size; o += JREC_ALIGN) {
+		/* relaxed: the writer is gone; jframe_check acquires */
+		if (atomic_load_explicit(&jrec_at(s, o)->marker,
+					 memory_order_relaxed) != JREC_MARKER ||
+		    jframe_check(s, o, j->seg_size, after, 0, &why) != JF_OK)
+			continue;
+		after = jrec_at(s, o)->seq;
+		o += jrec_frame(jrec_at(s, o)->len) - JREC_ALIGN;
+		*end = o + JREC_ALIGN;
+		n++;
+	}
+	if (*end > j->seg_size)
+		*end = j->seg_size;
+	return n;
+}
+
+static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
+		    uint64_t after, const char *why)
+{
+	uint64_t end;
+	uint64_t valid = valid_after(j, s, off, after, &end);
+	shmbus_journal_recovery_t *r = &j->rec;
+	r->cut_records = 1 + valid;
+	r->segment = s->first_seq;
+	r->offset = off;
+	r->bytes = end - off;
+	size_t used = strlen(r->reason); /* after what the open noted */
+	snprintf(r->reason + used, sizeof(r->reason) - used, "%s%s",
+		 used ? "; " : "", why);
+	if (!j->writer) {
+		s->bad_off = off; /* a reader stops there and cuts nothing */
+		return 0;
+	}
+	if (valid && (j->flags & SHMBUS_JOURNAL_STRICT))
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+				 "record at offset %" PRIu64 ": %s, and %" PRIu64
+				 " valid records follow it (corruption, or "
+				 "pages written back out of order): open "
+				 "without SHMBUS_JOURNAL_STRICT to cut the "
+				 "segment there and lose them",
+				 off, why, valid);
+	return 0;
+}
+
+int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below)
+{
+	uint64_t off = JSEG_DATA_OFF, after = s->first_seq - 1;
+	bool any = s->first_seq == 0;
+	const char *why = NULL;
+	int r;
+	for (;;) {
+		/* a reader may be looking at a record a live writer is
+		 * writing: for it, no marker is simply the end */
+		r = jframe_check(s, off, j->seg_size, after,
+				 (j->writer ? JFC_RECOVERING : 0u) |
+					 (any ? JFC_ANY_SEQ : 0u),
+				 &why);
+		if (r != JF_OK)
+			break;
+		const struct jrec_header *h = jrec_at(s, off);
+		if (h->seq >= below) {
+			why = "its sequence is not below the next segment's "
+			      "first";
+			r = JF_BAD;
+			break;
+		}
+		uint64_t next = off + jrec_frame(h->len);
+		jseg_note(s, h, off, next);
+		after = h->seq;
+		any = false;
+		off = next;
+	}
+	s->end_off = off;
+	if (r == JF_BAD) {
+		int rc = tail_bad(j, s, off, after, why);
+		if (rc)
+			return rc;
+	}
+	if (!j->writer)
+		return 0;
+	/* Always, not only after a bad frame: a machine crash can leave
+	 * later pages written back over a hole, frames that a new record
+	 * could one day line up with. */
+	int rc = zero_tail(j, s, off);
+	if (rc == 0 && r == JF_BAD && jsync_policy(j) && fdatasync(s->fd))
+		rc = jerr_file(SHMBUS_ESYS, errno, j, s->first_seq, ".seg",
+			       "fdatasync after cutting the tail");
+	return rc;
+}

@@ -1,0 +1,360 @@
+/*
+ * The writer: append, segment roll (seal, index, next segment), the
+ * durability policy.
+ *
+ * One writer per journal (the control file's kernel lock). An append
+ * copies header and payload into the mapped active segment, computes the
+ * CRC over them in place, and release-stores the record's marker; then it
+ * publishes the new end in the control file, end_seq last with release.
+ * No system call and no allocation on that path: segments are reserved
+ * whole with posix_fallocate when created (a full disk is an error there,
+ * never a SIGBUS on a page later), and the sparse index of the active
+ * segment has room for a whole segment from the start.
+ *
+ * For a synchronous producer mode (several processes appending in bus
+ * order), the writer state that an append reads and moves is exactly the
+ * control file's line 2 (active segment, end offset, end sequence): an
+ * appender would take a lock on the control file, reload that line (and
+ * map the active segment if it changed), append, publish, unlock. Today
+ * the lock is held for the handle's life (ctl_open in journal.c).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "journal_int.h"
+
+#define PAGE 4096u
+
+/* msync the bytes of s written since its last sync (the range rounded
+ * down to a page, as msync needs). */
+static int sync_seg(shmbus_journal_t *j, struct jseg *s)
+{
+	uint64_t from = s->synced_off & ~(uint64_t)(PAGE - 1);
+	if (s->end_off > from &&
+	    msync(s->map + from, s->end_off - from, MS_SYNC) != 0) {
+		j->failed = jerr_file(SHMBUS_ESYS, errno, j, s->first_seq,
+				      ".seg",
+				      "msync of [%" PRIu64 ", %" PRIu64
+				      "): appends refused until reopened",
+				      from, s->end_off);
+		return j->failed;
+	}
+	s->synced_off = s->end_off;
+	return 0;
+}
+
+static void synced(shmbus_journal_t *j)
+{
+	j->synced_seq = j->end_seq;
+	j->unsynced = 0;
+	j->last_sync_ns = shmbus_now_ns();
+	j->st.syncs++;
+	/* relaxed: a statement about the disk, read by tools */
+	atomic_store_explicit(&j->ctl->synced_seq, j->synced_seq,
+			      memory_order_relaxed);
+}
+
+int jsync_active(shmbus_journal_t *j)
+{
+	if (j->active) {
+		int rc = sync_seg(j, j->active);
+		if (rc)
+			return rc;
+	}
+	synced(j);
+	return 0;
+}
+
+int shmbus_journal_sync(shmbus_journal_t *j)
+{
+	if (j == NULL || !j->writer)
+		return SHMBUS_EINVAL;
+	if (j->failed)
+		return j->failed;
+	/* segments this handle wrote and sealed unsynced (policy NONE) */
+	for (uint32_t i = j->nsegs; i-- > 0;) {
+		struct jseg *s = j->segs[i];
+		if (!s->writable || s->synced_off >= s->end_off)
+			break;
+		int rc = sync_seg(j, s);
+		if (rc)
+			return rc;
+	}
+	synced(j);
+	return 0;
+}
+
+int shmbus_journal_tick(shmbus_journal_t *j)
+{
+	if (j == NULL || !j->writer)
+		return SHMBUS_EINVAL;
+	if (j->sync != SHMBUS_JOURNAL_SYNC_INTERVAL || j->unsynced == 0 ||
+	    j->failed)
+		return j->failed;
+	if (shmbus_now_ns() - j->last_sync_ns < j->sync_interval_ns)
+		return 0;
+	return jsync_active(j);
+}
+
+/* ---------------------------------------------------------------- seal */
+
+int jseal(shmbus_journal_t *j, struct jseg *s)
+{
+	int rc = jindex_seal(j, s);
+	if (rc == 0 && jsync_policy(j))
+		rc = sync_seg(j, s);
+	if (rc)
+		return rc;
+	JFAILPOINT(j, JFP_MID_SEAL);
+	struct jseg_header *h = (struct jseg_header *)s->map;
+	h->end_off = s->end_off;
+	h->count = s->count;
+	h->last_seq = s->last_seq;
+	h->ts_min = s->ts_min;
+	h->ts_max = s->ts_max;
+	h->sealed_realtime_ns = jrealtime_ns();
+	h->seal_crc = crc32c(s->map + JSEG_SEAL_CRC_FROM,
+			     JSEG_SEAL_CRC_TO - JSEG_SEAL_CRC_FROM, 0);
+	/* release: the seal block before the flag; pairs with the acquire
+	 * in jseal_read (readers of a segment being sealed) */
+	atomic_store_explicit(&h->sealed, JSEAL_MARKER, memory_order_release);
+	if (jsync_policy(j) && msync(s->map, PAGE, MS_SYNC) != 0)
+		return j->failed = jerr_file(SHMBUS_ESYS, errno, j,
+					     s->first_seq, ".seg",
+					     "msync of the seal block");
+	s->sealed = true;
+	s->sealed_ns = h->sealed_realtime_ns;
+	free(s->live.e);
+	memset(&s->live, 0, sizeof(s->live));
+	jwkeys_free(s);
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (j->active == s)
+		j->active = NULL;
+	j->st.sealed++;
+	return 0;
+}
+
+/* ---------------------------------------------------- a new segment */
+
+static void fill_header(const shmbus_journal_t *j, struct jseg_header *h,
+			uint64_t first)
+{
+	h->magic = JSEG_MAGIC;
+	h->version = JOURNAL_VERSION;
+	h->data_off = JSEG_DATA_OFF;
+	h->segment_size = j->seg_size;
+	h->first_seq = first;
+	h->journal_id = j->journal_id;
+	h->created_realtime_ns = jrealtime_ns();
+	memcpy(h->channel, j->channel, sizeof(h->channel));
+	h->channel_id = j->channel_id;
+	h->header_crc = crc32c(h, offsetof(struct jseg_header, header_crc), 0);
+}
+
+/* Made whole under a temporary name (reserved, mapped, header written),
+ * then renamed into place: a crash leaves a .tmp file, never a segment
+ * without its header. */
+static int seg_create(shmbus_journal_t *j, uint64_t first)
+{
+	char tmp[48], name[40];
+	jname(name, first, ".seg");
+	jname(tmp, first, ".seg.tmp");
+	struct jseg *s = jseg_new(first);
+	if (s == NULL)
+		return SHMBUS_ENOMEM;
+	int rc = 0, err;
+	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			j->mode);
+	if (fd < 0) {
+		rc = jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
+			       errno, j, first, ".seg.tmp", "create");
+		goto fail;
+	}
+	s->fd = fd;
+	err = fchmod(fd, j->mode) != 0 ? errno
+					: posix_fallocate(fd, 0,
+							  (off_t)j->seg_size);
+	if (err) {
+		rc = jerr_file(err == ENOSPC || err == EDQUOT ? SHMBUS_ENOMEM
+							      : SHMBUS_ESYS,
+			       err, j, first, ".seg.tmp",
+			       "reserving %" PRIu64 " bytes for a segment",
+			       j->seg_size);
+		goto fail;
+	}
+	void *m = mmap(NULL, j->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       fd, 0);
+	if (m == MAP_FAILED) {
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
+			       "mmap");
+		goto fail;
+	}
+	s->map = m;
+	s->map_size = j->seg_size;
+	s->writable = true;
+	s->synced_off = JSEG_DATA_OFF;
+	fill_header(j, (struct jseg_header *)m, first);
+	if (jsync_policy(j) && msync(m, PAGE, MS_SYNC) != 0) {
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
+			       "msync of the header");
+		goto fail;
+	}
+	JFAILPOINT(j, JFP_MID_CREATE);
+	if (renameat2(j->dirfd, tmp, j->dirfd, name, RENAME_NOREPLACE) != 0) {
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "rename");
+		goto fail;
+	}
+	if (jsync_policy(j))
+		fsync(j->dirfd);
+	if ((rc = jsparse_init(j, &s->live)) != 0 ||
+	    (rc = jwkeys_init(j, s)) != 0 || (rc = jseg_add(j, s)) != 0) {
+		unlinkat(j->dirfd, name, 0);
+		jseg_free(s);
+		return rc;
+	}
+	j->active = s;
+	j->end_off = JSEG_DATA_OFF;
+	/* release: the previous segment's seal before the hint that a new
+	 * one exists; pairs with the acquire in catch_up (journal_read.c) */
+	atomic_store_explicit(&j->ctl->seg_first, first, memory_order_release);
+	return 0;
+fail:
+	unlinkat(j->dirfd, tmp, 0);
+	jseg_free(s);
+	return rc;
+}
+
+/* The active segment cannot take a frame of `frame` bytes: seal it, start
+ * the next at seq, apply retention. */
+static int roll(shmbus_journal_t *j, uint64_t seq, uint64_t frame)
+{
+	if (frame > j->seg_size - JSEG_DATA_OFF)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal %s: a record of %" PRIu64
+				     " bytes framed does not fit a segment "
+				     "of %" PRIu64,
+				     j->dir, frame, j->seg_size);
+	int rc;
+	if (j->active && (rc = jseal(j, j->active)) != 0)
+		return rc;
+	if ((rc = seg_create(j, seq)) != 0)
+		return rc;
+	if (j->retain_bytes || j->retain_age_ns)
+		shmbus_journal_retain(j); /* a failure leaves more, not less */
+	return 0;
+}
+
+/* -------------------------------------------------------------- append */
+
+static int after_append(shmbus_journal_t *j)
+{
+	switch (j->sync) {
+	case SHMBUS_JOURNAL_SYNC_EVERY_N:
+		if (++j->unsynced < j->sync_every)
+			return 0;
+		return jsync_active(j);
+	case SHMBUS_JOURNAL_SYNC_INTERVAL:
+		j->unsynced++;
+		if (shmbus_now_ns() - j->last_sync_ns < j->sync_interval_ns)
+			return 0;
+		return jsync_active(j);
+	default:
+		return 0;
+	}
+}
+
+/* r: the record's header as it will be stored (marker and crc unset). */
+static int put(shmbus_journal_t *j, const struct jrec_header *r,
+	       const void *data)
+{
+	if (__builtin_expect(!j->writer || j->failed, 0))
+		return j->failed ? j->failed : SHMBUS_EINVAL;
+	if (__builtin_expect(r->seq == SHMBUS_JOURNAL_NEXT ||
+				     (j->end_seq && r->seq < j->end_seq) ||
+				     (r->len && data == NULL),
+			     0))
+		return SHMBUS_EINVAL;
+	uint64_t frame = jrec_frame(r->len);
+	if (__builtin_expect(j->active == NULL ||
+				     j->seg_size - j->end_off < frame,
+			     0)) {
+		int rc = roll(j, r->seq, frame);
+		if (rc)
+			return rc;
+	}
+	struct jseg *s = j->active;
+	uint64_t off = j->end_off;
+	struct jrec_header *h = (struct jrec_header *)(s->map + off);
+	memcpy((uint8_t *)h + JREC_CRC_FROM, (const uint8_t *)r + JREC_CRC_FROM,
+	       sizeof(*h) - JREC_CRC_FROM);
+	uint32_t half = r->len / 2;
+	if (r->len)
+		memcpy(h + 1, data, half);
+	JFAILPOINT(j, JFP_MID_RECORD);
+	if (r->len)
+		memcpy((uint8_t *)(h + 1) + half, (const uint8_t *)data + half,
+		       r->len - half);
+	h->crc = crc32c((uint8_t *)h + JREC_CRC_FROM,
+			sizeof(*h) - JREC_CRC_FROM + r->len, 0);
+	/* release: every other byte of the record before its marker; pairs
+	 * with the acquire in jframe_check */
+	atomic_store_explicit(&h->marker, JREC_MARKER, memory_order_release);
+	j->end_off = off + frame;
+	jseg_note(s, h, off, j->end_off);
+	j->end_seq = r->seq + 1;
+	j->st.appended++;
+	/* relaxed: end_off is read under the writer lock or after end_seq */
+	atomic_store_explicit(&j->ctl->end_off, j->end_off,
+			      memory_order_relaxed);
+	/* release: the record before the end that includes it; pairs with
+	 * the acquire in shmbus_journal_end */
+	atomic_store_explicit(&j->ctl->end_seq, j->end_seq,
+			      memory_order_release);
+	return after_append(j);
+}
+
+int shmbus_journal_append(shmbus_journal_t *j, uint64_t seq,
+			  uint64_t timestamp, uint32_t type, uint64_t key,
+			  const void *data, uint32_t len)
+{
+	if (j == NULL)
+		return SHMBUS_EINVAL;
+	if (seq == SHMBUS_JOURNAL_NEXT)
+		seq = j->end_seq;
+	struct jrec_header r = {.len = len,
+				.type = type,
+				.seq = seq,
+				.timestamp = timestamp,
+				.key = key,
+				.origin = seq};
+	return put(j, &r, data);
+}
+
+int shmbus_journal_append_record(shmbus_journal_t *j,
+				 const shmbus_record_t *rec, uint32_t type)
+{
+	if (j == NULL || rec == NULL)
+		return SHMBUS_EINVAL;
+	struct jrec_header r = {.len = rec->len,
+				.type = type,
+				.seq = rec->seq,
+				.timestamp = rec->timestamp,
+				.key = rec->key,
+				.origin = rec->origin,
+				.flags = rec->flags,
+				.producer = rec->producer};
+	return put(j, &r, rec->data);
+}

@@ -1,0 +1,155 @@
+/* Shared helpers of the journal tests: directories on disk, payloads that
+ * say which record they belong to, file surgery. */
+#ifndef SHMBUS_TEST_JHELPERS_H
+#define SHMBUS_TEST_JHELPERS_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <shmbus/journal.h>
+
+/* An assertion for loops of millions: sent to the runner only when it
+ * fails (ctest runs with --full-stats, which reports every passing one).
+ * The including file includes <criterion/criterion.h>. */
+#define QUIET(cond, ...)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			cr_assert_fail(__VA_ARGS__);                           \
+	} while (0)
+
+/* A fresh directory on disk (not tmpfs: /var/tmp, or $SHMBUS_TEST_DIR);
+ * the journal goes into its subdirectory "j". */
+static inline const char *jt_tmpdir(char out[256])
+{
+	const char *base = getenv("SHMBUS_TEST_DIR");
+	snprintf(out, 256, "%s/shmbus-jt.XXXXXX", base ? base : "/var/tmp");
+	if (mkdtemp(out) == NULL) {
+		perror(out);
+		abort();
+	}
+	return out;
+}
+
+static inline int jt_rm1(const char *p, const struct stat *st, int flag,
+			 struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static inline void jt_rmrf(const char *path)
+{
+	nftw(path, jt_rm1, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Payload bytes that depend on the sequence and the position. */
+static inline uint8_t jt_byte(uint64_t seq, uint32_t i)
+{
+	return (uint8_t)(seq * 131u + i * 7u + (seq >> 9) + (i >> 8));
+}
+
+static inline void jt_fill(uint8_t *buf, uint64_t seq, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = jt_byte(seq, i);
+}
+
+static inline int jt_same(const void *data, uint64_t seq, uint32_t len)
+{
+	const uint8_t *b = data;
+	for (uint32_t i = 0; i < len; i++)
+		if (b[i] != jt_byte(seq, i))
+			return 0;
+	return 1;
+}
+
+/* A journal file's path: DIR/j/NAME */
+static inline const char *jt_path(char out[512], const char *dir,
+				  const char *name)
+{
+	snprintf(out, 512, "%s/j/%s", dir, name);
+	return out;
+}
+
+static inline const char *jt_seg(char out[512], const char *dir,
+				 uint64_t first, const char *ext)
+{
+	char name[48];
+	snprintf(name, sizeof(name), "%020" PRIu64 "%s", first, ext);
+	return jt_path(out, dir, name);
+}
+
+/* Overwrite n bytes of a file at off. */
+static inline void jt_poke(const char *path, uint64_t off, const void *p,
+			   size_t n)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || pwrite(fd, p, n, (off_t)off) != (ssize_t)n) {
+		perror(path);
+		abort();
+	}
+	close(fd);
+}
+
+static inline void jt_flip(const char *path, uint64_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	if (fd < 0 || pread(fd, &b, 1, (off_t)off) != 1) {
+		perror(path);
+		abort();
+	}
+	b ^= mask;
+	if (pwrite(fd, &b, 1, (off_t)off) != 1)
+		abort();
+	close(fd);
+}
+
+static inline void jt_copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static char buf[1 << 16];
+	ssize_t n;
+	if (in < 0 || out < 0)
+		abort();
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			abort();
+	close(in);
+	close(out);
+}
+
+/* Copy directory src/j to dst/j (files only). */
+static inline void jt_copy(const char *src, const char *dst)
+{
+	char from[512], to[512];
+	snprintf(to, sizeof(to), "%s/j", dst);
+	jt_rmrf(to);
+	mkdir(to, 0700);
+	snprintf(from, sizeof(from), "%s/j", src);
+	DIR *d = opendir(from);
+	struct dirent *e;
+	if (d == NULL)
+		abort();
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char a[800], b[800];
+		snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
+		snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
+		jt_copy_file(a, b);
+	}
+	closedir(d);
+}
+
+#endif

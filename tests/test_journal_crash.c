@@ -1,0 +1,314 @@
+/*
+ * The journal across processes: a writer killed at random points and at
+ * failpoints many times (every append that returned survives, nothing torn
+ * is ever read, the journal always reopens); the journaler under a live
+ * producer, killed once on the way (every sequence exactly once); a reader
+ * process following a writer process.
+ */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "helpers.h"
+#include "jhelpers.h"
+
+
+#define KB 1024ull
+
+/* What a writer appends at seq: the payload is jt_fill's. */
+static uint32_t len_of(uint64_t seq)
+{
+	return (uint32_t)(seq * 7919 % 2001);
+}
+
+struct shared {
+	_Atomic uint64_t acked; /* appends that returned: [first, acked) */
+	_Atomic uint64_t ready;
+};
+
+/* A writer that appends from the journal's end until it is killed. */
+static void writer_child(const char *path, uint32_t policy,
+			 struct shared *sh)
+{
+	shmbus_journal_opts_t o = {.segment_size = 64 * KB,
+				   .retain_bytes = 2048 * KB,
+				   .sync = policy,
+				   .sync_every = 1 + (uint32_t)(getpid() % 16),
+				   .sync_interval_us = 500};
+	shmbus_journal_t *j;
+	CHECK_OK(shmbus_journal_open(path, &o, &j));
+	static uint8_t buf[4096];
+	atomic_store(&sh->ready, 1);
+	for (uint64_t seq = shmbus_journal_end(j);; seq++) {
+		jt_fill(buf, seq, len_of(seq));
+		if (shmbus_journal_append(j, seq, seq, 1, seq % 13, buf,
+					  len_of(seq)) != 0)
+			_exit(5);
+		/* release: read by the parent after our death */
+		atomic_store_explicit(&sh->acked, seq + 1,
+				      memory_order_release);
+	}
+}
+
+/* Everything from the oldest record kept to the end, in order, whole. */
+static void check_journal(const char *path, uint64_t acked, int mode)
+{
+	shmbus_journal_t *j;
+	int rc = shmbus_journal_open(path, NULL, &j);
+	cr_assert_eq(rc, 0, "reopen: %d %s", rc, shmbus_errmsg());
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	if (mode == 1) /* killed inside an append */
+		cr_assert_eq(rec.cut_records, 1, "mid-record: %s", rec.reason);
+	cr_assert_leq(rec.cut_records, 1, "%s", rec.reason);
+	uint64_t end = shmbus_journal_end(j);
+	cr_assert_geq(end, acked, "every returned append survives");
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t want = st.first_seq;
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1) {
+		QUIET(e.rec.seq == want && e.rec.len == len_of(want) &&
+			      jt_same(e.rec.data, want, e.rec.len),
+		      "record %llu (read %llu)", (unsigned long long)want,
+		      (unsigned long long)e.rec.seq);
+		want++;
+	}
+	cr_assert_eq(rc, 0, "%s", shmbus_errmsg());
+	cr_assert_eq(want, end);
+	shmbus_journal_iter_close(it);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+}
+
+Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
+     .timeout = 240)
+{
+	static const char *const fps[] = {NULL, "mid_record", "mid_seal",
+					  "mid_create"};
+	char dir[256], path[300];
+	jt_tmpdir(dir);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	struct shared *sh = shared_alloc(sizeof(*sh));
+	uint64_t rounds = scaled(160), seed = 12345;
+	for (uint64_t r = 0; r < rounds; r++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		int mode = (int)(r % 4);
+		uint32_t policy = (uint32_t)(r / 4 % 3);
+		atomic_store(&sh->ready, 0);
+		pid_t pid = test_fork();
+		if (pid == 0) {
+			char spec[64];
+			if (fps[mode]) {
+				snprintf(spec, sizeof(spec), "%s:%llu",
+					 fps[mode],
+					 (unsigned long long)(mode == 1
+						 ? 1 + (seed >> 33) % 2000
+						 : 1 + (seed >> 33) % 3));
+				setenv("SHMBUS_JOURNAL_FAILPOINT", spec, 1);
+			}
+			writer_child(path, policy, sh);
+		}
+		uint64_t start = shmbus_now_ns();
+		while (!atomic_load(&sh->ready) &&
+		       shmbus_now_ns() - start < 5000000000ull)
+			usleep(100);
+		if (mode == 0)
+			usleep((useconds_t)((seed >> 40) % 4000));
+		/* a failpoint kills the child itself; else (or if it is slow
+		 * to reach it) we do */
+		siginfo_t si = {0};
+		while (mode && shmbus_now_ns() - start < 2000000000ull &&
+		       waitid(P_PID, (id_t)pid, &si,
+			      WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		       si.si_pid == 0)
+			usleep(200);
+		kill(pid, SIGKILL);
+		int st = child_status(pid);
+		cr_assert(st == 128 + SIGKILL, "round %llu: child status %d",
+			  (unsigned long long)r, st);
+		check_journal(path, atomic_load_explicit(&sh->acked,
+							 memory_order_acquire),
+			      mode);
+	}
+	jt_rmrf(dir);
+}
+
+/* ------------------------------------------------------------ journaler */
+
+#define JCAP 1024u
+
+static void producer_child(const char *bus_name, uint64_t n)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	shmbus_channel_opts_t co = {.record_size = 64, .capacity = JCAP};
+	CHECK_OK(shmbus_open(bus_name, NULL, &bus));
+	CHECK_OK(shmbus_channel_open(bus, "J", &co, &ch));
+	shmbus_producer_t *p;
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_YIELD};
+	CHECK_OK(shmbus_producer_open(ch, &po, &p));
+	uint8_t buf[64];
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t len = 8 + (uint32_t)(i % 57);
+		jt_fill(buf, i, len);
+		memcpy(buf, &i, 8);
+		CHECK_OK(shmbus_publish(p, buf, len, i % 97));
+	}
+	shmbus_close(bus);
+	_exit(0);
+}
+
+static void journaler_child(const char *bus_name, const char *path)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	CHECK_OK(shmbus_open(bus_name, NULL, &bus));
+	CHECK_OK(shmbus_channel_open(bus, "J", NULL, &ch));
+	shmbus_journal_opts_t jo = {.segment_size = 256 * KB};
+	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_YIELD,
+					   .journal = &jo};
+	shmbus_journal_t *j;
+	CHECK_OK(shmbus_journal_attach(ch, path, &ao, &j));
+	CHECK_OK(shmbus_journal_start(j, -1));
+	for (;;)
+		pause(); /* until killed */
+}
+
+Test(journal_crash, the_journaler_records_every_sequence_once,
+     .timeout = 240)
+{
+	char dir[256], path[300];
+	jt_tmpdir(dir);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	const char *bus_name = test_bus("jr");
+	uint64_t n = scaled(200000);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(bus_name, &bus, "J", 64, JCAP, 0);
+	shmbus_journal_opts_t jo = {.segment_size = 256 * KB};
+	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_YIELD,
+					   .journal = &jo};
+	shmbus_journal_t *j;
+	/* the durable name first: it gates producers from the start */
+	cr_assert_eq(shmbus_journal_attach(ch, path, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	pid_t prod = test_fork();
+	if (prod == 0)
+		producer_child(bus_name, n);
+	pid_t jr = test_fork();
+	if (jr == 0)
+		journaler_child(bus_name, path);
+	usleep(30000); /* let it journal a part, then kill it mid-stream */
+	kill(jr, SIGKILL);
+	cr_assert_eq(child_status(jr), 128 + SIGKILL);
+	cr_assert_eq(shmbus_journal_attach(ch, path, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_start(j, -1), 0);
+	uint64_t t0 = shmbus_now_ns();
+	while (shmbus_journal_end(j) < n &&
+	       shmbus_now_ns() - t0 < 120000000000ull)
+		usleep(1000);
+	cr_assert_eq(child_status(prod), 0);
+	cr_assert_eq(shmbus_journal_stop(j), 0);
+	cr_assert_eq(shmbus_journal_end(j), n);
+	/* every sequence exactly once, in order, as published */
+	shmbus_channel_info_t info;
+	shmbus_channel_get_info(ch, &info);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t want = 0;
+	int rc;
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1) {
+		uint64_t v;
+		memcpy(&v, e.rec.data, 8);
+		QUIET(e.rec.seq == want && v == want &&
+			      e.rec.len == 8 + want % 57 &&
+			      e.rec.key == want % 97 && e.type == info.id,
+		      "record %llu: seq %llu value %llu",
+		      (unsigned long long)want, (unsigned long long)e.rec.seq,
+		      (unsigned long long)v);
+		want++;
+	}
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(want, n);
+	shmbus_journal_iter_close(it);
+	/* a journal of this bus epoch refuses another epoch's records */
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_close(bus);
+	const char *other = test_bus("jr2");
+	ch = test_channel(other, &bus, "J", 64, JCAP, 0);
+	cr_assert_eq(shmbus_journal_attach(ch, path, &ao, &j), SHMBUS_EEXIST);
+	cr_assert(strstr(shmbus_errmsg(), "another bus epoch"), "%s",
+		  shmbus_errmsg());
+	shmbus_close(bus);
+	shmbus_unlink(other);
+	shmbus_unlink(bus_name);
+	jt_rmrf(dir);
+}
+
+/* --------------------------------------------------------------- reader */
+
+Test(journal_crash, a_reader_process_follows_a_writer_process,
+     .timeout = 120)
+{
+	char dir[256], path[300];
+	jt_tmpdir(dir);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	uint64_t n = scaled(100000);
+	struct shared *sh = shared_alloc(sizeof(*sh));
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		shmbus_journal_opts_t o = {.segment_size = 64 * KB};
+		shmbus_journal_t *j;
+		CHECK_OK(shmbus_journal_open(path, &o, &j));
+		atomic_store(&sh->ready, 1);
+		static uint8_t buf[4096];
+		for (uint64_t seq = 0; seq < n; seq++) {
+			jt_fill(buf, seq, len_of(seq));
+			CHECK_OK(shmbus_journal_append(j, seq, seq, 1, 0, buf,
+						       len_of(seq)));
+			if (seq % 64 == 0)
+				sched_yield(); /* interleave with the reader */
+		}
+		_exit(shmbus_journal_close(j) ? 1 : 0);
+	}
+	while (!atomic_load(&sh->ready))
+		usleep(100);
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_t *r;
+	cr_assert_eq(shmbus_journal_open(path, &ro, &r), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(r, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t got = 0, t0 = shmbus_now_ns();
+	while (got < n && shmbus_now_ns() - t0 < 60000000000ull) {
+		uint64_t end = shmbus_journal_end(r);
+		int rc = shmbus_journal_iter_next(it, &e);
+		QUIET(rc >= 0, "%s", shmbus_errmsg());
+		if (rc == 0) {
+			/* what the control file said was appended was
+			 * there to read */
+			QUIET(got >= end, "end %llu, read %llu",
+			      (unsigned long long)end, (unsigned long long)got);
+			sched_yield();
+			continue;
+		}
+		QUIET(e.rec.seq == got && e.rec.len == len_of(got) &&
+			      jt_same(e.rec.data, got, e.rec.len),
+		      "read %llu at %llu:%llu, want %llu",
+		      (unsigned long long)e.rec.seq,
+		      (unsigned long long)e.segment,
+		      (unsigned long long)e.offset, (unsigned long long)got);
+		got++;
+	}
+	cr_assert_eq(got, n);
+	cr_assert_eq(child_status(pid), 0);
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(r);
+	jt_rmrf(dir);
+}
