@@ -11,6 +11,8 @@
 
 #include <shmbus/bridge.h>
 
+#include "bridge_json.h"
+
 int cmd_bridge(int argc, char **argv);
 
 static int bridge_usage(FILE *f)
@@ -41,6 +43,9 @@ static int bridge_usage(FILE *f)
 		"property\n"
 		"  --stats SECONDS    counters to stderr every SECONDS "
 		"(default 10, 0: never)\n"
+		"  --value raw|json   remote values: the record's bytes, or "
+		"JSON by the\n                     channel's schema (default "
+		"raw)\n"
 		"  --print-config     show the configuration and exit\n"
 		"\n"
 		"Runs until SIGTERM or SIGINT; a remote that is down is "
@@ -142,7 +147,7 @@ static int positional(shmbus_bridge_config_t *c, const char *a, int n)
 }
 
 static int parse(shmbus_bridge_config_t *c, int argc, char **argv,
-		 unsigned *stats, int *print)
+		 unsigned *stats, int *print, int *json)
 {
 	int npos = 0;
 	for (int i = 1; i < argc; i++) {
@@ -152,6 +157,16 @@ static int parse(shmbus_bridge_config_t *c, int argc, char **argv,
 		if (!strcmp(a, "--print-config")) {
 			*print = 1;
 			continue;
+		}
+		if (!strcmp(a, "--value") && i + 1 < argc) {
+			const char *v = argv[++i];
+			*json = !strcmp(v, "json");
+			if (*json || !strcmp(v, "raw"))
+				continue;
+			fprintf(stderr, "shmbus bridge: --value is raw or "
+					"json, not '%s'\n",
+				v);
+			return -1;
 		}
 		int f = flag(c, argc, argv, &i, stats);
 		if (f < 0)
@@ -221,12 +236,12 @@ int cmd_bridge(int argc, char **argv)
 {
 	shmbus_bridge_config_t *c;
 	unsigned stats_s = 10;
-	int print = 0;
+	int print = 0, json = 0;
 	if (argc < 2)
 		return bridge_usage(stderr);
 	if (shmbus_bridge_config_new(&c))
 		return fail(shmbus_bridge_errmsg());
-	if (parse(c, argc, argv, &stats_s, &print)) {
+	if (parse(c, argc, argv, &stats_s, &print, &json)) {
 		shmbus_bridge_config_free(c);
 		return 2;
 	}
@@ -235,11 +250,21 @@ int cmd_bridge(int argc, char **argv)
 		shmbus_bridge_config_free(c);
 		return 0;
 	}
+	static struct bridge_json bj;
+	shmbus_bridge_codec_t codec;
+	if (json && (bridge_json_init(&bj, shmbus_bridge_config_get(c, "bus"),
+				      &codec) ||
+		     shmbus_bridge_config_codec(c, &codec))) {
+		shmbus_bridge_config_free(c);
+		return 1;
+	}
 	shmbus_bridge_t *b;
 	int rc = shmbus_bridge_open(c, &b);
 	shmbus_bridge_config_free(c);
 	if (rc) {
 		fprintf(stderr, "shmbus bridge: %s\n", shmbus_bridge_errmsg());
+		if (json)
+			bridge_json_fini(&bj);
 		return 1;
 	}
 	running = b;
@@ -260,5 +285,7 @@ int cmd_bridge(int argc, char **argv)
 		fprintf(stderr, "shmbus bridge: %s\n", shmbus_bridge_errmsg());
 	running = NULL;
 	shmbus_bridge_close(b);
+	if (json)
+		bridge_json_fini(&bj);
 	return rc ? 1 : 0;
 }

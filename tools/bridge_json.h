@@ -1,0 +1,28 @@
+/*
+ * `shmbus bridge --value json`: remote values as JSON by each channel's
+ * schema (codec.h), both ways; channels without a schema stay raw.
+ */
+#ifndef SHMBUS_TOOLS_BRIDGE_JSON_H
+#define SHMBUS_TOOLS_BRIDGE_JSON_H
+
+#include <shmbus/bridge.h>
+
+#include "codec.h"
+
+#define BRIDGE_JSON_CHANNELS 64
+
+struct bridge_json {
+	shmbus_t *bus; /* our own handle, for the schemas */
+	int n;
+	struct bridge_json_channel {
+		char name[SHMBUS_NAME_MAX + 1];
+		struct codec codec;
+	} ch[BRIDGE_JSON_CHANNELS];
+};
+
+/* Attach the bus; fill codec with callbacks on j. 0, or 1 (said why). */
+int bridge_json_init(struct bridge_json *j, const char *bus,
+		     shmbus_bridge_codec_t *codec);
+void bridge_json_fini(struct bridge_json *j);
+
+#endif
