@@ -58,27 +58,32 @@ static int lapped(shmbus_spy_t *sp, shmbus_channel_t *ch, uint64_t *missed)
 
 /* Does marker m show the slot of seq taken for a later lap? On a
  * multi-producer channel the claim may run ahead while producers wait for
- * space, so the marker's own lap decides; elsewhere the claim does. */
+ * space, so the marker's own lap decides -- but it has 16 bits: a spy
+ * 65,536 laps behind would take a later lap for its own. No waiting
+ * producers put the claim that far ahead (each waits with at most a ring),
+ * so beyond that the claim decides. Elsewhere the claim always does. */
 static bool later_lap(shmbus_channel_t *ch, uint64_t seq, uint32_t m)
 {
-	if (ch->flags & SHMBUS_CH_MULTI_PRODUCER) {
-		uint32_t d = ((m >> 16) - (uint32_t)lap_of(ch, seq)) & 0xffffu;
-		return d != 0 && d < 0x8000u;
-	}
 	/* relaxed: if the slot is a lap ahead, so is the claim */
-	return atomic_load_explicit(&ch->hdr->claim, memory_order_relaxed) -
-		       seq >
-	       ch->capacity;
+	uint64_t ahead = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_relaxed) -
+			 seq;
+	if (!(ch->flags & SHMBUS_CH_MULTI_PRODUCER))
+		return ahead > ch->capacity;
+	if (ahead > (uint64_t)ch->capacity * (ch->bus->max_participants + 1))
+		return true;
+	uint32_t d = ((m >> 16) - (uint32_t)lap_of(ch, seq)) & 0xffffu;
+	return d != 0 && d < 0x8000u;
 }
 
 /* After the copy: was the slot of seq (marker m when we began) rewritten? */
 static bool rewritten(shmbus_channel_t *ch, uint64_t seq,
 		      struct slot_header *h, uint32_t m)
 {
-	if (ch->flags & SHMBUS_CH_MULTI_PRODUCER)
-		/* relaxed: ordered by the caller's acquire fence */
-		return atomic_load_explicit(&h->marker,
-					    memory_order_relaxed) != m;
+	/* relaxed: ordered by the caller's acquire fence */
+	if ((ch->flags & SHMBUS_CH_MULTI_PRODUCER) &&
+	    atomic_load_explicit(&h->marker, memory_order_relaxed) != m)
+		return true;
 	return later_lap(ch, seq, m);
 }
 
