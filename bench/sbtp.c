@@ -61,10 +61,15 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 
 static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		   uint64_t tag, uint64_t *next, uint64_t n,
-		   struct samples *claims)
+		   struct samples *claims, uint64_t pace)
 {
 	uint32_t off = tagged ? 16 : 8;
+	uint64_t start = pace ? now_ns() : 0, sent = 0;
 	while (n) {
+		/* paced: not ahead of start + sent / pace (outside the timed
+		 * claim-to-commit) */
+		while (pace && now_ns() - start < sent * 1000000000ull / pace)
+			cpu_relax();
 		uint32_t k = n < BENCH_BATCH ? (uint32_t)n : BENCH_BATCH;
 		shmbus_claim_t c;
 		uint64_t t0 = claims ? now_ns() : 0;
@@ -85,6 +90,7 @@ static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		if (claims)
 			samples_add(claims, now_ns() - t0);
 		n -= k;
+		sent += k;
 	}
 	return 0;
 }
@@ -133,14 +139,15 @@ static int producer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 		return child_fail(r, idx, "no memory for claim samples");
 	barrier_wait(r); /* every subscriber joined */
 	int rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
-			 r->warmup, NULL);
+			 r->warmup, NULL, cfg->pace);
 	atomic_fetch_add_explicit(&r->ctl->producers_done, 1,
 				  memory_order_release);
 	barrier_wait(r);
 	uint64_t f0 = minflt_now(), t0 = now_ns();
 	if (rc == 0)
 		rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
-			     r->count, cfg->time_claims ? &claims : NULL);
+			     r->count, cfg->time_claims ? &claims : NULL,
+			     cfg->pace);
 	res->elapsed_ns = now_ns() - t0;
 	if (cfg->time_claims) {
 		samples_summary(&claims, &res->lat);

@@ -16,6 +16,9 @@ struct sbtp_cfg {
 	bool time_claims; /* the producer times each claim-to-commit */
 	/* report the first subscriber's rate, not the slowest one's */
 	bool rate_of_first;
+	/* the producer publishes at most this many records/s (0: flat out),
+	 * so that a subscriber's own extra work does not set the rate */
+	uint64_t pace;
 };
 
 /* One run at one size, reported; 0 ok. */

@@ -61,6 +61,9 @@ int sb_subscribe(struct run *r, int idx, shmbus_channel_t *ch,
 		 shmbus_sub_t **out)
 {
 	shmbus_sub_opts_t so = {.name = name, .wait = r->wait};
+#ifdef BENCH_NO_LATENCY /* -DBENCH_NO_LATENCY: what sampling costs */
+	so.flags = SHMBUS_SUB_NO_LATENCY;
+#endif
 	int rc = shmbus_subscribe(ch, fn, ctx, &so, out);
 	if (rc)
 		return child_fail(r, idx, "shmbus_subscribe(%s): %s: %s", name,

@@ -90,9 +90,7 @@ static void run_taken(shmbus_sub_t *s, uint64_t seq, uint32_t m,
 		fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
 			    h->origin, h + 1);
 		r.attempt = attempt;
-		/* one record in 64: a clock read is a good part of a group
-		 * record's cost */
-		if (s->lat && (s->stats.delivered & 63) == 0)
+		if (s->lat)
 			lat_sample(s, r.timestamp);
 		if (dispatch(s, &r) != RETRY_CONSUMED)
 			return;

@@ -708,6 +708,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	s->ent->wait = s->wait;
 	if (!(opts->flags & SHMBUS_SUB_NO_LATENCY))
 		s->lat = &ch->stats[s->index];
+	s->lat_left = 1; /* the first batch is sampled */
 	s->clock = &ch->bus->clock;
 	s->ent->retry_policy = s->rp.policy;
 	s->ent->max_attempts = s->rp.max_attempts;
