@@ -98,6 +98,25 @@ static inline struct dlq_entry *dlq_at(const shmbus_channel_t *ch,
 					    ch->dlq_entry_size);
 }
 
+/* A slot's header read while its producer may be rewriting it (overwrite
+ * readers, spies): relaxed loads, the caller validates afterwards. */
+struct slot_snapshot {
+	uint32_t len_flags, len; /* len clamped to the record size */
+	uint64_t timestamp, key, origin;
+};
+static inline void slot_snapshot(const shmbus_channel_t *ch,
+				 const struct slot_header *h,
+				 struct slot_snapshot *o)
+{
+	o->len_flags = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
+	o->timestamp = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
+	o->key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
+	o->origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
+	o->len = o->len_flags & SLOT_LEN_MASK;
+	if (o->len > ch->record_size)
+		o->len = ch->record_size;
+}
+
 static inline struct sb_poller *poller_row(const shmbus_t *bus, uint32_t i)
 {
 	return (struct sb_poller *)(bus->pollers + (size_t)i * bus->poller_size);

@@ -103,15 +103,10 @@ int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
 	if (tag != marker_tag_make(lap, SLOT_COMMITTED) && !tomb)
 		return later_lap(ch, seq, m) ? lapped(sp, ch, missed)
 					     : SHMBUS_EAGAIN;
-	uint32_t lf = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
-	uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
-	uint64_t key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
-	uint64_t origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
-	uint32_t len = lf & SLOT_LEN_MASK;
-	if (len > ch->record_size)
-		len = ch->record_size;
+	struct slot_snapshot sn;
+	slot_snapshot(ch, h, &sn);
 	if (!tomb)
-		copy_out_relaxed(buf, h + 1, len);
+		copy_out_relaxed(buf, h + 1, sn.len);
 	/* acquire: pairs with the producer's release fence after its claim
 	 * (and, multi-producer, its CLAIMED markers): a word copied from a
 	 * later lap means the loads below show that lap */
@@ -119,12 +114,12 @@ int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
 	if (rewritten(ch, seq, h, m))
 		return lapped(sp, ch, missed);
 	rec->data = buf;
-	rec->len = tomb ? 0 : len;
-	rec->flags = tomb ? SHMBUS_REC_TOMBSTONE : lf >> 24;
+	rec->len = tomb ? 0 : sn.len;
+	rec->flags = tomb ? SHMBUS_REC_TOMBSTONE : sn.len_flags >> 24;
 	rec->seq = seq;
-	rec->timestamp = ts;
-	rec->key = key;
-	rec->origin = origin ? origin - 1 : seq;
+	rec->timestamp = sn.timestamp;
+	rec->key = sn.key;
+	rec->origin = sn.origin ? sn.origin - 1 : seq;
 	rec->channel_id = ch->id;
 	rec->producer = m & MARKER_PART_MASK;
 	rec->attempt = 1;

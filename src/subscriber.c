@@ -206,14 +206,9 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 			}
 			break; /* not yet published */
 		}
-		uint32_t lf = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
-		uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
-		uint64_t key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
-		uint64_t origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
-		uint32_t len = lf & SLOT_LEN_MASK;
-		if (len > ch->record_size)
-			len = ch->record_size;
-		copy_out_relaxed(s->copy, h + 1, len);
+		struct slot_snapshot sn;
+		slot_snapshot(ch, h, &sn);
+		copy_out_relaxed(s->copy, h + 1, sn.len);
 		/* acquire: pairs with the producer's release fence after its
 		 * claim store; if any word we copied was written for a later
 		 * lap, the claim load below sees that lap's claim */
@@ -225,10 +220,10 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 		}
 		if (tag == marker_tag_make(lap, SLOT_COMMITTED)) {
 			shmbus_record_t r;
-			fill_record(s, &r, seq, m, lf, ts, key, origin,
-				    s->copy);
+			fill_record(s, &r, seq, m, sn.len_flags, sn.timestamp,
+				    sn.key, sn.origin, s->copy);
 			if (done == 0 && s->lat)
-				lat_sample(s, ts);
+				lat_sample(s, sn.timestamp);
 			/* never held: an overwrite reader's failures go to
 			 * its segment or the DLQ (may_hold is false) */
 			dispatch(s, &r);
