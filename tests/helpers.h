@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -25,12 +26,26 @@ static inline uint64_t scaled(uint64_t n)
 	return v ? v : 1;
 }
 
+/* Buses made by test_bus in this process, removed when it exits (also
+ * after a failed assertion: Criterion's workers exit normally). */
+static char test_buses[32][48];
+static int test_nbuses;
+static inline void test_buses_unlink(void)
+{
+	for (int i = 0; i < test_nbuses; i++)
+		shmbus_unlink(test_buses[i]);
+}
+
 /* A bus name unique to this process and test. */
 static inline const char *test_bus(const char *tag)
 {
 	static char name[48];
 	snprintf(name, sizeof(name), "t%d.%s", (int)getpid(), tag);
 	shmbus_unlink(name);
+	if (test_nbuses == 0)
+		atexit(test_buses_unlink);
+	if (test_nbuses < 32)
+		memcpy(test_buses[test_nbuses++], name, sizeof(name));
 	return name;
 }
 
