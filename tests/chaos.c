@@ -1205,6 +1205,12 @@ static uint64_t drain(void)
 		for (int k = 0; k < NCONS; k++)
 			all &= atomic_load(&D.ch->subs[D.rows[k]].cursor) ==
 			       claim;
+		/* and no failed record still waits for its redelivery: a
+		 * cursor passes a record once it is in the retry segment */
+		shmbus_sub_info_t in[NCONS + 4];
+		int n = all ? shmbus_sub_list(D.ch, in, NCONS + 4) : 0;
+		for (int i = 0; i < n; i++)
+			all &= in[i].retry_pending == 0 && !in[i].holding;
 		if (all)
 			break;
 		if (now_ns() > limit)
