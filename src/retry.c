@@ -140,6 +140,9 @@ int retry_insert(shmbus_channel_t *ch, uint32_t row, uint32_t part,
 			    &e->state, &w, re_word(RE_FILLING, part),
 			    memory_order_acquire, memory_order_relaxed))
 			continue;
+		/* relaxed atomics: a poller of another member may read the
+		 * due time of a READY-looking entry while we own it; the
+		 * state word (release below) publishes the values */
 		__atomic_store_n(&e->attempts, attempts, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->due_ns, due_ns, __ATOMIC_RELAXED);
 		e->error = error;
@@ -164,6 +167,7 @@ int retry_insert(shmbus_channel_t *ch, uint32_t row, uint32_t part,
 static void entry_ready(struct ch_subscriber *row, struct retry_entry *e,
 			uint32_t attempts, int32_t error, uint64_t due)
 {
+	/* relaxed: as in retry_insert; the release of READY publishes them */
 	__atomic_store_n(&e->attempts, attempts, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->due_ns, due, __ATOMIC_RELAXED);
 	e->error = error;
