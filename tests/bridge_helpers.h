@@ -270,6 +270,33 @@ static inline void bridge_kill(pid_t pid)
 	child_status(pid);
 }
 
+/*
+ * A watchdog on the test's bus, as every bus that has processes killed
+ * needs: an inbound bridge SIGKILLed inside shmbus_publish leaves a
+ * claimed slot that nobody else may fill. The watchdog tombstones it once
+ * the kernel confirms the death; the record itself was never acknowledged
+ * to the remote, so the next bridge publishes it again.
+ */
+static inline shmbus_watchdog_t *bridge_watchdog(shmbus_t *bus)
+{
+	shmbus_watchdog_opts_t wo = {.period_ms = 5};
+	shmbus_watchdog_t *w = NULL;
+	if (shmbus_watchdog_start(bus, &wo, &w) != 0) {
+		fprintf(stderr, "watchdog: %s\n", shmbus_errmsg());
+		abort();
+	}
+	return w;
+}
+
+/* Stop it; the holes it repaired, at most one per kill. */
+static inline uint64_t bridge_watchdog_close(shmbus_watchdog_t *w)
+{
+	shmbus_watchdog_stats_t st;
+	shmbus_watchdog_get_stats(w, &st);
+	shmbus_watchdog_close(w);
+	return st.tombstones;
+}
+
 /* The durable subscriber `name` of a channel: its lag (UINT64_MAX if it
  * does not exist). */
 static inline uint64_t sub_lag(shmbus_channel_t *ch, const char *name)

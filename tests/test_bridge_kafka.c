@@ -297,6 +297,7 @@ Test(bridge_kafka, from_kafka_through_errors_and_a_kill)
 	shmbus_sub_t *s;
 	cr_assert_eq(shmbus_subscribe(ch, tally_handler, &t, &so, &s), 0);
 	produce("inbound", n);
+	shmbus_watchdog_t *wd = bridge_watchdog(bus);
 	pid_t br = bridge("from-kafka", "B:inbound");
 	int step = 0;
 	uint64_t end = shmbus_now_ns() + 60000000000ull;
@@ -322,6 +323,7 @@ Test(bridge_kafka, from_kafka_through_errors_and_a_kill)
 	check_tally(&t, "from-kafka through errors and a kill");
 	cr_expect_eq(step, 2);
 	cr_expect_eq(bridge_stop(br), 0);
+	cr_expect_leq(bridge_watchdog_close(wd), 1); /* one kill */
 	free(t.seen);
 	shmbus_close(bus);
 }
