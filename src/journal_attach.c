@@ -65,6 +65,30 @@ static int claim_epoch(shmbus_journal_t *j, uint64_t epoch)
 	return 0;
 }
 
+/* Our subscriber name, for readers that switch from the journal to the
+ * ring (journal_live.c): a seqlock in the control file, odd while the
+ * bytes change. We hold the writer lock: no other writer. */
+static void publish_journaler(shmbus_journal_t *j, const char *name)
+{
+	struct jctl *c = j->ctl;
+	/* relaxed: we are its only writer */
+	uint32_t odd = (atomic_load_explicit(&c->journaler_gen,
+					     memory_order_relaxed) +
+			1u) | 1u;
+	atomic_store_explicit(&c->journaler_gen, odd, memory_order_relaxed);
+	/* release: the odd generation before the bytes; pairs with the
+	 * reader's acquire fence before its re-check */
+	atomic_thread_fence(memory_order_release);
+	size_t n = strlen(name);
+	for (size_t i = 0; i < JNAME_BYTES; i++)
+		__atomic_store_n(&c->journaler[i], i < n ? name[i] : '\0',
+				 __ATOMIC_RELAXED);
+	/* release: the bytes before the even generation that readers
+	 * acquire */
+	atomic_store_explicit(&c->journaler_gen, odd + 1,
+			      memory_order_release);
+}
+
 static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 		     const shmbus_journal_attach_opts_t *o)
 {
@@ -81,7 +105,10 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	};
 	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
 		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};
-	return shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
+	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
+	if (rc == 0)
+		publish_journaler(j, so.name);
+	return rc;
 }
 
 int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,

@@ -189,11 +189,20 @@ struct jctl {
 	_Atomic uint32_t writer_pid; /* hint only: the lock is the truth */
 	_Atomic uint32_t epoch_set;  /* bus_epoch is meaningful */
 	uint8_t reserved1[8];
+	/* line 3, at 192: the journaler's subscriber name on its channel,
+	 * for readers that switch from the journal to the ring. Written by
+	 * each attach under the writer lock, published by a release
+	 * increment of journaler_gen (odd while being written: a seqlock);
+	 * all zero in journals made before it existed: "journal" */
+	char journaler[JNAME_BYTES];
+	_Atomic uint32_t journaler_gen;
+	uint8_t reserved2[12];
 };
 _Static_assert(offsetof(struct jctl, header_crc) == 92, "control ABI");
 _Static_assert(offsetof(struct jctl, seg_first) == 128, "control ABI");
 _Static_assert(offsetof(struct jctl, bus_epoch) == 168, "control ABI");
-_Static_assert(sizeof(struct jctl) == 192, "control ABI");
+_Static_assert(offsetof(struct jctl, journaler) == 192, "control ABI");
+_Static_assert(sizeof(struct jctl) == 256, "control ABI");
 #define JCTL_SIZE 4096u
 #define JCTL_CRC_TO 92u
 

@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "shmbus/journal.h"
 #include "retry.h"
 #include "wait.h"
 
@@ -130,6 +131,12 @@ int shmbus_poller_add(shmbus_poller_t *pl, shmbus_sub_t *s)
 	if (ch->bus != pl->bus)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "subscriber belongs to another bus handle");
+	/* a poller sleeps on the channels' futexes: nothing wakes it for
+	 * journal records */
+	if (shmbus_sub_replaying(s))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "subscriber still reads the journal part "
+				     "(add it once shmbus_sub_replaying is 0)");
 	if (pl->subs[ch->id])
 		return shmbus_seterr(SHMBUS_EEXIST,
 				     "poller already has a subscriber of "

@@ -43,10 +43,18 @@ struct shmbus_sub {
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint64_t barrier; /* lowest upstream cursor last seen */
 	struct group_member gm; /* competing-group member state */
+	/* shmbus_journal_subscribe: the journal part, before the ring;
+	 * NULL once it switched (journal_live.c) */
+	struct journal_live *live;
 	pthread_t thread; /* shmbus_sub_start */
 	bool running;
 	atomic_bool stop;
 };
+
+/* journal_live.c: the journal part of a subscriber that started in it */
+int live_poll(shmbus_sub_t *s, uint32_t max);
+int live_wait(shmbus_sub_t *s, uint64_t timeout_ns);
+void live_free(shmbus_sub_t *s);
 
 static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
 			       uint64_t seq, uint32_t marker, uint32_t lf,

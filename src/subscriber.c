@@ -251,9 +251,10 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 		max = INT32_MAX;
 	if (s->registry)
 		registry_read_lock();
-	int n = s->gm.grp     ? group_poll(s, max)
-		: s->overwrite ? poll_copy(s, max)
-			       : poll_inplace(s, max);
+	int n = s->gm.grp		    ? group_poll(s, max)
+		: __builtin_expect(s->live != NULL, 0) ? live_poll(s, max)
+		: s->overwrite			    ? poll_copy(s, max)
+						    : poll_inplace(s, max);
 	if (s->registry)
 		registry_read_unlock();
 	if (n > 0)
@@ -296,6 +297,8 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
+	if (s->live)
+		return live_wait(s, timeout_ns);
 	return wait_until_due(s->wait, &s->hdr->data_ec, timeout_ns,
 			      retry_next_due(s), available, s);
 }
@@ -832,6 +835,7 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;
+	live_free(s);
 	if (s->sleeper)
 		atomic_fetch_sub_explicit(&ch->hdr->data_sleepers, 1,
 					  memory_order_relaxed);

@@ -315,6 +315,46 @@ SHMBUS_API int shmbus_journal_stop(shmbus_journal_t *j);
 /* The journaler's subscriber (for pollers and stats), or NULL. */
 SHMBUS_API shmbus_sub_t *shmbus_journal_sub(shmbus_journal_t *j);
 
+/* ---------------------------------------------- replay, then live */
+
+/*
+ * A durable subscriber that starts in the past: the records of channel ch
+ * from a journal position (from->from_seq, or from->from_time with
+ * SHMBUS_JOURNAL_BY_TIME; NULL or 0: the journal's oldest), read from the
+ * journal in directory dir, then the live ring, through the same handler:
+ * every record once, in sequence order, across the switch, while producers
+ * go on publishing. It is an ordinary shmbus_sub_t (shmbus_poll,
+ * shmbus_sub_wait, shmbus_sub_start, shmbus_sub_close; not in a poller
+ * until it switched: shmbus_sub_replaying says when).
+ *
+ * The subscriber joins the ring first, as shmbus_subscribe does (opts: a
+ * new name starts at the present, an existing one at its cursor X), so
+ * its row gates producers at X while it reads [from, X) from the journal
+ * (a read-only handle of its own). On a back-pressure channel the ring
+ * can fill meanwhile: producers then wait for it, as for any durable
+ * subscriber. It switches once the channel's journaler (the subscriber
+ * shmbus_journal_attach made, named in the journal's control file) has
+ * passed X: then the journal holds every record below X. So the journaler
+ * must be attached (SHMBUS_ENOENT otherwise), and the journal must be ch's
+ * in this bus epoch (SHMBUS_EINVAL). Overwrite channels are refused
+ * (nothing would hold the ring). A restart resumes at the row's cursor in
+ * the ring: the journal part is not remembered.
+ *
+ * Gaps in [from, X) are the journal's (tombstones, overwrite losses,
+ * records before journaling began); records that retention removed after
+ * from_seq, and corrupt ones (each also an SHMBUS_ECORRUPT from
+ * shmbus_poll, which goes on after it on the next call), are counted in
+ * stats.missed. A handler that fails takes the retry path as in the ring;
+ * the ordered policy holds this process at the journal record.
+ */
+SHMBUS_API int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
+					const shmbus_journal_query_t *from,
+					shmbus_handler_fn fn, void *ctx,
+					const shmbus_sub_opts_t *opts,
+					shmbus_sub_t **out);
+/* 1 while s still reads the journal part, 0 once it reads the ring. */
+SHMBUS_API int shmbus_sub_replaying(const shmbus_sub_t *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,335 @@
+/*
+ * Replay, then live: a durable subscriber that starts in the journal and
+ * switches to the ring without a gap or a duplicate.
+ *
+ * The subscriber joins the ring first, by the ordinary join protocol
+ * (subscriber.c): its row gates producers from X, the position it starts
+ * at in the ring (the present, for a new name; its cursor, for a name that
+ * resumes). Everything from X on therefore stays in the ring until it has
+ * read it. Before X, it reads the journal: the records of [from, X), in
+ * sequence order, with the same handler.
+ *
+ * The switch happens once the journal holds every record below X. The
+ * journal's end cannot say so (tombstones are never journaled, so records
+ * just below X may never come), the journaler's cursor can: it is stored
+ * with release after the handlers that appended everything below it
+ * returned. So: acquire-load the journaler's cursor; if it is at X or
+ * past, every record below X is in the journal and visible to us, and an
+ * iterator that then reports the end of [from, X) has delivered them all.
+ * From there the ordinary poll goes on at X.
+ *
+ * A failed handler in the journal part goes to the retry segment or the
+ * DLQ as in the ring; an ordered (holding) policy holds in this process
+ * only, at the journal record: the row's cursor is X all along, so a
+ * restart resumes at X and must replay the journal part again.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "internal.h"
+#include "journal_int.h"
+#include "sub.h"
+
+#define LIVE_IDLE_NS 100000ull /* a wait at the journal's end: 100 us */
+
+struct journal_live {
+	shmbus_journal_t *j; /* our own read-only handle */
+	shmbus_journal_iter_t *it;
+	uint64_t switch_at; /* X */
+	uint32_t jrow;	    /* the journaler's row on the channel */
+	char jname[JNAME_BYTES];
+	bool have; /* e holds the next record, not yet handled */
+	shmbus_journal_entry_t e;
+	bool held; /* an ordered policy holds at e until due */
+	uint64_t due;
+	uint32_t attempts;
+};
+
+/* The journaler's name, from the control file's seqlock (journal_attach.c
+ * writes it). */
+static int journaler_name(const shmbus_journal_t *j, char out[JNAME_BYTES])
+{
+	const struct jctl *c = j->ctl;
+	for (int tries = 0; tries < 10000; tries++) {
+		/* acquire: pairs with the release that ends a write */
+		uint32_t g1 = atomic_load_explicit(&c->journaler_gen,
+						   memory_order_acquire);
+		if (g1 & 1u) {
+			sched_yield();
+			continue;
+		}
+		for (int i = 0; i < JNAME_BYTES; i++)
+			out[i] = __atomic_load_n(&c->journaler[i],
+						 __ATOMIC_RELAXED);
+		/* acquire: the name's loads before the re-check of gen */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&c->journaler_gen,
+					 memory_order_relaxed) == g1) {
+			out[JNAME_BYTES - 1] = '\0';
+			if (out[0] == '\0')
+				strcpy(out, "journal");
+			return 0;
+		}
+	}
+	return shmbus_seterr(SHMBUS_EBUSY,
+			     "journal %s: the journaler's name is being "
+			     "written, or its writer died while writing it "
+			     "(attach the journaler again)",
+			     j->dir);
+}
+
+/* The journal must be this channel's, in this bus epoch. */
+static int check_journal(const shmbus_journal_t *j, shmbus_channel_t *ch)
+{
+	const struct jctl *c = j->ctl;
+	/* acquire: pairs with claim_epoch's release of epoch_set */
+	bool set = atomic_load_explicit(&c->epoch_set, memory_order_acquire);
+	/* relaxed: ordered by the acquire above */
+	uint64_t epoch = atomic_load_explicit(&c->bus_epoch,
+					      memory_order_relaxed);
+	if (!set || epoch != shmbus_epoch(ch->bus) ||
+	    j->channel_id != ch->id)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal %s is not the journal of channel "
+				     "'%s' on this bus (it holds channel %u "
+				     "of bus epoch %016llx%s)",
+				     j->dir, ch->name, j->channel_id,
+				     (unsigned long long)epoch,
+				     set ? "" : ", never attached");
+	return 0;
+}
+
+/* The row named name on ch, or -1 (under the bus lock). */
+static int row_find(shmbus_channel_t *ch, const char *name)
+{
+	if (bus_lock(ch->bus))
+		return -1;
+	int row = sub_find_row(ch, name);
+	bus_unlock(ch->bus);
+	return row;
+}
+
+/* Does row still carry name? Rows are renamed under the bus lock. */
+static bool row_is(shmbus_channel_t *ch, uint32_t row, const char *name)
+{
+	if (bus_lock(ch->bus))
+		return false;
+	bool same = strncmp(ch->subs[row].name, name, JNAME_BYTES) == 0;
+	bus_unlock(ch->bus);
+	return same;
+}
+
+/* Has the journaler handled everything below X? */
+static bool journal_covers(struct journal_live *lv, shmbus_channel_t *ch)
+{
+	struct ch_subscriber *e = &ch->subs[lv->jrow];
+	/* acquire: pairs with the journaler's release of its cursor after
+	 * its appends returned: they are visible to our reads from here */
+	uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
+	if ((int64_t)(c - lv->switch_at) < 0)
+		return false;
+	/* the row still is the journaler's (a row is renamed only under
+	 * the bus lock, once its name is gone) */
+	return row_is(ch, lv->jrow, lv->jname);
+}
+
+/* The next journal record below X into lv->e: 1; 0 (none now); 2 (the
+ * journal is past X: the journal part is over); or an error. */
+static int fetch(shmbus_sub_t *s, struct journal_live *lv)
+{
+	int rc = shmbus_journal_iter_next(lv->it, &lv->e);
+	if (rc == SHMBUS_ECORRUPT)
+		s->stats.missed++; /* reported, never delivered */
+	if (rc == 1 && (int64_t)(lv->e.rec.seq - lv->switch_at) >= 0)
+		rc = 2;
+	lv->have = rc == 1;
+	return rc;
+}
+
+static void live_release(struct journal_live *lv)
+{
+	if (lv->it)
+		shmbus_journal_iter_close(lv->it);
+	if (lv->j)
+		shmbus_journal_close(lv->j);
+	free(lv);
+}
+
+/* Drop the journal part: the ordinary poll takes over at X. */
+static void go_live(shmbus_sub_t *s)
+{
+	live_release(s->live);
+	s->live = NULL;
+}
+
+/* Hand the record in lv->e to the handler; false: held. */
+static bool deliver(shmbus_sub_t *s, struct journal_live *lv)
+{
+	shmbus_record_t r = lv->e.rec;
+	r.channel_id = s->ch->id;
+	r.attempt = lv->held ? lv->attempts + 1 : 1;
+	if (lv->held)
+		s->stats.retried++;
+	lv->held = false;
+	if (dispatch(s, &r) == RETRY_CONSUMED)
+		return true;
+	/* an ordered policy holds: here, not in the row (the row's cursor
+	 * is X, past this record) */
+	lv->held = true;
+	lv->due = s->hold.due;
+	lv->attempts = s->hold.attempts;
+	s->hold.active = false;
+	s->ent->holding = 0;
+	return false;
+}
+
+int live_poll(shmbus_sub_t *s, uint32_t max)
+{
+	struct journal_live *lv = s->live;
+	int done = retry_poll(s, max);
+	while ((uint32_t)done < max) {
+		if (lv->held && shmbus_now_ns() < lv->due)
+			return done;
+		if (!lv->have) {
+			int rc = fetch(s, lv);
+			if (rc == 0) {
+				if (!journal_covers(lv, s->ch))
+					return done; /* the journaler is behind */
+				/* covered: what the iterator returns now is
+				 * the last of [from, X) */
+				rc = fetch(s, lv);
+			}
+			if (rc < 0)
+				return done ? done : rc;
+			if (rc != 1) {
+				go_live(s);
+				return done;
+			}
+		}
+		if (!deliver(s, lv))
+			return done;
+		lv->have = false;
+		done++;
+	}
+	return done;
+}
+
+int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
+{
+	struct journal_live *lv = s->live;
+	if (lv->have && !lv->held)
+		return 0;
+	if (!lv->have && fetch(s, lv) != 0)
+		return 0; /* a record, the end, or an error for poll */
+	if (journal_covers(lv, s->ch))
+		return 0; /* poll switches to the ring */
+	uint64_t ns = lv->held ? lv->due - shmbus_now_ns() : LIVE_IDLE_NS;
+	if ((int64_t)ns <= 0)
+		return 0;
+	if (ns > LIVE_IDLE_NS)
+		ns = LIVE_IDLE_NS;
+	if (timeout_ns && timeout_ns < ns)
+		ns = timeout_ns;
+	struct timespec ts = {0, (long)ns};
+	nanosleep(&ts, NULL);
+	return SHMBUS_EAGAIN;
+}
+
+void live_free(shmbus_sub_t *s)
+{
+	if (s->live)
+		go_live(s);
+}
+
+/* Open our handle and iterator, and find the journaler's row. */
+static int live_open(struct journal_live *lv, shmbus_channel_t *ch,
+		     const char *dir, const shmbus_journal_query_t *q,
+		     uint64_t *first)
+{
+	shmbus_journal_opts_t jo = {.flags = SHMBUS_JOURNAL_READONLY};
+	int rc = shmbus_journal_open(dir, &jo, &lv->j);
+	if (rc == 0)
+		rc = check_journal(lv->j, ch);
+	if (rc == 0)
+		rc = journaler_name(lv->j, lv->jname);
+	int row = rc == 0 ? row_find(ch, lv->jname) : -1;
+	if (rc == 0 && row < 0)
+		rc = shmbus_seterr(SHMBUS_ENOENT,
+				   "channel '%s' has no subscriber '%s', the "
+				   "journaler of %s: without it the journal "
+				   "does not follow the ring (attach one with "
+				   "shmbus_journal_attach)",
+				   ch->name, lv->jname, dir);
+	lv->jrow = (uint32_t)row;
+	if (rc == 0) {
+		shmbus_journal_stats_t st;
+		shmbus_journal_get_stats(lv->j, &st);
+		*first = st.first_seq;
+		rc = shmbus_journal_iter_open(lv->j, q, &lv->it);
+	}
+	return rc;
+}
+
+int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
+			     const shmbus_journal_query_t *from,
+			     shmbus_handler_fn fn, void *ctx,
+			     const shmbus_sub_opts_t *opts, shmbus_sub_t **out)
+{
+	if (ch == NULL || dir == NULL || fn == NULL || opts == NULL ||
+	    out == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal subscribe: channel, directory, "
+				     "handler, opts and out are required");
+	*out = NULL;
+	shmbus_journal_query_t q = from ? *from : (shmbus_journal_query_t){0};
+	if (q.to_seq != 0 ||
+	    (q.flags & ~(uint32_t)(SHMBUS_JOURNAL_BY_TIME |
+				   SHMBUS_JOURNAL_SKIP_CORRUPT)))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal subscribe: a start (from_seq, or "
+				     "from_time with BY_TIME) only: no to_seq, "
+				     "no BY_KEY");
+	if (ch->flags & SHMBUS_CH_OVERWRITE)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal subscribe: channel '%s' "
+				     "overwrites: nothing would hold the ring "
+				     "while the journal is read",
+				     ch->name);
+	struct journal_live *lv = calloc(1, sizeof(*lv));
+	if (lv == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal subscribe");
+	uint64_t first = 0;
+	int rc = live_open(lv, ch, dir, &q, &first);
+	shmbus_sub_t *s = NULL;
+	if (rc == 0)
+		rc = shmbus_subscribe(ch, fn, ctx, opts, &s);
+	if (rc) {
+		live_release(lv);
+		return rc;
+	}
+	lv->switch_at = s->next_seq;
+	if (!(q.flags & SHMBUS_JOURNAL_BY_TIME) &&
+	    (int64_t)(q.from_seq - lv->switch_at) >= 0) {
+		live_release(lv); /* starts at or after X: the ring alone */
+		*out = s;
+		return 0;
+	}
+	/* what retention removed after `from` is missed, and said so */
+	if (!(q.flags & SHMBUS_JOURNAL_BY_TIME) && q.from_seq &&
+	    q.from_seq < first)
+		s->stats.missed +=
+			(first < lv->switch_at ? first : lv->switch_at) -
+			q.from_seq;
+	s->live = lv;
+	*out = s;
+	return 0;
+}
+
+int shmbus_sub_replaying(const shmbus_sub_t *s)
+{
+	return s && s->live ? 1 : 0;
+}

@@ -1,0 +1,385 @@
+/*
+ * Replay, then live (shmbus_journal_subscribe): a subscriber that starts
+ * in the journal switches to the ring while producer processes publish and
+ * a journaler process appends, and must see every record from its start
+ * exactly once, in sequence order, each with the payload its producer
+ * wrote. Small segments, so that the journal part crosses segment rolls.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "helpers.h"
+#include "jhelpers.h"
+
+#define REC 64u
+#define CAP 1024u
+#define PRODUCERS 2
+
+struct payload {
+	uint32_t producer;
+	uint32_t pad;
+	uint64_t n; /* the producer's own count */
+	uint8_t fill[REC - 16];
+};
+
+struct shared {
+	atomic_int stop_journaler;
+	atomic_int journaler_pause; /* the journaler stops polling */
+	atomic_int producers_done;
+};
+
+static char dir[256], jdir[300], bus_name[48];
+static struct shared *sh;
+
+static void setup(void)
+{
+	jt_tmpdir(dir);
+	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	sh = shared_alloc(sizeof(*sh));
+	cr_assert_not_null(sh);
+}
+
+static void teardown(void)
+{
+	jt_rmrf(dir);
+	if (bus_name[0])
+		shmbus_unlink(bus_name);
+}
+
+TestSuite(journal_live, .init = setup, .fini = teardown, .timeout = 240);
+
+static uint64_t claimed(shmbus_channel_t *ch)
+{
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	return info.claimed;
+}
+
+static shmbus_channel_t *open_channel(shmbus_t **bus, uint32_t flags)
+{
+	return test_channel(bus_name, bus, "orders", REC, CAP,
+			    SHMBUS_CH_MULTI_PRODUCER | flags);
+}
+
+/* In a child process: the test's channel. */
+static shmbus_channel_t *child_channel(shmbus_t **bus)
+{
+	shmbus_channel_t *ch = NULL;
+	CHECK_OK(shmbus_open(bus_name, NULL, bus));
+	CHECK_OK(shmbus_channel_open(*bus, "orders", NULL, &ch));
+	return ch;
+}
+
+/* A journaler process: attach, journal until told to stop; it pauses on
+ * request so that the subscriber must wait for it before switching. */
+static pid_t start_journaler(void)
+{
+	pid_t pid = test_fork();
+	if (pid)
+		return pid;
+	shmbus_t *bus;
+	shmbus_channel_t *ch = child_channel(&bus);
+	shmbus_journal_opts_t jo = {.segment_size = 65536};
+	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_BLOCK,
+					   .journal = &jo};
+	shmbus_journal_t *j;
+	CHECK_OK(shmbus_journal_attach(ch, jdir, &ao, &j));
+	while (!atomic_load(&sh->stop_journaler)) {
+		if (atomic_load(&sh->journaler_pause)) {
+			usleep(1000);
+			continue;
+		}
+		if (shmbus_journal_poll(j, 512) <= 0)
+			shmbus_journal_wait(j, 2000000);
+	}
+	CHECK_OK(shmbus_journal_close(j));
+	shmbus_close(bus);
+	_exit(0);
+}
+
+/* A producer process: n records (producer id, count, filler). */
+static pid_t start_producer(uint32_t id, uint64_t n)
+{
+	pid_t pid = test_fork();
+	if (pid)
+		return pid;
+	shmbus_t *bus;
+	shmbus_channel_t *ch = child_channel(&bus);
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+	shmbus_producer_t *p;
+	CHECK_OK(shmbus_producer_open(ch, &po, &p));
+	struct payload pl = {.producer = id};
+	for (uint64_t i = 0; i < n; i++) {
+		pl.n = i;
+		jt_fill(pl.fill, i * PRODUCERS + id, sizeof(pl.fill));
+		CHECK_OK(shmbus_publish(p, &pl, sizeof(pl), i * PRODUCERS + id));
+		if (i % 4096 == 0)
+			usleep(200); /* let the subscriber start mid-stream */
+	}
+	shmbus_producer_close(p);
+	shmbus_close(bus);
+	atomic_fetch_add(&sh->producers_done, 1);
+	_exit(0);
+}
+
+/* What the subscriber saw. */
+struct seen {
+	uint64_t count, first, last;
+	uint64_t next_n[PRODUCERS]; /* each producer's next expected count */
+	uint64_t from_journal;	    /* delivered before the switch */
+	uint64_t fail_every;	    /* fail the first attempt of every k-th */
+	uint64_t failures, bad;
+	char why[200];
+	shmbus_sub_t *s;
+};
+
+static int check(const shmbus_record_t *r, void *ctx)
+{
+	struct seen *v = ctx;
+	if (v->fail_every && r->attempt == 1 && r->seq % v->fail_every == 0) {
+		v->failures++;
+		return -1; /* ordered policy: delivered again, in place */
+	}
+	struct payload pl;
+	const char *why = NULL;
+	if (r->len != sizeof(pl)) {
+		why = "length";
+	} else {
+		memcpy(&pl, r->data, sizeof(pl));
+		if (pl.producer >= PRODUCERS)
+			why = "producer id";
+		else if (pl.n != v->next_n[pl.producer] &&
+			 v->next_n[pl.producer] != UINT64_MAX)
+			why = "per-producer order: a gap or a duplicate";
+		else if (r->key != pl.n * PRODUCERS + pl.producer ||
+			 !jt_same(pl.fill, r->key, sizeof(pl.fill)))
+			why = "payload";
+	}
+	if (why == NULL && v->count && r->seq != v->last + 1)
+		why = "bus sequence: a gap or a duplicate";
+	if (why) {
+		if (v->bad++ == 0)
+			snprintf(v->why, sizeof(v->why),
+				 "seq %llu (after %llu, %llu seen): %s",
+				 (unsigned long long)r->seq,
+				 (unsigned long long)v->last,
+				 (unsigned long long)v->count, why);
+		return 0;
+	}
+	if (v->count == 0)
+		v->first = r->seq;
+	v->next_n[pl.producer] = pl.n + 1;
+	v->last = r->seq;
+	v->count++;
+	if (shmbus_sub_replaying(v->s))
+		v->from_journal++;
+	return 0;
+}
+
+/* Wait until the journal holds at least n records. */
+static void wait_journaled(uint64_t n)
+{
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_t *j = NULL;
+	for (int i = 0; i < 20000; i++) {
+		if (j == NULL && shmbus_journal_open(jdir, &ro, &j) != 0)
+			j = NULL;
+		if (j && shmbus_journal_end(j) >= n)
+			break;
+		usleep(500);
+	}
+	cr_assert_not_null(j, "no journal: %s", shmbus_errmsg());
+	cr_assert_geq(shmbus_journal_end(j), n);
+	shmbus_journal_close(j);
+}
+
+/* One round: producers publish, the journaler journals, and a subscriber
+ * starts in the journal at `from` once `head` records are journaled (both
+ * in thousandths of what the producers publish: the sanitizer builds run
+ * a quarter as many). */
+static void round_trip(const char *tag, uint64_t head, uint64_t from,
+		       bool by_time, bool pause_journaler, uint64_t fail_every)
+{
+	uint64_t per = scaled(40000);
+	head = head * per * PRODUCERS / 1000;
+	from = from * per * PRODUCERS / 1000;
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus(tag));
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_channel(&bus, 0);
+	pid_t jp = start_journaler();
+	/* journaled from the first record on: it joins before anyone
+	 * publishes */
+	shmbus_sub_info_t info[4];
+	for (int i = 0; i < 20000 && shmbus_sub_list(ch, info, 4) < 1; i++)
+		usleep(500);
+	cr_assert_eq(shmbus_sub_list(ch, info, 4), 1);
+	pid_t pp[PRODUCERS];
+	for (uint32_t i = 0; i < PRODUCERS; i++)
+		pp[i] = start_producer(i, per);
+	wait_journaled(head);
+
+	shmbus_journal_query_t q = {.from_seq = from};
+	if (by_time) {
+		/* the time stamp of record `from`, from the journal itself */
+		shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+		shmbus_journal_t *j;
+		cr_assert_eq(shmbus_journal_open(jdir, &ro, &j), 0);
+		shmbus_journal_iter_t *it;
+		shmbus_journal_query_t one = {.from_seq = from};
+		cr_assert_eq(shmbus_journal_iter_open(j, &one, &it), 0);
+		shmbus_journal_entry_t e;
+		cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+		q = (shmbus_journal_query_t){.from_time = e.rec.timestamp,
+					     .flags = SHMBUS_JOURNAL_BY_TIME};
+		shmbus_journal_iter_close(it);
+		/* time stamps are taken after the claim, so with two
+		 * producers an earlier sequence may carry a later time: the
+		 * start is what the journal's own time query finds */
+		cr_assert_eq(shmbus_journal_iter_open(j, &q, &it), 0);
+		cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+		cr_assert_leq(e.rec.seq, from);
+		from = e.rec.seq;
+		shmbus_journal_iter_close(it);
+		shmbus_journal_close(j);
+	}
+	if (pause_journaler)
+		atomic_store(&sh->journaler_pause, 1);
+	struct seen v = {.fail_every = fail_every};
+	for (uint32_t i = 0; i < PRODUCERS; i++)
+		v.next_n[i] = UINT64_MAX; /* each may start anywhere */
+	shmbus_sub_opts_t so = {.name = "late",
+				.wait = SHMBUS_WAIT_BLOCK,
+				.retry = {.policy = SHMBUS_RETRY_ORDERED,
+					  .base_us = 100,
+					  .cap_us = 1000}};
+	cr_assert_eq(shmbus_journal_subscribe(ch, jdir, &q, check, &v, &so,
+					      &v.s),
+		     0, "%s", shmbus_errmsg());
+	cr_assert(shmbus_sub_replaying(v.s));
+	uint64_t deadline = shmbus_now_ns() + 120000000000ull;
+	bool paused = pause_journaler;
+	while (v.bad == 0 && shmbus_now_ns() < deadline) {
+		int n = shmbus_poll(v.s, 256);
+		cr_assert_geq(n, 0, "poll: %s", shmbus_errmsg());
+		if (paused && v.count > 1000) {
+			/* it read what there was, and cannot switch until
+			 * the journaler has passed its ring position */
+			cr_assert(shmbus_sub_replaying(v.s));
+			atomic_store(&sh->journaler_pause, 0);
+			paused = false;
+		}
+		if (n == 0) {
+			if (atomic_load(&sh->producers_done) == PRODUCERS &&
+			    !shmbus_sub_replaying(v.s) &&
+			    v.last + 1 >= claimed(ch))
+				break;
+			shmbus_sub_wait(v.s, 2000000);
+		}
+	}
+	cr_expect_eq(v.bad, 0, "%s", v.why);
+	cr_expect(!shmbus_sub_replaying(v.s), "never switched to the ring");
+	cr_expect_eq(v.first, from, "started at %llu, not %llu",
+		     (unsigned long long)v.first, (unsigned long long)from);
+	cr_expect_eq(v.last + 1, claimed(ch));
+	cr_expect_eq(v.count, v.last + 1 - from);
+	cr_expect_gt(v.from_journal, 0, "nothing came from the journal");
+	cr_expect_lt(v.from_journal, v.count, "nothing came from the ring");
+	if (fail_every)
+		cr_expect_gt(v.failures, 0);
+	cr_log_info("%s: %llu records from %llu, %llu from the journal, "
+		    "%llu failed first attempts",
+		    tag, (unsigned long long)v.count,
+		    (unsigned long long)from,
+		    (unsigned long long)v.from_journal,
+		    (unsigned long long)v.failures);
+	/* the name goes first, so that producers do not wait for it after
+	 * a failure */
+	shmbus_sub_close(v.s, 0);
+	cr_expect_eq(shmbus_unsubscribe(ch, "late"), 0);
+	atomic_store(&sh->journaler_pause, 0);
+	for (uint32_t i = 0; i < PRODUCERS; i++)
+		cr_expect_eq(child_status(pp[i]), 0);
+	atomic_store(&sh->stop_journaler, 1);
+	cr_expect_eq(child_status(jp), 0);
+	shmbus_close(bus);
+}
+
+Test(journal_live, from_the_oldest_while_publishing)
+{
+	round_trip("lo", 60, 0, false, false, 0);
+}
+
+Test(journal_live, from_the_middle_while_publishing)
+{
+	round_trip("lm", 250, 97, false, false, 0);
+}
+
+Test(journal_live, by_time)
+{
+	round_trip("lt", 250, 154, true, false, 0);
+}
+
+Test(journal_live, waits_for_a_journaler_behind_it)
+{
+	round_trip("lb", 60, 0, false, true, 0);
+}
+
+Test(journal_live, ordered_retries_in_the_journal_part)
+{
+	round_trip("lr", 60, 0, false, false, 97);
+}
+
+Test(journal_live, refuses_what_it_cannot_do)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("lx"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_channel(&bus, 0);
+	shmbus_sub_opts_t so = {.name = "late"};
+	shmbus_sub_t *s;
+	struct seen v = {0};
+	/* no journal there */
+	cr_expect_neq(shmbus_journal_subscribe(ch, jdir, NULL, check, &v, &so,
+					       &s),
+		      0);
+	/* a journal, but no journaler on this channel */
+	shmbus_journal_attach_opts_t ao = {.name = "jr"};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_close(j);
+	cr_assert_eq(shmbus_unsubscribe(ch, "jr"), 0, "%s", shmbus_errmsg());
+	cr_expect_eq(shmbus_journal_subscribe(ch, jdir, NULL, check, &v, &so,
+					      &s),
+		     SHMBUS_ENOENT);
+	cr_expect(strstr(shmbus_errmsg(), "'jr'") != NULL, "%s",
+		  shmbus_errmsg());
+	/* the journal of another channel */
+	shmbus_channel_opts_t o = {.record_size = REC, .capacity = CAP};
+	shmbus_channel_t *other;
+	cr_assert_eq(shmbus_channel_open(bus, "other", &o, &other), 0);
+	cr_expect_eq(shmbus_journal_subscribe(other, jdir, NULL, check, &v,
+					      &so, &s),
+		     SHMBUS_EINVAL);
+	/* a range or a key is not a start */
+	shmbus_journal_query_t q = {.to_seq = 10};
+	cr_expect_eq(shmbus_journal_subscribe(ch, jdir, &q, check, &v, &so,
+					      &s),
+		     SHMBUS_EINVAL);
+	q = (shmbus_journal_query_t){.flags = SHMBUS_JOURNAL_BY_KEY};
+	cr_expect_eq(shmbus_journal_subscribe(ch, jdir, &q, check, &v, &so,
+					      &s),
+		     SHMBUS_EINVAL);
+	/* an overwrite channel has nothing to hold the ring */
+	o.flags = SHMBUS_CH_OVERWRITE;
+	shmbus_channel_t *ow;
+	cr_assert_eq(shmbus_channel_open(bus, "ow", &o, &ow), 0);
+	cr_expect_eq(shmbus_journal_subscribe(ow, jdir, NULL, check, &v, &so,
+					      &s),
+		     SHMBUS_EINVAL);
+	/* none of the refusals left a name behind */
+	shmbus_sub_info_t info[8];
+	cr_expect_eq(shmbus_sub_list(ch, info, 8), 0);
+	shmbus_close(bus);
+}
