@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "journal_sync.h"
 #include "schema.h"
 #include "wait.h"
 
@@ -149,11 +150,17 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 				     "channel '%s': capacity %u must be a "
 				     "power of two in 2..%u",
 				     name, o->capacity, MAX_CAPACITY);
-	if (o->flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
-				   SHMBUS_CH_OVERWRITE))
+	if (o->flags & ~(uint32_t)CHANNEL_FLAGS)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': unknown flags 0x%x", name,
 				     o->flags);
+	if ((o->flags & SHMBUS_CH_OVERWRITE) &&
+	    (o->flags & SHMBUS_CH_JOURNAL_SYNC))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': a synchronous journal "
+				     "needs a back-pressure channel (an "
+				     "overwrite producer never waits)",
+				     name);
 	if ((o->flags & SHMBUS_CH_OVERWRITE) &&
 	    (o->flags & SHMBUS_CH_MULTI_PRODUCER))
 		return shmbus_seterr(SHMBUS_EINVAL,
@@ -329,11 +336,11 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	struct ch_geometry geo = channel_geometry(&c);
 	if (slot_size != slot_size_for(c.record_size) ||
 	    log2 != log2_u32(c.capacity) ||
-	    (c.flags & ~(uint32_t)(SHMBUS_CH_MULTI_PRODUCER |
-				   SHMBUS_CH_OVERWRITE)) ||
+	    (c.flags & ~(uint32_t)CHANNEL_FLAGS) ||
 	    /* combinations a creator is refused (check_opts) */
-	    ((c.flags & SHMBUS_CH_MULTI_PRODUCER) &&
-	     (c.flags & SHMBUS_CH_OVERWRITE)) ||
+	    ((c.flags & SHMBUS_CH_OVERWRITE) &&
+	     (c.flags & (SHMBUS_CH_MULTI_PRODUCER |
+			 SHMBUS_CH_JOURNAL_SYNC))) ||
 	    c.stall_policy > SHMBUS_STALL_EVICT ||
 	    group_size != group_size_for(c.capacity) ||
 	    retry_esize != retry_entry_size_for(c.record_size) ||
@@ -666,6 +673,7 @@ int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 	if (info->schema_fields)
 		memcpy(info->schema_type, ch->schema->type_name,
 		       sizeof(info->schema_type) - 1);
+	info->journal_attached = journal_sync_attached(ch);
 	return 0;
 }
 

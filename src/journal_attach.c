@@ -20,6 +20,8 @@
 #include "error.h"
 #include "internal.h"
 #include "journal_int.h"
+#include "journal_sync.h"
+#include "sub.h"
 
 #define WAIT_SLICE_NS 10000000ull /* a stop request is seen within it */
 #define POLL_MAX 4096u		  /* records between two ticks */
@@ -106,8 +108,10 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
 		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
-	if (rc == 0)
+	if (rc == 0) {
 		publish_journaler(j, so.name);
+		journal_sync_attach(ch, j->jr->sub->index);
+	}
 	return rc;
 }
 
@@ -225,8 +229,12 @@ void journaler_close(shmbus_journal_t *j)
 	struct journaler *jr = j->jr;
 	if (jr->running)
 		shmbus_journal_stop(j);
-	if (jr->sub)
+	if (jr->sub) {
+		/* producers of a sync channel stop claiming first: what they
+		 * committed before is drained into the journal below */
+		journal_sync_detach(jr->sub->ch, jr->sub->index);
 		shmbus_sub_close(jr->sub, 1); /* journal what is there */
+	}
 	free(jr);
 	j->jr = NULL;
 }

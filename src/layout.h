@@ -468,6 +468,10 @@ struct ch_schema {
 _Static_assert(sizeof(struct ch_schema) == 64 + 64 * 64 + 128 * 32,
 	       "schema ABI");
 
+/* every channel flag this ABI knows (shmbus_channel_flags) */
+#define CHANNEL_FLAGS                                                          \
+	(SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE | SHMBUS_CH_JOURNAL_SYNC)
+
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */
 	uint64_t magic;
@@ -525,9 +529,10 @@ struct ch_header {
 
 	/* line 7: subscriber rows in use (gating scan bound); holes repaired
 	 * with tombstones (fetch-add by the watchdog or a new lease holder:
-	 * rare, never on the hot path) */
+	 * rare, never on the hot path); the journaler's row + 1 of a
+	 * SHMBUS_CH_JOURNAL_SYNC channel, 0 while none is attached */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
-	uint32_t reserved4a;
+	_Atomic uint32_t journal_row;
 	_Atomic uint64_t tombstones;
 	uint8_t reserved4[SHMBUS_CACHELINE - 16];
 };

@@ -30,6 +30,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "journal_sync.h"
 #include "wait.h"
 
 struct shmbus_producer {
@@ -49,6 +50,8 @@ struct shmbus_producer {
 	struct sb_participant *row; /* our counters live there */
 	uint64_t published, waits;
 	bool sleeper; /* counted in hdr->space_sleepers */
+	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
+	uint64_t journal_timeout_ns;
 };
 
 static inline void slot_defaults(struct slot_header *h, uint32_t len,
@@ -206,6 +209,11 @@ static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 {
 	if (n == 0 || n > p->capacity)
 		return SHMBUS_EINVAL;
+	if (__builtin_expect(p->journal_sync, 0)) {
+		int rc = journal_sync_check(p->ch);
+		if (rc)
+			return rc;
+	}
 	int rc = p->multi ? claim_multi(p, n, c, try_only)
 			  : claim_single(p, n, c, try_only);
 	if (rc)
@@ -278,6 +286,9 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 						memory_order_relaxed);
 	if (pollers)
 		poller_notify(ch, pollers);
+	if (__builtin_expect(p->journal_sync, 0))
+		return journal_sync_wait(ch, p->wait, c->seq + c->n,
+					 p->journal_timeout_ns);
 	return 0;
 }
 
@@ -288,8 +299,12 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	if (len > p->record_size)
 		return SHMBUS_EINVAL;
 	shmbus_claim_t c;
-	int rc = p->multi ? claim_multi(p, 1, &c, try_only)
-			  : claim_single(p, 1, &c, try_only);
+	int rc = 0;
+	if (__builtin_expect(p->journal_sync, 0) &&
+	    (rc = journal_sync_check(p->ch)) != 0)
+		return rc;
+	rc = p->multi ? claim_multi(p, 1, &c, try_only)
+		      : claim_single(p, 1, &c, try_only);
 	if (rc)
 		return rc;
 	struct slot_header *h = slot_at(p->ch, c.seq);
@@ -389,6 +404,9 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->clock = ch->bus->clock;
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
+	p->journal_sync = (ch->flags & SHMBUS_CH_JOURNAL_SYNC) != 0;
+	p->journal_timeout_ns =
+		opts ? opts->journal_timeout_ms * 1000000ull : 0;
 
 	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
 				      &p->part);

@@ -152,4 +152,51 @@ static inline void jt_copy(const char *src, const char *dst)
 	closedir(d);
 }
 
+/* ------------------------------------- processes around a journaled bus
+ * (these need helpers.h, included before this file) */
+#ifdef SHMBUS_TEST_HELPERS_H
+#include <stdatomic.h>
+
+/* In a child process: channel `name` of bus `bus_name`. */
+static inline shmbus_channel_t *jt_child_channel(const char *bus_name,
+						 const char *name,
+						 shmbus_t **bus)
+{
+	shmbus_channel_t *ch = NULL;
+	CHECK_OK(shmbus_open(bus_name, NULL, bus));
+	CHECK_OK(shmbus_channel_open(*bus, name, NULL, &ch));
+	return ch;
+}
+
+/* A journaler process (default name "journal", 64 KiB segments, block
+ * wait) on channel `name`, journaling into jdir until *stop; it stops
+ * polling while *pause (pause may be NULL). */
+static inline pid_t jt_start_journaler(const char *bus_name, const char *name,
+				       const char *jdir, atomic_int *stop,
+				       atomic_int *pause)
+{
+	pid_t pid = test_fork();
+	if (pid)
+		return pid;
+	shmbus_t *bus;
+	shmbus_channel_t *ch = jt_child_channel(bus_name, name, &bus);
+	shmbus_journal_opts_t jo = {.segment_size = 65536};
+	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_BLOCK,
+					   .journal = &jo};
+	shmbus_journal_t *j;
+	CHECK_OK(shmbus_journal_attach(ch, jdir, &ao, &j));
+	while (!atomic_load(stop)) {
+		if (pause && atomic_load(pause)) {
+			usleep(1000);
+			continue;
+		}
+		if (shmbus_journal_poll(j, 512) <= 0)
+			shmbus_journal_wait(j, 2000000);
+	}
+	CHECK_OK(shmbus_journal_close(j));
+	shmbus_close(bus);
+	_exit(0);
+}
+#endif
+
 #endif

@@ -63,40 +63,15 @@ static shmbus_channel_t *open_channel(shmbus_t **bus, uint32_t flags)
 			    SHMBUS_CH_MULTI_PRODUCER | flags);
 }
 
-/* In a child process: the test's channel. */
 static shmbus_channel_t *child_channel(shmbus_t **bus)
 {
-	shmbus_channel_t *ch = NULL;
-	CHECK_OK(shmbus_open(bus_name, NULL, bus));
-	CHECK_OK(shmbus_channel_open(*bus, "orders", NULL, &ch));
-	return ch;
+	return jt_child_channel(bus_name, "orders", bus);
 }
 
-/* A journaler process: attach, journal until told to stop; it pauses on
- * request so that the subscriber must wait for it before switching. */
 static pid_t start_journaler(void)
 {
-	pid_t pid = test_fork();
-	if (pid)
-		return pid;
-	shmbus_t *bus;
-	shmbus_channel_t *ch = child_channel(&bus);
-	shmbus_journal_opts_t jo = {.segment_size = 65536};
-	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_BLOCK,
-					   .journal = &jo};
-	shmbus_journal_t *j;
-	CHECK_OK(shmbus_journal_attach(ch, jdir, &ao, &j));
-	while (!atomic_load(&sh->stop_journaler)) {
-		if (atomic_load(&sh->journaler_pause)) {
-			usleep(1000);
-			continue;
-		}
-		if (shmbus_journal_poll(j, 512) <= 0)
-			shmbus_journal_wait(j, 2000000);
-	}
-	CHECK_OK(shmbus_journal_close(j));
-	shmbus_close(bus);
-	_exit(0);
+	return jt_start_journaler(bus_name, "orders", jdir,
+				  &sh->stop_journaler, &sh->journaler_pause);
 }
 
 /* A producer process: n records (producer id, count, filler). */

@@ -48,7 +48,8 @@ enum shmbus_error {
 	SHMBUS_ENOMEM = -6,	  /* out of memory, /dev/shm full, mlock */
 	SHMBUS_EVERSION = -7,	  /* object of another ABI version */
 	SHMBUS_ECORRUPT = -8,	  /* shared state fails validation */
-	SHMBUS_ETIMEDOUT = -9,	  /* creator did not finish in time */
+	SHMBUS_ETIMEDOUT = -9,	  /* creator did not finish in time; a sync
+				   * journal did not confirm in time */
 	SHMBUS_EPERM = -10,	  /* permissions or ownership */
 	SHMBUS_EFULL = -11,	  /* a fixed table is full */
 	SHMBUS_ELAPPED = -12,	  /* overwrite reader was lapped (counted) */
@@ -130,6 +131,12 @@ SHMBUS_API uint64_t shmbus_now_ns(void);
 enum shmbus_channel_flags {
 	SHMBUS_CH_MULTI_PRODUCER = 1u << 0, /* claim by fetch-add / CAS */
 	SHMBUS_CH_OVERWRITE = 1u << 1,	    /* producer never waits (SP only) */
+	/* Synchronous journal: a commit returns once the channel's journaler
+	 * (shmbus_journal_attach, <shmbus/journal.h>) has appended the
+	 * records, so the journal holds them, in sequence order, when it
+	 * returns. A claim while no journaler is attached fails with
+	 * SHMBUS_ENOENT, claiming nothing. Back-pressure channels only. */
+	SHMBUS_CH_JOURNAL_SYNC = 1u << 2,
 };
 
 enum shmbus_stall_policy {
@@ -249,6 +256,9 @@ typedef struct shmbus_channel_info {
 	uint32_t retry_capacity, dlq_capacity, dlq_policy;
 	uint32_t schema_fields; /* 0: no schema */
 	char schema_type[48];	/* the schema's type name, or "" */
+	/* SHMBUS_CH_JOURNAL_SYNC: 1 while a journaler is attached (claims
+	 * are accepted), else 0 */
+	uint32_t journal_attached;
 } shmbus_channel_info_t;
 SHMBUS_API int shmbus_channel_get_info(shmbus_channel_t *ch,
 				   shmbus_channel_info_t *info);
@@ -292,7 +302,13 @@ enum shmbus_wait {
 };
 
 typedef struct shmbus_producer_opts {
-	uint32_t wait; /* shmbus_wait, for a full ring (block policy) */
+	uint32_t wait; /* shmbus_wait, for a full ring (block policy), and
+			* on a SHMBUS_CH_JOURNAL_SYNC channel for the journal */
+	/* SHMBUS_CH_JOURNAL_SYNC: how long a commit waits for the journaler
+	 * before it returns SHMBUS_ETIMEDOUT (the records are in the bus and
+	 * stay in the ring until journaled: the journaler's name gates
+	 * producers); 0 = forever */
+	uint32_t journal_timeout_ms;
 } shmbus_producer_opts_t;
 
 /*

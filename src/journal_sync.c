@@ -1,0 +1,115 @@
+/*
+ * The synchronous journal (SHMBUS_CH_JOURNAL_SYNC): a producer's commit
+ * returns once the channel's journaler has appended its records.
+ *
+ * Rather than producers appending to the journal themselves (which would
+ * need a cross-process lock around every append, and a takeover protocol
+ * for a holder killed mid-append), they wait for the journaler, which is
+ * the one writer and reads the ring in sequence order: the journal's
+ * order is the bus's by construction. The journaler's cursor is stored
+ * with release after the handlers that appended every record below it
+ * returned (and, under SYNC_EVERY_N with sync_every = 1, synced them), so
+ * a commit waits until that cursor passes its last record. A producer
+ * that waits with the block strategy is already registered as a space
+ * sleeper, and the journaler's cursor store wakes space sleepers.
+ *
+ * The channel header names the journaler's row (journal_row = row + 1),
+ * set by shmbus_journal_attach and cleared by a clean close; a journaler
+ * killed leaves it set, and commits wait for its return (or time out).
+ */
+#define _GNU_SOURCE
+#include "error.h"
+#include "internal.h"
+#include "journal_sync.h"
+#include "wait.h"
+
+/* The journaler's row, or -1 (none attached, or a corrupt value). */
+static int journaler_row(const shmbus_channel_t *ch)
+{
+	/* acquire: pairs with the release in journal_sync_attach; the row's
+	 * cursor is then the journaler's */
+	uint32_t r = atomic_load_explicit(&ch->hdr->journal_row,
+					  memory_order_acquire);
+	return r == 0 || r > ch->max_subs ? -1 : (int)(r - 1);
+}
+
+bool journal_sync_attached(const shmbus_channel_t *ch)
+{
+	return journaler_row(ch) >= 0;
+}
+
+int journal_sync_check(const shmbus_channel_t *ch)
+{
+	if (journal_sync_attached(ch))
+		return 0;
+	return shmbus_seterr(SHMBUS_ENOENT,
+			     "channel '%s' journals synchronously and no "
+			     "journaler is attached: nothing was published "
+			     "(attach one with shmbus_journal_attach)",
+			     ch->name);
+}
+
+struct journaled {
+	shmbus_channel_t *ch;
+	uint64_t end;
+	bool gone; /* the row was given up: nobody will journal */
+};
+
+static bool journaled_ready(void *arg)
+{
+	struct journaled *w = arg;
+	int row = journaler_row(w->ch);
+	if (row < 0)
+		return false; /* detached: a new journaler resumes the name */
+	struct ch_subscriber *e = &w->ch->subs[row];
+	/* acquire: pairs with the journaler's release of its cursor after
+	 * its appends returned */
+	uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
+	if ((int64_t)(c - w->end) >= 0)
+		return true;
+	/* acquire: pairs with the release that frees a row */
+	w->gone = atomic_load_explicit(&e->state, memory_order_acquire) ==
+		  SUB_FREE;
+	return w->gone;
+}
+
+int journal_sync_wait(shmbus_channel_t *ch, uint32_t strategy, uint64_t end,
+		      uint64_t timeout_ns)
+{
+	struct journaled w = {ch, end, false};
+	if (journaled_ready(&w) && !w.gone)
+		return 0;
+	int rc = wait_until(strategy, &ch->hdr->space_ec, timeout_ns,
+			    journaled_ready, &w);
+	if (rc == 0 && !w.gone)
+		return 0;
+	return shmbus_seterr(SHMBUS_ETIMEDOUT,
+			     "channel '%s': the journal has not confirmed "
+			     "sequence %llu %s; the record is in the bus and "
+			     "is journaled when a journaler resumes the name",
+			     ch->name, (unsigned long long)(end - 1),
+			     w.gone ? "(its journaler's name was removed)"
+				    : "in time");
+}
+
+void journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
+{
+	if (!(ch->flags & SHMBUS_CH_JOURNAL_SYNC))
+		return;
+	/* release: the row is ours before producers wait on its cursor */
+	atomic_store_explicit(&ch->hdr->journal_row, row + 1,
+			      memory_order_release);
+	/* producers asleep on a claim refused meanwhile are not waiting;
+	 * those waiting for an earlier journaler look again */
+	waiter_wake(&ch->hdr->space_ec);
+}
+
+void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
+{
+	uint32_t mine = row + 1;
+	/* relaxed: only this journaler's own value is cleared; producers
+	 * then refuse claims (journal_sync_check) */
+	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
+						0, memory_order_relaxed,
+						memory_order_relaxed);
+}

@@ -1,0 +1,22 @@
+/* The synchronous journal: commits wait for the journaler (journal_sync.c). */
+#ifndef SHMBUS_JOURNAL_SYNC_H
+#define SHMBUS_JOURNAL_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* Is a journaler attached (SHMBUS_CH_JOURNAL_SYNC channels)? */
+bool journal_sync_attached(const shmbus_channel_t *ch);
+/* Before a claim: 0 if a journaler is attached, else SHMBUS_ENOENT. */
+int journal_sync_check(const shmbus_channel_t *ch);
+/* After a commit: wait until the journaler has passed end (exclusive);
+ * 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). */
+int journal_sync_wait(shmbus_channel_t *ch, uint32_t strategy, uint64_t end,
+		      uint64_t timeout_ns);
+/* The journaler in row `row` attached to / leaves a sync channel. */
+void journal_sync_attach(shmbus_channel_t *ch, uint32_t row);
+void journal_sync_detach(shmbus_channel_t *ch, uint32_t row);
+
+#endif
