@@ -14,11 +14,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "internal.h"
+#include "dlq.h"
 #include "journal_int.h"
 #include "journal_sync.h"
 #include "sub.h"
@@ -31,6 +33,10 @@ struct journaler {
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
+	/* the channel's dead letters, journaled in DIR/dlq by DLQ id */
+	shmbus_journal_t *dlq;
+	uint64_t dlq_next; /* the next DLQ id to journal */
+	uint8_t *dlq_buf;  /* header + one record */
 };
 
 static int on_record(const shmbus_record_t *r, void *ctx)
@@ -115,6 +121,73 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	return rc;
 }
 
+/* The dead-letter journal DIR/dlq: same options, its own sequences (DLQ
+ * ids, never reused). It goes on from its end: ids below it are there. */
+static int open_dlq(shmbus_journal_t *j, shmbus_channel_t *ch,
+		    const shmbus_journal_opts_t *jo)
+{
+	char path[JPATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/dlq", j->dir) >=
+	    (int)sizeof(path))
+		return shmbus_seterr(SHMBUS_EINVAL, "journal %s: path too long",
+				     j->dir);
+	struct journaler *jr = j->jr;
+	jr->dlq_buf = malloc(sizeof(shmbus_journal_dead_letter_t) +
+			     ch->record_size);
+	if (jr->dlq_buf == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
+	int rc = shmbus_journal_open(path, jo, &jr->dlq);
+	if (rc == 0)
+		jr->dlq_next = shmbus_journal_end(jr->dlq);
+	return rc;
+}
+
+/* One dead letter into the DLQ journal: the header, then the payload. */
+static int journal_dead_letter(struct journaler *jr, shmbus_channel_t *ch,
+			       const shmbus_dlq_entry_t *e)
+{
+	shmbus_journal_dead_letter_t h = {
+		.seq = e->rec.seq,
+		.origin = e->rec.origin,
+		.timestamp = e->rec.timestamp,
+		.failed_realtime_ns = e->failed_realtime_ns,
+		.error = e->error,
+		.attempts = e->attempts,
+		.len = e->rec.len,
+		.flags = e->rec.flags,
+	};
+	memcpy(h.subscriber, e->subscriber, sizeof(h.subscriber));
+	memcpy(h.text, e->text, sizeof(h.text));
+	memcpy(jr->dlq_buf, &h, sizeof(h));
+	return shmbus_journal_append(jr->dlq, e->id, shmbus_clock_ns(ch->bus),
+				     ch->id, e->rec.key, jr->dlq_buf,
+				     (uint32_t)sizeof(h) + e->rec.len);
+}
+
+/* New dead letters since the last look. Nothing to do costs one load of
+ * the DLQ's head; the copies take the DLQ's lock (the slow path). An
+ * entry purged or replayed before we looked is not a dead letter any
+ * more; one overwritten (drop-oldest, a full DLQ) is counted there. */
+static int journal_dlq_poll(struct journaler *jr, shmbus_channel_t *ch)
+{
+	/* relaxed: a hint; shmbus_dlq_get takes the lock for the entry */
+	uint64_t head = atomic_load_explicit(&ch->dlq->head,
+					     memory_order_relaxed);
+	uint8_t *payload = jr->dlq_buf + sizeof(shmbus_journal_dead_letter_t);
+	for (; (int64_t)(head - jr->dlq_next) > 0; jr->dlq_next++) {
+		shmbus_dlq_entry_t e;
+		int rc = shmbus_dlq_get(ch, jr->dlq_next, &e, payload,
+					ch->record_size);
+		if (rc == SHMBUS_ENOENT)
+			continue;
+		if (rc == 0)
+			rc = journal_dead_letter(jr, ch, &e);
+		if (rc)
+			return rc; /* tried again at the next poll */
+	}
+	return 0;
+}
+
 int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 			  const shmbus_journal_attach_opts_t *opts,
 			  shmbus_journal_t **out)
@@ -141,6 +214,8 @@ int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 	if (rc == 0)
 		rc = claim_epoch(j, shmbus_epoch(ch->bus));
 	if (rc == 0)
+		rc = open_dlq(j, ch, &jo);
+	if (rc == 0)
 		rc = subscribe(j, ch, opts);
 	if (rc) {
 		shmbus_journal_close(j);
@@ -161,7 +236,10 @@ int shmbus_journal_poll(shmbus_journal_t *j, uint32_t max)
 		return SHMBUS_EINVAL;
 	int n = shmbus_poll(j->jr->sub, max);
 	int rc = shmbus_journal_tick(j);
-	return n < 0 ? n : rc < 0 ? rc : n;
+	int rd = journal_dlq_poll(j->jr, j->jr->sub->ch);
+	if (rd == 0)
+		rd = shmbus_journal_tick(j->jr->dlq);
+	return n < 0 ? n : rc < 0 ? rc : rd < 0 ? rd : n;
 }
 
 int shmbus_journal_wait(shmbus_journal_t *j, uint64_t timeout_ns)
@@ -230,11 +308,17 @@ void journaler_close(shmbus_journal_t *j)
 	if (jr->running)
 		shmbus_journal_stop(j);
 	if (jr->sub) {
+		shmbus_channel_t *ch = jr->sub->ch;
 		/* producers of a sync channel stop claiming first: what they
 		 * committed before is drained into the journal below */
-		journal_sync_detach(jr->sub->ch, jr->sub->index);
+		journal_sync_detach(ch, jr->sub->index);
 		shmbus_sub_close(jr->sub, 1); /* journal what is there */
+		if (jr->dlq)
+			journal_dlq_poll(jr, ch); /* and the dead letters */
 	}
+	if (jr->dlq)
+		shmbus_journal_close(jr->dlq);
+	free(jr->dlq_buf);
 	free(jr);
 	j->jr = NULL;
 }

@@ -281,6 +281,26 @@ typedef struct shmbus_journal_attach_opts {
 } shmbus_journal_attach_opts_t;
 
 /*
+ * A dead letter as the journaler keeps it. Next to the records, in the
+ * journal DIR/dlq (an ordinary journal: open it, iterate, dump): sequence
+ * = the DLQ entry id, time stamp = when it was journaled (bus clock), type
+ * = the channel id, key = the record's key; the payload is this header,
+ * then the record's bytes.
+ */
+typedef struct shmbus_journal_dead_letter {
+	uint64_t seq;	    /* the record's bus sequence */
+	uint64_t origin;    /* shmbus_record_t.origin */
+	uint64_t timestamp; /* the record's publish time (bus clock) */
+	uint64_t failed_realtime_ns;
+	int32_t error;	   /* the handler's last result */
+	uint32_t attempts; /* deliveries made */
+	uint32_t len;	   /* record bytes after this header */
+	uint32_t flags;	   /* shmbus_record_flags */
+	char subscriber[SHMBUS_NAME_MAX + 1];
+	char text[72]; /* shmbus_fail_note(), or "" */
+} shmbus_journal_dead_letter_t;
+
+/*
  * Journal channel ch into dir: a durable subscriber of ch (by name, so it
  * gates producers like any other: a record not yet journaled is still in
  * the ring) whose handler appends every record with its bus sequence,
@@ -295,7 +315,9 @@ typedef struct shmbus_journal_attach_opts {
  * instead of the journal losing a record; on an overwrite channel the
  * record goes to the DLQ. The journal's sequences belong to one bus epoch:
  * attaching a journal that holds records of another epoch fails with
- * SHMBUS_EEXIST. Drive it with shmbus_journal_poll / _start; the handle is
+ * SHMBUS_EEXIST. The channel's dead letters are journaled too, in dir/dlq
+ * (shmbus_journal_dead_letter_t), as each poll finds them in the DLQ.
+ * Drive it with shmbus_journal_poll / _start; the handle is
  * then a writer journal like any other (reads, stats) and
  * shmbus_journal_close also closes the subscriber.
  */

@@ -1,0 +1,162 @@
+/*
+ * Dead letters are journaled: the journaler copies the channel's DLQ
+ * entries into DIR/dlq (sequence = DLQ id) with why they failed, once
+ * each, across a close and a re-attach, skipping those purged before it
+ * looked; the records' own journal is not disturbed by the subdirectory.
+ */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "jhelpers.h"
+
+#define REC 64u
+
+static char dir[256], jdir[300], dlqdir[320], bus_name[48];
+
+static void setup(void)
+{
+	jt_tmpdir(dir);
+	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	snprintf(dlqdir, sizeof(dlqdir), "%s/dlq", jdir);
+}
+
+static void teardown(void)
+{
+	jt_rmrf(dir);
+	if (bus_name[0])
+		shmbus_unlink(bus_name);
+}
+
+TestSuite(journal_dlq, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Every 10th record can never succeed. */
+static int picky(const shmbus_record_t *r, void *ctx)
+{
+	(void)ctx;
+	if (r->key % 10 != 0)
+		return 0;
+	shmbus_fail_note("multiple of ten: %llu", (unsigned long long)r->key);
+	return SHMBUS_EPERMANENT;
+}
+
+static void publish_range(shmbus_producer_t *p, uint64_t from, uint64_t to)
+{
+	uint8_t rec[REC];
+	for (uint64_t k = from; k < to; k++) {
+		jt_fill(rec, k, REC);
+		cr_assert_eq(shmbus_publish(p, rec, REC, k), 0);
+	}
+}
+
+static void drain(shmbus_sub_t *s, shmbus_journal_t *j)
+{
+	while (shmbus_poll(s, 256) > 0)
+		;
+	if (j)
+		while (shmbus_journal_poll(j, 256) > 0)
+			;
+}
+
+/* The dead-letter journal holds exactly the keys `want` (in DLQ id order,
+ * ids strictly increasing), each with its failure. */
+static void check_dead_letters(const uint64_t *want, size_t n)
+{
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(dlqdir, &ro, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	size_t i = 0;
+	uint64_t last_id = 0;
+	while (shmbus_journal_iter_next(it, &e) == 1) {
+		shmbus_journal_dead_letter_t h;
+		cr_assert_geq(e.rec.len, sizeof(h));
+		memcpy(&h, e.rec.data, sizeof(h));
+		const uint8_t *payload = (const uint8_t *)e.rec.data + sizeof(h);
+		cr_assert_lt(i, n, "more dead letters than failures");
+		cr_expect(i == 0 || e.rec.seq > last_id);
+		cr_expect_eq(e.rec.key, want[i]);
+		cr_expect_eq(h.seq, want[i]); /* key = sequence here */
+		cr_expect_eq(h.error, SHMBUS_EPERMANENT);
+		cr_expect_eq(h.attempts, 1);
+		cr_expect_str_eq(h.subscriber, "picky");
+		char note[72];
+		snprintf(note, sizeof(note), "multiple of ten: %llu",
+			 (unsigned long long)want[i]);
+		cr_expect_str_eq(h.text, note);
+		cr_expect_eq(h.len, REC);
+		cr_expect_eq(e.rec.len, sizeof(h) + REC);
+		cr_expect(jt_same(payload, want[i], REC), "payload of %llu",
+			  (unsigned long long)want[i]);
+		last_id = e.rec.seq;
+		i++;
+	}
+	cr_expect_eq(i, n, "dead letters journaled: %zu of %zu", i, n);
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+}
+
+Test(journal_dlq, dead_letters_are_journaled_once_each)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("dl"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(bus_name, &bus, "orders", REC, 4096, 0);
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_sub_opts_t so = {.name = "picky"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, picky, NULL, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+
+	/* 100 dead letters, journaled by the journaler's polls */
+	publish_range(p, 0, 1000);
+	drain(s, j);
+	uint64_t want[200];
+	size_t n = 0;
+	for (uint64_t k = 0; k < 1000; k += 10)
+		want[n++] = k;
+	check_dead_letters(want, n);
+
+	/* 10 more, journaled by the close; then one purged before a new
+	 * journaler looks, and 9 more after it: none twice */
+	publish_range(p, 1000, 1100);
+	drain(s, NULL);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	for (uint64_t k = 1000; k < 1100; k += 10)
+		want[n++] = k;
+	check_dead_letters(want, n);
+	publish_range(p, 1100, 1200);
+	drain(s, NULL);
+	shmbus_dlq_entry_t e[128];
+	int got = shmbus_dlq_list(ch, 0, e, 128);
+	cr_assert_gt(got, 0);
+	uint64_t purged_key = 0;
+	for (int i = 0; i < got; i++)
+		if (e[i].rec.key == 1150) {
+			cr_assert_eq(shmbus_dlq_purge(ch, e[i].id), 1);
+			purged_key = 1150;
+		}
+	cr_assert_eq(purged_key, 1150, "1150 not in the DLQ");
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	drain(s, j);
+	for (uint64_t k = 1100; k < 1200; k += 10)
+		if (k != purged_key)
+			want[n++] = k;
+	check_dead_letters(want, n);
+
+	/* the records' journal beside it: all 1200, verified */
+	cr_expect_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	cr_expect_eq(st.end_seq, 1200);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_producer_close(p);
+	shmbus_sub_close(s, 0);
+	shmbus_close(bus);
+}
