@@ -262,6 +262,28 @@ static int ctl_check(shmbus_journal_t *j, const struct jctl *c)
 	return 0;
 }
 
+/* The channel a journal was made for (its identity, written once): a
+ * reader takes it; a writer for another channel is refused. */
+static int ctl_channel(shmbus_journal_t *j)
+{
+	const struct jctl *c = j->ctl;
+	char had[JNAME_BYTES];
+	memcpy(had, c->channel, sizeof(had));
+	had[sizeof(had) - 1] = '\0';
+	if (!j->writer || j->channel[0] == '\0') {
+		memcpy(j->channel, had, sizeof(had));
+		j->channel_id = c->channel_id;
+		return 0;
+	}
+	if (had[0] && (strcmp(had, j->channel) || c->channel_id != j->channel_id))
+		return jerr_file(SHMBUS_EEXIST, 0, j, UINT64_MAX, CTL_NAME,
+				 "the journal of channel '%s' (id %u), not of "
+				 "'%s' (id %u): journal each channel in a "
+				 "directory of its own",
+				 had, c->channel_id, j->channel, j->channel_id);
+	return 0;
+}
+
 static int ctl_open(shmbus_journal_t *j)
 {
 	int oflags = (j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC;
@@ -300,6 +322,8 @@ static int ctl_open(shmbus_journal_t *j)
 		return rc;
 	j->journal_id = j->ctl->journal_id;
 	j->seg_size = j->ctl->segment_size; /* a journal keeps its size */
+	if ((rc = ctl_channel(j)) != 0)
+		return rc;
 	if (j->writer && shm_lock_byte(fd, 0) != 0)
 		/* relaxed: the pid is only for the message */
 		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, NULL,
@@ -881,4 +905,15 @@ void shmbus_journal_get_recovery(const shmbus_journal_t *j,
 				 shmbus_journal_recovery_t *r)
 {
 	*r = j->rec;
+}
+
+void shmbus_journal_get_info(const shmbus_journal_t *j,
+			     shmbus_journal_info_t *info)
+{
+	memset(info, 0, sizeof(*info));
+	memcpy(info->channel, j->channel, sizeof(info->channel) - 1);
+	info->channel_id = j->channel_id;
+	info->segment_size = j->seg_size;
+	info->journal_id = j->journal_id;
+	info->created_realtime_ns = j->ctl->created_realtime_ns;
 }

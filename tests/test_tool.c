@@ -16,9 +16,10 @@
 
 #include "helpers.h"
 #include "internal.h"
+#include "jhelpers.h"
 #include "tool_schema.h"
 
-static char out[1 << 18];
+static char out[1 << 21]; /* a journal dump of thousands of records */
 
 /* Run the shell line "program args" with its stdout in buf (n bytes).
  * Returns its exit status. */
@@ -65,6 +66,7 @@ static struct {
 	pid_t feeder;
 	char bus[2][48];
 	char tmux[64];
+	char jdir[2][256];
 } left;
 
 static void tidy(void)
@@ -83,6 +85,9 @@ static void tidy(void)
 		int gone = system(cmd); /* non-zero: it ended already */
 		(void)gone;
 	}
+	for (int i = 0; i < 2; i++)
+		if (left.jdir[i][0])
+			jt_rmrf(left.jdir[i]);
 	memset(&left, 0, sizeof(left));
 }
 
@@ -122,6 +127,17 @@ static void feeder_start(struct feeder *f, const char *tag)
 	cr_assert_gt(read(fo[0], buf, sizeof(buf) - 1), 0);
 	cr_assert(strstr(buf, "ready") != NULL, "feeder said '%s'", buf);
 	close(fo[0]);
+}
+
+/* The feeder's bus and one of its channels, attached by the test. */
+static shmbus_channel_t *feeder_channel(const struct feeder *f,
+					const char *name, shmbus_t **bus)
+{
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_open(f->bus, NULL, bus), 0);
+	cr_assert_eq(shmbus_channel_open(*bus, name, NULL, &ch), 0, "%s",
+		     shmbus_errmsg());
+	return ch;
 }
 
 static void feeder_stop(struct feeder *f)
@@ -167,8 +183,11 @@ static void own_close(struct own *o)
 
 Test(tool, every_command_has_help_and_refuses_bad_options)
 {
-	static const char *const cmds[] = {"ls",  "stat", "top",      "tail",
-					   "pub", "dlq",  "watchdog", "destroy"};
+	static const char *const cmds[] = {
+		"ls",	    "stat",	    "top",	       "tail",
+		"pub",	    "dlq",	    "watchdog",	       "destroy",
+		"journal",  "journal info", "journal dump",   "journal verify",
+		"journal replay"};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		cr_expect_eq(tool("%s --help", cmds[i]), 0, "%s", cmds[i]);
 		char want[64];
@@ -202,6 +221,17 @@ Test(tool, every_command_has_help_and_refuses_bad_options)
 		{"dlq x y show 2>&1", 2, "which entry?"},
 		{"watchdog x --period 0 2>&1", 2, "--period wants a whole number"},
 		{"destroy -x a 2>&1", 2, "unknown option '-x'"},
+		{"journal 2>&1", 2, "expects VERB DIR"},
+		{"journal frob d 2>&1", 2, "unknown verb 'frob'"},
+		{"journal dump 2>&1", 2, "expects DIR"},
+		{"journal info a b 2>&1", 2, "unexpected 'b'"},
+		{"journal replay d b 2>&1", 2, "expects DIR BUS CHANNEL"},
+		{"journal dump d --count 0 2>&1", 2, "--count wants a whole"},
+		{"journal dump d --from x 2>&1", 2, "--from wants a whole"},
+		{"journal dump d --from 5 --to 5 2>&1", 2, "nothing to read"},
+		{"journal dump d --bus b 2>&1", 2, "--bus and --channel go"},
+		{"journal verify d --key 1 2>&1", 2, "unknown option '--key'"},
+		{"journal info d --follow 2>&1", 2, "unknown option '--follow'"},
 	};
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		cr_expect_eq(tool("%s", lines[i].args), lines[i].status, "%s",
@@ -824,9 +854,7 @@ Test(tool, pub_encodes_every_field_type_and_decodes_back)
 	struct feeder f;
 	feeder_start(&f, "pb");
 	shmbus_t *bus;
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
-	cr_assert_eq(shmbus_channel_open(bus, "Types", NULL, &ch), 0);
+	shmbus_channel_t *ch = feeder_channel(&f, "Types", &bus);
 	static struct seen seen;
 	shmbus_sub_opts_t so = {.name = "check"};
 	shmbus_sub_t *s;
@@ -890,10 +918,8 @@ Test(tool, pub_refuses_bad_records_naming_the_field)
 	}
 	/* all or nothing: the good first record was not published */
 	shmbus_t *bus;
-	shmbus_channel_t *ch;
+	shmbus_channel_t *ch = feeder_channel(&f, "Types", &bus);
 	shmbus_channel_info_t info;
-	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
-	cr_assert_eq(shmbus_channel_open(bus, "Types", NULL, &ch), 0);
 	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
 	cr_expect_eq(info.claimed, 0);
 	/* from input, a bad line stops there and says which */
@@ -953,9 +979,7 @@ Test(tool, pub_hex_and_a_ring_that_stays_full)
 		     1);
 	/* what was published: take the name idle and read it */
 	shmbus_t *bus;
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_open(f.bus, NULL, &bus), 0);
-	cr_assert_eq(shmbus_channel_open(bus, "Plain", NULL, &ch), 0);
+	shmbus_channel_t *ch = feeder_channel(&f, "Plain", &bus);
 	shmbus_sub_opts_t so = {.name = "idle"};
 	shmbus_sub_t *s;
 	cr_assert_eq(shmbus_subscribe(ch, keep_hex, NULL, &so, &s), 0);
@@ -1245,4 +1269,572 @@ Test(tool, destroy_and_watchdog_on_a_live_bus)
 	char path[128];
 	snprintf(path, sizeof(path), "/dev/shm/shmbus.%s", name);
 	cr_expect_neq(access(path, F_OK), 0);
+}
+
+/* -------------------------------------------------------------- journal */
+
+/* The journal tests' records: sequences with gaps, keys 0 to 4, growing
+ * time stamps, payloads of 8 to 47 bytes that say which record they are. */
+#define JN 3000
+static uint64_t j_seq(int i) { return 10 + 2 * (uint64_t)i; }
+static uint64_t j_key(int i) { return (uint64_t)i % 5; }
+static uint64_t j_ts(int i) { return 1000 + 10 * (uint64_t)i; }
+static uint32_t j_len(int i) { return 8 + (uint32_t)i % 40; }
+
+/* A fresh directory (removed after the test, also after a failure); the
+ * journal goes into DIR/j. */
+static void journal_dir(char dir[256], int which)
+{
+	jt_tmpdir(dir);
+	snprintf(left.jdir[which], sizeof(left.jdir[which]), "%s", dir);
+}
+
+/* JN records into DIR/j by the library, in 64 KiB segments (several, so
+ * that sealed segments' key and sparse indexes serve the queries); the
+ * writer closed. */
+static void journal_make(char dir[256])
+{
+	char path[300];
+	uint8_t buf[64];
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_opts_t jo = {.segment_size = 65536,
+				    .channel = "Orders",
+				    .channel_id = 3};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0, "%s",
+		     shmbus_errmsg());
+	for (int i = 0; i < JN; i++) {
+		jt_fill(buf, j_seq(i), j_len(i));
+		QUIET(shmbus_journal_append(j, j_seq(i), j_ts(i), 7, j_key(i),
+					    buf, j_len(i)) == 0,
+		      "append %d: %s", i, shmbus_errmsg());
+	}
+	cr_assert_eq(shmbus_journal_close(j), 0);
+}
+
+static void hex_of(const uint8_t *b, uint32_t n, char *s)
+{
+	for (uint32_t i = 0; i < n; i++)
+		sprintf(s + 2 * i, "%02x", b[i]);
+	s[2 * n] = '\0';
+}
+
+/* The records a query wants; key < 0: any; skip: corrupt ones. */
+struct jwant {
+	uint64_t from, to, since, count, skip[2];
+	int key;
+};
+
+static bool j_wanted(const struct jwant *w, int i)
+{
+	return j_seq(i) >= w->from && (!w->to || j_seq(i) < w->to) &&
+	       j_ts(i) >= w->since &&
+	       (w->key < 0 || j_key(i) == (uint64_t)w->key) &&
+	       j_seq(i) != w->skip[0] && j_seq(i) != w->skip[1];
+}
+
+/* A line of `journal dump` is record i, every field. */
+static void expect_jline(const char *line, int i)
+{
+	char want[128];
+	uint8_t buf[64];
+	json_error_t e;
+	json_t *o = json_loads(line, 0, &e);
+	QUIET(o != NULL, "not JSON (%s): %s", e.text, line);
+	jt_fill(buf, j_seq(i), j_len(i));
+	hex_of(buf, j_len(i), want);
+	const char *hex = json_string_value(json_object_get(o, "hex"));
+	QUIET(num(o, "seq") == (json_int_t)j_seq(i) &&
+		      num(o, "key") == (json_int_t)j_key(i) &&
+		      num(o, "timestamp_ns") == (json_int_t)j_ts(i) &&
+		      num(o, "origin") == (json_int_t)j_seq(i) &&
+		      num(o, "type") == 7 && num(o, "flags") == 0 &&
+		      num(o, "len") == (json_int_t)j_len(i) && hex &&
+		      !strcmp(hex, want),
+	      "record %d (seq %llu): %s", i, (unsigned long long)j_seq(i),
+	      line);
+	json_decref(o);
+}
+
+/* `journal dump DIR/j OPTS` prints exactly the records w wants, in order. */
+static void expect_dump(const char *dir, const char *opts,
+			const struct jwant *w)
+{
+	cr_assert_eq(tool("journal dump %s/j %s", dir, opts), 0, "dump %s",
+		     opts);
+	char *p = out;
+	uint64_t got = 0;
+	for (int i = 0; i < JN && (!w->count || got < w->count); i++) {
+		if (!j_wanted(w, i))
+			continue;
+		char *nl = strchr(p, '\n');
+		QUIET(nl != NULL, "dump %s: no line for seq %llu after %llu",
+		      opts, (unsigned long long)j_seq(i),
+		      (unsigned long long)got);
+		*nl = '\0';
+		expect_jline(p, i);
+		p = nl + 1;
+		got++;
+	}
+	cr_expect_eq(*p, '\0', "dump %s: more than wanted: %.300s", opts, p);
+}
+
+Test(tool, journal_dump_prints_every_record_and_exact_subsets)
+{
+	char dir[256];
+	journal_make(dir);
+	expect_dump(dir, "", &(struct jwant){.key = -1});
+	/* between two sequences, and exactly on them: --to is exclusive */
+	expect_dump(dir, "--from 101 --to 2001",
+		    &(struct jwant){.from = 101, .to = 2001, .key = -1});
+	expect_dump(dir, "--from=2000 --to 4000",
+		    &(struct jwant){.from = 2000, .to = 4000, .key = -1});
+	expect_dump(dir, "--key 3", &(struct jwant){.key = 3});
+	expect_dump(dir, "--count 7", &(struct jwant){.count = 7, .key = -1});
+	expect_dump(dir, "--key 2 --from 4000 --to 5000 --count 30",
+		    &(struct jwant){.from = 4000, .to = 5000, .count = 30,
+				    .key = 2});
+	expect_dump(dir, "--since 21005",
+		    &(struct jwant){.since = 21005, .key = -1});
+	expect_dump(dir, "--since 1000 --key 4 --count 3",
+		    &(struct jwant){.since = 1000, .count = 3, .key = 4});
+	expect_dump(dir, "--from 99999", &(struct jwant){.from = 99999,
+							 .key = -1});
+	/* the key of no record */
+	cr_assert_eq(tool("journal dump %s/j --key 5", dir), 0);
+	cr_expect_str_eq(out, "");
+}
+
+static int seg_files(const char *dir)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/j", dir);
+	DIR *d = opendir(path);
+	cr_assert_not_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += strlen(e->d_name) == 24 && strstr(e->d_name, ".seg");
+	closedir(d);
+	return n;
+}
+
+Test(tool, journal_info_reports_segments_channel_and_recovery)
+{
+	char dir[256];
+	journal_make(dir);
+	int segs = seg_files(dir);
+	cr_assert_geq(segs, 3, "only %d segments", segs);
+	cr_assert_eq(tool("journal info %s/j", dir), 0, "%s", out);
+	expect_width(out, 80);
+	expect_out("Orders (id 3)");
+	expect_out("64.0K each");
+	expect_out("first 10, end 6009");
+	expect_out("recovery   nothing to cut");
+	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert_not_null(doc, "%s", out);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "channel")),
+			 "Orders");
+	cr_expect_eq(num(doc, "channel_id"), 3);
+	cr_expect_eq(num(doc, "segment_size"), 65536);
+	cr_expect_eq(num(doc, "segments"), segs);
+	cr_expect_eq(num(doc, "bytes"), segs * 65536);
+	cr_expect_eq(num(doc, "first_seq"), 10);
+	cr_expect_eq(num(doc, "end_seq"), (json_int_t)j_seq(JN - 1) + 1);
+	cr_expect_eq(num(doc, "recovery.cut_records"), 0);
+	json_decref(doc);
+
+	/* damage the unsealed tail's first record: a writer would cut there */
+	shmbus_journal_t *j;
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	char path[300], seg[512];
+	uint64_t last = 0;
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	cr_assert_eq(shmbus_journal_open(path, &ro, &j), 0);
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	while (shmbus_journal_iter_next(it, &e) == 1)
+		last = e.segment;
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+	jt_flip(jt_seg(seg, dir, last, ".seg"), 4096 + 60, 0x10);
+	cr_assert_eq(tool("journal info %s/j", dir), 0, "%s", out);
+	expect_width(out, 80);
+	expect_out("a writer's open would cut the unsealed tail");
+	char want[96];
+	snprintf(want, sizeof(want), "at offset 4096 of segment %llu",
+		 (unsigned long long)last);
+	expect_out(want);
+	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	doc = json_loads(out, 0, NULL);
+	cr_assert_not_null(doc, "%s", out);
+	cr_expect_geq(num(doc, "recovery.cut_records"), 1);
+	cr_expect_eq(num(doc, "recovery.segment"), (json_int_t)last);
+	cr_expect_eq(num(doc, "recovery.offset"), 4096);
+	json_decref(doc);
+	/* and verify counts it */
+	cr_expect_eq(tool("journal verify %s/j", dir), 1, "%s", out);
+	expect_out("unsealed tail");
+}
+
+/* Where the library says record i is: its segment and frame offset. */
+static shmbus_journal_entry_t j_where(const char *dir, int i)
+{
+	shmbus_journal_t *j;
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	char path[300];
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_query_t q = {.from_seq = j_seq(i)};
+	cr_assert_eq(shmbus_journal_open(path, &ro, &j), 0);
+	cr_assert_eq(shmbus_journal_iter_open(j, &q, &it), 0);
+	cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+	cr_assert_eq(e.rec.seq, j_seq(i));
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+	return e;
+}
+
+Test(tool, journal_verify_names_each_flipped_byte_of_sealed_segments)
+{
+	char dir[256], seg[512], want[128];
+	journal_make(dir);
+	cr_assert_eq(tool("journal verify %s/j", dir), 0, "%s", out);
+	snprintf(want, sizeof(want), "checked %d records in %d segments: "
+				     "clean",
+		 JN, seg_files(dir));
+	expect_out(want);
+	/* a payload byte of two records, in two sealed segments */
+	shmbus_journal_entry_t a = j_where(dir, 100), b = j_where(dir, 1500),
+			       end = j_where(dir, JN - 1);
+	cr_assert_neq(a.segment, b.segment);
+	cr_assert_neq(b.segment, end.segment, "record 1500 is not sealed");
+	jt_flip(jt_seg(seg, dir, a.segment, ".seg"), a.offset + 56 + 3, 0x40);
+	jt_flip(jt_seg(seg, dir, b.segment, ".seg"), b.offset + 56, 0x01);
+	cr_expect_eq(tool("journal verify %s/j", dir), 1, "%s", out);
+	snprintf(want, sizeof(want), "segment %llu, offset %llu: ",
+		 (unsigned long long)a.segment, (unsigned long long)a.offset);
+	expect_out(want);
+	snprintf(want, sizeof(want), "segment %llu, offset %llu: ",
+		 (unsigned long long)b.segment, (unsigned long long)b.offset);
+	expect_out(want);
+	snprintf(want, sizeof(want), "checked %d records in %d segments: 2 "
+				     "corrupt",
+		 JN - 2, seg_files(dir));
+	expect_out(want);
+
+	/* dump stops at the first, and says where */
+	cr_expect_eq(tool("journal dump %s/j 2>&1 >/dev/null", dir), 1);
+	snprintf(want, sizeof(want), "record at offset %llu",
+		 (unsigned long long)a.offset);
+	expect_out(want);
+	expect_out("--skip-corrupt");
+	/* or reads past both, exactly the rest */
+	expect_dump(dir, "--skip-corrupt 2>/dev/null",
+		    &(struct jwant){.skip = {j_seq(100), j_seq(1500)},
+				    .key = -1});
+	cr_expect_eq(tool("journal dump %s/j --skip-corrupt 2>&1 >/dev/null",
+			  dir),
+		     0);
+	expect_out(want);
+	expect_out("skipped 2 corrupt records");
+	expect_dump(dir, "--skip-corrupt --key 0 2>/dev/null",
+		    &(struct jwant){.skip = {j_seq(100), j_seq(1500)},
+				    .key = 0});
+}
+
+Test(tool, journal_bad_dirs_get_clear_errors)
+{
+	static const struct {
+		const char *args;
+		int status;
+		const char *says;
+	} bad[] = {
+		{"info /nonexistent/j", 1, "shmbus journal info: journal "
+					   "/nonexistent/j: open: No such"},
+		{"dump /nonexistent/j", 1, "shmbus journal dump: journal "},
+		{"verify /nonexistent/j", 2, "shmbus journal verify: journal "},
+		{"replay /nonexistent/j b C", 1, "shmbus journal replay: "},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(tool("journal %s 2>&1 >/dev/null", bad[i].args),
+			     bad[i].status, "%s", bad[i].args);
+		expect_out(bad[i].says);
+		expect_out("give the directory");
+	}
+	cr_expect_eq(tool("journal info /etc/passwd 2>&1"), 1);
+	expect_out("Not a directory");
+	/* a directory without a journal */
+	char dir[256];
+	journal_dir(dir, 0);
+	cr_expect_eq(tool("journal info %s 2>&1", dir), 1);
+	expect_out("no journal here");
+	cr_expect_eq(tool("journal dump %s 2>&1 >/dev/null", dir), 1);
+	expect_out("no journal here");
+}
+
+/* The journaler on a live channel (the feeder's Orders), dumped decoded by
+ * its schema as tail decodes it. */
+Test(tool, journal_dump_decodes_by_the_channel_schema)
+{
+	struct feeder f;
+	char dir[256], path[300];
+	feeder_start(&f, "jd");
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = feeder_channel(&f, "Orders", &bus);
+	shmbus_journal_attach_opts_t ao = {.name = "jt"};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, path, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	int journaled = 0;
+	for (int i = 0; i < 2000 && journaled < 40; i++) {
+		int n = shmbus_journal_poll(j, 64);
+		cr_assert_geq(n, 0, "%s", shmbus_errmsg());
+		journaled += n;
+		usleep(2000);
+	}
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_eq(shmbus_unsubscribe(ch, "jt"), 0);
+	json_t *doc;
+	cr_assert_eq(tool("journal info %s --json", path), 0);
+	cr_assert_not_null(doc = json_loads(out, 0, NULL), "%s", out);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "channel")),
+			 "Orders");
+	json_decref(doc);
+	/* what the library reads back (close drained a few more) */
+	static uint64_t seqs[4096];
+	int n_seqs = 0;
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	cr_assert_eq(shmbus_journal_open(path, &ro, &j), 0);
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	while (n_seqs < 4096 && shmbus_journal_iter_next(it, &e) == 1)
+		seqs[n_seqs++] = e.rec.seq;
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+	cr_assert_geq(n_seqs, journaled);
+	int records = 0;
+
+	cr_assert_eq(tool("journal dump %s --bus %s --channel Orders", path,
+			  f.bus),
+		     0, "%s", out);
+	char *p = out;
+	for (char *nl; (nl = strchr(p, '\n')); p = nl + 1, records++) {
+		*nl = '\0';
+		json_t *line = json_loads(p, 0, NULL);
+		cr_assert_not_null(line, "%s", p);
+		json_t *rec = json_object_get(line, "record");
+		cr_expect_eq(json_object_size(rec), 15, "%s", p);
+		cr_expect_eq(num(rec, "u64"), num(line, "key"));
+		cr_expect_eq(num(rec, "i64"), -num(line, "key"));
+		cr_expect_str_eq(json_string_value(json_object_get(rec, "raw")),
+				 "deadbeef");
+		json_t *venue = json_object_get(rec, "venue");
+		cr_expect_str_eq(json_string_value(venue), "XLON");
+		cr_assert_lt(records, n_seqs, "more lines than records");
+		cr_expect_eq(num(line, "seq"), (json_int_t)seqs[records]);
+		cr_expect_eq(num(line, "type"), 0); /* the channel id */
+		cr_expect_eq(num(line, "len"), sizeof(struct all_types));
+		cr_expect_null(json_object_get(line, "hex"));
+		json_decref(line);
+	}
+	cr_expect_eq(records, n_seqs);
+	/* without a schema: hex, the u64 first, little-endian */
+	cr_assert_eq(tool("journal dump %s --count 1", path), 0);
+	cr_assert_not_null(doc = json_loads(out, 0, NULL), "%s", out);
+	const char *hex = json_string_value(json_object_get(doc, "hex"));
+	cr_assert_not_null(hex, "%s", out);
+	cr_expect_eq(strlen(hex), 2 * sizeof(struct all_types));
+	uint64_t key = (uint64_t)num(doc, "key"), u64 = 0;
+	for (int i = 7; i >= 0; i--) {
+		unsigned byte;
+		cr_assert_eq(sscanf(hex + 2 * i, "%2x", &byte), 1);
+		u64 = u64 << 8 | byte;
+	}
+	cr_expect_eq(u64, key);
+	json_decref(doc);
+	/* decoding by another channel's schema is said on stderr */
+	cr_expect_eq(tool("journal dump %s --count 1 --bus %s --channel Types "
+			  "2>&1 >/dev/null",
+			  path, f.bus),
+		     0);
+	expect_out("written from channel 'Orders'");
+	cr_expect_eq(tool("journal dump %s --bus %s --channel Nope 2>&1", path,
+			  f.bus),
+		     1);
+	expect_out("does not exist");
+	shmbus_close(bus);
+	feeder_stop(&f);
+}
+
+/* A child's exit status, or -1 if it had not ended within s seconds (then
+ * it is killed): a tool that ignores a signal fails, never hangs, a test. */
+static int exit_within(pid_t pid, int s)
+{
+	int st;
+	for (int i = 0; i < s * 100; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	child_status(pid);
+	return -1;
+}
+
+Test(tool, journal_dump_follows_a_live_writer)
+{
+	char dir[256], path[300], prefix[64];
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-jf-%d", (int)getpid());
+	shmbus_journal_opts_t jo = {.segment_size = 65536};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0);
+	uint64_t v;
+	for (v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	const char *args[] = {"journal", "dump", path, "--follow", NULL};
+	pid_t dump = tool_bg(prefix, args);
+	for (int i = 0; i < 400 && lines_of(out) < 5; i++) {
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	cr_assert_eq(lines_of(out), 5, "%s", out);
+	/* into new segments: 64-byte frames, about 1000 a segment */
+	for (; v < 2500; v++)
+		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	for (int i = 0; i < 400 && lines_of(out) < 2500; i++) {
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	kill(dump, SIGTERM);
+	cr_expect_eq(exit_within(dump, 10), 0, "not a clean exit on SIGTERM");
+	slurp(prefix, "out");
+	cr_expect_eq(lines_of(out), 2500);
+	char *p = out;
+	for (uint64_t k = 0; k < 2500; k++) {
+		char want[32];
+		int n = snprintf(want, sizeof(want), "{\"seq\":%llu,",
+				 (unsigned long long)k);
+		QUIET(!strncmp(p, want, (size_t)n), "line %llu: %.80s",
+		      (unsigned long long)k, p);
+		p = strchr(p, '\n');
+		QUIET(p != NULL, "line %llu missing", (unsigned long long)k);
+		p++;
+	}
+	/* --to ends a follow once the writer passed it */
+	cr_assert_eq(tool("journal dump %s --follow --from 2490 --to 2495",
+			  path),
+		     0);
+	cr_expect_eq(lines_of(out), 5, "%s", out);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	bg_remove(prefix);
+}
+
+static struct {
+	uint64_t seq[512], key[512], origin[512];
+	uint32_t flags[512];
+	int n;
+} replayed;
+
+static int keep_replayed(const shmbus_record_t *r, void *ctx)
+{
+	(void)ctx;
+	if (replayed.n < 512) {
+		memcpy(&replayed.seq[replayed.n], r->data, 8);
+		replayed.key[replayed.n] = r->key;
+		replayed.origin[replayed.n] = r->origin;
+		replayed.flags[replayed.n] = r->flags;
+	}
+	replayed.n++;
+	return 0;
+}
+
+/* A journal of n records of len bytes: seq 3i, key i % 4, the payload's
+ * first 8 bytes the sequence. */
+static void journal_small(char dir[256], int which, int n, uint32_t len)
+{
+	char path[300];
+	uint8_t buf[32] = {0};
+	journal_dir(dir, which);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), 0);
+	for (uint64_t i = 0; i < (uint64_t)n; i++) {
+		uint64_t seq = 3 * i;
+		memcpy(buf, &seq, 8);
+		cr_assert_eq(shmbus_journal_append(j, seq, i, 1, i % 4, buf,
+						   len),
+			     0);
+	}
+	cr_assert_eq(shmbus_journal_close(j), 0);
+}
+
+static void expect_replayed(shmbus_sub_t *s, int n, uint64_t first,
+			    uint64_t step, uint64_t key)
+{
+	memset(&replayed, 0, sizeof(replayed));
+	while (shmbus_poll(s, 512) > 0)
+		;
+	cr_assert_eq(replayed.n, n);
+	for (int i = 0; i < n; i++) {
+		uint64_t seq = first + step * (uint64_t)i;
+		QUIET(replayed.seq[i] == seq && replayed.origin[i] == seq &&
+			      (key == UINT64_MAX ? seq / 3 % 4 : key) ==
+				      replayed.key[i] &&
+			      (replayed.flags[i] & SHMBUS_REC_REPUBLISHED),
+		      "record %d: seq %llu key %llu origin %llu flags %u", i,
+		      (unsigned long long)replayed.seq[i],
+		      (unsigned long long)replayed.key[i],
+		      (unsigned long long)replayed.origin[i],
+		      replayed.flags[i]);
+	}
+}
+
+Test(tool, journal_replay_republishes_each_record_once)
+{
+	char dir[256], longer[256];
+	journal_small(dir, 0, 300, 8);
+	struct own o;
+	own_bus(&o, "jr", 512, NULL, false);
+	shmbus_sub_opts_t so = {.name = "check"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(o.ch, keep_replayed, NULL, &so, &s), 0);
+	cr_assert_eq(tool("journal replay %s/j %s C --key 1 2>&1", dir, o.name),
+		     0, "%s", out);
+	expect_out("republished 75 records");
+	expect_replayed(s, 75, 3, 12, 1);
+	cr_assert_eq(tool("journal replay %s/j %s C --from 30 --to 90 2>&1",
+			  dir, o.name),
+		     0, "%s", out);
+	expect_out("republished 20 records");
+	expect_replayed(s, 20, 30, 3, UINT64_MAX);
+	cr_assert_eq(tool("journal replay %s/j %s C --since 295 2>&1", dir,
+			  o.name),
+		     0, "%s", out);
+	expect_replayed(s, 5, 885, 3, UINT64_MAX);
+
+	/* records of 16 bytes do not fit the channel's 8: refused, said */
+	journal_small(longer, 1, 10, 16);
+	cr_expect_eq(tool("journal replay %s/j %s C 2>&1", longer, o.name), 1);
+	expect_out("is 16 bytes");
+	expect_out("records of at most 8 bytes");
+	expect_out("republished 0 records before it");
+	expect_replayed(s, 0, 0, 0, 0);
+	cr_expect_eq(tool("journal replay %s/j %s Nope 2>&1", dir, o.name), 1);
+	expect_out("does not exist");
+	/* a live single producer holds the channel */
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(o.ch, NULL, &p), 0);
+	cr_expect_eq(tool("journal replay %s/j %s C 2>&1", dir, o.name), 1);
+	expect_out("single-producer");
+	shmbus_producer_close(p);
+	own_close(&o);
 }

@@ -5,7 +5,8 @@ set -euo pipefail
 source "$1/tools/shmbus.bash-completion"
 bus="tcomp$$"
 objs=(/dev/shm/shmbus.$bus /dev/shm/shmbus.$bus:Orders /dev/shm/shmbus.$bus:Other)
-trap 'rm -f "${objs[@]}"' EXIT
+dir=$(mktemp -d /tmp/shmbus-comp.XXXXXX) # a journal directory's name
+trap 'rm -f "${objs[@]}"; rmdir "$dir"' EXIT
 touch "${objs[@]}"
 
 completions() { # the words of a command line; its last is completed
@@ -38,6 +39,19 @@ expect Other shmbus tail "$bus" --count 5 Ot
 expect Orders shmbus dlq "$bus" --from 3 Or
 expect list shmbus dlq "$bus" Orders l
 expect purge shmbus dlq "$bus" Orders p
+expect journal shmbus jo
+expect verify shmbus journal v
+expect replay shmbus journal r
+expect --skip-corrupt shmbus journal dump d --sk
+expect --follow shmbus journal dump --fo
+expect --json shmbus journal info d --j
+expect '' shmbus journal info d --fo
+expect "$dir" shmbus journal dump "$dir"
+expect "$bus" shmbus journal replay "$dir" tcomp$$
+expect Orders shmbus journal replay --from 3 "$dir" "$bus" Or
+expect "$bus" shmbus journal dump "$dir" --bus tcomp$$
+expect Other shmbus journal dump "$dir" --bus "$bus" --channel Ot
+expect '' shmbus journal dump "$dir" --key ''
 expect '' shmbus stat "$bus" O
 expect '' shmbus tail "$bus" --count ''
 expect '' shmbus top "$bus" --interval ''

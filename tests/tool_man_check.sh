@@ -10,12 +10,19 @@ if [[ -n $warnings ]]; then
   exit 1
 fi
 text=$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tascii -P -cbou "$page" 2>/dev/null)
-cmds="ls stat top tail pub dlq watchdog destroy"
+cmds="ls stat top tail pub dlq watchdog destroy journal"
 "$tool" bridge --help >/dev/null 2>&1 && cmds+=" bridge" # when built
 for cmd in $cmds; do
   grep -q "^\.SS $cmd\b" "$page" || { echo "no section for $cmd"; exit 1; }
   for opt in $("$tool" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
     grep -qF -- "$opt" <<<"$text" || { echo "$cmd $opt is not in the man page"; exit 1; }
+  done
+done
+# the journal's verbs: named in its section, every option of each
+for verb in info dump verify replay; do
+  grep -q "^\.SS journal .*\b$verb\b" "$page" || { echo "no journal $verb"; exit 1; }
+  for opt in $("$tool" journal "$verb" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+    grep -qF -- "$opt" <<<"$text" || { echo "journal $verb $opt is not in the man page"; exit 1; }
   done
 done
 echo "1 passed, 0 failed"

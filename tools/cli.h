@@ -71,6 +71,7 @@ int cmd_pub(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_watchdog(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
+int cmd_journal(int argc, char **argv);
 int cmd_bridge(int argc, char **argv); /* with SHMBUS_HAVE_BRIDGE */
 
 #endif

@@ -192,15 +192,17 @@ json_t *codec_decode(const struct codec *c, const void *data, uint32_t len)
 	return o;
 }
 
-json_t *codec_record(const struct codec *c, const shmbus_record_t *r)
+json_t *codec_header(const shmbus_record_t *r)
 {
-	json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I}", "seq",
-			      codec_u64(r->seq), "key", codec_u64(r->key),
-			      "origin", codec_u64(r->origin), "timestamp_ns",
-			      codec_u64(r->timestamp), "producer",
-			      (json_int_t)r->producer);
-	if (o == NULL)
-		return NULL;
+	return json_pack("{s:o, s:o, s:o, s:o, s:I}", "seq", codec_u64(r->seq),
+			 "key", codec_u64(r->key), "origin",
+			 codec_u64(r->origin), "timestamp_ns",
+			 codec_u64(r->timestamp), "producer",
+			 (json_int_t)r->producer);
+}
+
+void codec_payload(const struct codec *c, json_t *o, const shmbus_record_t *r)
+{
 	if (c->n) {
 		json_object_set_new(o, "record", codec_decode(c, r->data,
 							      r->len));
@@ -209,5 +211,12 @@ json_t *codec_record(const struct codec *c, const shmbus_record_t *r)
 		json_object_set_new(o, "hex", json_string(hex ? hex : ""));
 		free(hex);
 	}
+}
+
+json_t *codec_record(const struct codec *c, const shmbus_record_t *r)
+{
+	json_t *o = codec_header(r);
+	if (o)
+		codec_payload(c, o, r);
 	return o;
 }

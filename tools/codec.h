@@ -28,8 +28,13 @@ int codec_open(struct codec *c, shmbus_channel_t *ch);
 /* The fields of a record of len bytes (fields past len are null). */
 json_t *codec_decode(const struct codec *c, const void *data, uint32_t len);
 /* A record with its header: seq, key, origin, timestamp_ns, producer, and
- * "record" (decoded) or "hex" (no schema). */
+ * "record" (decoded) or "hex" (no schema). A zeroed struct codec is one
+ * without a schema. */
 json_t *codec_record(const struct codec *c, const shmbus_record_t *r);
+/* Its two halves, for a caller that adds fields between them: the header,
+ * then "record" or "hex" set on o. */
+json_t *codec_header(const shmbus_record_t *r);
+void codec_payload(const struct codec *c, json_t *o, const shmbus_record_t *r);
 /* A JSON object into rec (record_size bytes, zeroed first: fields not
  * given are 0). 0, or -1 with why in err, naming the field. */
 int codec_encode(const struct codec *c, json_t *obj, void *rec, char *err,

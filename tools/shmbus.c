@@ -26,6 +26,8 @@ static const struct command {
 	{"watchdog", "BUS", "repair, evict and expire, in the foreground",
 	 cmd_watchdog},
 	{"destroy", "BUS", "remove a bus and its channels", cmd_destroy},
+	{"journal", "VERB DIR ...", "a journal on disk: info, dump, verify, "
+	 "replay", cmd_journal},
 #ifdef SHMBUS_HAVE_BRIDGE
 	{"bridge", "DIRECTION ...", "to and from Kafka or Redis Streams",
 	 cmd_bridge},

@@ -250,6 +250,17 @@ typedef struct shmbus_journal_stats {
 SHMBUS_API void shmbus_journal_get_stats(const shmbus_journal_t *j,
 					 shmbus_journal_stats_t *st);
 
+/* What a journal is: from its control file, written once at creation. */
+typedef struct shmbus_journal_info {
+	char channel[SHMBUS_NAME_MAX + 1]; /* "" if made without a channel */
+	uint32_t channel_id;
+	uint64_t segment_size; /* every segment's */
+	uint64_t journal_id;   /* random; every file of it carries it */
+	uint64_t created_realtime_ns;
+} shmbus_journal_info_t;
+SHMBUS_API void shmbus_journal_get_info(const shmbus_journal_t *j,
+					shmbus_journal_info_t *info);
+
 /* What the open found and did (docs/journal.md, "Recovery"). */
 typedef struct shmbus_journal_recovery {
 	/* the unsealed tail: a torn or corrupt record cut at `offset` of

@@ -1,0 +1,382 @@
+/*
+ * shmbus journal info|dump|verify|replay DIR ...: a journal directory
+ * (include/shmbus/journal.h), always through a read-only handle, which may
+ * run next to the writer and never changes a file. This file dispatches the
+ * verbs, parses the options they share and does info and verify;
+ * journal_dump.c reads records out (dump, replay).
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "fmt.h"
+#include "journal.h"
+
+static const char help[] =
+	"usage: shmbus journal info DIR [--json]\n"
+	"       shmbus journal dump DIR [QUERY] [--count N] [--follow]\n"
+	"                          [--skip-corrupt] [--bus BUS --channel "
+	"NAME]\n"
+	"       shmbus journal verify DIR\n"
+	"       shmbus journal replay DIR BUS CHANNEL [QUERY] "
+	"[--skip-corrupt]\n"
+	"\n"
+	"A journal directory, as shmbus_journal_open or a journaler made it,\n"
+	"read without changing anything, also while its writer runs.\n"
+	"QUERY is any of --from SEQ, --to SEQ (exclusive), --since NS (the\n"
+	"bus clock) and --key K. `shmbus journal VERB --help` says more.\n";
+
+static const char info_help[] =
+	"usage: shmbus journal info DIR [--json]\n"
+	"\n"
+	"The journal in DIR: the channel it was written from (its newest\n"
+	"segment's header), its segments and their size on disk, the first\n"
+	"sequence kept, the end (the last appended + 1) and how far syncs\n"
+	"have reached, and what a writer's open would cut from the unsealed\n"
+	"tail (a torn or corrupt record and any records after it).\n\n"
+	"  --json   one JSON document\n";
+
+static const char dump_help[] =
+	"usage: shmbus journal dump DIR [--from SEQ] [--to SEQ] [--since NS]\n"
+	"                          [--key K] [--count N] [--follow]\n"
+	"                          [--skip-corrupt] [--bus BUS --channel "
+	"NAME]\n"
+	"\n"
+	"Prints records as JSON lines, in sequence order:\n"
+	"  {\"seq\":..,\"key\":..,\"origin\":..,\"timestamp_ns\":..,"
+	"\"producer\":..,\n"
+	"   \"type\":..,\"flags\":..,\"len\":..,\"hex\":\"..\"}\n"
+	"With --bus and --channel, \"record\" holds the payload decoded by "
+	"that\n"
+	"channel's schema, as `shmbus tail` prints it (and `shmbus pub` reads\n"
+	"such a line).\n\n"
+	"  --from SEQ       begin at sequence SEQ\n"
+	"  --to SEQ         stop before sequence SEQ\n"
+	"  --since NS       begin at the first record stamped NS or later\n"
+	"                   (the bus clock, as timestamp_ns)\n"
+	"  --key K          only the records of key K (the key index)\n"
+	"  --count N        stop after N records\n"
+	"  --follow         then wait for new records until Ctrl-C\n"
+	"  --skip-corrupt   report a corrupt record on stderr and go on\n"
+	"                   (default: stop there, exit status 1)\n"
+	"  --bus BUS        with --channel: decode by that channel's schema\n"
+	"  --channel NAME\n";
+
+static const char verify_help[] =
+	"usage: shmbus journal verify DIR\n"
+	"\n"
+	"Reads every record of every segment, checking its frame and CRC, and\n"
+	"prints each corrupt record (segment, byte offset, why), then the\n"
+	"records and segments checked. A corrupt record in the unsealed tail\n"
+	"is the one a writer's open would cut there.\n"
+	"Exit status: 0 clean, 1 corrupt records found, 2 unreadable.\n";
+
+static const char replay_help[] =
+	"usage: shmbus journal replay DIR BUS CHANNEL [--from SEQ] [--to SEQ]\n"
+	"                             [--since NS] [--key K] [--skip-corrupt]\n"
+	"\n"
+	"Publishes a query's records (all, without one) into CHANNEL of the\n"
+	"live bus BUS, in sequence order, each once, and says how many. They\n"
+	"keep their origin, so consumers can de-duplicate. It waits while the\n"
+	"ring is full (Ctrl-C stops it). A record longer than the channel's\n"
+	"records stops the replay there. Options as `shmbus journal dump`'s;\n"
+	"--skip-corrupt counts corrupt records and goes on.\n";
+
+/* A number option: its value, checked, where it goes. */
+static int number(struct jopts *o, int key, const char *arg)
+{
+	if (key == 'F')
+		return cli_u64(o->cmd, "--from", arg, 0, UINT64_MAX,
+			       &o->q.from_seq);
+	if (key == 'T')
+		return cli_u64(o->cmd, "--to", arg, 1, UINT64_MAX,
+			       &o->q.to_seq);
+	if (key == 's') {
+		o->q.flags |= SHMBUS_JOURNAL_BY_TIME;
+		return cli_u64(o->cmd, "--since", arg, 0, UINT64_MAX,
+			       &o->q.from_time);
+	}
+	if (key == 'k') {
+		o->q.flags |= SHMBUS_JOURNAL_BY_KEY;
+		return cli_u64(o->cmd, "--key", arg, 0, UINT64_MAX, &o->q.key);
+	}
+	return cli_u64(o->cmd, "--count", arg, 1, UINT64_MAX, &o->count);
+}
+
+static int on_opt(int key, const char *arg, void *ctx)
+{
+	struct jopts *o = ctx;
+	if (key == 'j')
+		o->json = true;
+	else if (key == 'f')
+		o->follow = true;
+	else if (key == 'c')
+		o->skip_corrupt = true;
+	else if (key == 'b')
+		o->bus = arg;
+	else if (key == 'C')
+		o->channel = arg;
+	else
+		return number(o, key, arg);
+	return 0;
+}
+
+#define QUERY_OPTS                                                             \
+	{"from", required_argument, NULL, 'F'},                                \
+		{"to", required_argument, NULL, 'T'},                          \
+		{"since", required_argument, NULL, 's'},                       \
+		{"key", required_argument, NULL, 'k'},                         \
+		{"skip-corrupt", no_argument, NULL, 'c'}
+
+static const struct option info_opts[] = {
+	{"json", no_argument, NULL, 'j'}, {0}};
+static const struct option dump_opts[] = {
+	QUERY_OPTS,
+	{"count", required_argument, NULL, 'n'},
+	{"follow", no_argument, NULL, 'f'},
+	{"bus", required_argument, NULL, 'b'},
+	{"channel", required_argument, NULL, 'C'},
+	{0}};
+static const struct option replay_opts[] = {QUERY_OPTS, {0}};
+
+static const struct verb {
+	const char *name, *args, *help;
+	const struct option *opts;
+	int npos;
+	int (*run)(const struct jopts *o, char **pos);
+} verbs[] = {
+	{"info", "DIR", info_help, info_opts, 1, journal_info},
+	{"dump", "DIR", dump_help, dump_opts, 1, journal_dump},
+	{"verify", "DIR", verify_help, NULL, 1, journal_verify},
+	{"replay", "DIR BUS CHANNEL", replay_help, replay_opts, 3,
+	 journal_replay},
+};
+
+/* After the command line parsed: what the options say together. */
+static int check(const struct jopts *o)
+{
+	if (o->q.to_seq && o->q.from_seq >= o->q.to_seq)
+		return cli_usage_error(o->cmd, "--from %llu is not below --to "
+					       "%llu: nothing to read",
+				       (unsigned long long)o->q.from_seq,
+				       (unsigned long long)o->q.to_seq);
+	if (!o->bus != !o->channel)
+		return cli_usage_error(o->cmd, "--bus and --channel go "
+					       "together");
+	return 0;
+}
+
+int cmd_journal(int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage_error("journal", "expects VERB DIR: info, "
+						  "dump, verify or replay");
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+		fputs(help, stdout);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		const struct verb *v = &verbs[i];
+		if (strcmp(name, v->name))
+			continue;
+		char cmd[32];
+		snprintf(cmd, sizeof(cmd), "journal %s", v->name);
+		struct jopts o = {.cmd = cmd};
+		const struct cli_spec spec = {cmd,     v->args, v->help,
+					      v->opts, v->npos, v->npos,
+					      on_opt};
+		char *pos[3];
+		int npos;
+		int rc = cli_parse(&spec, argc - 1, argv + 1, &o, pos, &npos);
+		if (rc != CLI_GO)
+			return rc;
+		return check(&o) ? CLI_USAGE : v->run(&o, pos);
+	}
+	if (name[0] == '-')
+		return cli_usage_error("journal", "unknown option '%s'", name);
+	return cli_usage_error("journal", "unknown verb '%s': info, dump, "
+					  "verify or replay",
+			       name);
+}
+
+/* ------------------------------------------------------------- opening */
+
+int jcli_open(const char *cmd, const char *dir, shmbus_journal_t **j)
+{
+	shmbus_journal_opts_t jo = {.flags = SHMBUS_JOURNAL_READONLY};
+	int rc = shmbus_journal_open(dir, &jo, j);
+	if (rc == 0)
+		return 0;
+	const char *hint = NULL;
+	if (rc == SHMBUS_ENOENT)
+		hint = "give the directory a journal was made in (it holds "
+		       "journal.ctl and the *.seg files)";
+	else if (rc == SHMBUS_EPERM)
+		hint = "run as the journal's owner";
+	else if (rc == SHMBUS_ECORRUPT || rc == SHMBUS_EVERSION)
+		hint = "the file named is damaged or of another version; "
+		       "docs/journal.md says what each check means";
+	fprintf(stderr, "shmbus %s: %s%s%s\n", cmd, shmbus_errmsg(),
+		hint ? "; " : "", hint ? hint : "");
+	return CLI_ERR;
+}
+
+/* ---------------------------------------------------------------- info */
+
+struct info {
+	const char *dir;
+	shmbus_journal_info_t ji;
+	shmbus_journal_stats_t st;
+	shmbus_journal_recovery_t rec;
+};
+
+static void info_text(const struct info *in)
+{
+	char a[FMT_LEN], b[FMT_LEN], name[SHMBUS_NAME_MAX + 1], text[512];
+	printf("journal    %s\n", in->dir);
+	if (in->ji.channel[0])
+		printf("channel    %s (id %u)\n",
+		       fmt_name(name, in->ji.channel, SHMBUS_NAME_MAX),
+		       in->ji.channel_id);
+	else
+		printf("channel    - (none named)\n");
+	printf("segments   %llu of %s each, %s on disk\n",
+	       (unsigned long long)in->st.segments,
+	       fmt_bytes(a, in->ji.segment_size), fmt_bytes(b, in->st.bytes));
+	printf("sequences  first %llu, end %llu, synced to %llu\n",
+	       (unsigned long long)in->st.first_seq,
+	       (unsigned long long)in->st.end_seq,
+	       (unsigned long long)in->st.synced_seq);
+	if (in->rec.cut_records == 0) {
+		printf("recovery   nothing to cut\n");
+		return;
+	}
+	printf("recovery   a writer's open would cut the unsealed tail:\n");
+	snprintf(text, sizeof(text), "%llu records (%s) at offset %llu of "
+				     "segment %llu",
+		 (unsigned long long)in->rec.cut_records,
+		 fmt_bytes(a, in->rec.bytes),
+		 (unsigned long long)in->rec.offset,
+		 (unsigned long long)in->rec.segment);
+	fmt_wrap(stdout, 11, text, 80);
+	fmt_wrap(stdout, 11, in->rec.reason, 80);
+}
+
+static int info_json(const struct info *in)
+{
+	const shmbus_journal_recovery_t *r = &in->rec;
+	json_t *doc = json_pack(
+		"{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "dir",
+		in->dir, "channel",
+		in->ji.channel[0] ? json_string(in->ji.channel) : json_null(),
+		"channel_id",
+		in->ji.channel[0] ? json_integer(in->ji.channel_id)
+				  : json_null(),
+		"segment_size", codec_u64(in->ji.segment_size),
+		"segments", codec_u64(in->st.segments), "bytes",
+		codec_u64(in->st.bytes), "first_seq",
+		codec_u64(in->st.first_seq), "end_seq",
+		codec_u64(in->st.end_seq), "synced_seq",
+		codec_u64(in->st.synced_seq));
+	json_t *rec = json_pack("{s:o, s:o, s:o, s:o, s:s}", "cut_records",
+				codec_u64(r->cut_records), "segment",
+				codec_u64(r->segment), "offset",
+				codec_u64(r->offset), "bytes",
+				codec_u64(r->bytes), "reason", r->reason);
+	if (doc == NULL || rec == NULL) {
+		json_decref(doc);
+		json_decref(rec);
+		return cli_fail("journal info", "out of memory, or a name "
+						"that is not UTF-8");
+	}
+	json_object_set_new(doc, "recovery", rec);
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(doc);
+	return 0;
+}
+
+int journal_info(const struct jopts *o, char **pos)
+{
+	shmbus_journal_t *j;
+	if (jcli_open(o->cmd, pos[0], &j))
+		return CLI_ERR;
+	struct info in = {.dir = pos[0]};
+	shmbus_journal_get_info(j, &in.ji);
+	shmbus_journal_get_stats(j, &in.st);
+	shmbus_journal_get_recovery(j, &in.rec);
+	int rc = 0;
+	if (o->json)
+		rc = info_json(&in);
+	else
+		info_text(&in);
+	shmbus_journal_close(j);
+	return rc;
+}
+
+/* -------------------------------------------------------------- verify */
+
+/*
+ * shmbus_journal_verify's loop (every record of every segment through an
+ * iterator, which resumes after each corrupt record where that is safe),
+ * done here because that call returns only a count and describes only the
+ * first: verify prints each one and the records checked. A read-only
+ * handle stops silently at a bad frame of the unsealed tail; its recovery
+ * report says where, so that is added.
+ */
+int journal_verify(const struct jopts *o, char **pos)
+{
+	shmbus_journal_t *j;
+	shmbus_journal_iter_t *it = NULL;
+	shmbus_journal_entry_t e;
+	if (jcli_open(o->cmd, pos[0], &j))
+		return 2;
+	uint64_t records = 0, bad = 0;
+	int rc = shmbus_journal_iter_open(j, NULL, &it);
+	while (rc == 0 && (rc = shmbus_journal_iter_next(it, &e)) != 0) {
+		if (rc == SHMBUS_ECORRUPT) {
+			bad++;
+			printf("corrupt: segment %llu, offset %llu: %s\n",
+			       (unsigned long long)e.segment,
+			       (unsigned long long)e.offset, shmbus_errmsg());
+		} else if (rc < 0) {
+			break;
+		} else {
+			records++;
+		}
+		rc = 0;
+	}
+	if (it)
+		shmbus_journal_iter_close(it);
+	if (rc < 0) {
+		cli_fail(o->cmd, shmbus_errmsg());
+		shmbus_journal_close(j);
+		return 2;
+	}
+	shmbus_journal_recovery_t r;
+	shmbus_journal_get_recovery(j, &r);
+	if (r.cut_records) {
+		bad++;
+		printf("corrupt: segment %llu, offset %llu: %s (the unsealed "
+		       "tail: a writer's open would cut %llu records there)\n",
+		       (unsigned long long)r.segment,
+		       (unsigned long long)r.offset, r.reason,
+		       (unsigned long long)r.cut_records);
+	}
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	printf("checked %llu records in %llu segments: ",
+	       (unsigned long long)records, (unsigned long long)st.segments);
+	if (bad)
+		printf("%llu corrupt\n", (unsigned long long)bad);
+	else
+		printf("clean\n");
+	shmbus_journal_close(j);
+	return bad ? 1 : 0;
+}
