@@ -113,6 +113,9 @@ int child_fail(struct run *r, int idx, const char *fmt, ...)
 uint64_t minflt_now(void);
 bool interrupted(void);
 
+/* sbutil.c: a directory and everything in it, gone (journal runs) */
+void bench_rmrf(const char *path);
+
 /* sbutil.c: shmbus set-up inside a child */
 extern uint32_t bench_max_channels; /* for every bus the bench creates */
 int sb_open_bus(struct run *r, int idx, shmbus_t **bus);
@@ -169,6 +172,7 @@ int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
 int wl_failing(const struct bench_opts *o);
+int wl_journaled(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
 int wl_overwrite_stalled(const struct bench_opts *o);
 int wl_overwrite_alone(const struct bench_opts *o);

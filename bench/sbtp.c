@@ -14,7 +14,11 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <shmbus/journal.h>
 
 #include "bench.h"
 #include "sbtp.h"
@@ -164,9 +168,73 @@ static int producer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 	return 0;
 }
 
+/* The journal of a journaled run: DIR/shmbus-bench-journal.PID */
+static void journal_dir(const struct run *r, char out[320])
+{
+	snprintf(out, 320, "%s/shmbus-bench-journal.%d",
+		 r->o->dir[0] ? r->o->dir : "/var/tmp", (int)getppid());
+}
+
+/* Journal until `target` records are in (or every producer is done). */
+static int journal_until(struct run *r, int idx, shmbus_journal_t *j,
+			 uint64_t target, uint32_t done)
+{
+	while (shmbus_journal_end(j) < target) {
+		int n = shmbus_journal_poll(j, 4096);
+		if (n < 0)
+			return child_fail(r, idx, "shmbus_journal_poll: %s: %s",
+					  shmbus_strerror(n), shmbus_errmsg());
+		if (n > 0)
+			continue;
+		if (atomic_load_explicit(&r->ctl->producers_done,
+					 memory_order_acquire) >= done &&
+		    shmbus_journal_poll(j, 4096) == 0)
+			return child_fail(r, idx,
+					  "journal: %llu of %llu records and "
+					  "every producer is done",
+					  (unsigned long long)shmbus_journal_end(j),
+					  (unsigned long long)target);
+		shmbus_journal_wait(j, 1000000);
+	}
+	return 0;
+}
+
+/* The journaler as the last subscriber: asynchronous, or what a
+ * SHMBUS_CH_JOURNAL_SYNC producer waits for. */
+static int journaler(struct run *r, int idx, const struct sbtp_cfg *cfg,
+		     shmbus_channel_t *ch)
+{
+	char dir[320];
+	journal_dir(r, dir);
+	bench_rmrf(dir);
+	shmbus_journal_attach_opts_t ao = {.wait = r->wait};
+	shmbus_journal_t *j;
+	int rc = shmbus_journal_attach(ch, dir, &ao, &j);
+	if (rc)
+		return child_fail(r, idx, "shmbus_journal_attach(%s): %s", dir,
+				  shmbus_errmsg());
+	struct proc_result *res = &r->ctl->res[idx];
+	uint32_t np = (uint32_t)cfg->producers;
+	barrier_wait(r);
+	rc = journal_until(r, idx, j, np * r->warmup, np);
+	barrier_wait(r); /* after a failure too: the others wait here */
+	uint64_t t0 = now_ns();
+	if (rc == 0)
+		rc = journal_until(r, idx, j, np * (r->warmup + r->count),
+				   2 * np);
+	res->elapsed_ns = now_ns() - t0;
+	res->msgs = np * r->count;
+	shmbus_journal_close(j);
+	bench_rmrf(dir);
+	return rc;
+}
+
 static int consumer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 		    shmbus_channel_t *ch)
 {
+	if (cfg->journal && idx == cfg->producers + cfg->subscribers - 1)
+		return journaler(r, idx, cfg, ch);
+
 	struct check c = {0};
 	c.size = r->size;
 	c.tagged = cfg->tagged;

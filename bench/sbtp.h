@@ -19,6 +19,9 @@ struct sbtp_cfg {
 	/* the producer publishes at most this many records/s (0: flat out),
 	 * so that a subscriber's own extra work does not set the rate */
 	uint64_t pace;
+	/* the last subscriber is a journaler (shmbus_journal_attach) into a
+	 * fresh directory under the bench's --dir */
+	bool journal;
 };
 
 /* One run at one size, reported; 0 ok. */

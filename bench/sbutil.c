@@ -3,6 +3,7 @@
  * to the report, plus the run defaults every workload shares.
  */
 #define _GNU_SOURCE
+#include <ftw.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -130,4 +131,17 @@ void sb_idle_ns(uint64_t ns)
 	struct timespec ts = {(time_t)(ns / 1000000000u),
 			      (long)(ns % 1000000000u)};
 	nanosleep(&ts, NULL);
+}
+
+static int rm1(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+void bench_rmrf(const char *path)
+{
+	nftw(path, rm1, 16, FTW_DEPTH | FTW_PHYS);
 }

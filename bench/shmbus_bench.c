@@ -65,6 +65,8 @@ static const struct workload {
 	{"fanout", wl_fanout, "1 producer -> 1, 2, 4 subscribers"},
 	{"failing", wl_failing,
 	 "1 producer -> 2 subscribers, one failing 1/100 (retries, DLQ)"},
+	{"journaled", wl_journaled,
+	 "producer claim-to-commit: no journal, async journaler, sync mode"},
 	{"overwrite", wl_overwrite, "never-waiting producer, lapped reader"},
 	{"overwrite-stalled", wl_overwrite_stalled,
 	 "never-waiting producer, a reader that never polls"},

@@ -18,7 +18,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,20 +50,6 @@ static const char *fs_name(long magic)
 		if (names[i].magic == magic)
 			return names[i].name;
 	return "unknown";
-}
-
-static int rm1(const char *p, const struct stat *st, int flag,
-	       struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static void rmrf(const char *p)
-{
-	nftw(p, rm1, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Sync a file and drop its pages: the next read comes from the disk. */
@@ -276,7 +261,7 @@ static int write_none(const struct bench_opts *o, const char *base,
 		unlink(raw);
 		settle(base);
 		r[k] = raw_write(raw, bytes, false);
-		rmrf(dir);
+		bench_rmrf(dir);
 		settle(base);
 		uint64_t ns;
 		if (journal_write(o, dir, &policies[0], size, count, &ns))
@@ -319,7 +304,7 @@ static int one_size(const struct bench_opts *o, const char *base,
 		snprintf(v, sizeof(v), "write %s", p->name);
 		report_tp(o, v, size, n, (double)n / ((double)ns / 1e9), raw_ws,
 			  "raw write+fdatasync");
-		rmrf(dir);
+		bench_rmrf(dir);
 	}
 	/* replay the policy-none journal: cold, then warm */
 	snprintf(dir, sizeof(dir), "%s/j-none", base);
@@ -339,7 +324,7 @@ static int one_size(const struct bench_opts *o, const char *base,
 	double warm = journal_replay(dir, &got);
 	report_tp(o, "replay warm", size, count, warm, raw_warm,
 		  "raw read, warm");
-	rmrf(dir);
+	bench_rmrf(dir);
 	unlink(raw);
 	return 0;
 }
@@ -372,6 +357,6 @@ int wl_journal(const struct bench_opts *o)
 	}
 	for (int i = 0; i < n && !failed && !interrupted(); i++)
 		failed = one_size(o, base, sizes[i]);
-	rmrf(base);
+	bench_rmrf(base);
 	return failed;
 }

@@ -38,9 +38,10 @@ bool journal_sync_attached(const shmbus_channel_t *ch)
 	return journaler_row(ch) >= 0;
 }
 
-int journal_sync_check(const shmbus_channel_t *ch)
+int journal_sync_check(const shmbus_channel_t *ch, int *row)
 {
-	if (journal_sync_attached(ch))
+	*row = journaler_row(ch);
+	if (*row >= 0)
 		return 0;
 	return shmbus_seterr(SHMBUS_ENOENT,
 			     "channel '%s' journals synchronously and no "
@@ -52,6 +53,7 @@ int journal_sync_check(const shmbus_channel_t *ch)
 struct journaled {
 	shmbus_channel_t *ch;
 	uint64_t end;
+	int row;   /* the journaler's row, as last seen attached */
 	bool gone; /* the row was given up: nobody will journal */
 };
 
@@ -59,9 +61,13 @@ static bool journaled_ready(void *arg)
 {
 	struct journaled *w = arg;
 	int row = journaler_row(w->ch);
-	if (row < 0)
-		return false; /* detached: a new journaler resumes the name */
-	struct ch_subscriber *e = &w->ch->subs[row];
+	/* a journaler that left cleanly drained what was committed before
+	 * it left: its row's cursor still answers for our records */
+	if (row >= 0)
+		w->row = row;
+	if (w->row < 0)
+		return false; /* none yet: a journaler resumes the name */
+	struct ch_subscriber *e = &w->ch->subs[w->row];
 	/* acquire: pairs with the journaler's release of its cursor after
 	 * its appends returned */
 	uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
@@ -73,10 +79,10 @@ static bool journaled_ready(void *arg)
 	return w->gone;
 }
 
-int journal_sync_wait(shmbus_channel_t *ch, uint32_t strategy, uint64_t end,
-		      uint64_t timeout_ns)
+int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
+		      uint64_t end, uint64_t timeout_ns)
 {
-	struct journaled w = {ch, end, false};
+	struct journaled w = {ch, end, row, false};
 	if (journaled_ready(&w) && !w.gone)
 		return 0;
 	int rc = wait_until(strategy, &ch->hdr->space_ec, timeout_ns,

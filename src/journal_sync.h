@@ -9,12 +9,14 @@
 
 /* Is a journaler attached (SHMBUS_CH_JOURNAL_SYNC channels)? */
 bool journal_sync_attached(const shmbus_channel_t *ch);
-/* Before a claim: 0 if a journaler is attached, else SHMBUS_ENOENT. */
-int journal_sync_check(const shmbus_channel_t *ch);
-/* After a commit: wait until the journaler has passed end (exclusive);
- * 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). */
-int journal_sync_wait(shmbus_channel_t *ch, uint32_t strategy, uint64_t end,
-		      uint64_t timeout_ns);
+/* Before a claim: 0 and the journaler's row if one is attached, else
+ * SHMBUS_ENOENT. */
+int journal_sync_check(const shmbus_channel_t *ch, int *row);
+/* After a commit: wait until the journaler (row: as the claim saw it; it
+ * may leave meanwhile, draining what was committed) has passed end
+ * (exclusive); 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). */
+int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
+		      uint64_t end, uint64_t timeout_ns);
 /* The journaler in row `row` attached to / leaves a sync channel. */
 void journal_sync_attach(shmbus_channel_t *ch, uint32_t row);
 void journal_sync_detach(shmbus_channel_t *ch, uint32_t row);

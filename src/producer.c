@@ -51,6 +51,7 @@ struct shmbus_producer {
 	uint64_t published, waits;
 	bool sleeper; /* counted in hdr->space_sleepers */
 	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
+	int journal_row;   /* the journaler the last claim saw */
 	uint64_t journal_timeout_ns;
 };
 
@@ -210,7 +211,7 @@ static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 	if (n == 0 || n > p->capacity)
 		return SHMBUS_EINVAL;
 	if (__builtin_expect(p->journal_sync, 0)) {
-		int rc = journal_sync_check(p->ch);
+		int rc = journal_sync_check(p->ch, &p->journal_row);
 		if (rc)
 			return rc;
 	}
@@ -287,8 +288,8 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 	if (pollers)
 		poller_notify(ch, pollers);
 	if (__builtin_expect(p->journal_sync, 0))
-		return journal_sync_wait(ch, p->wait, c->seq + c->n,
-					 p->journal_timeout_ns);
+		return journal_sync_wait(ch, p->journal_row, p->wait,
+					 c->seq + c->n, p->journal_timeout_ns);
 	return 0;
 }
 
@@ -301,7 +302,7 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	shmbus_claim_t c;
 	int rc = 0;
 	if (__builtin_expect(p->journal_sync, 0) &&
-	    (rc = journal_sync_check(p->ch)) != 0)
+	    (rc = journal_sync_check(p->ch, &p->journal_row)) != 0)
 		return rc;
 	rc = p->multi ? claim_multi(p, 1, &c, try_only)
 		      : claim_single(p, 1, &c, try_only);
