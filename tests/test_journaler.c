@@ -1,8 +1,11 @@
 /*
- * Dead letters are journaled: the journaler copies the channel's DLQ
- * entries into DIR/dlq (sequence = DLQ id) with why they failed, once
- * each, across a close and a re-attach, skipping those purged before it
- * looked; the records' own journal is not disturbed by the subdirectory.
+ * The journaler's own behaviour, in one process. Dead letters are
+ * journaled: it copies the channel's DLQ entries into DIR/dlq (sequence =
+ * DLQ id) with why they failed, once each, across a close and a
+ * re-attach, skipping those purged before it looked; the records' own
+ * journal is not disturbed by the subdirectory. On an evict-policy
+ * channel it may fall behind: evicted, it rejoins and goes on, and what
+ * it skipped is counted and is exactly the gap in its sequences.
  */
 #include <criterion/criterion.h>
 
@@ -27,7 +30,7 @@ static void teardown(void)
 		shmbus_unlink(bus_name);
 }
 
-TestSuite(journal_dlq, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(journaler, .init = setup, .fini = teardown, .timeout = 60);
 
 /* Every 10th record can never succeed. */
 static int picky(const shmbus_record_t *r, void *ctx)
@@ -98,7 +101,7 @@ static void check_dead_letters(const uint64_t *want, size_t n)
 	shmbus_journal_close(j);
 }
 
-Test(journal_dlq, dead_letters_are_journaled_once_each)
+Test(journaler, dead_letters_are_journaled_once_each)
 {
 	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("dl"));
 	shmbus_t *bus;
@@ -158,5 +161,69 @@ Test(journal_dlq, dead_letters_are_journaled_once_each)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	shmbus_producer_close(p);
 	shmbus_sub_close(s, 0);
+	shmbus_close(bus);
+}
+
+Test(journaler, evicted_it_goes_on_and_counts_the_gap)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("de"));
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = REC,
+				   .capacity = 64,
+				   .stall_policy = SHMBUS_STALL_EVICT};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0);
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint8_t rec[REC];
+	/* 10 journaled, then the journaler stalls a ring behind */
+	publish_range(p, 0, 10);
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	for (uint64_t k = 10; k < 74; k++) {
+		jt_fill(rec, k, REC);
+		cr_assert_eq(shmbus_try_publish(p, rec, REC, k), 0);
+	}
+	jt_fill(rec, 74, REC);
+	cr_assert_eq(shmbus_try_publish(p, rec, REC, 74), SHMBUS_EAGAIN);
+	/* producers do not wait for it past the grace time (the first look
+	 * starts its stall clock, the second evicts) */
+	cr_assert_eq(shmbus_channel_evict(ch, 0), 0);
+	cr_assert_eq(shmbus_channel_evict(ch, 0), 1);
+	publish_range(p, 74, 200);
+	/* its next poll rejoins at the present (SHMBUS_ELAPPED, once) */
+	cr_expect_eq(shmbus_journal_poll(j, 256), SHMBUS_ELAPPED);
+	for (uint64_t k = 200; k < 300; k += 50) { /* within a ring */
+		publish_range(p, k, k + 50);
+		while (shmbus_journal_poll(j, 256) > 0)
+			;
+	}
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(shmbus_journal_sub(j), &st);
+	cr_expect_gt(st.missed, 0);
+	/* the journal: 0..9, a gap of exactly `missed`, then on to 299 */
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t next = 0, gap = 0, count = 0;
+	while (shmbus_journal_iter_next(it, &e) == 1) {
+		if (e.rec.seq != next)
+			gap += e.rec.seq - next;
+		cr_expect(jt_same(e.rec.data, e.rec.seq, REC));
+		next = e.rec.seq + 1;
+		count++;
+	}
+	shmbus_journal_iter_close(it);
+	cr_expect_eq(next, 300);
+	cr_expect_eq(gap, st.missed, "gap %llu, missed %llu",
+		     (unsigned long long)gap, (unsigned long long)st.missed);
+	cr_expect_eq(count + gap, 300);
+	cr_expect_geq(count, 110);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_producer_close(p);
 	shmbus_close(bus);
 }
