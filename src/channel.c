@@ -171,11 +171,11 @@ static int check_opts(const char *name, const shmbus_channel_opts_t *o)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s': unknown stall policy %u",
 				     name, o->stall_policy);
-	if (o->stall_policy == SHMBUS_STALL_SPILL)
-		return shmbus_seterr(SHMBUS_ENOTSUP,
-				     "channel '%s': stall policy spill needs "
-				     "the journal, which this build does not "
-				     "have yet",
+	if (o->stall_policy == SHMBUS_STALL_SPILL &&
+	    (o->flags & SHMBUS_CH_OVERWRITE))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': stall policy spill is for "
+				     "back-pressure channels",
 				     name);
 	if (o->max_subscribers > MAX_SUBSCRIBERS_LIMIT)
 		return shmbus_seterr(SHMBUS_EINVAL,
@@ -341,7 +341,9 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	    ((c.flags & SHMBUS_CH_OVERWRITE) &&
 	     (c.flags & (SHMBUS_CH_MULTI_PRODUCER |
 			 SHMBUS_CH_JOURNAL_SYNC))) ||
-	    c.stall_policy > SHMBUS_STALL_EVICT ||
+	    c.stall_policy > SHMBUS_STALL_SPILL ||
+	    (c.stall_policy == SHMBUS_STALL_SPILL &&
+	     (c.flags & SHMBUS_CH_OVERWRITE)) ||
 	    group_size != group_size_for(c.capacity) ||
 	    retry_esize != retry_entry_size_for(c.record_size) ||
 	    dlq_esize != dlq_entry_size_for(c.record_size) || total != size ||

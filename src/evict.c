@@ -16,11 +16,21 @@
 #include "error.h"
 #include "internal.h"
 
+/* A spill channel's journaler: the others resume from its journal, which
+ * must therefore have every record. */
+static bool never_evicted(const shmbus_channel_t *ch, uint32_t row)
+{
+	/* acquire: pairs with the release in journal_sync_attach */
+	return ch->stall_policy == SHMBUS_STALL_SPILL &&
+	       atomic_load_explicit(&ch->hdr->journal_row,
+				    memory_order_acquire) == row + 1;
+}
+
 int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)
 {
 	if (ch == NULL)
 		return shmbus_seterr(SHMBUS_EINVAL, "channel is NULL");
-	if (ch->stall_policy != SHMBUS_STALL_EVICT)
+	if (ch->stall_policy == SHMBUS_STALL_BLOCK)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "channel '%s' has the block policy: "
 				     "nobody is evicted from it",
@@ -37,7 +47,7 @@ int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)
 		/* acquire: pairs with the release of the row's state (join) */
 		if (atomic_load_explicit(&e->state, memory_order_acquire) !=
 			    SUB_ACTIVE ||
-		    e->group != 0)
+		    e->group != 0 || never_evicted(ch, i))
 			continue;
 		/* acquire: pairs with the subscriber's release of its cursor */
 		uint64_t c = atomic_load_explicit(&e->cursor,

@@ -110,6 +110,9 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 			  .max_attempts = UINT32_MAX,
 			  .base_us = 1000,
 			  .cap_us = 100000},
+		/* a spill channel asks every subscriber for its journal;
+		 * the journaler itself is never evicted (evict.c) */
+		.journal = j->dir,
 	};
 	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
 		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};

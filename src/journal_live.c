@@ -152,6 +152,8 @@ static int fetch(shmbus_sub_t *s, struct journal_live *lv)
 
 static void live_release(struct journal_live *lv)
 {
+	if (lv == NULL)
+		return;
 	if (lv->it)
 		shmbus_journal_iter_close(lv->it);
 	if (lv->j)
@@ -274,6 +276,26 @@ static int live_open(struct journal_live *lv, shmbus_channel_t *ch,
 	return rc;
 }
 
+/* s reads [q's start, X = s->next_seq) from the journal before the ring;
+ * first: the journal's oldest record. */
+static void live_attach(shmbus_sub_t *s, struct journal_live *lv,
+			const shmbus_journal_query_t *q, uint64_t first)
+{
+	lv->switch_at = s->next_seq;
+	if (!(q->flags & SHMBUS_JOURNAL_BY_TIME) &&
+	    (int64_t)(q->from_seq - lv->switch_at) >= 0) {
+		live_release(lv); /* starts at or after X: the ring alone */
+		return;
+	}
+	/* what retention removed after `from` is missed, and said so */
+	if (!(q->flags & SHMBUS_JOURNAL_BY_TIME) && q->from_seq &&
+	    q->from_seq < first)
+		s->stats.missed +=
+			(first < lv->switch_at ? first : lv->switch_at) -
+			q->from_seq;
+	s->live = lv;
+}
+
 int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 			     const shmbus_journal_query_t *from,
 			     shmbus_handler_fn fn, void *ctx,
@@ -311,21 +333,26 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 		live_release(lv);
 		return rc;
 	}
-	lv->switch_at = s->next_seq;
-	if (!(q.flags & SHMBUS_JOURNAL_BY_TIME) &&
-	    (int64_t)(q.from_seq - lv->switch_at) >= 0) {
-		live_release(lv); /* starts at or after X: the ring alone */
-		*out = s;
-		return 0;
-	}
-	/* what retention removed after `from` is missed, and said so */
-	if (!(q.flags & SHMBUS_JOURNAL_BY_TIME) && q.from_seq &&
-	    q.from_seq < first)
-		s->stats.missed +=
-			(first < lv->switch_at ? first : lv->switch_at) -
-			q.from_seq;
-	s->live = lv;
+	live_attach(s, lv, &q, first);
 	*out = s;
+	return 0;
+}
+
+int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from)
+{
+	struct journal_live *lv = calloc(1, sizeof(*lv));
+	if (lv == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "spill");
+	shmbus_journal_query_t q = {.from_seq = from};
+	uint64_t first = 0;
+	int rc = live_open(lv, s->ch, dir, &q, &first);
+	if (rc) {
+		live_release(lv);
+		return rc;
+	}
+	live_release(s->live); /* an unfinished one: the new one covers it */
+	s->live = NULL;
+	live_attach(s, lv, &q, first);
 	return 0;
 }
 

@@ -100,7 +100,9 @@ int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
 
 void journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 {
-	if (!(ch->flags & SHMBUS_CH_JOURNAL_SYNC))
+	/* spill channels too: their journaler is never evicted (evict.c) */
+	if (!(ch->flags & SHMBUS_CH_JOURNAL_SYNC) &&
+	    ch->stall_policy != SHMBUS_STALL_SPILL)
 		return;
 	/* release: the row is ours before producers wait on its cursor */
 	atomic_store_explicit(&ch->hdr->journal_row, row + 1,
@@ -112,6 +114,10 @@ void journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 
 void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
 {
+	/* a spill channel's journaler stays immune to eviction while away:
+	 * evicted, it would leave a gap that resuming readers cannot fill */
+	if (ch->stall_policy == SHMBUS_STALL_SPILL)
+		return;
 	uint32_t mine = row + 1;
 	/* relaxed: only this journaler's own value is cleared; producers
 	 * then refuse claims (journal_sync_check) */

@@ -530,7 +530,8 @@ struct ch_header {
 	/* line 7: subscriber rows in use (gating scan bound); holes repaired
 	 * with tombstones (fetch-add by the watchdog or a new lease holder:
 	 * rare, never on the hot path); the journaler's row + 1 of a
-	 * SHMBUS_CH_JOURNAL_SYNC channel, 0 while none is attached */
+	 * SHMBUS_CH_JOURNAL_SYNC or SHMBUS_STALL_SPILL channel, 0 while
+	 * none is attached */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
 	_Atomic uint32_t journal_row;
 	_Atomic uint64_t tombstones;

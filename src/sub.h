@@ -43,9 +43,12 @@ struct shmbus_sub {
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint64_t barrier; /* lowest upstream cursor last seen */
 	struct group_member gm; /* competing-group member state */
-	/* shmbus_journal_subscribe: the journal part, before the ring;
-	 * NULL once it switched (journal_live.c) */
+	/* shmbus_journal_subscribe, or a spill after an eviction: the
+	 * journal part, before the ring; NULL once it switched
+	 * (journal_live.c) */
 	struct journal_live *live;
+	char *spill_dir;    /* SHMBUS_STALL_SPILL: the channel's journal */
+	uint64_t away_from; /* evicted while away: its cursor then */
 	pthread_t thread; /* shmbus_sub_start */
 	bool running;
 	atomic_bool stop;
@@ -53,6 +56,8 @@ struct shmbus_sub {
 
 /* journal_live.c: the journal part of a subscriber that started in it */
 int live_poll(shmbus_sub_t *s, uint32_t max);
+/* Read [from, next_seq) from the journal in dir before the ring. */
+int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from);
 int live_wait(shmbus_sub_t *s, uint64_t timeout_ns);
 void live_free(shmbus_sub_t *s);
 

@@ -555,22 +555,37 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	return enter_row(ch, i);
 }
 
+/* Rejoined at next_seq, having read up to `from`: on a spill channel what
+ * it skipped comes from the journal (0); otherwise, or if the journal
+ * cannot be read (said in shmbus_errmsg), it is counted as missed and
+ * SHMBUS_ELAPPED returned once. */
+static int skipped(shmbus_sub_t *s, uint64_t from)
+{
+	if (s->spill_dir && from != s->next_seq &&
+	    live_spill(s, s->spill_dir, from) == 0)
+		return 0;
+	s->stats.missed += s->next_seq - from;
+	return SHMBUS_ELAPPED;
+}
+
 /* An evicted subscriber comes back: rejoin at the present and count what
- * it skipped. Returns SHMBUS_ELAPPED (once), or an error. */
+ * it skipped (or read it from the journal). Returns SHMBUS_ELAPPED (once),
+ * 0 (spilled), or an error. */
 static int rejoin(shmbus_sub_t *s)
 {
 	int rc = bus_lock(s->ch->bus);
 	if (rc)
 		return rc;
 	uint64_t c1 = enter_row(s->ch, s->index);
-	/* a record we were held at is behind us now: missed, like the rest */
+	/* a record we were held at is behind us now: missed, like the rest
+	 * (or read again from the journal) */
 	s->hold.active = false;
 	s->ent->holding = 0;
 	bus_unlock(s->ch->bus);
-	s->stats.missed += c1 - s->next_seq;
+	uint64_t from = s->next_seq;
 	s->next_seq = c1;
 	s->barrier = c1;
-	return SHMBUS_ELAPPED;
+	return skipped(s, from);
 }
 
 /*
@@ -658,7 +673,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 		uint64_t cur = atomic_load_explicit(&s->ent->cursor,
 						    memory_order_acquire);
 		s->next_seq = enter_row(ch, (uint32_t)row);
-		s->stats.missed = s->next_seq - cur;
+		s->away_from = cur; /* skipped() once the lock is released */
 		s->ent->holding = 0;
 		retry_release_dead(ch, (uint32_t)row);
 	} else {
@@ -749,6 +764,14 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 				     "channel '%s': groups need a "
 				     "back-pressure channel",
 				     ch->name);
+	bool spill = ch->stall_policy == SHMBUS_STALL_SPILL && !group;
+	if (spill && opts->journal == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s' spills to its journal: give "
+				     "the journal's directory (opts.journal), "
+				     "where this subscriber reads what it skips "
+				     "if it is evicted",
+				     ch->name);
 	shmbus_sub_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "subscriber handle");
@@ -778,10 +801,12 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	s->wait = opts->wait;
 	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
 	s->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
-	s->evictable = ch->stall_policy == SHMBUS_STALL_EVICT && !s->overwrite;
-	if (s->overwrite && (s->copy = malloc(ch->record_size + 8)) == NULL) {
+	s->evictable = ch->stall_policy != SHMBUS_STALL_BLOCK && !s->overwrite;
+	if ((s->overwrite && (s->copy = malloc(ch->record_size + 8)) == NULL) ||
+	    (spill && (s->spill_dir = strdup(opts->journal)) == NULL)) {
+		free(s->copy);
 		free(s);
-		return shmbus_seterr(SHMBUS_ENOMEM, "copy buffer");
+		return shmbus_seterr(SHMBUS_ENOMEM, "subscriber buffers");
 	}
 	rc = bus_participant_take(ch->bus, PART_SUBSCRIBER, ch->id,
 				  opts->name, &s->part);
@@ -790,10 +815,13 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	rc = bus_lock(ch->bus);
 	if (rc)
 		goto fail_part;
+	s->away_from = UINT64_MAX;
 	rc = bind_row(s, opts, group);
 	bus_unlock(ch->bus);
 	if (rc)
 		goto fail_part;
+	if (s->away_from != UINT64_MAX)
+		skipped(s, s->away_from); /* evicted while away */
 	if (s->wait == SHMBUS_WAIT_BLOCK) {
 		/* seq_cst: before our first check of the ring, so producers
 		 * see it promptly; see wait.h for why late is still safe */
@@ -806,6 +834,7 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 fail_part:
 	bus_participant_release(ch->bus, s->part);
 fail:
+	free(s->spill_dir);
 	free(s->copy);
 	free(s);
 	return rc;
@@ -855,6 +884,7 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (locked)
 		bus_unlock(ch->bus);
 	bus_participant_release(ch->bus, s->part);
+	free(s->spill_dir);
 	free(s->copy);
 	free(s);
 	return 0;

@@ -299,7 +299,7 @@ int shmbus_watchdog_pass(shmbus_watchdog_t *w)
 		int n = shmbus_channel_expire(ch);
 		if (n > 0)
 			w->stats.expired += (uint64_t)n;
-		if (ch->stall_policy == SHMBUS_STALL_EVICT) {
+		if (ch->stall_policy != SHMBUS_STALL_BLOCK) {
 			n = shmbus_channel_evict(ch, w->opts.evict_grace_ms);
 			if (n > 0)
 				w->stats.evicted += (uint64_t)n;

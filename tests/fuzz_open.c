@@ -681,11 +681,13 @@ static void mutate_channel(struct sink *k, const char *v, const uint8_t *img,
 	SET(T("cap-top"), H, capacity, 1u << 31);
 	SET(T("cap-double"), H, capacity, h.capacity * 2);
 	SET(T("log2"), H, capacity_log2, h.capacity_log2 + 1);
-	SET(T("flags-unknown"), H, flags, 4);
+	SET(T("flags-unknown"), H, flags, 8);
+	SET(T("flags-ow-sync"), H, flags,
+	    SHMBUS_CH_OVERWRITE | SHMBUS_CH_JOURNAL_SYNC);
 	SET(T("flags-mp-ow"), H, flags,
 	    SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE);
 	SET(T("flags-mp"), H, flags, h.flags ^ SHMBUS_CH_MULTI_PRODUCER);
-	SET(T("policy-spill"), H, stall_policy, SHMBUS_STALL_SPILL);
+	SET(T("policy-unknown"), H, stall_policy, SHMBUS_STALL_SPILL + 1);
 	SET(T("policy-max"), H, stall_policy, UINT32_MAX);
 	SET(T("subs-zero"), H, max_subscribers, 0);
 	SET(T("subs-plus1"), H, max_subscribers, h.max_subscribers + 1);

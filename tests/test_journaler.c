@@ -227,3 +227,114 @@ Test(journaler, evicted_it_goes_on_and_counts_the_gap)
 	shmbus_producer_close(p);
 	shmbus_close(bus);
 }
+
+/* A spill subscriber's view: every sequence, once, in order. */
+struct spill_seen {
+	uint64_t next, bad;
+};
+
+static int spill_check(const shmbus_record_t *r, void *ctx)
+{
+	struct spill_seen *v = ctx;
+	if (r->seq != v->next || !jt_same(r->data, r->seq, REC))
+		v->bad++;
+	v->next = r->seq + 1;
+	return 0;
+}
+
+/* Publish [from, to) in chunks that fit the ring, the journaler keeping
+ * up (it gates; the evicted subscriber does not). */
+static void publish_journaled(shmbus_producer_t *p, shmbus_journal_t *j,
+			      uint64_t from, uint64_t to)
+{
+	for (uint64_t k = from; k < to; k += 32) {
+		while (shmbus_journal_poll(j, 256) > 0)
+			;
+		publish_range(p, k, k + 32 < to ? k + 32 : to);
+	}
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+}
+
+/* Stall until evicted: the first look starts the clock, the second
+ * evicts; the journaler, current, is never a candidate. */
+static void stall_and_evict(shmbus_channel_t *ch, shmbus_producer_t *p,
+			    uint64_t from)
+{
+	uint8_t rec[REC];
+	uint64_t k = from;
+	for (;; k++) {
+		jt_fill(rec, k, REC);
+		if (shmbus_try_publish(p, rec, REC, k) != 0)
+			break;
+	}
+	cr_assert_gt(k, from, "the ring had room");
+	cr_assert_eq(shmbus_channel_evict(ch, 0), 0);
+	cr_assert_eq(shmbus_channel_evict(ch, 0), 1, "only the subscriber");
+}
+
+Test(journaler, spill_an_evicted_subscriber_reads_what_it_skipped)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("sp"));
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = REC,
+				   .capacity = 64,
+				   .stall_policy = SHMBUS_STALL_SPILL};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	struct spill_seen v = {0};
+	shmbus_sub_opts_t so = {.name = "slow"};
+	shmbus_sub_t *s;
+	/* a spill channel needs the journal's directory */
+	cr_expect_eq(shmbus_subscribe(ch, spill_check, &v, &so, &s),
+		     SHMBUS_EINVAL);
+	so.journal = jdir;
+	cr_assert_eq(shmbus_subscribe(ch, spill_check, &v, &so, &s), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+
+	/* evicted while polling: the next poll reads the skipped records
+	 * from the journal, then the ring */
+	publish_journaled(p, j, 0, 10);
+	while (shmbus_poll(s, 256) > 0)
+		;
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	stall_and_evict(ch, p, 10);
+	publish_journaled(p, j, 74, 200);
+	int rc;
+	while ((rc = shmbus_poll(s, 256)) > 0 || shmbus_sub_replaying(s))
+		cr_assert_geq(rc, 0, "%s", shmbus_errmsg());
+	publish_journaled(p, j, 200, 250);
+	while (shmbus_poll(s, 256) > 0)
+		;
+	cr_expect_eq(v.bad, 0);
+	cr_expect_eq(v.next, 250);
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.missed, 0);
+
+	/* evicted while away (closed): the next subscribe spills */
+	shmbus_sub_close(s, 0);
+	stall_and_evict(ch, p, 250);
+	publish_journaled(p, j, 314, 400);
+	cr_assert_eq(shmbus_subscribe(ch, spill_check, &v, &so, &s), 0, "%s",
+		     shmbus_errmsg());
+	cr_expect(shmbus_sub_replaying(s));
+	while ((rc = shmbus_poll(s, 256)) > 0 || shmbus_sub_replaying(s))
+		cr_assert_geq(rc, 0, "%s", shmbus_errmsg());
+	cr_expect_eq(v.bad, 0);
+	cr_expect_eq(v.next, 400);
+	shmbus_sub_get_stats(s, &st);
+	cr_expect_eq(st.missed, 0);
+	shmbus_sub_close(s, 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_producer_close(p);
+	shmbus_close(bus);
+}

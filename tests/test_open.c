@@ -91,8 +91,18 @@ Test(open, channel_config_checked)
 	o.flags = SHMBUS_CH_OVERWRITE | SHMBUS_CH_MULTI_PRODUCER;
 	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
 	o = CH;
-	o.stall_policy = SHMBUS_STALL_SPILL;
-	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_ENOTSUP);
+	o.stall_policy = SHMBUS_STALL_SPILL + 1;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	o = CH;
+	o.stall_policy = SHMBUS_STALL_SPILL; /* spill needs back-pressure */
+	o.flags = SHMBUS_CH_OVERWRITE;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	o = CH;
+	o.flags = SHMBUS_CH_OVERWRITE | SHMBUS_CH_JOURNAL_SYNC;
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
+	o = CH;
+	o.flags = 1u << 3; /* unknown */
+	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
 
 	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0, "%s",
 		     shmbus_errmsg());

@@ -143,7 +143,10 @@ enum shmbus_stall_policy {
 	SHMBUS_STALL_BLOCK = 0, /* producers wait for the slowest subscriber */
 	SHMBUS_STALL_EVICT = 1, /* detached after a grace time (see
 				 * shmbus_channel_evict); told what it missed */
-	SHMBUS_STALL_SPILL = 2, /* resumes from the journal (needs journal) */
+	/* as EVICT, but nothing is lost: an evicted subscriber reads what it
+	 * skipped from the channel's journal (shmbus_sub_opts_t.journal),
+	 * then goes on in the ring; the journaler is never evicted */
+	SHMBUS_STALL_SPILL = 2,
 };
 
 /* ------------------------------------------------------------- schemas */
@@ -439,6 +442,10 @@ typedef struct shmbus_sub_opts {
 	const char *const *after;
 	uint32_t n_after; /* at most SHMBUS_MAX_AFTER */
 	shmbus_retry_opts_t retry; /* what happens when the handler fails */
+	/* SHMBUS_STALL_SPILL channels: the directory of the channel's
+	 * journal, where an evicted subscriber reads what it skipped
+	 * (required there) */
+	const char *journal;
 } shmbus_sub_opts_t;
 #define SHMBUS_MAX_AFTER 8
 
