@@ -164,19 +164,30 @@ Test(journaler, dead_letters_are_journaled_once_each)
 	shmbus_close(bus);
 }
 
-Test(journaler, evicted_it_goes_on_and_counts_the_gap)
+/* A ring of 64 with the stall policy given, and its journaler (polled by
+ * the test). */
+static shmbus_channel_t *journaled_ring(const char *tag, uint32_t policy,
+					shmbus_t **bus, shmbus_journal_t **j)
 {
-	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("de"));
-	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus(tag));
+	cr_assert_eq(shmbus_open(bus_name, NULL, bus), 0);
 	shmbus_channel_opts_t o = {.record_size = REC,
 				   .capacity = 64,
-				   .stall_policy = SHMBUS_STALL_EVICT};
+				   .stall_policy = policy};
 	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0);
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+	cr_assert_eq(shmbus_channel_open(*bus, "orders", &o, &ch), 0, "%s",
 		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, j), 0, "%s",
+		     shmbus_errmsg());
+	return ch;
+}
+
+Test(journaler, evicted_it_goes_on_and_counts_the_gap)
+{
+	shmbus_t *bus;
+	shmbus_journal_t *j;
+	shmbus_channel_t *ch = journaled_ring("de", SHMBUS_STALL_EVICT, &bus,
+					      &j);
 	shmbus_producer_t *p;
 	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
 	uint8_t rec[REC];
@@ -275,18 +286,10 @@ static void stall_and_evict(shmbus_channel_t *ch, shmbus_producer_t *p,
 
 Test(journaler, spill_an_evicted_subscriber_reads_what_it_skipped)
 {
-	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("sp"));
 	shmbus_t *bus;
-	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
-	shmbus_channel_opts_t o = {.record_size = REC,
-				   .capacity = 64,
-				   .stall_policy = SHMBUS_STALL_SPILL};
-	shmbus_channel_t *ch;
-	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0, "%s",
-		     shmbus_errmsg());
 	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
-		     shmbus_errmsg());
+	shmbus_channel_t *ch = journaled_ring("sp", SHMBUS_STALL_SPILL, &bus,
+					      &j);
 	struct spill_seen v = {0};
 	shmbus_sub_opts_t so = {.name = "slow"};
 	shmbus_sub_t *s;
