@@ -127,7 +127,7 @@ static int parse_u64(const char *key, const char *v, uint64_t min,
 static int set_u32(const char *key, const char *v, uint32_t min,
 		   uint32_t max, uint32_t *out)
 {
-	uint64_t x;
+	uint64_t x = 0; /* parse_u64 sets it when it returns 0 */
 	int rc = parse_u64(key, v, min, max, &x);
 	if (rc == 0)
 		*out = (uint32_t)x;
