@@ -277,7 +277,7 @@ static void gen(struct sink *k, const char *tag, uint64_t n, uint32_t base)
 				      len);
 	}
 	shmbus_journal_close(j);
-	size_t ssz, isz = 0;
+	size_t ssz = 0, isz = 0;
 	snprintf(path, sizeof(path), "%s/j/%020llu.seg", root, 10ull);
 	uint8_t *seg = slurp(path, &ssz);
 	snprintf(path, sizeof(path), "%s/j/%020llu.idx", root, 10ull);
