@@ -15,15 +15,14 @@
 #define _GNU_SOURCE
 #include "error.h"
 #include "internal.h"
+#include "journal_sync.h"
 
-/* A spill channel's journaler: the others resume from its journal, which
- * must therefore have every record. */
+/* The journaler of a spill or synchronous channel: the others resume
+ * from its journal, or wait for its cursor, which must therefore never
+ * jump over records (an evicted row rejoins at the present). */
 static bool never_evicted(const shmbus_channel_t *ch, uint32_t row)
 {
-	/* acquire: pairs with the release in journal_sync_attach */
-	return ch->stall_policy == SHMBUS_STALL_SPILL &&
-	       atomic_load_explicit(&ch->hdr->journal_row,
-				    memory_order_acquire) == row + 1;
+	return journal_sync_row(ch) == (int)row;
 }
 
 int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)

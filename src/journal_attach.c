@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "internal.h"
@@ -116,11 +117,20 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	};
 	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
 		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};
+	/* a sync or spill channel has one journaler: refused before its
+	 * name would be made (journal_sync_attach checks again, locked) */
+	int had = journal_sync_row(ch);
+	if (had >= 0 && strncmp(ch->subs[had].name, so.name, JNAME_BYTES))
+		return shmbus_seterr(SHMBUS_EBUSY,
+				     "channel '%s' already has a journaler, "
+				     "'%.*s' (unsubscribe that name to "
+				     "replace it)",
+				     ch->name, JNAME_BYTES, ch->subs[had].name);
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
-	if (rc == 0) {
+	if (rc == 0)
+		rc = journal_sync_attach(ch, j->jr->sub->index);
+	if (rc == 0)
 		publish_journaler(j, so.name);
-		journal_sync_attach(ch, j->jr->sub->index);
-	}
 	return rc;
 }
 
@@ -173,9 +183,14 @@ static int journal_dead_letter(struct journaler *jr, shmbus_channel_t *ch,
  * more; one overwritten (drop-oldest, a full DLQ) is counted there. */
 static int journal_dlq_poll(struct journaler *jr, shmbus_channel_t *ch)
 {
-	/* relaxed: a hint; shmbus_dlq_get takes the lock for the entry */
+	/* relaxed: hints; shmbus_dlq_get takes the lock for each entry */
 	uint64_t head = atomic_load_explicit(&ch->dlq->head,
 					     memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&ch->dlq->tail,
+					     memory_order_relaxed);
+	if ((int64_t)(tail - jr->dlq_next) > 0 &&
+	    (int64_t)(head - tail) >= 0)
+		jr->dlq_next = tail; /* ids below it are gone from the DLQ */
 	uint8_t *payload = jr->dlq_buf + sizeof(shmbus_journal_dead_letter_t);
 	for (; (int64_t)(head - jr->dlq_next) > 0; jr->dlq_next++) {
 		shmbus_dlq_entry_t e;
@@ -305,6 +320,26 @@ int shmbus_journal_stop(shmbus_journal_t *j)
 	return 0;
 }
 
+/* Leaving a sync channel: producers that passed the claim check before
+ * the detach may still commit; journal up to the claim as it stands,
+ * for a bounded time (a dead producer's hole would never fill). */
+static void drain_claimed(shmbus_sub_t *sub, shmbus_channel_t *ch)
+{
+	uint64_t until = shmbus_now_ns() + JOURNAL_LEAVE_DRAIN_NS;
+	for (;;) {
+		/* acquire: the claims made before our detach was seen */
+		uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+						      memory_order_acquire);
+		if ((int64_t)(claim - sub->next_seq) <= 0 ||
+		    shmbus_now_ns() >= until)
+			return;
+		if (shmbus_poll(sub, POLL_MAX) <= 0) {
+			struct timespec ts = {0, 50000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 void journaler_close(shmbus_journal_t *j)
 {
 	struct journaler *jr = j->jr;
@@ -315,6 +350,9 @@ void journaler_close(shmbus_journal_t *j)
 		/* producers of a sync channel stop claiming first: what they
 		 * committed before is drained into the journal below */
 		journal_sync_detach(ch, jr->sub->index);
+		if ((ch->flags & SHMBUS_CH_JOURNAL_SYNC) &&
+		    ch->stall_policy != SHMBUS_STALL_SPILL)
+			drain_claimed(jr->sub, ch);
 		shmbus_sub_close(jr->sub, 1); /* journal what is there */
 		if (jr->dlq)
 			journal_dlq_poll(jr, ch); /* and the dead letters */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "barrier.h"
 #include "error.h"
 #include "internal.h"
 #include "journal_int.h"
@@ -44,6 +45,8 @@ struct journal_live {
 	char jname[JNAME_BYTES];
 	bool have; /* e holds the next record, not yet handled */
 	shmbus_journal_entry_t e;
+	int pending; /* an error met by a wait, for the next poll */
+	bool over;   /* the journal part is read: switch at the next poll */
 	bool held; /* an ordered policy holds at e until due */
 	uint64_t due;
 	uint32_t attempts;
@@ -173,6 +176,8 @@ static bool deliver(shmbus_sub_t *s, struct journal_live *lv)
 {
 	shmbus_record_t r = lv->e.rec;
 	r.channel_id = s->ch->id;
+	if (r.len > s->ch->record_size) /* as the ring's readers clamp */
+		r.len = s->ch->record_size;
 	r.attempt = lv->held ? lv->attempts + 1 : 1;
 	if (lv->held)
 		s->stats.retried++;
@@ -189,6 +194,42 @@ static bool deliver(shmbus_sub_t *s, struct journal_live *lv)
 	return false;
 }
 
+/* The next record below X into lv->e (lv->have), or: 0 none yet (the
+ * journaler is behind), 2 the journal part is over, < 0 an error (the
+ * next call goes on after it). */
+static int next_record(shmbus_sub_t *s, struct journal_live *lv)
+{
+	if (lv->have)
+		return 1;
+	if (lv->over)
+		return 2;
+	if (lv->pending) { /* an error met while waiting, for poll */
+		int rc = lv->pending;
+		lv->pending = 0;
+		return rc;
+	}
+	int rc = fetch(s, lv);
+	if (rc == 0) {
+		if (!journal_covers(lv, s->ch))
+			return 0;
+		/* covered: what the iterator returns now is the last of
+		 * [from, X) */
+		rc = fetch(s, lv);
+	}
+	if (rc == 0 || rc == 2)
+		lv->over = true;
+	return lv->over ? 2 : rc;
+}
+
+/* A dependency barrier holds in the journal part too: has an upstream
+ * subscriber not yet passed seq? */
+static bool upstream_behind(shmbus_sub_t *s, uint64_t seq)
+{
+	return s->n_after &&
+	       (int64_t)(barrier_min(s->ch, s->after, s->n_after, seq + 1) -
+			 seq) <= 0;
+}
+
 int live_poll(shmbus_sub_t *s, uint32_t max)
 {
 	struct journal_live *lv = s->live;
@@ -196,22 +237,21 @@ int live_poll(shmbus_sub_t *s, uint32_t max)
 	while ((uint32_t)done < max) {
 		if (lv->held && shmbus_now_ns() < lv->due)
 			return done;
-		if (!lv->have) {
-			int rc = fetch(s, lv);
-			if (rc == 0) {
-				if (!journal_covers(lv, s->ch))
-					return done; /* the journaler is behind */
-				/* covered: what the iterator returns now is
-				 * the last of [from, X) */
-				rc = fetch(s, lv);
-			}
-			if (rc < 0)
-				return done ? done : rc;
-			if (rc != 1) {
-				go_live(s);
-				return done;
-			}
+		int rc = next_record(s, lv);
+		if (rc == 0)
+			return done;
+		if (rc < 0) {
+			if (done == 0)
+				return rc;
+			lv->pending = rc; /* after what was delivered */
+			return done;
 		}
+		if (rc == 2) {
+			go_live(s);
+			return done;
+		}
+		if (upstream_behind(s, lv->e.rec.seq))
+			return done;
 		if (!deliver(s, lv))
 			return done;
 		lv->have = false;
@@ -223,22 +263,34 @@ int live_poll(shmbus_sub_t *s, uint32_t max)
 int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
 	struct journal_live *lv = s->live;
-	if (lv->have && !lv->held)
-		return 0;
-	if (!lv->have && fetch(s, lv) != 0)
-		return 0; /* a record, the end, or an error for poll */
-	if (journal_covers(lv, s->ch))
-		return 0; /* poll switches to the ring */
-	uint64_t ns = lv->held ? lv->due - shmbus_now_ns() : LIVE_IDLE_NS;
-	if ((int64_t)ns <= 0)
-		return 0;
-	if (ns > LIVE_IDLE_NS)
-		ns = LIVE_IDLE_NS;
-	if (timeout_ns && timeout_ns < ns)
-		ns = timeout_ns;
-	struct timespec ts = {0, (long)ns};
-	nanosleep(&ts, NULL);
-	return SHMBUS_EAGAIN;
+	uint64_t now = shmbus_now_ns();
+	uint64_t until = timeout_ns ? now + timeout_ns : UINT64_MAX;
+	for (;;) {
+		if (lv->held ? now >= lv->due
+			     : lv->pending || lv->over ||
+				       (lv->have &&
+					!upstream_behind(s, lv->e.rec.seq)))
+			return 0;
+		if (!lv->held && !lv->have) {
+			int rc = next_record(s, lv);
+			if (rc < 0)
+				lv->pending = rc; /* for poll to return */
+			if (rc != 0)
+				return 0; /* a record, the switch, an error */
+		}
+		if (now >= until)
+			return SHMBUS_EAGAIN;
+		/* the journal has no futex: look again in a while, or when
+		 * the held record is due */
+		uint64_t ns = lv->held ? lv->due - now : LIVE_IDLE_NS;
+		if (ns > LIVE_IDLE_NS)
+			ns = LIVE_IDLE_NS;
+		if (until - now < ns)
+			ns = until - now;
+		struct timespec ts = {0, (long)ns};
+		nanosleep(&ts, NULL);
+		now = shmbus_now_ns();
+	}
 }
 
 void live_free(shmbus_sub_t *s)
@@ -326,6 +378,15 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 		return shmbus_seterr(SHMBUS_ENOMEM, "journal subscribe");
 	uint64_t first = 0;
 	int rc = live_open(lv, ch, dir, &q, &first);
+	/* a name nobody holds journals nothing: the part would never end
+	 * (a spill waits for it instead: producers wait for it too) */
+	if (rc == 0 && !bit_get(ch->held_subs, lv->jrow) &&
+	    shm_byte_held(ch->map.fd, SUBLOCK_BASE + (off_t)lv->jrow) != 1)
+		rc = shmbus_seterr(SHMBUS_ENOENT,
+				   "the journaler of %s, '%s' on channel '%s', "
+				   "is not running: start it "
+				   "(shmbus_journal_attach), then subscribe",
+				   dir, lv->jname, ch->name);
 	shmbus_sub_t *s = NULL;
 	if (rc == 0)
 		rc = shmbus_subscribe(ch, fn, ctx, opts, &s);
@@ -333,6 +394,10 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 		live_release(lv);
 		return rc;
 	}
+	/* a name evicted while away may have set up a spill from its
+	 * cursor: ours starts at or before it and covers it */
+	live_release(s->live);
+	s->live = NULL;
 	live_attach(s, lv, &q, first);
 	*out = s;
 	return 0;

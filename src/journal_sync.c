@@ -23,8 +23,7 @@
 #include "journal_sync.h"
 #include "wait.h"
 
-/* The journaler's row, or -1 (none attached, or a corrupt value). */
-static int journaler_row(const shmbus_channel_t *ch)
+int journal_sync_row(const shmbus_channel_t *ch)
 {
 	/* acquire: pairs with the release in journal_sync_attach; the row's
 	 * cursor is then the journaler's */
@@ -35,12 +34,12 @@ static int journaler_row(const shmbus_channel_t *ch)
 
 bool journal_sync_attached(const shmbus_channel_t *ch)
 {
-	return journaler_row(ch) >= 0;
+	return journal_sync_row(ch) >= 0;
 }
 
 int journal_sync_check(const shmbus_channel_t *ch, int *row)
 {
-	*row = journaler_row(ch);
+	*row = journal_sync_row(ch);
 	if (*row >= 0)
 		return 0;
 	return shmbus_seterr(SHMBUS_ENOENT,
@@ -53,20 +52,23 @@ int journal_sync_check(const shmbus_channel_t *ch, int *row)
 struct journaled {
 	shmbus_channel_t *ch;
 	uint64_t end;
-	int row;   /* the journaler's row, as last seen attached */
-	bool gone; /* the row was given up: nobody will journal */
+	uint32_t row; /* the journaler the claim saw: it alone confirms */
+	bool gone;    /* it left, or its row was given up */
+	uint64_t left_ns; /* when we first saw it detached, or 0 */
 };
 
+/* A journaler that leaves cleanly journals what was claimed before it
+ * left, for up to JOURNAL_LEAVE_DRAIN_NS (journal_attach.c); a commit
+ * still unconfirmed this long after it saw the journaler leave will not
+ * be journaled until one attaches again. */
+#define LEFT_GIVE_UP_NS (2 * JOURNAL_LEAVE_DRAIN_NS)
+
+/* Has the claim's journaler passed end? (Another journaler attached
+ * since joined at the present: its cursor says nothing of our records.
+ * One that left cleanly drained what was committed before it left.) */
 static bool journaled_ready(void *arg)
 {
 	struct journaled *w = arg;
-	int row = journaler_row(w->ch);
-	/* a journaler that left cleanly drained what was committed before
-	 * it left: its row's cursor still answers for our records */
-	if (row >= 0)
-		w->row = row;
-	if (w->row < 0)
-		return false; /* none yet: a journaler resumes the name */
 	struct ch_subscriber *e = &w->ch->subs[w->row];
 	/* acquire: pairs with the journaler's release of its cursor after
 	 * its appends returned */
@@ -76,13 +78,19 @@ static bool journaled_ready(void *arg)
 	/* acquire: pairs with the release that frees a row */
 	w->gone = atomic_load_explicit(&e->state, memory_order_acquire) ==
 		  SUB_FREE;
+	if (!w->gone && journal_sync_row(w->ch) != (int)w->row) {
+		uint64_t now = shmbus_now_ns();
+		if (w->left_ns == 0)
+			w->left_ns = now;
+		w->gone = now - w->left_ns > LEFT_GIVE_UP_NS;
+	}
 	return w->gone;
 }
 
 int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
 		      uint64_t end, uint64_t timeout_ns)
 {
-	struct journaled w = {ch, end, row, false};
+	struct journaled w = {ch, end, (uint32_t)row, false, 0};
 	if (journaled_ready(&w) && !w.gone)
 		return 0;
 	int rc = wait_until(strategy, &ch->hdr->space_ec, timeout_ns,
@@ -94,22 +102,32 @@ int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
 			     "sequence %llu %s; the record is in the bus and "
 			     "is journaled when a journaler resumes the name",
 			     ch->name, (unsigned long long)(end - 1),
-			     w.gone ? "(its journaler's name was removed)"
-				    : "in time");
+			     w.gone ? "(its journaler left)" : "in time");
 }
 
-void journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
+int journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 {
 	/* spill channels too: their journaler is never evicted (evict.c) */
 	if (!(ch->flags & SHMBUS_CH_JOURNAL_SYNC) &&
 	    ch->stall_policy != SHMBUS_STALL_SPILL)
-		return;
-	/* release: the row is ours before producers wait on its cursor */
-	atomic_store_explicit(&ch->hdr->journal_row, row + 1,
-			      memory_order_release);
-	/* producers asleep on a claim refused meanwhile are not waiting;
-	 * those waiting for an earlier journaler look again */
-	waiter_wake(&ch->hdr->space_ec);
+		return 0;
+	int rc = bus_lock(ch->bus);
+	if (rc)
+		return rc;
+	int had = journal_sync_row(ch);
+	if (had >= 0 && had != (int)row)
+		rc = shmbus_seterr(SHMBUS_EBUSY,
+				   "channel '%s' already has a journaler, "
+				   "'%s' (a synchronous or spill channel has "
+				   "one; unsubscribe that name to replace it)",
+				   ch->name, ch->subs[had].name);
+	else
+		/* release: the row is ours before producers wait on its
+		 * cursor */
+		atomic_store_explicit(&ch->hdr->journal_row, row + 1,
+				      memory_order_release);
+	bus_unlock(ch->bus);
+	return rc;
 }
 
 void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
@@ -121,6 +139,15 @@ void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
 	uint32_t mine = row + 1;
 	/* relaxed: only this journaler's own value is cleared; producers
 	 * then refuse claims (journal_sync_check) */
+	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
+						0, memory_order_relaxed,
+						memory_order_relaxed);
+}
+
+void journal_sync_forget(shmbus_channel_t *ch, uint32_t row)
+{
+	uint32_t mine = row + 1;
+	/* relaxed: under the bus lock, as every change of journal_row */
 	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
 						0, memory_order_relaxed,
 						memory_order_relaxed);

@@ -7,6 +7,12 @@
 
 #include "internal.h"
 
+/* How long a journaler that leaves a sync channel cleanly goes on
+ * journaling what producers claimed before it left. */
+#define JOURNAL_LEAVE_DRAIN_NS 1000000000ull
+
+/* The journaler's row of a sync or spill channel, or -1. */
+int journal_sync_row(const shmbus_channel_t *ch);
 /* Is a journaler attached (SHMBUS_CH_JOURNAL_SYNC channels)? */
 bool journal_sync_attached(const shmbus_channel_t *ch);
 /* Before a claim: 0 and the journaler's row if one is attached, else
@@ -17,8 +23,11 @@ int journal_sync_check(const shmbus_channel_t *ch, int *row);
  * (exclusive); 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). */
 int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
 		      uint64_t end, uint64_t timeout_ns);
-/* The journaler in row `row` attached to / leaves a sync channel. */
-void journal_sync_attach(shmbus_channel_t *ch, uint32_t row);
+/* The journaler in row `row` attaches to a sync or spill channel (0, or
+ * SHMBUS_EBUSY: it has another one), or leaves it; a freed row is
+ * forgotten (under the bus lock). */
+int journal_sync_attach(shmbus_channel_t *ch, uint32_t row);
 void journal_sync_detach(shmbus_channel_t *ch, uint32_t row);
+void journal_sync_forget(shmbus_channel_t *ch, uint32_t row);
 
 #endif

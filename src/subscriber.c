@@ -38,6 +38,7 @@
 #include "barrier.h"
 #include "group.h"
 #include "internal.h"
+#include "journal_sync.h"
 #include "registry.h"
 #include "sub.h"
 #include "wait.h"
@@ -628,6 +629,7 @@ static void unjoin_row(shmbus_channel_t *ch, uint32_t row)
 {
 	struct ch_subscriber *e = &ch->subs[row];
 	retry_evacuate(ch, row, "subscriber removed");
+	journal_sync_forget(ch, row); /* a journaler's name removed */
 	/* release: producers stop gating on it from their next scan */
 	atomic_store_explicit(&e->state, SUB_FREE, memory_order_release);
 	memset(e->name, 0, sizeof(e->name));

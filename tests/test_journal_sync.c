@@ -248,3 +248,84 @@ Test(journal_sync, refusals_time_outs_and_a_clean_leave)
 	shmbus_journal_close(j);
 	shmbus_close(bus);
 }
+
+static int nothing(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+
+/* The rules that keep a commit's confirmation true: one journaler per
+ * sync channel, never evicted; a commit whose journaler left does not
+ * wait forever; a replay-then-live start needs a running journaler. */
+Test(journal_sync, one_journaler_never_evicted_and_leaving_is_said)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("sj"));
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = REC,
+				   .capacity = 4,
+				   .flags = SHMBUS_CH_JOURNAL_SYNC,
+				   .stall_policy = SHMBUS_STALL_EVICT};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_t *j, *j2;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	/* a second journaler (another directory, another name) */
+	char other[320];
+	snprintf(other, sizeof(other), "%s/other", dir);
+	shmbus_journal_attach_opts_t ao = {.name = "journal2"};
+	cr_expect_eq(shmbus_journal_attach(ch, other, &ao, &j2), SHMBUS_EBUSY);
+	cr_expect(strstr(shmbus_errmsg(), "'journal'") != NULL, "%s",
+		  shmbus_errmsg());
+	shmbus_sub_info_t info[4];
+	cr_expect_eq(shmbus_sub_list(ch, info, 4), 1, "no name left behind");
+
+	/* a stalled journaler is not evicted: its cursor would jump over
+	 * records that producers wait to see journaled */
+	shmbus_producer_opts_t po = {.journal_timeout_ms = 10};
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, &po, &p), 0);
+	uint8_t rec[REC] = {0};
+	shmbus_claim_t c;
+	cr_assert_eq(shmbus_claim(p, 4, &c), 0);
+	for (uint32_t i = 0; i < 4; i++)
+		cr_assert_eq(shmbus_claim_set(p, &c, i, REC, i), 0);
+	cr_expect_eq(shmbus_commit(p, &c), SHMBUS_ETIMEDOUT);
+	cr_expect_eq(shmbus_channel_evict(ch, 0), 0);
+	cr_expect_eq(shmbus_channel_evict(ch, 0), 0, "the journaler evicted");
+	while (shmbus_journal_poll(j, 16) > 0)
+		;
+	cr_expect_eq(shmbus_journal_end(j), 4);
+
+	/* claimed, then the journaler leaves before the commit: the
+	 * commit says so after a bounded wait instead of waiting forever
+	 * (journal_timeout_ms 0) */
+	shmbus_producer_close(p);
+	po.journal_timeout_ms = 0;
+	cr_assert_eq(shmbus_producer_open(ch, &po, &p), 0);
+	cr_assert_eq(shmbus_claim(p, 1, &c), 0);
+	cr_assert_eq(shmbus_claim_set(p, &c, 0, REC, 9), 0);
+	memcpy(shmbus_claim_payload(p, &c, 0), rec, REC);
+	cr_assert_eq(shmbus_journal_close(j), 0); /* drains, up to 1 s */
+	uint64_t t0 = shmbus_now_ns();
+	cr_expect_eq(shmbus_commit(p, &c), SHMBUS_ETIMEDOUT);
+	cr_expect(strstr(shmbus_errmsg(), "left") != NULL, "%s",
+		  shmbus_errmsg());
+	cr_expect_lt(shmbus_now_ns() - t0, 10000000000ull);
+	shmbus_producer_close(p);
+
+	/* its name is there, nobody runs it: a replay-then-live start
+	 * would never switch, and is refused */
+	shmbus_sub_opts_t so = {.name = "late"};
+	shmbus_sub_t *s;
+	cr_expect_eq(shmbus_journal_subscribe(ch, jdir, NULL, nothing, NULL,
+					      &so, &s),
+		     SHMBUS_ENOENT);
+	cr_expect(strstr(shmbus_errmsg(), "not running") != NULL, "%s",
+		  shmbus_errmsg());
+	shmbus_close(bus);
+}

@@ -368,16 +368,18 @@ SHMBUS_API shmbus_sub_t *shmbus_journal_sub(shmbus_journal_t *j);
  * subscriber. It switches once the channel's journaler (the subscriber
  * shmbus_journal_attach made, named in the journal's control file) has
  * passed X: then the journal holds every record below X. So the journaler
- * must be attached (SHMBUS_ENOENT otherwise), and the journal must be ch's
+ * must be attached and running (SHMBUS_ENOENT otherwise), and the journal
+ * must be ch's
  * in this bus epoch (SHMBUS_EINVAL). Overwrite channels are refused
  * (nothing would hold the ring). A restart resumes at the row's cursor in
  * the ring: the journal part is not remembered.
  *
  * Gaps in [from, X) are the journal's (tombstones, overwrite losses,
- * records before journaling began); records that retention removed after
- * from_seq, and corrupt ones (each also an SHMBUS_ECORRUPT from
- * shmbus_poll, which goes on after it on the next call), are counted in
- * stats.missed. A handler that fails takes the retry path as in the ring;
+ * records before journaling began, an eviction of the journaler on an
+ * evict-policy channel: counted in the journaler's missed); records that
+ * retention removed before the start, and corrupt ones (each also an
+ * SHMBUS_ECORRUPT from shmbus_poll, which goes on after it on the next
+ * call), are counted in stats.missed. A handler that fails takes the retry path as in the ring;
  * the ordered policy holds this process at the journal record.
  */
 SHMBUS_API int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
@@ -385,7 +387,9 @@ SHMBUS_API int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 					shmbus_handler_fn fn, void *ctx,
 					const shmbus_sub_opts_t *opts,
 					shmbus_sub_t **out);
-/* 1 while s still reads the journal part, 0 once it reads the ring. */
+/* 1 while s still reads the journal part, 0 once it reads the ring (from
+ * the thread that polls s, or after shmbus_sub_stop: the poll changes
+ * it). */
 SHMBUS_API int shmbus_sub_replaying(const shmbus_sub_t *s);
 
 #ifdef __cplusplus

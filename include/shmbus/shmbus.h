@@ -132,10 +132,12 @@ enum shmbus_channel_flags {
 	SHMBUS_CH_MULTI_PRODUCER = 1u << 0, /* claim by fetch-add / CAS */
 	SHMBUS_CH_OVERWRITE = 1u << 1,	    /* producer never waits (SP only) */
 	/* Synchronous journal: a commit returns once the channel's journaler
-	 * (shmbus_journal_attach, <shmbus/journal.h>) has appended the
-	 * records, so the journal holds them, in sequence order, when it
-	 * returns. A claim while no journaler is attached fails with
-	 * SHMBUS_ENOENT, claiming nothing. Back-pressure channels only. */
+	 * (shmbus_journal_attach, <shmbus/journal.h>; one per channel, never
+	 * evicted) has appended the records, so the journal holds them, in
+	 * sequence order, when it returns. A claim while no journaler is
+	 * attached fails with SHMBUS_ENOENT, claiming nothing; a commit whose
+	 * journaler left cleanly before journaling it returns
+	 * SHMBUS_ETIMEDOUT within 2 s. Back-pressure channels only. */
 	SHMBUS_CH_JOURNAL_SYNC = 1u << 2,
 };
 
@@ -338,7 +340,9 @@ typedef struct shmbus_claim_range {
  * Claim n consecutive slots (1 <= n <= capacity). shmbus_claim waits by the
  * producer's wait strategy while the ring is full; shmbus_try_claim returns
  * SHMBUS_EAGAIN instead (on a multi-producer channel it claims by CAS, so a
- * refusal leaves no hole). Every claimed slot must be committed.
+ * refusal leaves no hole). Every claimed slot must be committed. On a
+ * SHMBUS_CH_JOURNAL_SYNC channel the commit (try or not) then waits for the
+ * journal, up to journal_timeout_ms.
  */
 SHMBUS_API int shmbus_claim(shmbus_producer_t *p, uint32_t n,
 			    shmbus_claim_t *c);
@@ -562,13 +566,15 @@ SHMBUS_API void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *
  * under the block policy). drain: dispatch what is available first. */
 SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
 /*
- * Eviction, on channels with SHMBUS_STALL_EVICT: detach every broadcast
- * subscriber that has held producers back (a full ring behind) without
- * moving for grace_ms, so that producers go on. Returns how many were
+ * Eviction, on channels with SHMBUS_STALL_EVICT or _SPILL: detach every
+ * broadcast subscriber that has held producers back (a full ring behind)
+ * without moving for grace_ms, so that producers go on (never the
+ * journaler of a spill or synchronous channel). Returns how many were
  * evicted. An evicted subscriber keeps its name: its next poll (or its
- * next shmbus_subscribe, if its process had died) rejoins at the present,
- * returns SHMBUS_ELAPPED once, and counts exactly what it missed in
- * stats.missed. The watchdog runs this periodically; an application may.
+ * next shmbus_subscribe, if its process had died) rejoins at the present
+ * and, under EVICT, returns SHMBUS_ELAPPED once and counts exactly what it
+ * missed in stats.missed; under SPILL it reads what it skipped from the
+ * journal first. The watchdog runs this periodically; an application may.
  */
 SHMBUS_API int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms);
 /* Forget abandoned names whose time-to-live has passed; returns how many
