@@ -135,6 +135,13 @@ static uint64_t repair_holes(shmbus_channel_t *ch, uint64_t lo, uint64_t end)
 		if (tag == marker_tag_make(lap, SLOT_COMMITTED) ||
 		    tag == marker_tag_make(lap, SLOT_TOMBSTONE))
 			continue;
+		/* A later lap's marker: the slot moved on while this pass ran
+		 * (its window was read at the start, and the readers may
+		 * have gone past seq since). It is a newer record, or a newer
+		 * claim, never our hole: a CAS here would destroy it. */
+		uint32_t ahead = ((m >> 16) - (uint32_t)lap) & 0xffffu;
+		if (ahead != 0 && ahead < 0x8000u)
+			continue;
 		if (tag == marker_tag_make(lap, SLOT_CLAIMED)) {
 			part = m & MARKER_PART_MASK;
 			if (!bus_participant_dead(ch->bus, part))

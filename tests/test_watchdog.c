@@ -98,6 +98,39 @@ Test(watchdog, repairs_only_dead_producers_holes)
 	shmbus_unlink(name);
 }
 
+/* A pass reads its window (the lowest cursor up to the claim) once, at
+ * its start; a slow pass may then meet a slot that readers and producers
+ * have moved on to a later lap. Such a slot holds a newer record, never
+ * this pass's hole: it must be left alone (a CAS from what was read
+ * would destroy that record -- chaos runs caught it). */
+Test(watchdog, a_slot_of_a_later_lap_is_never_tombstoned)
+{
+	struct wd_world world;
+	wd_world(&world, "wl");
+	dead_claimant(world.name); /* a hole at sequence 0 */
+	struct slot_header *h = slot_at(world.ch, 0);
+	uint32_t hole = atomic_load(&h->marker);
+	uint32_t later = marker_make(lap_of(world.ch, 0) + 1, SLOT_COMMITTED,
+				     1);
+	atomic_store(&h->marker, later); /* as a stale window would see it */
+	shmbus_watchdog_t *w;
+	cr_assert_eq(shmbus_watchdog_open(world.bus, NULL, &w), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_stats_t st;
+	shmbus_watchdog_get_stats(w, &st);
+	cr_expect_eq(st.tombstones, 0);
+	cr_expect_eq(atomic_load(&h->marker), later, "a later lap overwritten");
+	/* the hole itself is still repaired */
+	atomic_store(&h->marker, hole);
+	cr_assert_eq(shmbus_watchdog_pass(w), 0);
+	shmbus_watchdog_get_stats(w, &st);
+	cr_expect_eq(st.tombstones, 1);
+	shmbus_watchdog_close(w);
+	shmbus_close(world.bus);
+	shmbus_unlink(world.name);
+}
+
 Test(watchdog, one_per_bus_and_the_thread_works_alone, .timeout = 60)
 {
 	const char *name = test_bus("wdlease");
