@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,15 @@ static int open_dlq(shmbus_journal_t *j, shmbus_channel_t *ch,
 		jr->dlq_next = shmbus_journal_end(jr->dlq);
 	return rc;
 }
+
+/* The dead letters' journal format is this struct, as the public header
+ * draws it: pinned here, as every on-disk layout is. */
+_Static_assert(sizeof(shmbus_journal_dead_letter_t) == 168,
+	       "dead-letter format");
+_Static_assert(offsetof(shmbus_journal_dead_letter_t, subscriber) == 48,
+	       "dead-letter format");
+_Static_assert(offsetof(shmbus_journal_dead_letter_t, text) == 96,
+	       "dead-letter format");
 
 /* One dead letter into the DLQ journal: the header, then the payload. */
 static int journal_dead_letter(struct journaler *jr, shmbus_channel_t *ch,

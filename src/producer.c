@@ -205,18 +205,26 @@ static inline void walk_next(struct slot_walk *w)
 		w->slot = w->begin;
 }
 
-static inline int do_claim(shmbus_producer_t *p, uint32_t n,
-			   shmbus_claim_t *c, bool try_only)
+/* The claim itself; a synchronous channel first needs a journaler, and
+ * the commit will wait for the one the claim saw. */
+static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
+			      shmbus_claim_t *c, bool try_only)
 {
-	if (n == 0 || n > p->capacity)
-		return SHMBUS_EINVAL;
 	if (__builtin_expect(p->journal_sync, 0)) {
 		int rc = journal_sync_check(p->ch, &p->journal_row);
 		if (rc)
 			return rc;
 	}
-	int rc = p->multi ? claim_multi(p, n, c, try_only)
-			  : claim_single(p, n, c, try_only);
+	return p->multi ? claim_multi(p, n, c, try_only)
+			: claim_single(p, n, c, try_only);
+}
+
+static inline int do_claim(shmbus_producer_t *p, uint32_t n,
+			   shmbus_claim_t *c, bool try_only)
+{
+	if (n == 0 || n > p->capacity)
+		return SHMBUS_EINVAL;
+	int rc = claim_slots(p, n, c, try_only);
 	if (rc)
 		return rc;
 	struct slot_walk w = walk_from(p->ch, c->seq);
@@ -300,12 +308,7 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	if (len > p->record_size)
 		return SHMBUS_EINVAL;
 	shmbus_claim_t c;
-	int rc = 0;
-	if (__builtin_expect(p->journal_sync, 0) &&
-	    (rc = journal_sync_check(p->ch, &p->journal_row)) != 0)
-		return rc;
-	rc = p->multi ? claim_multi(p, 1, &c, try_only)
-		      : claim_single(p, 1, &c, try_only);
+	int rc = claim_slots(p, 1, &c, try_only);
 	if (rc)
 		return rc;
 	struct slot_header *h = slot_at(p->ch, c.seq);
