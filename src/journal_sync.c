@@ -14,8 +14,10 @@
  * sleeper, and the journaler's cursor store wakes space sleepers.
  *
  * The channel header names the journaler's row (journal_row = row + 1),
- * set by shmbus_journal_attach and cleared by a clean close; a journaler
- * killed leaves it set, and commits wait for its return (or time out).
+ * set by shmbus_journal_attach and cleared by a clean close (not on a
+ * spill channel) or when the name is unsubscribed, always under the bus
+ * lock; a journaler killed leaves it set, and commits wait for its return
+ * (or time out). One journaler per channel.
  */
 #define _GNU_SOURCE
 #include "error.h"
@@ -118,9 +120,10 @@ int journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 	if (had >= 0 && had != (int)row)
 		rc = shmbus_seterr(SHMBUS_EBUSY,
 				   "channel '%s' already has a journaler, "
-				   "'%s' (a synchronous or spill channel has "
+				   "'%.*s' (a synchronous or spill channel has "
 				   "one; unsubscribe that name to replace it)",
-				   ch->name, ch->subs[had].name);
+				   ch->name, SHMBUS_NAME_BYTES,
+				   ch->subs[had].name);
 	else
 		/* release: the row is ours before producers wait on its
 		 * cursor */
@@ -136,18 +139,21 @@ void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
 	 * evicted, it would leave a gap that resuming readers cannot fill */
 	if (ch->stall_policy == SHMBUS_STALL_SPILL)
 		return;
-	uint32_t mine = row + 1;
-	/* relaxed: only this journaler's own value is cleared; producers
-	 * then refuse claims (journal_sync_check) */
-	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
-						0, memory_order_relaxed,
-						memory_order_relaxed);
+	if (bus_lock(ch->bus))
+		return;
+	journal_sync_forget(ch, row);
+	bus_unlock(ch->bus);
+	/* claims from here are refused; one that passed the check just
+	 * before is journaled by the leaving journaler's bounded drain, or
+	 * its commit gives up (LEFT_GIVE_UP_NS) */
 }
 
 void journal_sync_forget(shmbus_channel_t *ch, uint32_t row)
 {
 	uint32_t mine = row + 1;
-	/* relaxed: under the bus lock, as every change of journal_row */
+	/* relaxed: under the bus lock, as every change of journal_row;
+	 * producers read it with acquire, but nothing is published with
+	 * the 0: it only stops new claims */
 	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
 						0, memory_order_relaxed,
 						memory_order_relaxed);
