@@ -52,6 +52,21 @@ static inline void jt_rmrf(const char *path)
 	nftw(path, jt_rm1, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A fresh directory for a test (jt_tmpdir) and its journal's, DIR/j. */
+static inline void jt_dirs(char dir[256], char jdir[300])
+{
+	jt_tmpdir(dir);
+	snprintf(jdir, 300, "%s/j", dir);
+}
+
+/* A read-only handle of the journal in dir, or NULL (shmbus_errmsg). */
+static inline shmbus_journal_t *jt_open_ro(const char *dir)
+{
+	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_t *j;
+	return shmbus_journal_open(dir, &ro, &j) == 0 ? j : NULL;
+}
+
 /* Payload bytes that depend on the sequence and the position. */
 static inline uint8_t jt_byte(uint64_t seq, uint32_t i)
 {
@@ -156,6 +171,14 @@ static inline void jt_copy(const char *src, const char *dst)
  * (these need helpers.h, included before this file) */
 #ifdef SHMBUS_TEST_HELPERS_H
 #include <stdatomic.h>
+
+/* A suite's teardown: its directory, and the bus it made, gone. */
+static inline void jt_cleanup(const char *dir, const char *bus_name)
+{
+	jt_rmrf(dir);
+	if (bus_name[0])
+		shmbus_unlink(bus_name);
+}
 
 /* In a child process: channel `name` of bus `bus_name`. */
 static inline shmbus_channel_t *jt_child_channel(const char *bus_name,

@@ -35,17 +35,14 @@ static struct shared *sh;
 
 static void setup(void)
 {
-	jt_tmpdir(dir);
-	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	jt_dirs(dir, jdir);
 	sh = shared_alloc(sizeof(*sh));
 	cr_assert_not_null(sh);
 }
 
 static void teardown(void)
 {
-	jt_rmrf(dir);
-	if (bus_name[0])
-		shmbus_unlink(bus_name);
+	jt_cleanup(dir, bus_name);
 }
 
 TestSuite(journal_live, .init = setup, .fini = teardown, .timeout = 240);
@@ -156,11 +153,10 @@ static int check(const shmbus_record_t *r, void *ctx)
 /* Wait until the journal holds at least n records. */
 static void wait_journaled(uint64_t n)
 {
-	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
 	shmbus_journal_t *j = NULL;
 	for (int i = 0; i < 20000; i++) {
-		if (j == NULL && shmbus_journal_open(jdir, &ro, &j) != 0)
-			j = NULL;
+		if (j == NULL)
+			j = jt_open_ro(jdir);
 		if (j && shmbus_journal_end(j) >= n)
 			break;
 		usleep(500);
@@ -198,9 +194,8 @@ static void round_trip(const char *tag, uint64_t head, uint64_t from,
 	shmbus_journal_query_t q = {.from_seq = from};
 	if (by_time) {
 		/* the time stamp of record `from`, from the journal itself */
-		shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
-		shmbus_journal_t *j;
-		cr_assert_eq(shmbus_journal_open(jdir, &ro, &j), 0);
+		shmbus_journal_t *j = jt_open_ro(jdir);
+		cr_assert_not_null(j, "%s", shmbus_errmsg());
 		shmbus_journal_iter_t *it;
 		shmbus_journal_query_t one = {.from_seq = from};
 		cr_assert_eq(shmbus_journal_iter_open(j, &one, &it), 0);

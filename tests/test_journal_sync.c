@@ -32,17 +32,14 @@ static struct shared *sh;
 
 static void setup(void)
 {
-	jt_tmpdir(dir);
-	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	jt_dirs(dir, jdir);
 	sh = shared_alloc(sizeof(*sh));
 	cr_assert_not_null(sh);
 }
 
 static void teardown(void)
 {
-	jt_rmrf(dir);
-	if (bus_name[0])
-		shmbus_unlink(bus_name);
+	jt_cleanup(dir, bus_name);
 }
 
 TestSuite(journal_sync, .init = setup, .fini = teardown, .timeout = 240);
@@ -90,9 +87,12 @@ static pid_t start_producer(uint32_t id, uint64_t n)
 	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
 	shmbus_producer_t *p;
 	CHECK_OK(shmbus_producer_open(ch, &po, &p));
-	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
-	shmbus_journal_t *j;
-	CHECK_OK(shmbus_journal_open(jdir, &ro, &j));
+	shmbus_journal_t *j = jt_open_ro(jdir);
+	if (j == NULL) {
+		fprintf(stderr, "producer %u: %s\n", id,
+			shmbus_errmsg());
+		_exit(90);
+	}
 	for (uint64_t i = 0; i < n; i++) {
 		shmbus_claim_t c;
 		CHECK_OK(shmbus_claim(p, 1, &c));
@@ -116,10 +116,8 @@ static pid_t start_producer(uint32_t id, uint64_t n)
 /* Every acknowledged record in the journal, once, in sequence order. */
 static void check_journal(uint64_t per_producer)
 {
-	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(jdir, &ro, &j), 0, "%s",
-		     shmbus_errmsg());
+	shmbus_journal_t *j = jt_open_ro(jdir);
+	cr_assert_not_null(j, "%s", shmbus_errmsg());
 	cr_expect_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
 	shmbus_journal_iter_t *it;
 	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
@@ -241,9 +239,8 @@ Test(journal_sync, refusals_time_outs_and_a_clean_leave)
 	cr_expect_eq(child_status(jp), 0);
 	cr_expect_eq(shmbus_publish(p, rec, REC, 4), SHMBUS_ENOENT);
 	shmbus_producer_close(p);
-	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(jdir, &ro, &j), 0);
+	shmbus_journal_t *j = jt_open_ro(jdir);
+	cr_assert_not_null(j, "%s", shmbus_errmsg());
 	cr_expect_eq(shmbus_journal_end(j), 3, "the three accepted records");
 	shmbus_journal_close(j);
 	shmbus_close(bus);

@@ -18,16 +18,13 @@ static char dir[256], jdir[300], dlqdir[320], bus_name[48];
 
 static void setup(void)
 {
-	jt_tmpdir(dir);
-	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	jt_dirs(dir, jdir);
 	snprintf(dlqdir, sizeof(dlqdir), "%s/dlq", jdir);
 }
 
 static void teardown(void)
 {
-	jt_rmrf(dir);
-	if (bus_name[0])
-		shmbus_unlink(bus_name);
+	jt_cleanup(dir, bus_name);
 }
 
 TestSuite(journaler, .init = setup, .fini = teardown, .timeout = 60);
@@ -64,10 +61,8 @@ static void drain(shmbus_sub_t *s, shmbus_journal_t *j)
  * ids strictly increasing), each with its failure. */
 static void check_dead_letters(const uint64_t *want, size_t n)
 {
-	shmbus_journal_opts_t ro = {.flags = SHMBUS_JOURNAL_READONLY};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(dlqdir, &ro, &j), 0, "%s",
-		     shmbus_errmsg());
+	shmbus_journal_t *j = jt_open_ro(dlqdir);
+	cr_assert_not_null(j, "%s", shmbus_errmsg());
 	shmbus_journal_iter_t *it;
 	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
 	shmbus_journal_entry_t e;
