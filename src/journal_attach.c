@@ -90,6 +90,7 @@ static void publish_journaler(shmbus_journal_t *j, const char *name)
 	 * reader's acquire fence before its re-check */
 	atomic_thread_fence(memory_order_release);
 	size_t n = strlen(name);
+	/* relaxed: ordered between the two generation stores */
 	for (size_t i = 0; i < JNAME_BYTES; i++)
 		__atomic_store_n(&c->journaler[i], i < n ? name[i] : '\0',
 				 __ATOMIC_RELAXED);

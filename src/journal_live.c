@@ -65,6 +65,7 @@ static int journaler_name(const shmbus_journal_t *j, char out[JNAME_BYTES])
 			sched_yield();
 			continue;
 		}
+		/* relaxed: a torn copy is caught by the re-check below */
 		for (int i = 0; i < JNAME_BYTES; i++)
 			out[i] = __atomic_load_n(&c->journaler[i],
 						 __ATOMIC_RELAXED);
