@@ -35,15 +35,6 @@
 #define DEFAULT_INTERVAL_US 1000u
 #define CTL_NAME "journal.ctl"
 
-int journal_vzeroupper;
-
-__attribute__((constructor)) static void journal_cpu(void)
-{
-#if defined(__x86_64__)
-	journal_vzeroupper = __builtin_cpu_supports("avx");
-#endif
-}
-
 uint64_t jrealtime_ns(void)
 {
 	struct timespec ts;
@@ -102,6 +93,7 @@ static void failpoint_arm(shmbus_journal_t *j)
 		[JFP_MID_RECORD] = "mid_record",
 		[JFP_MID_SEAL] = "mid_seal",
 		[JFP_MID_CREATE] = "mid_create",
+		[JFP_MID_FLUSH] = "mid_flush",
 	};
 	j->fp_id = -1;
 	const char *e = getenv("SHMBUS_JOURNAL_FAILPOINT");
@@ -131,7 +123,8 @@ static int take_opts(shmbus_journal_t *j, const shmbus_journal_opts_t *o)
 	if (o == NULL)
 		o = &none;
 	if (o->flags & ~(uint32_t)(SHMBUS_JOURNAL_READONLY |
-				   SHMBUS_JOURNAL_STRICT))
+				   SHMBUS_JOURNAL_STRICT |
+				   SHMBUS_JOURNAL_BUFFERED))
 		return shmbus_seterr(SHMBUS_EINVAL, "journal: flags 0x%x",
 				     o->flags);
 	if (o->sync > SHMBUS_JOURNAL_SYNC_INTERVAL)
@@ -810,6 +803,8 @@ int shmbus_journal_open(const char *dir, const shmbus_journal_opts_t *opts,
 		rc = list_dir(j, true);
 	if (rc == 0)
 		rc = recover(j);
+	if (rc == 0 && j->writer && (j->flags & SHMBUS_JOURNAL_BUFFERED))
+		rc = jstage_init(j);
 	if (rc) {
 		j->writer = false; /* nothing to sync */
 		shmbus_journal_close(j);
@@ -826,8 +821,9 @@ int shmbus_journal_close(shmbus_journal_t *j)
 		return 0;
 	if (j->jr)
 		journaler_close(j);
-	int rc = 0;
-	if (j->writer && jsync_policy(j) && j->active && j->failed == 0)
+	int rc = jflush(j);
+	if (rc == 0 && j->writer && jsync_policy(j) && j->active &&
+	    j->failed == 0)
 		rc = jsync_active(j);
 	if (j->writer && j->ctl) /* relaxed: a hint for messages */
 		atomic_store_explicit(&j->ctl->writer_pid, 0,
@@ -835,6 +831,8 @@ int shmbus_journal_close(shmbus_journal_t *j)
 	for (uint32_t i = 0; i < j->nsegs; i++)
 		jseg_free(j->segs[i]);
 	free(j->segs);
+	jkeybuf_free(j);
+	free(j->stage);
 	if (j->ctl)
 		munmap(j->ctl, JCTL_SIZE);
 	if (j->ctl_fd >= 0)

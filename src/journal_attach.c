@@ -3,8 +3,9 @@
  * each record to a journal, with the record's bus sequence.
  *
  * It gates producers like any durable subscriber, so a record is still in
- * the ring until its append returned (the subscriber's cursor moves after
- * its handler, once per batch). Across a crash the bus delivers the
+ * the ring until it is in the journal's file: appends are buffered
+ * (SHMBUS_JOURNAL_BUFFERED) and flushed at the end of each batch, before
+ * the cursor moves (before_advance). Across a crash the bus delivers the
  * unconfirmed part of the last batch again: those records are already in
  * the journal (sequence below its end) and are acknowledged without a
  * second append, so each sequence is journaled exactly once. Tombstones
@@ -44,10 +45,20 @@ struct journaler {
 static int on_record(const shmbus_record_t *r, void *ctx)
 {
 	shmbus_journal_t *j = ctx;
-	/* delivered again after a crash before the cursor moved */
+	if (j->failed) /* a failed flush: hold the ring, with back-off */
+		return j->failed;
+	/* delivered again after a crash, or a failed flush, before the
+	 * cursor moved */
 	if (j->end_seq != 0 && r->seq < j->end_seq)
 		return 0;
 	return shmbus_journal_append_record(j, r, j->channel_id);
+}
+
+/* The end of a batch, before the cursor moves: the batch into the file,
+ * where readers, and producers of a sync channel, wait for it. */
+static int flush_batch(void *ctx)
+{
+	return jflush(ctx);
 }
 
 /* The journal's sequences are one bus epoch's: claim it for this bus, or
@@ -129,8 +140,10 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 				     "replace it)",
 				     ch->name, JNAME_BYTES, ch->subs[had].name);
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
-	if (rc == 0)
+	if (rc == 0) {
+		j->jr->sub->before_advance = flush_batch;
 		rc = journal_sync_attach(ch, j->jr->sub->index);
+	}
 	if (rc == 0)
 		publish_journaler(j, so.name);
 	return rc;
@@ -234,7 +247,9 @@ int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 	jo.channel = ch->name;
 	jo.channel_id = ch->id;
 	shmbus_journal_t *j;
+	jo.flags |= SHMBUS_JOURNAL_BUFFERED; /* flushed per batch */
 	int rc = shmbus_journal_open(dir, &jo, &j);
+	jo.flags &= ~(uint32_t)SHMBUS_JOURNAL_BUFFERED; /* dead letters: few */
 	if (rc)
 		return rc;
 	j->jr = calloc(1, sizeof(*j->jr));

@@ -33,8 +33,13 @@
  * is 0xE3069283), chained: crc32c(b, crc32c(a, 0)) == crc32c(a || b).
  * ISA-L's crc32_iscsi (hardware crc32 instruction where present) takes
  * and returns the raw register, without the customary inversions. */
-extern int journal_vzeroupper; /* journal.c: the CPU has AVX */
-static inline uint32_t crc32c(const void *p, size_t n, uint32_t crc)
+extern int journal_vzeroupper; /* crc32c.c: the CPU has AVX */
+extern int journal_crc_hw;     /* crc32c.c: the CPU has SSE4.2's crc32 */
+#define CRC32C_SHORT 256u /* below it, the instruction beats ISA-L */
+uint32_t crc32c_hw(const void *p, size_t n, uint32_t crc);
+
+/* ISA-L's whatever the length (tests compare the two). */
+static inline uint32_t crc32c_isal(const void *p, size_t n, uint32_t crc)
 {
 	uint32_t c = crc32_iscsi((unsigned char *)(uintptr_t)p, (int)n, ~crc);
 #if defined(__x86_64__)
@@ -46,6 +51,15 @@ static inline uint32_t crc32c(const void *p, size_t n, uint32_t crc)
 		__asm__ volatile("vzeroupper" ::: "memory");
 #endif
 	return ~c;
+}
+
+static inline uint32_t crc32c(const void *p, size_t n, uint32_t crc)
+{
+#if defined(__x86_64__)
+	if (n < CRC32C_SHORT && journal_crc_hw)
+		return crc32c_hw(p, n, crc);
+#endif
+	return crc32c_isal(p, n, crc);
 }
 
 /*

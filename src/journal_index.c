@@ -50,56 +50,68 @@ void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
 
 /* -------------------------------------------------------------- build */
 
-/* Stable LSD radix sort by key: entries of one key keep their (offset)
- * order. Byte positions where every key agrees are skipped. */
-static int sort_keys(struct jidx_key *a, uint64_t n)
+/* Stable LSD radix sort by key through tmp (n entries), 11 bits a pass
+ * (a 16 KiB histogram stays in L1): one pass finds the digits where keys
+ * differ, one counts them all, then one scatter per such digit. A
+ * segment's aggregate ids often differ in the low bits only: 1,024 keys
+ * take a single scatter. */
+#define KEY_BITS 11
+#define KEY_DIGITS ((64 + KEY_BITS - 1) / KEY_BITS)
+static void sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 {
 	if (n < 2)
-		return 0;
-	struct jidx_key *tmp = malloc(n * sizeof(*tmp));
-	if (tmp == NULL)
-		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
-						    "sorting an index");
-	uint64_t count[8][256];
-	memset(count, 0, sizeof(count));
+		return;
+	const uint64_t mask = (1u << KEY_BITS) - 1;
+	uint64_t differ = 0;
+	for (uint64_t i = 1; i < n; i++)
+		differ |= a[i].key ^ a[0].key;
+	int digit[KEY_DIGITS], nd = 0;
+	for (int d = 0; d < KEY_DIGITS; d++)
+		if ((differ >> (d * KEY_BITS)) & mask)
+			digit[nd++] = d * KEY_BITS;
+	static _Thread_local uint64_t count[KEY_DIGITS][1u << KEY_BITS];
+	memset(count, 0, (size_t)nd * sizeof(count[0]));
 	for (uint64_t i = 0; i < n; i++)
-		for (int b = 0; b < 8; b++)
-			count[b][(a[i].key >> (8 * b)) & 0xff]++;
+		for (int k = 0; k < nd; k++)
+			count[k][(a[i].key >> digit[k]) & mask]++;
 	struct jidx_key *src = a, *dst = tmp;
-	for (int b = 0; b < 8; b++) {
-		uint64_t *c = count[b];
-		if (c[(a[0].key >> (8 * b)) & 0xff] == n)
-			continue;
-		uint64_t sum = 0;
-		for (int v = 0; v < 256; v++) {
-			uint64_t k = c[v];
+	for (int k = 0; k < nd; k++) {
+		uint64_t *c = count[k], sum = 0;
+		for (uint64_t v = 0; v <= mask; v++) {
+			uint64_t x = c[v];
 			c[v] = sum;
-			sum += k;
+			sum += x;
 		}
 		for (uint64_t i = 0; i < n; i++)
-			dst[c[(src[i].key >> (8 * b)) & 0xff]++] = src[i];
+			dst[c[(src[i].key >> digit[k]) & mask]++] = src[i];
 		struct jidx_key *t = src;
 		src = dst;
 		dst = t;
 	}
 	if (src != a)
 		memcpy(a, src, n * sizeof(*a));
-	free(tmp);
-	return 0;
 }
 
+/* Reserved once per writer, for a segment of the smallest records, with
+ * as much again for the sort: anonymous memory touched as used, and kept
+ * from one segment to the next (pages faulted in once, not per segment). */
 int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
 {
 	/* every record takes at least a header */
 	uint64_t cap = (j->seg_size - JSEG_DATA_OFF) /
 		       sizeof(struct jrec_header);
-	void *m = mmap(NULL, cap * sizeof(struct jidx_key),
-		       PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
-						    "for a key index");
-	s->wkeys = m;
+	if (j->keybuf == NULL) {
+		void *m = mmap(NULL, 2 * cap * sizeof(struct jidx_key),
+			       PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+		if (m == MAP_FAILED)
+			return shmbus_seterr(SHMBUS_ENOMEM,
+					     "journal: out of memory for a "
+					     "key index");
+		j->keybuf = m;
+	}
+	s->wkeys = j->keybuf;
 	s->cap_wkeys = cap;
 	s->n_wkeys = 0;
 	return 0;
@@ -107,10 +119,17 @@ int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
 
 void jwkeys_free(struct jseg *s)
 {
-	if (s->wkeys)
-		munmap(s->wkeys, s->cap_wkeys * sizeof(*s->wkeys));
-	s->wkeys = NULL;
+	s->wkeys = NULL; /* the writer's (jwkeys_init) */
 	s->n_wkeys = s->cap_wkeys = 0;
+}
+
+void jkeybuf_free(shmbus_journal_t *j)
+{
+	if (j->keybuf)
+		munmap(j->keybuf, 2 * ((j->seg_size - JSEG_DATA_OFF) /
+				       sizeof(struct jrec_header)) *
+					  sizeof(struct jidx_key));
+	j->keybuf = NULL;
 }
 
 /* The writer's index of a segment it is sealing: the keys it noted as
@@ -126,9 +145,7 @@ int jindex_seal(shmbus_journal_t *j, struct jseg *s)
 		jindex_free(&ix);
 		return rc;
 	}
-	int rc = sort_keys(s->wkeys, s->n_wkeys);
-	if (rc)
-		return rc;
+	sort_keys(s->wkeys, s->wkeys + s->cap_wkeys, s->n_wkeys);
 	struct jindex ix = {.sparse = s->live.e,
 			    .n_sparse = s->live.n,
 			    .keys = s->wkeys,
@@ -193,7 +210,16 @@ int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
 		jindex_free(ix);
 		return rc;
 	}
-	return sort_keys(ix->keys, ix->n_keys);
+	struct jidx_key *tmp = malloc((ix->n_keys ? ix->n_keys : 1) *
+				      sizeof(*tmp));
+	if (tmp == NULL) {
+		jindex_free(ix);
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
+						    "sorting an index");
+	}
+	sort_keys(ix->keys, tmp, ix->n_keys);
+	free(tmp);
+	return 0;
 }
 
 /* -------------------------------------------------------------- files */

@@ -16,6 +16,9 @@
 #include "shmbus/journal.h"
 
 #define JPATH_MAX 4096
+/* a buffered writer's buffer: whole pages per pwrite, small enough to
+ * stay in the cache between two flushes */
+#define JSTAGE_BYTES (64u << 10)
 
 /* Sparse entries being collected: one per JIDX_STRIDE bytes of records
  * (capacity for a whole segment, allocated once), and the highest time
@@ -53,7 +56,7 @@ struct jseg {
 	bool idx_tried;
 	/* writer: every record's (key, offset) as appended or recovered,
 	 * for the key index at seal time without walking the segment again
-	 * (anonymous memory reserved for a whole segment, touched as used) */
+	 * (in the writer's keybuf) */
 	struct jidx_key *wkeys;
 	uint64_t n_wkeys, cap_wkeys;
 	/* reading stopped here in an unsealed segment: a bad record */
@@ -92,7 +95,13 @@ struct shmbus_journal {
 	uint64_t synced_seq;
 	uint32_t unsynced; /* records since the last sync */
 	uint64_t last_sync_ns;
-	int failed; /* sticky: a sync failed */
+	int failed; /* sticky: a sync or a flush failed */
+	/* SHMBUS_JOURNAL_BUFFERED: frames of the active segment from
+	 * stage_off, not yet written to it (journal_write.c) */
+	struct jidx_key *keybuf; /* jwkeys_init */
+	uint8_t *stage;
+	uint64_t stage_off;
+	uint32_t stage_fill;
 	shmbus_journal_stats_t st;
 	shmbus_journal_recovery_t rec;
 	struct journaler *jr; /* shmbus_journal_attach */
@@ -107,8 +116,9 @@ struct shmbus_journal {
  *   mid_record  payload half copied, no CRC, no marker
  *   mid_seal    index file written, seal block not
  *   mid_create  a new segment reserved under its temporary name
+ *   mid_flush   a buffered flush written, its first marker not stored
  */
-enum { JFP_MID_RECORD, JFP_MID_SEAL, JFP_MID_CREATE, JFP_COUNT };
+enum { JFP_MID_RECORD, JFP_MID_SEAL, JFP_MID_CREATE, JFP_MID_FLUSH, JFP_COUNT };
 void jfailpoint_hit(shmbus_journal_t *j);
 #define JFAILPOINT(j, id)                                                      \
 	do {                                                                   \
@@ -136,7 +146,9 @@ int journal_refresh(shmbus_journal_t *j);
 bool jsync_policy(const shmbus_journal_t *j);
 
 /* journal_recover.c */
-enum { JF_BAD = -1, JF_END = 0, JF_OK = 1 };
+/* JF_UNOPENED, only when JFC_RECOVERING: a whole record whose marker was
+ * never stored (the first of a buffered flush) */
+enum { JF_BAD = -1, JF_END = 0, JF_OK = 1, JF_UNOPENED = 2 };
 enum {
 	JFC_ANY_SEQ = 1u << 0, /* no previous record to be above */
 	/* a marker of 0 over a non-zero header is a torn record (JF_BAD),
@@ -154,12 +166,15 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below);
 void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
 	       uint64_t next);
-/* writer: reserve s->wkeys; free them */
+/* writer: s->wkeys, in the writer's keybuf; done with them; unmap it */
 int jwkeys_init(shmbus_journal_t *j, struct jseg *s);
 void jwkeys_free(struct jseg *s);
+void jkeybuf_free(shmbus_journal_t *j);
 
 /* journal_write.c */
 int jseal(shmbus_journal_t *j, struct jseg *s);
+int jflush(shmbus_journal_t *j);
+int jstage_init(shmbus_journal_t *j); /* SHMBUS_JOURNAL_BUFFERED */
 int jsync_active(shmbus_journal_t *j);
 
 /* journal_index.c */

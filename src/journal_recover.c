@@ -16,6 +16,11 @@
  * later one. Valid frames after the cut (found by looking for markers at
  * every 8-byte boundary) are counted in the report as lost with it; with
  * SHMBUS_JOURNAL_STRICT their presence makes the open fail instead.
+ *
+ * One frame with no marker is not torn: the first of a buffered flush,
+ * written whole by its pwrite, whose writer died before it stored the
+ * marker that opens the chunk. Its length, CRC and sequence say so; the
+ * recovering writer stores the marker and reads on.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,29 +56,34 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 	/* acquire: pairs with the writer's release store of the marker,
 	 * after every other byte of the record */
 	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
+	bool unopened = false;
 	if (m != JREC_MARKER) {
 		if (m == 0 && (!(fl & JFC_RECOVERING) ||
 			       all_zero((const uint8_t *)h + 4, hsz - 4)))
 			return JF_END;
-		*why = m ? "bad record marker"
-			 : "a record begun and never finished (no marker)";
+		if (m != 0) {
+			*why = "bad record marker";
+			return JF_BAD;
+		}
+		/* recovering: torn, unless it is the first record of a
+		 * buffered flush that was written whole (checked below) */
+		unopened = true;
+	}
+	const char *bad = NULL;
+	if (h->len > limit - off - hsz)
+		bad = "its length runs past the end of the segment";
+	else if (!(fl & JFC_NO_CRC) &&
+		 crc32c((const uint8_t *)h + JREC_CRC_FROM,
+			hsz - JREC_CRC_FROM + h->len, 0) != h->crc)
+		bad = "CRC mismatch";
+	else if (!(fl & JFC_ANY_SEQ) && h->seq <= after)
+		bad = "its sequence is not above the previous record's";
+	if (bad) {
+		*why = unopened ? "a record begun and never finished (no marker)"
+				: bad;
 		return JF_BAD;
 	}
-	if (h->len > limit - off - hsz) {
-		*why = "its length runs past the end of the segment";
-		return JF_BAD;
-	}
-	if (!(fl & JFC_NO_CRC) &&
-	    crc32c((const uint8_t *)h + JREC_CRC_FROM,
-		   hsz - JREC_CRC_FROM + h->len, 0) != h->crc) {
-		*why = "CRC mismatch";
-		return JF_BAD;
-	}
-	if (!(fl & JFC_ANY_SEQ) && h->seq <= after) {
-		*why = "its sequence is not above the previous record's";
-		return JF_BAD;
-	}
-	return JF_OK;
+	return unopened ? JF_UNOPENED : JF_OK;
 }
 
 void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
@@ -174,6 +184,16 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below)
 				 (j->writer ? JFC_RECOVERING : 0u) |
 					 (any ? JFC_ANY_SEQ : 0u),
 				 &why);
+		if (r == JF_UNOPENED) {
+			/* whole: its writer died between the flush's write
+			 * and the store of this marker (journal_write.c) */
+			struct jrec_header *w =
+				(struct jrec_header *)(s->map + off);
+			/* release: pairs with the acquire in jframe_check */
+			atomic_store_explicit(&w->marker, JREC_MARKER,
+					      memory_order_release);
+			r = JF_OK;
+		}
 		if (r != JF_OK)
 			break;
 		const struct jrec_header *h = jrec_at(s, off);

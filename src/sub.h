@@ -19,6 +19,10 @@ struct shmbus_sub {
 	struct ch_subscriber *ent;
 	shmbus_handler_fn fn;
 	void *ctx;
+	/* the journaler's flush (journal_attach.c): what the handler took
+	 * reaches its journal before the cursor moves past it; non-zero
+	 * keeps the cursor, and the records are delivered again */
+	int (*before_advance)(void *ctx);
 	uint64_t next_seq;
 	uint32_t index; /* row in the subscriber table */
 	uint32_t batch;

@@ -65,6 +65,13 @@ static void advance(shmbus_sub_t *s, uint64_t seq)
 		waiter_wake(&s->hdr->data_ec);
 }
 
+/* What the handlers took is where it must be (the journaler's flush). */
+static inline bool ready_to_advance(shmbus_sub_t *s)
+{
+	return __builtin_expect(s->before_advance == NULL, 1) ||
+	       s->before_advance(s->ctx) == 0;
+}
+
 /* Held at the ring record next_seq (retry.h): deliver it again once due.
  * Returns 1 if it was consumed, 0 if the hold goes on. */
 static int poll_held(shmbus_sub_t *s)
@@ -82,7 +89,7 @@ static int poll_held(shmbus_sub_t *s)
 	r.attempt = s->hold.attempts + 1;
 	s->hold.active = false;
 	s->stats.retried++;
-	if (dispatch(s, &r) != RETRY_CONSUMED)
+	if (dispatch(s, &r) != RETRY_CONSUMED || !ready_to_advance(s))
 		return 0;
 	s->ent->holding = 0;
 	advance(s, seq + 1);
@@ -161,6 +168,8 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 			break;
 		if (s->evictable && evicted(s))
 			return rejoin(s); /* the batch may have been lapped */
+		if (!ready_to_advance(s))
+			break; /* the batch is delivered again */
 		FAILPOINT(FP_SUB_BEFORE_CURSOR);
 		advance(s, seq);
 		done += n;
@@ -234,7 +243,7 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 		seq++;
 		done++;
 	}
-	if (seq != s->next_seq) {
+	if (seq != s->next_seq && ready_to_advance(s)) {
 		/* release: for readers of the row (tools); nobody gates on an
 		 * overwrite reader */
 		atomic_store_explicit(&s->ent->cursor, seq,

@@ -80,6 +80,29 @@ Test(journal, crc32c_is_the_standard_one)
 	cr_assert_eq(crc32c("", 0, 0), 0u);
 }
 
+/* Short buffers take the crc32 instruction, long ones ISA-L: the same
+ * CRC for every length, alignment and seed either way. */
+Test(journal, both_crc32c_paths_agree)
+{
+#if defined(__x86_64__)
+	if (!journal_crc_hw)
+		cr_skip_test("no SSE4.2");
+	static uint8_t b[1024 + 8];
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] = (uint8_t)(i * 131 + 7);
+	for (size_t n = 0; n <= 1024; n++)
+		for (size_t at = 0; at < 8; at += 3) {
+			uint32_t seed = (uint32_t)(n * 2654435761u);
+			QUIET(crc32c_hw(b + at, n, seed) ==
+				      crc32c_isal(b + at, n, seed),
+			      "length %zu at %zu", n, at);
+		}
+	cr_assert_eq(crc32c_hw("123456789", 9, 0), 0xE3069283u);
+#else
+	cr_skip_test("x86-64 only");
+#endif
+}
+
 /* ------------------------------------------------- the model round trip */
 
 struct model {
@@ -238,15 +261,21 @@ static void check_all(shmbus_journal_t *j, const struct model *m,
 		check_key(j, m, buf, rnd() % 5001, k % 3 ? 0 : rnd() % m->n);
 }
 
-Test(journal, round_trip_by_sequence_time_and_key, .timeout = 240)
+static void round_trip(uint32_t flags, uint64_t n)
 {
 	char dir[256];
 	jt_tmpdir(dir);
 	static struct model m;
-	model_build(&m, scaled(2000000), 5000);
-	shmbus_journal_t *j = jopen(dir, 0, 1 << 20);
+	model_build(&m, n, 5000);
+	shmbus_journal_t *j = jopen(dir, flags, 1 << 20);
 	for (uint64_t i = 0; i < m.n; i++)
 		put(j, m.seq[i], m.len[i], m.key[i], m.ts[i]);
+	if (flags & SHMBUS_JOURNAL_BUFFERED) {
+		/* the last records are in the buffer, not yet the file's */
+		cr_assert_lt(shmbus_journal_end(j), m.seq[m.n - 1] + 1);
+		cr_assert_eq(shmbus_journal_flush(j), 0, "%s",
+			     shmbus_errmsg());
+	}
 	cr_assert_eq(shmbus_journal_end(j), m.seq[m.n - 1] + 1);
 	uint64_t *buf = malloc(m.n * 8);
 	check_all(j, &m, buf); /* the writer's own handle */
@@ -268,6 +297,68 @@ Test(journal, round_trip_by_sequence_time_and_key, .timeout = 240)
 	cr_assert_eq(st.indexes_rebuilt, 0);
 	shmbus_journal_close(j);
 	free(buf);
+	jt_rmrf(dir);
+}
+
+Test(journal, round_trip_by_sequence_time_and_key, .timeout = 240)
+{
+	round_trip(0, scaled(2000000));
+}
+
+Test(journal, buffered_round_trip_by_sequence_time_and_key, .timeout = 240)
+{
+	round_trip(SHMBUS_JOURNAL_BUFFERED, scaled(1000000));
+}
+
+/* A buffered writer: readers see nothing of a chunk before its flush and
+ * all of it after; frames too large for the buffer go around it, in
+ * order; close flushes. */
+Test(journal, buffered_appends_are_seen_when_flushed)
+{
+	char dir[256];
+	jt_tmpdir(dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 1 << 20);
+	shmbus_journal_t *r = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(r, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t seq = 0, got = 0;
+	for (int round = 0; round < 40; round++) {
+		uint64_t from = seq;
+		for (int k = 0; k <= round % 7; k++, seq++)
+			put(j, seq,
+			    seq % 5 == 4 ? 20000 + (uint32_t)(seq * 977 % 40000)
+					 : (uint32_t)(seq * 37 % 700),
+			    seq % 3, seq);
+		/* a frame over a quarter of the buffer flushes what was
+		 * before it and goes to the mapping: seen at once */
+		uint64_t last_big = from;
+		for (uint64_t q = from; q < seq; q++)
+			if (q % 5 == 4)
+				last_big = q + 1;
+		cr_assert_eq(shmbus_journal_end(r), last_big,
+			     "round %d: end %llu", round,
+			     (unsigned long long)shmbus_journal_end(r));
+		if (round % 2)
+			cr_assert_eq(shmbus_journal_flush(j), 0);
+		else
+			cr_assert_eq(shmbus_journal_tick(j), 0);
+		cr_assert_eq(shmbus_journal_end(r), seq);
+		int rc;
+		while ((rc = shmbus_journal_iter_next(it, &e)) == 1) {
+			cr_assert_eq(e.rec.seq, got);
+			cr_assert(jt_same(e.rec.data, got, e.rec.len));
+			got++;
+		}
+		cr_assert_eq(rc, 0, "%s", shmbus_errmsg());
+		cr_assert_eq(got, seq, "round %d", round);
+	}
+	put(j, seq++, 10, 0, 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_eq(shmbus_journal_end(r), seq, "close flushed");
+	cr_assert_eq(shmbus_journal_flush(r), SHMBUS_EINVAL, "a reader");
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(r);
 	jt_rmrf(dir);
 }
 

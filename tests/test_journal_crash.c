@@ -27,15 +27,19 @@ struct shared {
 	_Atomic uint64_t ready;
 };
 
-/* A writer that appends from the journal's end until it is killed. */
-static void writer_child(const char *path, uint32_t policy,
+/* A writer that appends from the journal's end until it is killed.
+ * Buffered: an append counts once a flush (every 1..16) returned. */
+static void writer_child(const char *path, uint32_t policy, bool buffered,
 			 struct shared *sh)
 {
-	shmbus_journal_opts_t o = {.segment_size = 64 * KB,
-				   .retain_bytes = 2048 * KB,
-				   .sync = policy,
-				   .sync_every = 1 + (uint32_t)(getpid() % 16),
-				   .sync_interval_us = 500};
+	uint32_t every = 1 + (uint32_t)(getpid() % 16);
+	shmbus_journal_opts_t o = {
+		.flags = buffered ? SHMBUS_JOURNAL_BUFFERED : 0,
+		.segment_size = 64 * KB,
+		.retain_bytes = 2048 * KB,
+		.sync = policy,
+		.sync_every = every,
+		.sync_interval_us = 500};
 	shmbus_journal_t *j;
 	CHECK_OK(shmbus_journal_open(path, &o, &j));
 	static uint8_t buf[4096];
@@ -45,6 +49,8 @@ static void writer_child(const char *path, uint32_t policy,
 		if (shmbus_journal_append(j, seq, seq, 1, seq % 13, buf,
 					  len_of(seq)) != 0)
 			_exit(5);
+		if (buffered && (seq % every != 0 || shmbus_journal_flush(j)))
+			continue;
 		/* release: read by the parent after our death */
 		atomic_store_explicit(&sh->acked, seq + 1,
 				      memory_order_release);
@@ -61,9 +67,13 @@ static void check_journal(const char *path, uint64_t acked, int mode)
 	shmbus_journal_get_recovery(j, &rec);
 	if (mode == 1) /* killed inside an append */
 		cr_assert_eq(rec.cut_records, 1, "mid-record: %s", rec.reason);
+	if (mode == 4) /* a flush written whole, its chunk never opened */
+		cr_assert_eq(rec.cut_records, 0, "mid-flush: %s", rec.reason);
 	cr_assert_leq(rec.cut_records, 1, "%s", rec.reason);
 	uint64_t end = shmbus_journal_end(j);
 	cr_assert_geq(end, acked, "every returned append survives");
+	if (mode == 4)
+		cr_assert_gt(end, acked, "the unopened chunk is recovered");
 	shmbus_journal_stats_t st;
 	shmbus_journal_get_stats(j, &st);
 	shmbus_journal_iter_t *it;
@@ -83,11 +93,13 @@ static void check_journal(const char *path, uint64_t acked, int mode)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 }
 
-Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
-     .timeout = 240)
+/* Modes: 0 killed at a random time, else at a failpoint (1..4). A
+ * buffered writer is killed in a flush where an unbuffered one is killed
+ * mid-record (whose half stays in its buffer). */
+static void kill_writers(bool buffered)
 {
 	static const char *const fps[] = {NULL, "mid_record", "mid_seal",
-					  "mid_create"};
+					  "mid_create", "mid_flush"};
 	char dir[256], path[300];
 	jt_tmpdir(dir);
 	snprintf(path, sizeof(path), "%s/j", dir);
@@ -96,6 +108,8 @@ Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
 	for (uint64_t r = 0; r < rounds; r++) {
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		int mode = (int)(r % 4);
+		if (buffered && mode == 1)
+			mode = 4;
 		uint32_t policy = (uint32_t)(r / 4 % 3);
 		atomic_store(&sh->ready, 0);
 		pid_t pid = test_fork();
@@ -106,10 +120,12 @@ Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
 					 fps[mode],
 					 (unsigned long long)(mode == 1
 						 ? 1 + (seed >> 33) % 2000
+					 : mode == 4
+						 ? 1 + (seed >> 33) % 200
 						 : 1 + (seed >> 33) % 3));
 				setenv("SHMBUS_JOURNAL_FAILPOINT", spec, 1);
 			}
-			writer_child(path, policy, sh);
+			writer_child(path, policy, buffered, sh);
 		}
 		uint64_t start = shmbus_now_ns();
 		while (!atomic_load(&sh->ready) &&
@@ -134,6 +150,18 @@ Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
 			      mode);
 	}
 	jt_rmrf(dir);
+}
+
+Test(journal_crash, a_writer_killed_anywhere_loses_no_returned_append,
+     .timeout = 240)
+{
+	kill_writers(false);
+}
+
+Test(journal_crash, a_buffered_writer_killed_anywhere_loses_no_flushed_append,
+     .timeout = 240)
+{
+	kill_writers(true);
 }
 
 /* ------------------------------------------------------------ journaler */
@@ -252,8 +280,10 @@ Test(journal_crash, the_journaler_records_every_sequence_once,
 
 /* --------------------------------------------------------------- reader */
 
-Test(journal_crash, a_reader_process_follows_a_writer_process,
-     .timeout = 120)
+/* The reader never meets a record it cannot read whole, and what the
+ * control file says was appended is there. Buffered: flushed every 1..97
+ * appends, and never a glimpse inside a chunk the kernel is copying. */
+static void follow_writer(bool buffered)
 {
 	char dir[256], path[300];
 	jt_tmpdir(dir);
@@ -262,7 +292,9 @@ Test(journal_crash, a_reader_process_follows_a_writer_process,
 	struct shared *sh = shared_alloc(sizeof(*sh));
 	pid_t pid = test_fork();
 	if (pid == 0) {
-		shmbus_journal_opts_t o = {.segment_size = 64 * KB};
+		shmbus_journal_opts_t o = {
+			.flags = buffered ? SHMBUS_JOURNAL_BUFFERED : 0,
+			.segment_size = 64 * KB};
 		shmbus_journal_t *j;
 		CHECK_OK(shmbus_journal_open(path, &o, &j));
 		atomic_store(&sh->ready, 1);
@@ -271,6 +303,8 @@ Test(journal_crash, a_reader_process_follows_a_writer_process,
 			jt_fill(buf, seq, len_of(seq));
 			CHECK_OK(shmbus_journal_append(j, seq, seq, 1, 0, buf,
 						       len_of(seq)));
+			if (buffered && seq * 7919 % 97 == 0)
+				CHECK_OK(shmbus_journal_flush(j));
 			if (seq % 64 == 0)
 				sched_yield(); /* interleave with the reader */
 		}
@@ -311,4 +345,16 @@ Test(journal_crash, a_reader_process_follows_a_writer_process,
 	shmbus_journal_iter_close(it);
 	shmbus_journal_close(r);
 	jt_rmrf(dir);
+}
+
+Test(journal_crash, a_reader_process_follows_a_writer_process,
+     .timeout = 120)
+{
+	follow_writer(false);
+}
+
+Test(journal_crash, a_reader_process_follows_a_buffered_writer_process,
+     .timeout = 120)
+{
+	follow_writer(true);
 }
