@@ -153,6 +153,7 @@ static int take_opts(shmbus_journal_t *j, const shmbus_journal_opts_t *o)
 	j->seg_size = size;
 	j->retain_bytes = o->retain_bytes;
 	j->retain_age_ns = o->retain_age_ms * 1000000ull;
+	j->writeback_bytes = o->writeback_bytes;
 	j->mode = o->mode ? o->mode & 0777 : 0600;
 	j->channel_id = o->channel_id;
 	snprintf(j->channel, sizeof(j->channel), "%s",

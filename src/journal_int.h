@@ -62,6 +62,7 @@ struct jseg {
 	/* reading stopped here in an unsealed segment: a bad record */
 	uint64_t bad_off;
 	uint64_t synced_off; /* writer: bytes below it were synced */
+	uint64_t wb_off;     /* writer: write-back started below it */
 };
 
 struct journaler;
@@ -79,6 +80,7 @@ struct shmbus_journal {
 	uint64_t seg_size;
 	uint64_t retain_bytes;
 	uint64_t retain_age_ns;
+	uint64_t writeback_bytes;
 	uint32_t mode;
 	uint32_t channel_id;
 	char channel[JNAME_BYTES];

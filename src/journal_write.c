@@ -99,6 +99,22 @@ static void no_readahead(const shmbus_journal_t *j, struct jseg *s)
 		(void)madvise(s->map, s->map_size, MADV_RANDOM); /* a hint */
 }
 
+/* Start the disk writing what was flushed, without waiting (opts'
+ * writeback_bytes): whole pages only, unless the segment is done (the
+ * partial last page is written again by the next flush). */
+static void writeback_ahead(const shmbus_journal_t *j, struct jseg *s,
+			    bool sealing)
+{
+	uint64_t to = sealing ? s->end_off : s->end_off & ~(uint64_t)(PAGE - 1);
+	if (j->writeback_bytes == 0 || s->fd < 0 || to <= s->wb_off ||
+	    (!sealing && to - s->wb_off < j->writeback_bytes))
+		return;
+	/* a hint: a write-back error is reported by the next sync */
+	(void)sync_file_range(s->fd, (off_t)s->wb_off, (off_t)(to - s->wb_off),
+			      SYNC_FILE_RANGE_WRITE);
+	s->wb_off = to;
+}
+
 int jstage_init(shmbus_journal_t *j)
 {
 	j->stage = malloc(JSTAGE_BYTES);
@@ -143,6 +159,7 @@ int jflush(shmbus_journal_t *j)
 			      memory_order_release);
 	j->stage_fill = 0;
 	publish_end(j);
+	writeback_ahead(j, s, false);
 	return 0;
 }
 
@@ -211,6 +228,7 @@ int jseal(shmbus_journal_t *j, struct jseg *s)
 		rc = sync_seg(j, s);
 	if (rc)
 		return rc;
+	writeback_ahead(j, s, true);
 	JFAILPOINT(j, JFP_MID_SEAL);
 	struct jseg_header *h = (struct jseg_header *)s->map;
 	h->end_off = s->end_off;

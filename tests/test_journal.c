@@ -261,13 +261,19 @@ static void check_all(shmbus_journal_t *j, const struct model *m,
 		check_key(j, m, buf, rnd() % 5001, k % 3 ? 0 : rnd() % m->n);
 }
 
+/* Buffered: with write-back started every 64 KiB too. */
 static void round_trip(uint32_t flags, uint64_t n)
 {
-	char dir[256];
+	char dir[256], p[300];
 	jt_tmpdir(dir);
+	snprintf(p, sizeof(p), "%s/j", dir);
 	static struct model m;
 	model_build(&m, n, 5000);
-	shmbus_journal_t *j = jopen(dir, flags, 1 << 20);
+	shmbus_journal_opts_t o = {.flags = flags,
+				   .segment_size = 1 << 20,
+				   .writeback_bytes = 64 * KB};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
 	for (uint64_t i = 0; i < m.n; i++)
 		put(j, m.seq[i], m.len[i], m.key[i], m.ts[i]);
 	if (flags & SHMBUS_JOURNAL_BUFFERED) {

@@ -111,6 +111,14 @@ typedef struct shmbus_journal_opts {
 	uint64_t retain_bytes;
 	uint64_t retain_age_ms;
 	uint32_t mode; /* files; 0 = 0600 (the directory: 0700) */
+	/* SHMBUS_JOURNAL_BUFFERED: once this many bytes were flushed since
+	 * the last time, start the disk writing them (sync_file_range,
+	 * without waiting), and the rest of a segment as it is sealed: the
+	 * disk works while records are appended, so a later sync has
+	 * little left to wait for, and dirty pages do not pile up for the
+	 * kernel to write in a burst. A hint: nothing is promised before a
+	 * sync. 0 = the kernel's own schedule. 4 MiB or so suits a disk. */
+	uint64_t writeback_bytes;
 	/* written into new segment headers, for tools: channel name and id
 	 * (shmbus_journal_attach fills them from the channel) */
 	uint32_t channel_id;
