@@ -829,6 +829,7 @@ int shmbus_journal_close(shmbus_journal_t *j)
 	if (j->writer && j->ctl) /* relaxed: a hint for messages */
 		atomic_store_explicit(&j->ctl->writer_pid, 0,
 				      memory_order_relaxed);
+	jsealer_stop(j); /* its last index written */
 	for (uint32_t i = 0; i < j->nsegs; i++)
 		jseg_free(j->segs[i]);
 	free(j->segs);
@@ -860,6 +861,7 @@ int shmbus_journal_retain(shmbus_journal_t *j)
 	if (j == NULL || !j->writer)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "journal: retention needs the writer");
+	jsealer_wait(j); /* never under an index being written */
 	uint64_t now = jrealtime_ns();
 	int removed = 0;
 	/* never the last segment: the active one, or the next to be */

@@ -92,16 +92,21 @@ static void sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 		memcpy(a, src, n * sizeof(*a));
 }
 
-/* Reserved once per writer, for a segment of the smallest records, with
- * as much again for the sort: anonymous memory touched as used, and kept
- * from one segment to the next (pages faulted in once, not per segment). */
-int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
+/* Reserved once per writer, for segments of the smallest records: two
+ * key arrays (the writer fills one while the sealer thread sorts the
+ * other) and the sort's scratch. Anonymous memory touched as used, kept
+ * from one segment to the next (faulted in once, not per segment). */
+static uint64_t keys_cap(const shmbus_journal_t *j)
 {
 	/* every record takes at least a header */
-	uint64_t cap = (j->seg_size - JSEG_DATA_OFF) /
-		       sizeof(struct jrec_header);
+	return (j->seg_size - JSEG_DATA_OFF) / sizeof(struct jrec_header);
+}
+
+int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
+{
+	uint64_t cap = keys_cap(j);
 	if (j->keybuf == NULL) {
-		void *m = mmap(NULL, 2 * cap * sizeof(struct jidx_key),
+		void *m = mmap(NULL, 3 * cap * sizeof(struct jidx_key),
 			       PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			       -1, 0);
@@ -111,7 +116,7 @@ int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
 					     "key index");
 		j->keybuf = m;
 	}
-	s->wkeys = j->keybuf;
+	s->wkeys = j->keybuf + cap * j->keys_turn;
 	s->cap_wkeys = cap;
 	s->n_wkeys = 0;
 	return 0;
@@ -119,39 +124,55 @@ int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
 
 void jwkeys_free(struct jseg *s)
 {
-	s->wkeys = NULL; /* the writer's (jwkeys_init) */
+	s->wkeys = NULL; /* the writer's keybuf */
 	s->n_wkeys = s->cap_wkeys = 0;
+}
+
+void jwkeys_handed(shmbus_journal_t *j, struct jseg *s)
+{
+	jwkeys_free(s);
+	j->keys_turn ^= 1; /* the next segment fills the other array */
+}
+
+struct jidx_key *jkeybuf_tmp(const shmbus_journal_t *j)
+{
+	return j->keybuf + 2 * keys_cap(j);
 }
 
 void jkeybuf_free(shmbus_journal_t *j)
 {
 	if (j->keybuf)
-		munmap(j->keybuf, 2 * ((j->seg_size - JSEG_DATA_OFF) /
-				       sizeof(struct jrec_header)) *
-					  sizeof(struct jidx_key));
+		munmap(j->keybuf, 3 * keys_cap(j) * sizeof(struct jidx_key));
 	j->keybuf = NULL;
 }
 
-/* The writer's index of a segment it is sealing: the keys it noted as
- * records went in (sorted here, in place), the sparse entries it kept;
- * or, if it did not note them all, a walk of the segment. */
+int jindex_write_noted(shmbus_journal_t *j, uint64_t first_seq,
+		       const struct jindex *ix, struct jidx_key *tmp)
+{
+	sort_keys(ix->keys, tmp, ix->n_keys);
+	return jindex_write(j, first_seq, ix);
+}
+
+/* The writer's index of a segment it is sealing, here and now: the keys
+ * it noted as records went in, the sparse entries it kept; or, if it did
+ * not note them all, a walk of the segment. */
 int jindex_seal(shmbus_journal_t *j, struct jseg *s)
 {
 	if (s->wkeys == NULL || s->n_wkeys != s->count || s->live.e == NULL) {
 		struct jindex ix;
 		int rc = jindex_build(j, s, s->end_off, false, &ix);
 		if (rc == 0)
-			rc = jindex_write(j, s, &ix);
+			rc = jindex_write(j, s->first_seq, &ix);
 		jindex_free(&ix);
 		return rc;
 	}
-	sort_keys(s->wkeys, s->wkeys + s->cap_wkeys, s->n_wkeys);
 	struct jindex ix = {.sparse = s->live.e,
 			    .n_sparse = s->live.n,
 			    .keys = s->wkeys,
 			    .n_keys = s->n_wkeys,
 			    .end_off = s->end_off};
-	return jindex_write(j, s, &ix); /* ix borrows: nothing to free */
+	/* ix borrows: nothing to free */
+	return jindex_write_noted(j, s->first_seq, &ix, jkeybuf_tmp(j));
 }
 
 void jindex_free(struct jindex *ix)
@@ -254,7 +275,7 @@ static uint32_t body_crc(const struct jidx_sparse *sp, uint64_t n_sparse,
 	return c;
 }
 
-int jindex_write(shmbus_journal_t *j, struct jseg *s,
+int jindex_write(shmbus_journal_t *j, uint64_t first_seq,
 		 const struct jindex *ix)
 {
 	struct jidx_header h = {
@@ -262,7 +283,7 @@ int jindex_write(shmbus_journal_t *j, struct jseg *s,
 		.version = JOURNAL_VERSION,
 		.header_size = sizeof(h),
 		.journal_id = j->journal_id,
-		.first_seq = s->first_seq,
+		.first_seq = first_seq,
 		.end_off = ix->end_off,
 		.count = ix->n_keys,
 		.n_sparse = ix->n_sparse,
@@ -271,13 +292,13 @@ int jindex_write(shmbus_journal_t *j, struct jseg *s,
 	h.body_crc = body_crc(ix->sparse, ix->n_sparse, ix->keys, ix->n_keys);
 	h.header_crc = crc32c(&h, offsetof(struct jidx_header, header_crc), 0);
 	char tmp[48], name[40];
-	jname(tmp, s->first_seq, ".idx.tmp");
-	jname(name, s->first_seq, ".idx");
+	jname(tmp, first_seq, ".idx.tmp");
+	jname(name, first_seq, ".idx");
 	int fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			j->mode);
 	if (fd < 0)
 		return jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
-				 errno, j, s->first_seq, ".idx.tmp", "create");
+				 errno, j, first_seq, ".idx.tmp", "create");
 	int rc = 0;
 	if (fchmod(fd, j->mode) != 0 || write_all(fd, &h, sizeof(h)) ||
 	    write_all(fd, ix->sparse, ix->n_sparse * sizeof(*ix->sparse)) ||
@@ -286,10 +307,10 @@ int jindex_write(shmbus_journal_t *j, struct jseg *s,
 		rc = jerr_file(errno == ENOSPC || errno == EDQUOT
 				       ? SHMBUS_ENOMEM
 				       : SHMBUS_ESYS,
-			       errno, j, s->first_seq, ".idx.tmp", "write");
+			       errno, j, first_seq, ".idx.tmp", "write");
 	close(fd);
 	if (rc == 0 && renameat(j->dirfd, tmp, j->dirfd, name) != 0)
-		rc = jerr_file(SHMBUS_ESYS, errno, j, s->first_seq, ".idx",
+		rc = jerr_file(SHMBUS_ESYS, errno, j, first_seq, ".idx",
 			       "rename");
 	if (rc)
 		unlinkat(j->dirfd, tmp, 0);
@@ -357,6 +378,8 @@ static const char *map_index(shmbus_journal_t *j, struct jseg *s)
 
 int jindex_load(shmbus_journal_t *j, struct jseg *s)
 {
+	if (j->writer)
+		jsealer_wait(j); /* its file may be on the way */
 	if (s->keys || !s->sealed)
 		return s->keys ? 0 : SHMBUS_EINVAL;
 	if (s->idx_tried) /* neither the file nor a rebuild worked */
@@ -372,7 +395,7 @@ int jindex_load(shmbus_journal_t *j, struct jseg *s)
 		return rc;
 	j->st.indexes_rebuilt++;
 	if (j->writer)
-		jindex_write(j, s, &ix); /* else rebuilt again next time */
+		jindex_write(j, s->first_seq, &ix); /* else rebuilt again */
 	s->heap_sparse = ix.sparse;
 	s->heap_keys = ix.keys;
 	use_index(s, ix.sparse, ix.n_sparse, ix.keys, ix.n_keys);

@@ -101,6 +101,8 @@ struct shmbus_journal {
 	/* SHMBUS_JOURNAL_BUFFERED: frames of the active segment from
 	 * stage_off, not yet written to it (journal_write.c) */
 	struct jidx_key *keybuf; /* jwkeys_init */
+	uint32_t keys_turn;	 /* the keybuf array the writer fills */
+	struct jsealer *sealer;
 	uint8_t *stage;
 	uint64_t stage_off;
 	uint32_t stage_fill;
@@ -116,7 +118,7 @@ struct shmbus_journal {
  * in its environment at open, a writer kills itself (SIGKILL) the N-th time
  * it passes the place. Unarmed: one compare of a handle field.
  *   mid_record  payload half copied, no CRC, no marker
- *   mid_seal    index file written, seal block not
+ *   mid_seal    index handed to the sealer (written or not), seal block not
  *   mid_create  a new segment reserved under its temporary name
  *   mid_flush   a buffered flush written, its first marker not stored
  */
@@ -168,9 +170,13 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below);
 void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
 	       uint64_t next);
-/* writer: s->wkeys, in the writer's keybuf; done with them; unmap it */
+/* writer: s->wkeys, in the writer's keybuf; done with them; handed to
+ * the sealer (the next segment takes the other array); the sort's
+ * scratch; unmap the keybuf */
 int jwkeys_init(shmbus_journal_t *j, struct jseg *s);
 void jwkeys_free(struct jseg *s);
+void jwkeys_handed(shmbus_journal_t *j, struct jseg *s);
+struct jidx_key *jkeybuf_tmp(const shmbus_journal_t *j);
 void jkeybuf_free(shmbus_journal_t *j);
 
 /* journal_write.c */
@@ -197,8 +203,20 @@ int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
 void jindex_free(struct jindex *ix);
 /* Write a segment's index as it is sealed. */
 int jindex_seal(shmbus_journal_t *j, struct jseg *s);
-int jindex_write(shmbus_journal_t *j, struct jseg *s,
+int jindex_write(shmbus_journal_t *j, uint64_t first_seq,
 		 const struct jindex *ix);
+/* Sort the keys a writer noted (through tmp), then jindex_write. */
+int jindex_write_noted(shmbus_journal_t *j, uint64_t first_seq,
+		       const struct jindex *ix, struct jidx_key *tmp);
+
+/* journal_sealer.c: a writer's index sealing off its appending thread */
+struct jsealer;
+/* Hand s's noted index to the sealer thread (started at the first call):
+ * false if it cannot (keys not noted whole, no thread), and the caller
+ * seals the index itself. */
+bool jsealer_take(shmbus_journal_t *j, struct jseg *s);
+void jsealer_wait(shmbus_journal_t *j); /* the handed index is written */
+void jsealer_stop(shmbus_journal_t *j); /* at close */
 /* A sealed segment's index: its file, or rebuilt (and rewritten by a
  * writer). 0, or an error if the segment itself cannot be walked. */
 int jindex_load(shmbus_journal_t *j, struct jseg *s);

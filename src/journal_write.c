@@ -222,11 +222,16 @@ int shmbus_journal_tick(shmbus_journal_t *j)
 int jseal(shmbus_journal_t *j, struct jseg *s)
 {
 	int rc = s == j->active ? jflush(j) : 0;
-	if (rc == 0)
-		rc = jindex_seal(j, s);
-	if (rc == 0 && jsync_policy(j))
-		rc = sync_seg(j, s);
 	if (rc)
+		return rc;
+	/* the index: sorted and written by the sealer thread while we go
+	 * on, or here */
+	if (!jsealer_take(j, s)) {
+		jsealer_wait(j); /* its scratch is free */
+		if ((rc = jindex_seal(j, s)) != 0)
+			return rc;
+	}
+	if (jsync_policy(j) && (rc = sync_seg(j, s)) != 0)
 		return rc;
 	writeback_ahead(j, s, true);
 	JFAILPOINT(j, JFP_MID_SEAL);
