@@ -664,7 +664,9 @@ static int list_dir(shmbus_journal_t *j, bool opening)
 		if (cleanup && (strcmp(ext, ".seg.tmp") == 0 ||
 				strcmp(ext, ".idx.tmp") == 0)) {
 			unlinkat(j->dirfd, e->d_name, 0);
-			j->rec.removed += ext[1] == 's';
+			/* a reserved next segment was never one */
+			j->rec.removed += ext[1] == 's' &&
+					  first != JSEG_PREPARED;
 		} else if (strcmp(ext, ".seg") == 0 && !known(j, first) &&
 			   first <= upto) {
 			struct jseg *s;

@@ -181,6 +181,10 @@ void jkeybuf_free(shmbus_journal_t *j);
 
 /* journal_write.c */
 int jseal(shmbus_journal_t *j, struct jseg *s);
+/* Create tmp, reserve a whole segment in it and map it (a full disk is
+ * SHMBUS_ENOMEM): *fd and *map, or an error with nothing left behind. */
+int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
+		 int *fd, uint8_t **map);
 int jflush(shmbus_journal_t *j);
 int jstage_init(shmbus_journal_t *j); /* SHMBUS_JOURNAL_BUFFERED */
 int jsync_active(shmbus_journal_t *j);
@@ -217,6 +221,12 @@ struct jsealer;
 bool jsealer_take(shmbus_journal_t *j, struct jseg *s);
 void jsealer_wait(shmbus_journal_t *j); /* the handed index is written */
 void jsealer_stop(shmbus_journal_t *j); /* at close */
+/* Have the next segment's file reserved ahead (JSEG_PREPARED's name);
+ * take it, if it was: its fd and mapping. */
+void jsealer_prepare(shmbus_journal_t *j);
+bool jsealer_next(shmbus_journal_t *j, int *fd, uint8_t **map);
+/* the name a reserved next segment waits under, as a .seg.tmp */
+#define JSEG_PREPARED UINT64_MAX
 /* A sealed segment's index: its file, or rebuilt (and rewritten by a
  * writer). 0, or an error if the segment itself cannot be walked. */
 int jindex_load(shmbus_journal_t *j, struct jseg *s);

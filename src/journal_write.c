@@ -283,45 +283,60 @@ static void fill_header(const shmbus_journal_t *j, struct jseg_header *h,
 	h->header_crc = crc32c(h, offsetof(struct jseg_header, header_crc), 0);
 }
 
+int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
+		 int *fdp, uint8_t **mapp)
+{
+	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			j->mode);
+	if (fd < 0)
+		return jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
+				 errno, j, first, ".seg.tmp", "create");
+	int err = fchmod(fd, j->mode) != 0
+			  ? errno
+			  : posix_fallocate(fd, 0, (off_t)j->seg_size);
+	void *m = MAP_FAILED;
+	if (err == 0) {
+		m = mmap(NULL, j->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fd, 0);
+		if (m == MAP_FAILED)
+			err = errno;
+	}
+	if (err == 0) {
+		*fdp = fd;
+		*mapp = m;
+		return 0;
+	}
+	close(fd);
+	unlinkat(j->dirfd, tmp, 0);
+	return jerr_file(err == ENOSPC || err == EDQUOT ? SHMBUS_ENOMEM
+							: SHMBUS_ESYS,
+			 err, j, first, ".seg.tmp",
+			 "reserving %" PRIu64 " bytes for a segment",
+			 j->seg_size);
+}
+
 /* Made whole under a temporary name (reserved, mapped, header written),
  * then renamed into place: a crash leaves a .tmp file, never a segment
- * without its header. */
+ * without its header. The file is the one the sealer reserved ahead of
+ * this roll, if it did, else reserved here. */
 static int seg_create(shmbus_journal_t *j, uint64_t first)
 {
 	char tmp[48], name[40];
 	jname(name, first, ".seg");
-	jname(tmp, first, ".seg.tmp");
 	struct jseg *s = jseg_new(first);
 	if (s == NULL)
 		return SHMBUS_ENOMEM;
-	int rc = 0, err;
-	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-			j->mode);
-	if (fd < 0) {
-		rc = jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
-			       errno, j, first, ".seg.tmp", "create");
-		goto fail;
+	int rc = 0;
+	if (jsealer_next(j, &s->fd, &s->map)) {
+		jname(tmp, JSEG_PREPARED, ".seg.tmp");
+	} else {
+		jname(tmp, first, ".seg.tmp");
+		if ((rc = jseg_reserve(j, tmp, first, &s->fd, &s->map)) != 0) {
+			jseg_free(s);
+			return rc;
+		}
 	}
-	s->fd = fd;
-	err = fchmod(fd, j->mode) != 0 ? errno
-					: posix_fallocate(fd, 0,
-							  (off_t)j->seg_size);
-	if (err) {
-		rc = jerr_file(err == ENOSPC || err == EDQUOT ? SHMBUS_ENOMEM
-							      : SHMBUS_ESYS,
-			       err, j, first, ".seg.tmp",
-			       "reserving %" PRIu64 " bytes for a segment",
-			       j->seg_size);
-		goto fail;
-	}
-	void *m = mmap(NULL, j->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       fd, 0);
-	if (m == MAP_FAILED) {
-		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
-			       "mmap");
-		goto fail;
-	}
-	s->map = m;
+	uint8_t *m = s->map;
 	s->map_size = j->seg_size;
 	s->writable = true;
 	s->synced_off = JSEG_DATA_OFF;
@@ -368,10 +383,14 @@ static int roll(shmbus_journal_t *j, uint64_t seq, uint64_t frame)
 				     "of %" PRIu64,
 				     j->dir, frame, j->seg_size);
 	int rc;
-	if (j->active && (rc = jseal(j, j->active)) != 0)
+	bool rolling = j->active != NULL;
+	if (rolling && (rc = jseal(j, j->active)) != 0)
 		return rc;
 	if ((rc = seg_create(j, seq)) != 0)
 		return rc;
+	/* a journal that fills segments: the next one's file ahead */
+	if (rolling)
+		jsealer_prepare(j);
 	if (j->retain_bytes || j->retain_age_ns)
 		shmbus_journal_retain(j); /* a failure leaves more, not less */
 	return 0;

@@ -316,6 +316,65 @@ Test(journal, buffered_round_trip_by_sequence_time_and_key, .timeout = 240)
 	round_trip(SHMBUS_JOURNAL_BUFFERED, scaled(1000000));
 }
 
+static bool reserved_ahead(const char *jdir)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/%020llu.seg.tmp", jdir,
+		 (unsigned long long)UINT64_MAX);
+	return access(p, F_OK) == 0;
+}
+
+/* A journal that fills segments has the next one's file reserved ahead
+ * (the roll only writes its header and renames it); a journal that never
+ * filled one has none; close removes an unused one, and so does the next
+ * open after a crash, without counting it as a segment removed. */
+Test(journal, the_next_segment_is_reserved_ahead_and_cleaned_up)
+{
+	char dir[256], p[300];
+	jt_tmpdir(dir);
+	snprintf(p, sizeof(p), "%s/j", dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 64 * KB);
+	put(j, 0, 100, 0, 0);
+	cr_assert_eq(shmbus_journal_flush(j), 0);
+	cr_assert_not(reserved_ahead(p), "not before a segment filled");
+	uint64_t seq = 1;
+	for (; seq < 2000; seq++) /* about three segments */
+		put(j, seq, 100, seq % 7, seq);
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	cr_assert_geq(st.sealed, 2);
+	uint64_t t0 = shmbus_now_ns();
+	while (!reserved_ahead(p) && shmbus_now_ns() - t0 < 5000000000ull)
+		usleep(1000);
+	cr_assert(reserved_ahead(p), "reserved after a roll");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_not(reserved_ahead(p), "close removes it");
+
+	pid_t pid = test_fork();
+	if (pid == 0) { /* fill a segment, wait for the next, die */
+		shmbus_journal_opts_t o = {.segment_size = 64 * KB};
+		shmbus_journal_t *w;
+		CHECK_OK(shmbus_journal_open(p, &o, &w));
+		static uint8_t buf[100];
+		for (uint64_t q = seq; q < seq + 1000; q++)
+			CHECK_OK(shmbus_journal_append(w, q, q, 7, 0, buf, 100));
+		while (!reserved_ahead(p))
+			usleep(1000);
+		kill(getpid(), SIGKILL);
+	}
+	cr_assert_eq(child_status(pid), 128 + SIGKILL);
+	cr_assert(reserved_ahead(p));
+	j = jopen(dir, 0, 0);
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert_not(reserved_ahead(p), "the open cleaned it up");
+	cr_assert_eq(rec.removed, 0, "not a segment");
+	cr_assert_eq(shmbus_journal_end(j), seq + 1000);
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_close(j);
+	jt_rmrf(dir);
+}
+
 /* A buffered writer: readers see nothing of a chunk before its flush and
  * all of it after; frames too large for the buffer go around it, in
  * order; close flushes. */
