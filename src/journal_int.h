@@ -224,6 +224,10 @@ void jsealer_stop(shmbus_journal_t *j); /* at close */
 /* Have the next segment's file reserved ahead (JSEG_PREPARED's name);
  * take it, if it was: its fd and mapping. */
 void jsealer_prepare(shmbus_journal_t *j);
+/* Start the disk writing [from, to) of the file fd (the sealer's dup of
+ * it), without waiting; dropped if too many are queued (a hint). */
+void jsealer_writeback(shmbus_journal_t *j, int fd, uint64_t from,
+		       uint64_t to);
 bool jsealer_next(shmbus_journal_t *j, int *fd, uint8_t **map);
 /* the name a reserved next segment waits under, as a .seg.tmp */
 #define JSEG_PREPARED UINT64_MAX

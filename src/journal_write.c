@@ -99,19 +99,17 @@ static void no_readahead(const shmbus_journal_t *j, struct jseg *s)
 		(void)madvise(s->map, s->map_size, MADV_RANDOM); /* a hint */
 }
 
-/* Start the disk writing what was flushed, without waiting (opts'
- * writeback_bytes): whole pages only, unless the segment is done (the
+/* Have the disk start writing what was flushed (opts' writeback_bytes),
+ * by the sealer thread: whole pages only, unless the segment is done (the
  * partial last page is written again by the next flush). */
-static void writeback_ahead(const shmbus_journal_t *j, struct jseg *s,
+static void writeback_ahead(shmbus_journal_t *j, struct jseg *s,
 			    bool sealing)
 {
 	uint64_t to = sealing ? s->end_off : s->end_off & ~(uint64_t)(PAGE - 1);
 	if (j->writeback_bytes == 0 || s->fd < 0 || to <= s->wb_off ||
 	    (!sealing && to - s->wb_off < j->writeback_bytes))
 		return;
-	/* a hint: a write-back error is reported by the next sync */
-	(void)sync_file_range(s->fd, (off_t)s->wb_off, (off_t)(to - s->wb_off),
-			      SYNC_FILE_RANGE_WRITE);
+	jsealer_writeback(j, s->fd, s->wb_off, to);
 	s->wb_off = to;
 }
 

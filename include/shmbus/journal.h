@@ -112,8 +112,9 @@ typedef struct shmbus_journal_opts {
 	uint64_t retain_age_ms;
 	uint32_t mode; /* files; 0 = 0600 (the directory: 0700) */
 	/* SHMBUS_JOURNAL_BUFFERED: once this many bytes were flushed since
-	 * the last time, start the disk writing them (sync_file_range,
-	 * without waiting), and the rest of a segment as it is sealed: the
+	 * the last time, have the disk start writing them, and the rest of
+	 * a segment as it is sealed (sync_file_range, by the writer's helper
+	 * thread: the appending thread never waits for the device): the
 	 * disk works while records are appended, so a later sync has
 	 * little left to wait for, and dirty pages do not pile up for the
 	 * kernel to write in a burst. A hint: nothing is promised before a
