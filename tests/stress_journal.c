@@ -40,7 +40,10 @@ static void fail(const char *what, unsigned long a, unsigned long b)
 static void *journaler(void *arg)
 {
 	(void)arg;
-	shmbus_journal_opts_t jo = {.segment_size = 65536};
+	/* small segments and write-back: the sealer thread's hand-offs
+	 * (index, next segment, write-back) happen dozens of times */
+	shmbus_journal_opts_t jo = {.segment_size = 65536,
+				    .writeback_bytes = 16384};
 	shmbus_journal_attach_opts_t ao = {.wait = SHMBUS_WAIT_YIELD,
 					   .journal = &jo};
 	shmbus_journal_t *j;
