@@ -3,7 +3,9 @@
  * speed measured in the same run, in the same directory.
  *
  * Write: shmbus_journal_append of --count records (64 B and 1 KiB payloads
- * by default) under each durability policy, against a plain write() loop
+ * by default) under each durability policy (policy none both through the
+ * mapping and buffered; the others buffered, as the journaler writes),
+ * against a plain write() loop
  * of the same number of bytes (the frames' bytes: header + payload +
  * padding) to a file beside it. Replay: shmbus_journal_replay to a handler
  * that reads each payload's first and last byte, against a read() loop of
@@ -141,13 +143,30 @@ static uint64_t frame_bytes(uint32_t size)
 	return (FRAME_HEADER + size + 7) & ~7ull;
 }
 
+/* The journaler's batch: a buffered writer flushes after so many. */
+#define FLUSH_EVERY 256u
+
 /* Append count records; 0 and the elapsed time, or -1. to_disk: a final
- * shmbus_journal_sync also under policy none (inside the time). */
+ * shmbus_journal_sync also under policy none (inside the time).
+ * buffered: SHMBUS_JOURNAL_BUFFERED, flushed every FLUSH_EVERY records
+ * as the journaler does at the end of each batch. */
+enum writer { MAPPED, BUFFERED, WRITEBACK, WRITERS };
+static const char *const writer_name[WRITERS] = {"", ", buffered",
+						 ", buffered+writeback"};
+#define WRITEBACK_BYTES (4u << 20)
+
 static int journal_write(const struct bench_opts *o, const char *dir,
 			 const struct policy *p, uint32_t size,
-			 uint64_t count, bool to_disk, uint64_t *ns)
+			 uint64_t count, bool to_disk, enum writer w,
+			 uint64_t *ns, uint64_t *worst)
 {
-	shmbus_journal_opts_t jo = {.sync = p->sync,
+	bool buffered = w != MAPPED;
+	shmbus_journal_opts_t jo = {.flags = buffered ? SHMBUS_JOURNAL_BUFFERED
+						      : 0,
+				    .writeback_bytes = w == WRITEBACK
+							       ? WRITEBACK_BYTES
+							       : 0,
+				    .sync = p->sync,
 				    .sync_every = p->every,
 				    .sync_interval_us = p->interval_us};
 	shmbus_journal_t *j;
@@ -157,11 +176,24 @@ static int journal_write(const struct bench_opts *o, const char *dir,
 	}
 	uint8_t *buf = calloc(1, size);
 	int rc = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), tb = t0;
+	*worst = 0;
 	for (uint64_t i = 0; i < count && rc == 0; i++) {
 		memcpy(buf, &i, size < 8 ? size : 8);
 		rc = shmbus_journal_append(j, i, i, 1, i & 1023, buf, size);
+		if (i % FLUSH_EVERY != FLUSH_EVERY - 1)
+			continue;
+		if (rc == 0 && buffered)
+			rc = shmbus_journal_flush(j);
+		/* the longest stretch of FLUSH_EVERY appends: a segment's
+		 * seal stops the writer inside one */
+		uint64_t t = now_ns();
+		if (t - tb > *worst)
+			*worst = t - tb;
+		tb = t;
 	}
+	if (rc == 0 && buffered)
+		rc = shmbus_journal_flush(j); /* the last records too */
 	if (rc == 0 && (to_disk || p->sync != SHMBUS_JOURNAL_SYNC_NONE))
 		rc = shmbus_journal_sync(j); /* the last records too */
 	*ns = now_ns() - t0;
@@ -246,34 +278,41 @@ static double median3(double a, double b, double c)
 	return a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
 }
 
-/* Write rounds, alternating raw and journal (policy none) so that both
- * see the same disk: medians of ROUNDS. to_disk: both end with their
- * data on the disk (raw: fdatasync; journal: shmbus_journal_sync), the
- * disk's sequential speed; else both end in the page cache. */
+/* Write rounds, alternating raw and each journal writer (policy none), so
+ * that all see the same disk: medians of ROUNDS. to_disk: all end with
+ * their data on the disk (raw: fdatasync; journal: shmbus_journal_sync),
+ * the disk's sequential speed; else all end in the page cache. */
 #define ROUNDS 3
 static int write_none(const struct bench_opts *o, const char *base,
 		      uint32_t size, uint64_t count, bool to_disk,
-		      double *raw_bps, double *rec_s)
+		      double *raw_bps, double rec_s[WRITERS],
+		      uint64_t worst[WRITERS])
 {
 	char raw[600], dir[600];
 	snprintf(raw, sizeof(raw), "%s/raw", base);
 	snprintf(dir, sizeof(dir), "%s/j-none", base);
 	uint64_t bytes = count * frame_bytes(size);
-	double r[ROUNDS], jr[ROUNDS];
+	double r[ROUNDS], jr[WRITERS][ROUNDS];
+	memset(worst, 0, WRITERS * sizeof(*worst));
 	for (int k = 0; k < ROUNDS; k++) {
 		unlink(raw);
 		settle(base);
 		r[k] = raw_write(raw, bytes, to_disk);
-		bench_rmrf(dir);
-		settle(base);
-		uint64_t ns;
-		if (journal_write(o, dir, &policies[0], size, count, to_disk,
-				  &ns))
-			return 1;
-		jr[k] = (double)count / ((double)ns / 1e9);
+		for (int w = 0; w < WRITERS; w++) {
+			bench_rmrf(dir);
+			settle(base);
+			uint64_t ns, wt;
+			if (journal_write(o, dir, &policies[0], size, count,
+					  to_disk, (enum writer)w, &ns, &wt))
+				return 1;
+			jr[w][k] = (double)count / ((double)ns / 1e9);
+			if (wt > worst[w])
+				worst[w] = wt;
+		}
 	}
 	*raw_bps = median3(r[0], r[1], r[2]);
-	*rec_s = median3(jr[0], jr[1], jr[2]);
+	for (int w = 0; w < WRITERS; w++)
+		rec_s[w] = median3(jr[w][0], jr[w][1], jr[w][2]);
 	return 0;
 }
 
@@ -285,28 +324,46 @@ static int one_size(const struct bench_opts *o, const char *base,
 	char raw[600], dir[600];
 	snprintf(raw, sizeof(raw), "%s/raw", base);
 	uint64_t bytes = count * frame_bytes(size);
-	double raw_w, rec_s, raw_ws, rec_ds;
-	if (write_none(o, base, size, count, true, &raw_ws, &rec_ds) ||
-	    write_none(o, base, size, count, false, &raw_w, &rec_s))
+	double raw_w, rec_s[WRITERS], raw_ws, rec_ds[WRITERS];
+	uint64_t worst_ds[WRITERS], worst[WRITERS];
+	if (write_none(o, base, size, count, true, &raw_ws, rec_ds,
+		       worst_ds) ||
+	    write_none(o, base, size, count, false, &raw_w, rec_s, worst))
 		return 1;
 	report_note(o,
 		    "\njournal %u B: raw write() of %.0f MB: %.0f MB/s to the "
 		    "disk (a final fdatasync), %.0f MB/s to the page cache "
 		    "(medians of %d, alternating with the journal)",
 		    size, bytes / 1e6, raw_ws / 1e6, raw_w / 1e6, ROUNDS);
-	report_tp(o, "write none+final sync", size, count, rec_ds, raw_ws,
-		  "raw write+fdatasync");
-	report_tp(o, "write none", size, count, rec_s, raw_w,
-		  "raw write to the page cache");
+	char v[48];
+	for (int w = 0; w < WRITERS; w++) {
+		snprintf(v, sizeof(v), "write none+sync%s", writer_name[w]);
+		report_tp(o, v, size, count, rec_ds[w], raw_ws,
+			  "raw write+fdatasync");
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		snprintf(v, sizeof(v), "write none%s", writer_name[w]);
+		report_tp(o, v, size, count, rec_s[w], raw_w,
+			  "raw write to the page cache");
+	}
+	report_tp(o, "write none, buffered, vs the disk", size, count,
+		  rec_s[BUFFERED], raw_ws, "raw write+fdatasync");
+	report_note(o,
+		    "journal %u B: longest stretch of %u appends (the "
+		    "writer stopped by a seal or the kernel), to the page "
+		    "cache: mapped %.2f ms, buffered %.2f, with write-back "
+		    "%.2f",
+		    size, FLUSH_EVERY, worst[MAPPED] / 1e6,
+		    worst[BUFFERED] / 1e6, worst[WRITEBACK] / 1e6);
 	for (size_t i = 1; i < sizeof(policies) / sizeof(policies[0]); i++) {
 		const struct policy *p = &policies[i];
 		uint64_t n = count / p->count_div ? count / p->count_div : 1;
 		snprintf(dir, sizeof(dir), "%s/j-%s", base, p->name);
-		uint64_t ns;
+		uint64_t ns, wt;
 		settle(base);
-		if (journal_write(o, dir, p, size, n, false, &ns))
+		if (journal_write(o, dir, p, size, n, false, BUFFERED, &ns,
+				  &wt))
 			return 1;
-		char v[48];
 		snprintf(v, sizeof(v), "write %s", p->name);
 		report_tp(o, v, size, n, (double)n / ((double)ns / 1e9), raw_ws,
 			  "raw write+fdatasync");
