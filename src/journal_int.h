@@ -243,6 +243,9 @@ int jsparse_time(const struct jidx_sparse *e, uint32_t n, uint64_t ts);
 uint64_t jkeys_lower(const struct jidx_key *k, uint64_t n, uint64_t key);
 
 /* journal_read.c */
+/* Count retention's skips only below x (a replay-then-live reader's
+ * switch point: the ring has the rest). */
+void jiter_count_skips_below(shmbus_journal_iter_t *it, uint64_t x);
 int jread_all(shmbus_journal_t *j, const shmbus_journal_query_t *q,
 	      int (*each)(const shmbus_journal_entry_t *e, void *arg),
 	      void *arg, uint64_t *count);

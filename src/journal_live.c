@@ -50,6 +50,7 @@ struct journal_live {
 	bool held; /* an ordered policy holds at e until due */
 	uint64_t due;
 	uint32_t attempts;
+	uint64_t skipped; /* the iterator's, counted into missed */
 };
 
 /* The journaler's name, from the control file's seqlock (journal_attach.c
@@ -148,6 +149,12 @@ static int fetch(shmbus_sub_t *s, struct journal_live *lv)
 	int rc = shmbus_journal_iter_next(lv->it, &lv->e);
 	if (rc == SHMBUS_ECORRUPT)
 		s->stats.missed++; /* reported, never delivered */
+	/* retention removed a segment before we read it: missed, counted */
+	uint64_t sk = shmbus_journal_iter_skipped(lv->it);
+	if (sk != lv->skipped) {
+		s->stats.missed += sk - lv->skipped;
+		lv->skipped = sk;
+	}
 	if (rc == 1 && (int64_t)(lv->e.rec.seq - lv->switch_at) >= 0)
 		rc = 2;
 	lv->have = rc == 1;
@@ -340,6 +347,7 @@ static void live_attach(shmbus_sub_t *s, struct journal_live *lv,
 		live_release(lv); /* starts at or after X: the ring alone */
 		return;
 	}
+	jiter_count_skips_below(lv->it, lv->switch_at);
 	/* what retention removed after `from` is missed, and said so */
 	if (!(q->flags & SHMBUS_JOURNAL_BY_TIME) && q->from_seq &&
 	    q->from_seq < first)

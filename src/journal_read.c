@@ -45,6 +45,8 @@ struct shmbus_journal_iter {
 	uint64_t kpos; /* key index: the next entry */
 	uint64_t after; /* the next record's sequence must be above it */
 	bool any;	/* ... unless no record was read in this segment */
+	uint64_t skipped; /* sequences retention removed before we read them */
+	uint64_t skip_cap; /* ... counted below it (jiter_count_skips_below) */
 };
 
 #define QUERY_FLAGS                                                           \
@@ -70,6 +72,7 @@ int shmbus_journal_iter_open(shmbus_journal_t *j,
 	it->j = j;
 	it->q = *q;
 	it->to = q->to_seq ? q->to_seq : UINT64_MAX;
+	it->skip_cap = it->to;
 	it->time_pending = (q->flags & SHMBUS_JOURNAL_BY_TIME) != 0;
 	*out = it;
 	return 0;
@@ -182,6 +185,33 @@ static int start(shmbus_journal_iter_t *it)
 	return enter(it, i, true);
 }
 
+/* Moving on from it->after to a segment that starts at next_first: the
+ * sequences between that retention removed before we read them (the
+ * control file's first_seq, raised before a removal, passed us). */
+static void note_retention(shmbus_journal_iter_t *it, uint64_t next_first)
+{
+	uint64_t expected = it->after + 1;
+	/* acquire: pairs with nothing stronger than the unlink after the
+	 * writer's store; a hint that is at worst one removal late */
+	uint64_t first = atomic_load_explicit(&it->j->ctl->first_seq,
+					      memory_order_acquire);
+	uint64_t upto = first < next_first ? first : next_first;
+	if (upto > it->skip_cap)
+		upto = it->skip_cap;
+	if (upto > expected)
+		it->skipped += upto - expected;
+}
+
+void jiter_count_skips_below(shmbus_journal_iter_t *it, uint64_t x)
+{
+	it->skip_cap = x;
+}
+
+uint64_t shmbus_journal_iter_skipped(const shmbus_journal_iter_t *it)
+{
+	return it ? it->skipped : 0;
+}
+
 /* Segments were removed (retention): find ours, or the first after it. */
 static int refind(shmbus_journal_iter_t *it)
 {
@@ -199,6 +229,7 @@ static int refind(shmbus_journal_iter_t *it)
 		it->positioned = false;
 		return 0;
 	}
+	note_retention(it, j->segs[next]->first_seq);
 	return enter(it, next, true);
 }
 
@@ -227,6 +258,7 @@ static int next_segment(shmbus_journal_iter_t *it)
 		it->done = true;
 		return 0;
 	}
+	note_retention(it, j->segs[it->seg + 1]->first_seq);
 	int rc = enter(it, it->seg + 1, true);
 	return rc ? rc : 1;
 }

@@ -229,6 +229,12 @@ SHMBUS_API int shmbus_journal_iter_open(shmbus_journal_t *j,
 SHMBUS_API int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 					shmbus_journal_entry_t *e);
 SHMBUS_API void shmbus_journal_iter_close(shmbus_journal_iter_t *it);
+/* Sequences this iterator passed over because retention removed their
+ * segment before it read them (counted from the journal's oldest kept
+ * sequence when it moved on; a range of sequences, so it includes any
+ * gaps the bus left in it). 0 if none: then nothing was skipped. */
+SHMBUS_API uint64_t
+shmbus_journal_iter_skipped(const shmbus_journal_iter_t *it);
 
 /*
  * Replay a query to a bus handler (the same handlers that subscribers
