@@ -407,6 +407,15 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 	 * cursor: ours starts at or before it and covers it */
 	live_release(s->live);
 	s->live = NULL;
+	/* ... or (evict policy) counted [its cursor, X) as missed: what the
+	 * journal part delivers of that is not */
+	if (s->away_from != UINT64_MAX && !(q.flags & SHMBUS_JOURNAL_BY_TIME)) {
+		uint64_t start = q.from_seq > s->away_from ? q.from_seq
+							   : s->away_from;
+		uint64_t back = start < s->next_seq ? s->next_seq - start : 0;
+		s->stats.missed -= back < s->stats.missed ? back
+							  : s->stats.missed;
+	}
 	live_attach(s, lv, &q, first);
 	*out = s;
 	return 0;
