@@ -1738,6 +1738,52 @@ Test(tool, journal_dump_follows_a_live_writer)
 	bg_remove(prefix);
 }
 
+/* A follower that retention passes says how much it lost, on stderr,
+ * and what it printed plus that is every sequence. */
+Test(tool, journal_dump_says_what_retention_took_from_a_follower)
+{
+	char dir[256], path[300], prefix[64];
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-jr-%d", (int)getpid());
+	shmbus_journal_opts_t jo = {.segment_size = 65536,
+				    .retain_bytes = 3 * 65536};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0);
+	uint64_t v;
+	for (v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	const char *args[] = {"journal", "dump", path, "--follow", NULL};
+	pid_t dump = tool_bg(prefix, args);
+	for (int i = 0; i < 400 && lines_of(out) < 5; i++) {
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	cr_assert_eq(lines_of(out), 5, "%s", out);
+	kill(dump, SIGSTOP); /* asleep while 20 segments go by */
+	for (; v < 20000; v++)
+		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	kill(dump, SIGCONT);
+	uint64_t printed = 0, lost = 0;
+	for (int i = 0; i < 400 && printed + lost < v; i++) {
+		usleep(25000);
+		slurp(prefix, "err");
+		lost = 0;
+		for (const char *e = out; (e = strstr(e, "retention removed "));
+		     e++)
+			lost += strtoull(e + 18, NULL, 10);
+		slurp(prefix, "out");
+		printed = lines_of(out);
+	}
+	kill(dump, SIGTERM);
+	cr_expect_eq(exit_within(dump, 10), 0);
+	cr_expect_gt(lost, 10000, "lost %llu", (unsigned long long)lost);
+	cr_expect_eq(printed + lost, v, "printed %llu + lost %llu",
+		     (unsigned long long)printed, (unsigned long long)lost);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	bg_remove(prefix);
+}
+
 static struct {
 	uint64_t seq[512], key[512], origin[512];
 	uint32_t flags[512];

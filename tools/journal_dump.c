@@ -50,10 +50,18 @@ static int dump(const struct jopts *o, const char *dir, shmbus_journal_t *j,
 	shmbus_journal_entry_t e;
 	if (shmbus_journal_iter_open(j, &o->q, &it))
 		return cli_fail(o->cmd, shmbus_errmsg());
-	uint64_t printed = 0, bad = 0;
+	uint64_t printed = 0, bad = 0, gone = 0;
 	int idle = 0, rc = 0;
 	while (rc == 0 && (!o->count || printed < o->count)) {
 		int r = shmbus_journal_iter_next(it, &e);
+		uint64_t sk = shmbus_journal_iter_skipped(it);
+		if (sk != gone) { /* we fell behind retention: said */
+			fprintf(stderr,
+				"shmbus %s: retention removed %llu sequences "
+				"before they were read\n",
+				o->cmd, (unsigned long long)(sk - gone));
+			gone = sk;
+		}
 		if (r == 1) {
 			idle = 0;
 			printed++;
