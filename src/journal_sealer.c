@@ -74,30 +74,10 @@ static void *sealing(void *arg)
 		while (z->wb_head == z->wb_tail && !z->pending &&
 		       !z->want_next && !z->stop)
 			pthread_cond_wait(&z->cv, &z->mu);
-		if (z->wb_head != z->wb_tail) { /* short: first */
-			uint32_t i = z->wb_head++ % WB_SLOTS;
-			int fd = z->wb[i].fd;
-			uint64_t from = z->wb[i].from, to = z->wb[i].to;
-			pthread_mutex_unlock(&z->mu);
-			/* a hint: a write-back error is reported by the
-			 * next sync */
-			(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
-					      SYNC_FILE_RANGE_WRITE);
-			close(fd);
-			pthread_mutex_lock(&z->mu);
-		} else if (z->pending) {
-			pthread_mutex_unlock(&z->mu);
-			/* a failure leaves no index file: readers build the
-			 * index from the segment, the writer writes it again
-			 * on use */
-			(void)jindex_write_noted(j, z->first_seq, &z->ix,
-						 z->tmp);
-			free(z->ix.sparse);
-			pthread_mutex_lock(&z->mu);
-			z->ix.sparse = NULL;
-			z->pending = false;
-			pthread_cond_broadcast(&z->cv);
-		} else if (z->want_next) {
+		/* first what the writer may wait for: the next file (a
+		 * roll), the index (the next hand-off); write-back, which
+		 * can block for long in the device's queue, last */
+		if (z->want_next) {
 			pthread_mutex_unlock(&z->mu);
 			char tmp[48];
 			jname(tmp, JSEG_PREPARED, ".seg.tmp");
@@ -112,6 +92,29 @@ static void *sealing(void *arg)
 			z->next_map = m;
 			z->want_next = false;
 			pthread_cond_broadcast(&z->cv);
+		} else if (z->pending) {
+			pthread_mutex_unlock(&z->mu);
+			/* a failure leaves no index file: readers build the
+			 * index from the segment, the writer writes it again
+			 * on use */
+			(void)jindex_write_noted(j, z->first_seq, &z->ix,
+						 z->tmp);
+			free(z->ix.sparse);
+			pthread_mutex_lock(&z->mu);
+			z->ix.sparse = NULL;
+			z->pending = false;
+			pthread_cond_broadcast(&z->cv);
+		} else if (z->wb_head != z->wb_tail) {
+			uint32_t i = z->wb_head++ % WB_SLOTS;
+			int fd = z->wb[i].fd;
+			uint64_t from = z->wb[i].from, to = z->wb[i].to;
+			pthread_mutex_unlock(&z->mu);
+			/* a hint: a write-back error is reported by the
+			 * next sync */
+			(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
+					      SYNC_FILE_RANGE_WRITE);
+			close(fd);
+			pthread_mutex_lock(&z->mu);
 		} else {
 			break; /* stopped, nothing left */
 		}
