@@ -17,8 +17,13 @@
  *   - Any number of read-only handles (SHMBUS_JOURNAL_READONLY), in any
  *     process, also while the writer appends: a reader never sees a record
  *     before it is complete (the writer release-stores each record's marker
- *     after its bytes) and never returns a record whose CRC fails.
+ *     after its bytes; a buffered writer, a chunk's first marker after the
+ *     chunk) and never returns a record whose CRC fails.
  *   - A handle, and an iterator, belong to one thread at a time.
+ *   - A writer that fills a segment starts a helper thread (it sorts and
+ *     writes sealed segments' indexes, reserves the next file; all
+ *     signals blocked): a writer handle belongs to the process that
+ *     opened it, and is not used across fork().
  *
  * Sequences are the bus's: strictly increasing, gaps allowed (a gap is a
  * tombstone the bus skipped, a loss of an overwrite channel, or records
@@ -47,8 +52,9 @@ typedef struct shmbus_journal_iter shmbus_journal_iter_t;
 /*
  * When appended records reach the disk. Every policy survives the death of
  * the writing process: records live in the page cache as soon as
- * shmbus_journal_append returns (SHMBUS_JOURNAL_BUFFERED: once flushed). The policies differ in what survives a
- * crash of the machine (kernel panic, power loss):
+ * shmbus_journal_append returns (SHMBUS_JOURNAL_BUFFERED: once flushed).
+ * The policies differ in what survives a crash of the machine (kernel
+ * panic, power loss):
  *
  *   NONE      nothing is promised; the kernel writes back when it likes
  *             (typically within 30 s). Fastest.
@@ -166,8 +172,9 @@ SHMBUS_API int shmbus_journal_sync(shmbus_journal_t *j);
  * nothing. For idle loops. */
 SHMBUS_API int shmbus_journal_tick(shmbus_journal_t *j);
 /* SHMBUS_JOURNAL_BUFFERED: write the buffered appends to the file (one
- * pwrite), where readers see them. 0 at once for an unbuffered handle. A
- * failure is sticky, as a failed sync is. */
+ * pwrite), where readers see them. 0 at once for an unbuffered writer,
+ * SHMBUS_EINVAL for a read-only handle. A failure is sticky, as a failed
+ * sync is. */
 SHMBUS_API int shmbus_journal_flush(shmbus_journal_t *j);
 
 /*
