@@ -190,6 +190,9 @@ static bool deliver(shmbus_sub_t *s, struct journal_live *lv)
 	if (lv->held)
 		s->stats.retried++;
 	lv->held = false;
+	/* a hold at X the name resumed with belongs to the ring part: a
+	 * failure here must not take its place, nor its attempt count */
+	struct retry_hold ring = s->hold;
 	if (dispatch(s, &r) == RETRY_CONSUMED)
 		return true;
 	/* an ordered policy holds: here, not in the row (the row's cursor
@@ -197,8 +200,13 @@ static bool deliver(shmbus_sub_t *s, struct journal_live *lv)
 	lv->held = true;
 	lv->due = s->hold.due;
 	lv->attempts = s->hold.attempts;
-	s->hold.active = false;
-	s->ent->holding = 0;
+	s->hold = ring;
+	if (ring.active) { /* the row keeps it for a restarted holder */
+		s->ent->hold_seq = ring.seq;
+		s->ent->hold_due = ring.due;
+		s->ent->hold_attempts = ring.attempts;
+	}
+	s->ent->holding = ring.active;
 	return false;
 }
 

@@ -369,6 +369,94 @@ Test(journal_live, an_evicted_name_back_through_the_journal_misses_nothing)
 	shmbus_close(bus);
 }
 
+/* A name that was holding at a ring record (ordered retries) comes back
+ * through the journal, and a journal-part record fails too: the ring
+ * record's hold keeps its attempt count. */
+static struct {
+	uint32_t attempt_at_150;
+	uint32_t fails_120;
+	uint64_t next;
+	bool ring_fails;
+	bool out_of_order;
+} hv;
+
+static int hold_check(const shmbus_record_t *r, void *ctx)
+{
+	(void)ctx;
+	if (r->seq == 150 && hv.ring_fails)
+		return -1;
+	if (r->seq == 120 && hv.fails_120 == 0) {
+		hv.fails_120++;
+		return -1;
+	}
+	if (r->seq != hv.next)
+		hv.out_of_order = true;
+	if (r->seq == 150)
+		hv.attempt_at_150 = r->attempt;
+	hv.next = r->seq + 1;
+	return 0;
+}
+
+Test(journal_live, a_resumed_ring_hold_keeps_its_attempts)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("lh"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_channel(&bus, 0);
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_sub_opts_t so = {.name = "a",
+				.retry = {.policy = SHMBUS_RETRY_ORDERED,
+					  .max_attempts = 1000,
+					  .base_us = 1,
+					  .cap_us = 1}};
+	shmbus_sub_t *s;
+	hv.ring_fails = true;
+	cr_assert_eq(shmbus_subscribe(ch, hold_check, NULL, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct payload pl = {0};
+	for (uint64_t i = 0; i < 200; i++)
+		cr_assert_eq(shmbus_publish(p, &pl, sizeof(pl), i), 0);
+	while (shmbus_journal_poll(j, 4096) > 0)
+		;
+	hv.fails_120 = 1; /* the ring pass does not fail it */
+	for (int k = 0; k < 200; k++) { /* up to 150, then held there */
+		shmbus_poll(s, 256);
+		usleep(100);
+	}
+	hv.attempt_at_150 = 0;
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	uint64_t failed = st.failed;
+	cr_assert_geq(failed, 3, "held at 150, tried %llu times",
+		      (unsigned long long)failed);
+	cr_assert_eq(hv.next, 150);
+	cr_assert_not(hv.out_of_order);
+	shmbus_sub_close(s, 0); /* the row keeps the hold */
+
+	hv.ring_fails = false;
+	hv.fails_120 = 0;
+	hv.next = 100;
+	shmbus_journal_query_t q = {.from_seq = 100};
+	cr_assert_eq(shmbus_journal_subscribe(ch, jdir, &q, hold_check, NULL,
+					      &so, &s),
+		     0, "%s", shmbus_errmsg());
+	for (int k = 0; k < 2000 && hv.next < 200; k++) {
+		shmbus_poll(s, 256);
+		usleep(100);
+	}
+	cr_expect_not(hv.out_of_order);
+	cr_expect_eq(hv.next, 200);
+	cr_expect_eq(hv.fails_120, 1, "the journal part held at 120 once");
+	cr_expect_eq(hv.attempt_at_150, failed + 1,
+		     "150 delivered at attempt %u after %llu failures",
+		     hv.attempt_at_150, (unsigned long long)failed);
+	shmbus_sub_close(s, 0);
+	shmbus_journal_close(j);
+	shmbus_close(bus);
+}
+
 Test(journal_live, refuses_what_it_cannot_do)
 {
 	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("lx"));
