@@ -54,7 +54,7 @@ static int bridge_usage(FILE *f)
 	return f == stderr ? 2 : 0;
 }
 
-static shmbus_bridge_t *running;
+static shmbus_bridge_t *volatile running; /* read by on_stop */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop(int sig)
@@ -258,6 +258,15 @@ int cmd_bridge(int argc, char **argv)
 		shmbus_bridge_config_free(c);
 		return 1;
 	}
+	/* before the open, which may take seconds (a Kafka group join): a
+	 * stop asked for meanwhile ends the bridge cleanly once it is open,
+	 * not by the signal's default action */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	shmbus_bridge_t *b;
 	int rc = shmbus_bridge_open(c, &b);
 	shmbus_bridge_config_free(c);
@@ -268,11 +277,6 @@ int cmd_bridge(int argc, char **argv)
 		return 1;
 	}
 	running = b;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	rc = run(b, stats_s);
 	/* a clean stop sends what is in flight, so that the next start
 	 * repeats nothing */
