@@ -397,8 +397,10 @@ int jseg_map(shmbus_journal_t *j, struct jseg *s)
 	s->map = m;
 	s->map_size = j->seg_size;
 	s->writable = rw;
-	if (rw)
+	if (rw) {
 		s->fd = fd;
+		jwriter_advice(j, m);
+	}
 	else
 		close(fd);
 	return 0;

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 #include "journal_format.h"
 #include "shmbus/journal.h"
@@ -63,6 +64,7 @@ struct jseg {
 	uint64_t bad_off;
 	uint64_t synced_off; /* writer: bytes below it were synced */
 	uint64_t wb_off;     /* writer: write-back started below it */
+	uint64_t touched;    /* mapped writer: pages asked to be touched */
 };
 
 struct journaler;
@@ -181,6 +183,17 @@ void jkeybuf_free(shmbus_journal_t *j);
 
 /* journal_write.c */
 int jseal(shmbus_journal_t *j, struct jseg *s);
+/* No read-ahead on a buffered writer's mapping of its segment: it touches
+ * it once per flush, to open the chunk, and each of those faults read the
+ * next window into the page cache (zero-filled, as reserved space reads),
+ * the very cost pwrite avoids. A mapped writer keeps it: its sealer
+ * touches the pages ahead, and read-ahead makes that several times
+ * faster (pages zeroed a window at a time). */
+static inline void jwriter_advice(const shmbus_journal_t *j, void *map)
+{
+	if (j->flags & SHMBUS_JOURNAL_BUFFERED)
+		(void)madvise(map, j->seg_size, MADV_RANDOM); /* a hint */
+}
 /* Create tmp, reserve a whole segment in it and map it (a full disk is
  * SHMBUS_ENOMEM): *fd and *map, or an error with nothing left behind. */
 int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
@@ -219,7 +232,12 @@ struct jsealer;
  * false if it cannot (keys not noted whole, no thread), and the caller
  * seals the index itself. */
 bool jsealer_take(shmbus_journal_t *j, struct jseg *s);
-void jsealer_wait(shmbus_journal_t *j); /* the handed index is written */
+/* The handed index is written, and no page is being touched (a segment
+ * may be unmapped after it). */
+void jsealer_wait(shmbus_journal_t *j);
+/* Touch [at, at + len) of a mapped writer's segment ahead of it; false if
+ * the kernel cannot (no more requests are useful). */
+bool jsealer_touch(shmbus_journal_t *j, uint8_t *at, size_t len);
 void jsealer_stop(shmbus_journal_t *j); /* at close */
 /* Have the next segment's file reserved ahead (JSEG_PREPARED's name);
  * take it, if it was: its fd and mapping. */

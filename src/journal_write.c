@@ -89,14 +89,19 @@ static void publish_end(shmbus_journal_t *j)
 			      memory_order_release);
 }
 
-/* A buffered writer touches its mapping once per flush, to open the
- * chunk: with the kernel's default read-ahead, each of those faults read
- * the next window of the segment into the page cache (zero-filled, as
- * reserved space reads), the very cost pwrite avoids. */
-static void no_readahead(const shmbus_journal_t *j, struct jseg *s)
+/* A mapped writer: the sealer faults in the pages up to TOUCH_AHEAD past
+ * the end before the writer gets there (journal_sealer.c). */
+#define TOUCH_AHEAD (2u << 20)
+static void touch_ahead(shmbus_journal_t *j, struct jseg *s)
 {
-	if (j->stage && s->map)
-		(void)madvise(s->map, s->map_size, MADV_RANDOM); /* a hint */
+	uint64_t here = j->end_off & ~(uint64_t)(PAGE - 1);
+	uint64_t from = s->touched > here ? s->touched : here;
+	uint64_t to = here + TOUCH_AHEAD < j->seg_size ? here + TOUCH_AHEAD
+						      : j->seg_size;
+	if (to <= from)
+		return;
+	s->touched = jsealer_touch(j, s->map + from, to - from) ? to
+								: j->seg_size;
 }
 
 /* Have the disk start writing what was flushed (opts' writeback_bytes),
@@ -118,8 +123,6 @@ int jstage_init(shmbus_journal_t *j)
 	j->stage = malloc(JSTAGE_BYTES);
 	if (j->stage == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
-	if (j->active)
-		no_readahead(j, j->active);
 	return 0;
 }
 
@@ -298,6 +301,8 @@ int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
 			 fd, 0);
 		if (m == MAP_FAILED)
 			err = errno;
+		else
+			jwriter_advice(j, m);
 	}
 	if (err == 0) {
 		*fdp = fd;
@@ -338,7 +343,6 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 	s->map_size = j->seg_size;
 	s->writable = true;
 	s->synced_off = JSEG_DATA_OFF;
-	no_readahead(j, s);
 	fill_header(j, (struct jseg_header *)m, first);
 	if (jsync_policy(j) && msync(m, PAGE, MS_SYNC) != 0) {
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
@@ -478,8 +482,14 @@ static int put(shmbus_journal_t *j, const struct jrec_header *r,
 	jseg_note(s, h, off, j->end_off);
 	j->end_seq = r->seq + 1;
 	j->st.appended++;
-	if (!staged)
+	if (!staged) {
 		publish_end(j);
+		if (__builtin_expect(j->stage == NULL &&
+					     j->end_off + TOUCH_AHEAD / 2 >
+						     s->touched,
+				     0))
+			touch_ahead(j, s);
+	}
 	return after_append(j);
 }
 

@@ -6,8 +6,11 @@
  * in the journal and switches to the ring. Checked: every commit returned
  * only once its record was journaled; the late subscriber saw every
  * sequence from 0 once and in order; each producer's records in order.
- * (Journal files are mapped once per handle, so TSan sees the channel's
- * side of these protocols; the files' side is tested across processes.)
+ * Beside them, an event-store writer appends through its mapping (its
+ * sealer thread touching pages ahead, sealing, reserving files) and is
+ * read back whole. (Journal files are mapped once per handle, so TSan
+ * sees the channel's side of these protocols and the writer's hand-offs
+ * to its sealer; the files' side is tested across processes.)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -137,6 +140,50 @@ static void *late(void *arg)
 	return NULL;
 }
 
+/* A mapped writer: small segments, so that rolls, seals, reserved files
+ * and pages touched ahead come often; every record read back. */
+static void *store(void *arg)
+{
+	(void)arg;
+	char dir[96];
+	snprintf(dir, sizeof(dir), "%s.store", jdir);
+	shmbus_journal_opts_t jo = {.segment_size = 65536};
+	shmbus_journal_t *j;
+	if (shmbus_journal_open(dir, &jo, &j)) {
+		fail(shmbus_errmsg(), 0, 0);
+		return NULL;
+	}
+	uint64_t n = per_producer * NPROD;
+	struct payload p = {0};
+	for (uint64_t i = 0; i < n; i++) {
+		p.counter = i;
+		if (shmbus_journal_append(j, i, i, 1, i % 7, &p, sizeof(p))) {
+			fail(shmbus_errmsg(), i, 0);
+			break;
+		}
+	}
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	uint64_t want = 0;
+	if (shmbus_journal_iter_open(j, NULL, &it) == 0) {
+		while (shmbus_journal_iter_next(it, &e) == 1) {
+			memcpy(&p, e.rec.data, sizeof(p));
+			if (e.rec.seq != want || p.counter != want)
+				fail("store: read back", e.rec.seq, want);
+			want++;
+		}
+		shmbus_journal_iter_close(it);
+	}
+	if (want != n)
+		fail("store: records read back", want, n);
+	shmbus_journal_close(j);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fail("store: could not remove the directory", 0, 0);
+	return NULL;
+}
+
 int main(void)
 {
 	const char *e = getenv("SHMBUS_TEST_SCALE");
@@ -157,7 +204,8 @@ int main(void)
 		fprintf(stderr, "stress_journal: %s\n", shmbus_errmsg());
 		return 1;
 	}
-	pthread_t jt, lt, pt[NPROD];
+	pthread_t jt, lt, st, pt[NPROD];
+	pthread_create(&st, NULL, store, NULL);
 	pthread_create(&jt, NULL, journaler, NULL);
 	while (atomic_load(&attached) == 0)
 		sched_yield();
@@ -167,6 +215,7 @@ int main(void)
 	for (int i = 0; i < NPROD && atomic_load(&attached) > 0; i++)
 		pthread_join(pt[i], NULL);
 	pthread_join(lt, NULL);
+	pthread_join(st, NULL);
 	atomic_store(&stop_journaler, 1);
 	pthread_join(jt, NULL);
 	shmbus_close(bus);

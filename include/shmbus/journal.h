@@ -20,10 +20,12 @@
  *     after its bytes; a buffered writer, a chunk's first marker after the
  *     chunk) and never returns a record whose CRC fails.
  *   - A handle, and an iterator, belong to one thread at a time.
- *   - A writer that fills a segment starts a helper thread (it sorts and
- *     writes sealed segments' indexes, reserves the next file; all
- *     signals blocked): a writer handle belongs to the process that
- *     opened it, and is not used across fork().
+ *   - A writer starts a helper thread (it sorts and writes sealed
+ *     segments' indexes, reserves the next file, touches a mapped
+ *     writer's pages ahead of it; all signals blocked) at its first
+ *     append through the mapping or its first roll: a writer handle
+ *     belongs to the process that opened it, and is not used across
+ *     fork().
  *
  * Sequences are the bus's: strictly increasing, gaps allowed (a gap is a
  * tombstone the bus skipped, a loss of an overwrite channel, or records
