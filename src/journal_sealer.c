@@ -24,8 +24,8 @@
  * ahead of the writer (MADV_POPULATE_WRITE): the page faults and the
  * kernel's zero-fill of each new page happen here, not in the appending
  * thread, as Chronicle Queue's pretoucher does. (The writer's own faults,
- * with read-ahead, also stopped it for 25-36 ms where the kernel put
- * large folios together.)
+ * with read-ahead, also stopped it for 25-38 ms where the kernel put
+ * large folios together: read-ahead is off on a writer's mapping.)
  *
  * It also reserves and maps the next segment's file ahead of the roll (a
  * fallocate of the whole segment, 0.3-0.6 ms of the append that filled
