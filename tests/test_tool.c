@@ -287,6 +287,44 @@ Test(tool, ls_lists_live_stale_and_left_over_objects)
 	expect_out("overwrite");
 	expect_out("Lost");
 	expect_out("not in the bus's table");
+	/* the same as one JSON document */
+	cr_assert_eq(tool("ls %s --json", f.bus), 0, "%s", out);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert_not_null(doc, "%s: %s", je.text, out);
+	json_t *buses = json_object_get(doc, "buses");
+	cr_assert_eq(json_array_size(buses), 1);
+	json_t *b = json_array_get(buses, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(b, "name")), f.bus);
+	cr_expect_str_eq(json_string_value(json_object_get(b, "status")),
+			 "in use");
+	cr_expect_str_eq(json_string_value(json_object_get(b, "mode")),
+			 "0600");
+	cr_expect_gt(json_integer_value(json_object_get(b, "live")), 0);
+	json_t *chs = json_object_get(b, "channels"), *c;
+	size_t k;
+	bool orders = false, ow = false;
+	json_array_foreach(chs, k, c) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		if (!strcmp(name, "Orders")) {
+			orders = true;
+			cr_expect_str_eq(json_string_value(json_object_get(
+						 c, "stall_policy")),
+					 "block");
+			cr_expect_gt(json_integer_value(
+					     json_object_get(c, "record_size")),
+				     0);
+		}
+		ow |= json_is_true(json_object_get(c, "overwrite"));
+	}
+	cr_expect(orders && ow, "%s", out);
+	json_t *orph = json_array_get(json_object_get(b, "orphans"), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(orph, "name")),
+			 "Lost");
+	json_decref(doc);
+	cr_assert_eq(tool("ls t%d.junk --json", (int)getpid()), 0);
+	expect_out("\"status\": \"stale\"");
+	expect_out("is not a known state");
 	cr_assert_eq(tool("ls t%d.junk", (int)getpid()), 0);
 	expect_out("stale:");
 	expect_out("is not a known state");

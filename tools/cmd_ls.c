@@ -3,6 +3,7 @@
  * (shmbus.BUS, and shmbus.BUS:CHANNEL for each channel). A bus that does
  * not open (another ABI, corrupt, a creator that died half-way) is listed
  * with the reason; so are channel objects that its table does not name.
+ * --json: the same as one document, for scripts and monitoring.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "fmt.h"
@@ -23,12 +26,18 @@
 #define CH_COLS "  %-22s %6s %6s %6s %-14s %4s %10s\n"
 
 static const char help[] =
-	"usage: shmbus ls [BUS]\n\n"
+	"usage: shmbus ls [BUS] [--json]\n\n"
 	"Lists the buses of this host (or only BUS) with their channels:\n"
 	"object sizes, owner and permissions, live participants and status\n"
 	"(in use, idle, or why the bus cannot be opened: another ABI, corrupt,\n"
 	"not made ready), and per channel its record size, slots, producer\n"
-	"mode and stall policy, subscribers and records published.\n";
+	"mode and stall policy, subscribers and records published.\n\n"
+	"  --json   one JSON document: {\"buses\": [{name, size, owner, mode,\n"
+	"           live, status, error, channels: [...], orphans: [...]}]}\n"
+	"           (sizes in bytes; a field that is not known is null)\n";
+
+/* --json: the document being built, and the bus being listed */
+static json_t *jbuses, *jbus;
 
 /* An object of /dev/shm: a bus (channel "") or a channel. */
 struct object {
@@ -102,6 +111,28 @@ static void owner(char *buf, size_t n, uid_t uid)
 		snprintf(buf, n, "%u", (unsigned)uid);
 }
 
+/* --json: a bus's object; live < 0: not known */
+static void bus_json(const char *bus, const struct object *o, long live,
+		     const char *status, const char *error)
+{
+	char who[16], mode[8];
+	if (o) {
+		owner(who, sizeof(who), o->st.st_uid);
+		snprintf(mode, sizeof(mode), "%04o",
+			 (unsigned)(o->st.st_mode & 07777));
+	}
+	jbus = json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:[], s:[]}",
+			 "name", bus,
+			 "size", o ? json_integer(o->st.st_size) : json_null(),
+			 "owner", o ? json_string(who) : json_null(),
+			 "mode", o ? json_string(mode) : json_null(),
+			 "live", live >= 0 ? json_integer(live) : json_null(),
+			 "status", status,
+			 "error", error ? json_string(error) : json_null(),
+			 "channels", "orphans");
+	json_array_append_new(jbuses, jbus);
+}
+
 static void bus_line(const char *bus, const struct object *o,
 		     const char *live, const char *status)
 {
@@ -129,10 +160,41 @@ static const struct object *channel_object(struct object *objs, size_t n,
 	return NULL;
 }
 
+static void channel_json(const struct snap_channel *c,
+			 const struct object *o)
+{
+	const shmbus_channel_info_t *in = &c->info;
+	json_t *size = o ? json_integer(o->st.st_size) : json_null();
+	json_t *ch;
+	if (c->error) {
+		ch = json_pack("{s:s, s:o, s:s}", "name", in->name, "size",
+			       size, "error", c->errmsg);
+	} else {
+		bool ow = in->flags & SHMBUS_CH_OVERWRITE;
+		ch = json_pack("{s:s, s:I, s:I, s:o, s:s, s:o, s:I, s:I}",
+			       "name", in->name,
+			       "record_size", (json_int_t)in->record_size,
+			       "capacity", (json_int_t)in->capacity,
+			       "size", size,
+			       "producers", snap_producers(in),
+			       "stall_policy",
+			       ow ? json_null() : json_string(snap_policy(in)),
+			       "subscribers", (json_int_t)c->n_sub,
+			       "published", (json_int_t)in->claimed);
+		if (ow)
+			json_object_set_new(ch, "overwrite", json_true());
+	}
+	json_array_append_new(json_object_get(jbus, "channels"), ch);
+}
+
 static void channel_line(const struct snap_channel *c,
 			 const struct object *o)
 {
 	const shmbus_channel_info_t *in = &c->info;
+	if (jbuses) {
+		channel_json(c, o);
+		return;
+	}
 	char name[23], rec[FMT_LEN], slots[FMT_LEN], size[FMT_LEN] = "-",
 		mode[32], subs[FMT_LEN], pub[FMT_LEN];
 	fmt_name(name, in->name, 22);
@@ -154,6 +216,22 @@ static void channel_line(const struct snap_channel *c,
 	       fmt_count(subs, c->n_sub, 4), fmt_count(pub, in->claimed, 10));
 }
 
+/* A bus that cannot be listed in full: its status, and why (live < 0:
+ * not known). */
+static void bus_report(const char *bus, const struct object *o, long live,
+		       const char *status, const char *why)
+{
+	if (jbuses) {
+		bus_json(bus, o, live, status, why);
+		return;
+	}
+	char line[64];
+	snprintf(line, sizeof(line), "%s%s", status, why ? ":" : "");
+	bus_line(bus, o, "-", line);
+	if (why)
+		fmt_wrap(stdout, 2, why, 80);
+}
+
 /* A bus that opens: its status and its channels, from its table. */
 static void open_bus(struct busview *v, const struct object *bo,
 		     struct object *objs, size_t n)
@@ -161,13 +239,16 @@ static void open_bus(struct busview *v, const struct object *bo,
 	struct snapshot s;
 	char live[FMT_LEN];
 	if (busview_read(v, &s) != 0) {
-		bus_line(bo->bus, bo, "-", "unreadable:");
-		fmt_wrap(stdout, 2, shmbus_errmsg(), 80);
+		bus_report(bo->bus, bo, -1, "unreadable", shmbus_errmsg());
 		return;
 	}
-	bus_line(bo->bus, bo, fmt_count(live, (uint64_t)s.live, 5),
-		 s.live > 0 ? "in use" : "idle");
-	if (s.n_ch)
+	const char *status = s.live > 0 ? "in use" : "idle";
+	if (jbuses)
+		bus_json(bo->bus, bo, (long)s.live, status, NULL);
+	else
+		bus_line(bo->bus, bo, fmt_count(live, (uint64_t)s.live, 5),
+			 status);
+	if (s.n_ch && !jbuses)
 		printf(CH_COLS, "CHANNEL", "RECORD", "SLOTS", "SIZE", "MODE",
 		       "SUBS", "PUBLISHED");
 	for (uint32_t i = 0; i < s.n_ch; i++)
@@ -181,7 +262,14 @@ static void open_bus(struct busview *v, const struct object *bo,
 static void orphans(const struct object *objs, size_t n, bool bus_read)
 {
 	for (size_t i = 0; i < n; i++)
-		if (objs[i].channel[0] && !objs[i].listed) {
+		if (objs[i].channel[0] && !objs[i].listed && jbuses) {
+			json_array_append_new(
+				json_object_get(jbus, "orphans"),
+				json_pack("{s:s, s:I, s:b}", "name",
+					  objs[i].channel, "size",
+					  (json_int_t)objs[i].st.st_size,
+					  "left_over", bus_read));
+		} else if (objs[i].channel[0] && !objs[i].listed) {
 			char name[23], size[FMT_LEN];
 			printf("  %-22s %6s %s\n",
 			       fmt_name(name, objs[i].channel, 22),
@@ -202,30 +290,45 @@ static void list_bus(struct object *objs, size_t n)
 		open_bus(&v, bo, objs, n);
 		busview_close(&v);
 	} else if (bo == NULL) {
-		bus_line(objs[0].bus, NULL, "-", "no bus object");
+		bus_report(objs[0].bus, NULL, -1, "no bus object", NULL);
 	} else if (rc == SHMBUS_ENOENT) { /* since the scan */
-		bus_line(bo->bus, bo, "-", "removed just now");
+		bus_report(bo->bus, bo, -1, "removed just now", NULL);
 	} else {
-		bus_line(bo->bus, bo, "-",
-			 rc == SHMBUS_EPERM ? "not yours:" : "stale:");
-		fmt_wrap(stdout, 2, shmbus_errmsg(), 80);
+		bus_report(bo->bus, bo, -1,
+			   rc == SHMBUS_EPERM ? "not yours" : "stale",
+			   shmbus_errmsg());
 	}
 	orphans(objs, n, rc == 0);
 }
 
+static int on_opt(int key, const char *arg, void *ctx)
+{
+	(void)key;
+	(void)arg;
+	*(bool *)ctx = true;
+	return 0;
+}
+
 int cmd_ls(int argc, char **argv)
 {
-	const struct cli_spec spec = {"ls", "[BUS]", help, NULL, 0, 1, NULL};
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {0}};
+	const struct cli_spec spec = {"ls", "[BUS]", help, opts, 0, 1, on_opt};
 	char *pos[1];
 	int npos;
-	int rc = cli_parse(&spec, argc, argv, NULL, pos, &npos);
+	bool json = false;
+	int rc = cli_parse(&spec, argc, argv, &json, pos, &npos);
 	if (rc != CLI_GO)
 		return rc;
 	struct object *objs;
 	size_t n = 0, shown = 0;
 	if (scan(&objs, &n))
 		return CLI_ERR;
-	printf(BUS_COLS, "BUS", "SIZE", "OWNER", "MODE", "LIVE", "STATUS");
+	if (json)
+		jbuses = json_array();
+	else
+		printf(BUS_COLS, "BUS", "SIZE", "OWNER", "MODE", "LIVE",
+		       "STATUS");
 	for (size_t i = 0, j; i < n; i = j) {
 		for (j = i + 1; j < n && !strcmp(objs[j].bus, objs[i].bus); j++)
 			;
@@ -235,7 +338,15 @@ int cmd_ls(int argc, char **argv)
 		shown++;
 	}
 	free(objs);
-	if (npos && shown == 0)
+	if (npos && shown == 0) {
+		json_decref(jbuses);
 		return cli_failf("ls", "no bus '%s' on this host", pos[0]);
+	}
+	if (jbuses) {
+		json_t *doc = json_pack("{s:o}", "buses", jbuses);
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(doc);
+	}
 	return CLI_OK;
 }
