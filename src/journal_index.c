@@ -54,13 +54,15 @@ void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
  * (a 16 KiB histogram stays in L1): one pass finds the digits where keys
  * differ, one counts them all, then one scatter per such digit. A
  * segment's aggregate ids often differ in the low bits only: 1,024 keys
- * take a single scatter. */
+ * take a single scatter. The histograms (up to 96 KiB) are allocated per
+ * sort, once a segment: not thread-local, which a library would impose
+ * on every thread of the application. 0 or SHMBUS_ENOMEM. */
 #define KEY_BITS 11
 #define KEY_DIGITS ((64 + KEY_BITS - 1) / KEY_BITS)
-static void sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
+static int sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 {
 	if (n < 2)
-		return;
+		return 0;
 	const uint64_t mask = (1u << KEY_BITS) - 1;
 	uint64_t differ = 0;
 	for (uint64_t i = 1; i < n; i++)
@@ -69,8 +71,11 @@ static void sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 	for (int d = 0; d < KEY_DIGITS; d++)
 		if ((differ >> (d * KEY_BITS)) & mask)
 			digit[nd++] = d * KEY_BITS;
-	static _Thread_local uint64_t count[KEY_DIGITS][1u << KEY_BITS];
-	memset(count, 0, (size_t)nd * sizeof(count[0]));
+	uint64_t(*count)[1u << KEY_BITS] = calloc(nd ? (size_t)nd : 1,
+						   sizeof(*count));
+	if (count == NULL)
+		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
+						    "sorting an index");
 	for (uint64_t i = 0; i < n; i++)
 		for (int k = 0; k < nd; k++)
 			count[k][(a[i].key >> digit[k]) & mask]++;
@@ -90,6 +95,8 @@ static void sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 	}
 	if (src != a)
 		memcpy(a, src, n * sizeof(*a));
+	free(count);
+	return 0;
 }
 
 /* Reserved once per writer, for segments of the smallest records: two
@@ -149,8 +156,8 @@ void jkeybuf_free(shmbus_journal_t *j)
 int jindex_write_noted(shmbus_journal_t *j, uint64_t first_seq,
 		       const struct jindex *ix, struct jidx_key *tmp)
 {
-	sort_keys(ix->keys, tmp, ix->n_keys);
-	return jindex_write(j, first_seq, ix);
+	int rc = sort_keys(ix->keys, tmp, ix->n_keys);
+	return rc ? rc : jindex_write(j, first_seq, ix);
 }
 
 /* The writer's index of a segment it is sealing, here and now: the keys
@@ -238,9 +245,11 @@ int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
 		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory "
 						    "sorting an index");
 	}
-	sort_keys(ix->keys, tmp, ix->n_keys);
+	rc = sort_keys(ix->keys, tmp, ix->n_keys);
 	free(tmp);
-	return 0;
+	if (rc)
+		jindex_free(ix);
+	return rc;
 }
 
 /* -------------------------------------------------------------- files */
