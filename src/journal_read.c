@@ -191,10 +191,11 @@ static int start(shmbus_journal_iter_t *it)
 static void note_retention(shmbus_journal_iter_t *it, uint64_t next_first)
 {
 	uint64_t expected = it->after + 1;
-	/* acquire: pairs with nothing stronger than the unlink after the
-	 * writer's store; a hint that is at worst one removal late */
+	/* relaxed: seg_remove stores it (relaxed) before the unlink that
+	 * made us move on, and the system calls between order the two; at
+	 * worst a count is one removal late */
 	uint64_t first = atomic_load_explicit(&it->j->ctl->first_seq,
-					      memory_order_acquire);
+					      memory_order_relaxed);
 	uint64_t upto = first < next_first ? first : next_first;
 	if (upto > it->skip_cap)
 		upto = it->skip_cap;

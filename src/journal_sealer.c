@@ -92,19 +92,7 @@ static void *sealing(void *arg)
 		 * roll), the pages it is about to write, the index (the
 		 * next hand-off); write-back, which can block for long in
 		 * the device's queue, last */
-		if (z->touch_len && !z->want_next) {
-			uint8_t *at = z->touch_at;
-			size_t len = z->touch_len;
-			z->touch_len = 0;
-			z->touching = true;
-			pthread_mutex_unlock(&z->mu);
-			bool unsupported = madvise(at, len, MADV_POPULATE_WRITE) != 0 &&
-					   errno == EINVAL;
-			pthread_mutex_lock(&z->mu);
-			z->no_populate |= unsupported;
-			z->touching = false;
-			pthread_cond_broadcast(&z->cv);
-		} else if (z->want_next) {
+		if (z->want_next) {
 			pthread_mutex_unlock(&z->mu);
 			char tmp[48];
 			jname(tmp, JSEG_PREPARED, ".seg.tmp");
@@ -118,6 +106,19 @@ static void *sealing(void *arg)
 			z->next_fd = fd;
 			z->next_map = m;
 			z->want_next = false;
+			pthread_cond_broadcast(&z->cv);
+		} else if (z->touch_len) {
+			uint8_t *at = z->touch_at;
+			size_t len = z->touch_len;
+			z->touch_len = 0;
+			z->touching = true;
+			pthread_mutex_unlock(&z->mu);
+			bool unsupported =
+				madvise(at, len, MADV_POPULATE_WRITE) != 0 &&
+				errno == EINVAL;
+			pthread_mutex_lock(&z->mu);
+			z->no_populate |= unsupported;
+			z->touching = false;
 			pthread_cond_broadcast(&z->cv);
 		} else if (z->pending) {
 			pthread_mutex_unlock(&z->mu);
