@@ -1726,18 +1726,17 @@ static int exit_within(pid_t pid, int s)
 	return -1;
 }
 
-Test(tool, journal_dump_follows_a_live_writer)
+/* A writer of 64 KiB segments (retain_bytes: retention) with records
+ * 0..4 of 8 bytes, and `journal dump --follow` on it in the background,
+ * seen to print them; the next record to append is 5. */
+static pid_t follow_started(const char *path, const char *prefix,
+			    uint64_t retain_bytes, shmbus_journal_t **j)
 {
-	char dir[256], path[300], prefix[64];
-	journal_dir(dir, 0);
-	snprintf(path, sizeof(path), "%s/j", dir);
-	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-jf-%d", (int)getpid());
-	shmbus_journal_opts_t jo = {.segment_size = 65536};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0);
-	uint64_t v;
-	for (v = 0; v < 5; v++)
-		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	shmbus_journal_opts_t jo = {.segment_size = 65536,
+				    .retain_bytes = retain_bytes};
+	cr_assert_eq(shmbus_journal_open(path, &jo, j), 0);
+	for (uint64_t v = 0; v < 5; v++)
+		cr_assert_eq(shmbus_journal_append(*j, v, v, 1, v, &v, 8), 0);
 	const char *args[] = {"journal", "dump", path, "--follow", NULL};
 	pid_t dump = tool_bg(prefix, args);
 	for (int i = 0; i < 400 && lines_of(out) < 5; i++) {
@@ -1745,6 +1744,18 @@ Test(tool, journal_dump_follows_a_live_writer)
 		slurp(prefix, "out");
 	}
 	cr_assert_eq(lines_of(out), 5, "%s", out);
+	return dump;
+}
+
+Test(tool, journal_dump_follows_a_live_writer)
+{
+	char dir[256], path[300], prefix[64];
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-jf-%d", (int)getpid());
+	shmbus_journal_t *j;
+	pid_t dump = follow_started(path, prefix, 0, &j);
+	uint64_t v = 5;
 	/* into new segments: 64-byte frames, about 1000 a segment */
 	for (; v < 2500; v++)
 		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
@@ -1784,20 +1795,9 @@ Test(tool, journal_dump_says_what_retention_took_from_a_follower)
 	journal_dir(dir, 0);
 	snprintf(path, sizeof(path), "%s/j", dir);
 	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-jr-%d", (int)getpid());
-	shmbus_journal_opts_t jo = {.segment_size = 65536,
-				    .retain_bytes = 3 * 65536};
 	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0);
-	uint64_t v;
-	for (v = 0; v < 5; v++)
-		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
-	const char *args[] = {"journal", "dump", path, "--follow", NULL};
-	pid_t dump = tool_bg(prefix, args);
-	for (int i = 0; i < 400 && lines_of(out) < 5; i++) {
-		usleep(25000);
-		slurp(prefix, "out");
-	}
-	cr_assert_eq(lines_of(out), 5, "%s", out);
+	pid_t dump = follow_started(path, prefix, 3 * 65536, &j);
+	uint64_t v = 5;
 	kill(dump, SIGSTOP); /* asleep while 20 segments go by */
 	for (; v < 20000; v++)
 		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
