@@ -38,7 +38,8 @@ static bool reaches(const shmbus_channel_t *ch, uint32_t from, uint32_t target,
 }
 
 int barrier_declare(shmbus_channel_t *ch, uint32_t self,
-		    const char *const *names, uint32_t n, uint16_t *rows)
+		    const char *const *names, uint32_t n, uint16_t *rows,
+		    bool refuse_evicted)
 {
 	if (n > SHMBUS_MAX_AFTER || (n && names == NULL))
 		return shmbus_seterr(SHMBUS_EINVAL,
@@ -68,6 +69,20 @@ int barrier_declare(shmbus_channel_t *ch, uint32_t self,
 					   ch->name, names[k] ? names[k] : "");
 			break;
 		}
+		/* relaxed: under the bus lock, which every change of a
+		 * row's state to or from EVICTED takes */
+		if (refuse_evicted &&
+		    atomic_load_explicit(&ch->subs[row].state,
+					 memory_order_relaxed) == SUB_EVICTED) {
+			rc = shmbus_seterr(SHMBUS_EAGAIN,
+					   "channel '%s': upstream subscriber "
+					   "'%s' was evicted and has not come "
+					   "back; a group, or a subscriber of a "
+					   "spill channel, cannot run after it "
+					   "until it has (or is unsubscribed)",
+					   ch->name, names[k]);
+			break;
+		}
 		memset(seen, 0, (ch->max_subs + 7) / 8);
 		if (reaches(ch, (uint32_t)row, self, seen))
 			rc = shmbus_seterr(SHMBUS_EINVAL,
@@ -95,6 +110,40 @@ bool barrier_has_dependents(const shmbus_channel_t *ch, uint32_t row)
 				return true;
 	}
 	return false;
+}
+
+uint32_t barrier_dependents(const shmbus_channel_t *ch, uint32_t row,
+			    uint8_t *set)
+{
+	uint32_t found = 0;
+	/* to a fixed point: each round adds the rows that run after a row
+	 * already found (the graph has no cycles, and rounds <= its depth) */
+	for (bool grew = true; grew;) {
+		grew = false;
+		for (uint32_t i = 0; i < ch->max_subs; i++) {
+			const struct ch_subscriber *e = &ch->subs[i];
+			/* relaxed: under the bus lock, as every change of
+			 * the graph */
+			if (i == row || bit_get(set, i) ||
+			    atomic_load_explicit(&e->state,
+						 memory_order_relaxed) ==
+				    SUB_FREE)
+				continue;
+			uint32_t n = e->n_after;
+			for (uint32_t k = 0; k < n && k < SHMBUS_MAX_AFTER;
+			     k++) {
+				uint32_t up = e->after[k];
+				if (up == row ||
+				    (up < ch->max_subs && bit_get(set, up))) {
+					bit_set(set, i, true);
+					found++;
+					grew = true;
+					break;
+				}
+			}
+		}
+	}
+	return found;
 }
 
 uint64_t barrier_min(const shmbus_channel_t *ch, const uint16_t *rows,

@@ -36,6 +36,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "barrier.h"
+#include "evict.h"
 #include "group.h"
 #include "internal.h"
 #include "journal_sync.h"
@@ -45,7 +46,7 @@
 
 #define DEFAULT_BATCH 256u
 
-static int rejoin(shmbus_sub_t *s);
+static int rejoin(shmbus_sub_t *s, uint64_t from);
 static bool evicted(shmbus_sub_t *s);
 static void publish_counters(shmbus_sub_t *s);
 
@@ -72,42 +73,82 @@ static inline bool ready_to_advance(shmbus_sub_t *s)
 	       s->before_advance(s->ctx) == 0;
 }
 
+/*
+ * Evict channels: an evicted subscriber's slots are rewritten while it may
+ * be reading them, so a record is copied out of its slot (relaxed words,
+ * as producers write them) and handed over only if the row was not
+ * evicted by the time the copy was done (evicted()). Returns false if the
+ * copy may be torn: the subscriber rejoins, and the record is missed.
+ */
+static inline bool copy_intact(shmbus_sub_t *s, const struct slot_header *h,
+			       uint64_t seq, uint32_t m, shmbus_record_t *r)
+{
+	struct slot_snapshot sn;
+	slot_snapshot(s->ch, h, &sn);
+	copy_out_relaxed(s->copy, h + 1, sn.len);
+	if (evicted(s))
+		return false;
+	fill_record(s, r, seq, m, sn.len_flags, sn.timestamp, sn.key,
+		    sn.origin, s->copy);
+	return true;
+}
+
+enum held { HELD_WAITING = 0, HELD_CONSUMED = 1, HELD_LAPPED = 2 };
+
 /* Held at the ring record next_seq (retry.h): deliver it again once due.
- * Returns 1 if it was consumed, 0 if the hold goes on. */
-static int poll_held(shmbus_sub_t *s)
+ * HELD_LAPPED: evicted meanwhile, the slot may hold a later lap. */
+static enum held poll_held(shmbus_sub_t *s)
 {
 	if (shmbus_now_ns() < s->hold.due)
-		return 0;
+		return HELD_WAITING;
 	uint64_t seq = s->next_seq;
 	struct slot_header *h = slot_at(s->ch, seq);
 	/* acquire: pairs with the producer's release at commit (the slot
-	 * cannot have changed since: our cursor gates it) */
+	 * cannot have changed since, unless we were evicted: our cursor
+	 * gates it) */
 	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
 	shmbus_record_t r;
-	fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
-		    h->origin, h + 1);
+	if (s->evictable) {
+		if (!copy_intact(s, h, seq, m, &r))
+			return HELD_LAPPED;
+	} else {
+		fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
+			    h->origin, h + 1);
+	}
 	r.attempt = s->hold.attempts + 1;
 	s->hold.active = false;
 	s->stats.retried++;
 	if (dispatch(s, &r) != RETRY_CONSUMED || !ready_to_advance(s))
-		return 0;
+		return HELD_WAITING;
 	s->ent->holding = 0;
 	advance(s, seq + 1);
-	return 1;
+	return HELD_CONSUMED;
 }
 
-static int poll_inplace(shmbus_sub_t *s, uint32_t max)
+/*
+ * Back-pressure channels. The record is read in place (zero-copy): our
+ * cursor keeps producers off its slot until the handler returned. On evict
+ * channels (`evictable`, a constant in each of the two copies the
+ * compiler makes) eviction lifts that, so each record is copied out and
+ * checked first (copy_intact).
+ */
+static inline __attribute__((always_inline)) int
+poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 {
 	shmbus_channel_t *ch = s->ch;
 	/* acquire: pairs with the evictor's release of EVICTED */
-	if (s->evictable &&
+	if (evictable &&
 	    atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
 		    SUB_EVICTED)
-		return rejoin(s);
+		return rejoin(s, s->next_seq);
 	uint32_t done = (uint32_t)retry_poll(s, max);
 	if (__builtin_expect(s->hold.active, 0)) {
-		if (done < max)
-			done += (uint32_t)poll_held(s);
+		if (done < max) {
+			enum held h = poll_held(s);
+			if (h == HELD_LAPPED)
+				return rejoin(s, s->next_seq);
+			done += h == HELD_CONSUMED;
+		}
 		if (s->hold.active)
 			return (int)done;
 	}
@@ -143,9 +184,12 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 			uint32_t tag = marker_tag(m);
 			if (__builtin_expect(tag == want, 1)) {
 				shmbus_record_t r;
-				fill_record(s, &r, seq, m, h->len_flags,
-					    h->timestamp, h->key, h->origin,
-					    h + 1);
+				if (!evictable)
+					fill_record(s, &r, seq, m, h->len_flags,
+						    h->timestamp, h->key,
+						    h->origin, h + 1);
+				else if (!copy_intact(s, h, seq, m, &r))
+					return rejoin(s, seq);
 				if (n == 0 && s->lat)
 					lat_sample(s, r.timestamp);
 				if (__builtin_expect(dispatch(s, &r) !=
@@ -164,10 +208,12 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 				want = marker_tag_make(++lap, SLOT_COMMITTED);
 			}
 		}
+		/* a slot of a later lap stopped the batch, or one may next
+		 * time: tell the loss now (what was handed over was whole) */
+		if (evictable && evicted(s))
+			return rejoin(s, seq);
 		if (n == 0)
 			break;
-		if (s->evictable && evicted(s))
-			return rejoin(s); /* the batch may have been lapped */
 		if (!ready_to_advance(s))
 			break; /* the batch is delivered again */
 		FAILPOINT(FP_SUB_BEFORE_CURSOR);
@@ -177,6 +223,12 @@ static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 			break;
 	}
 	return (int)done;
+}
+
+static int poll_inplace(shmbus_sub_t *s, uint32_t max)
+{
+	return s->evictable ? poll_ring(s, max, true)
+			    : poll_ring(s, max, false);
 }
 
 /* Lapped at seq by a producer whose claim is c: skip to the oldest record
@@ -530,7 +582,9 @@ static uint64_t enter_row(shmbus_channel_t *ch, uint32_t i)
 	/* steps 1-4 of the join protocol (top of this file); the seq_cst
 	 * stores and load pair with the fence in channel_min_gating */
 	uint64_t c0 = atomic_load_explicit(&h->claim, memory_order_relaxed);
-	atomic_store_explicit(&e->cursor, c0, memory_order_relaxed);
+	/* release: a dependent that acquires this cursor sees what the
+	 * rejoin did before (evict_dependents) */
+	atomic_store_explicit(&e->cursor, c0, memory_order_release);
 	if (atomic_load_explicit(&h->sub_hwm, memory_order_relaxed) < i + 1)
 		atomic_store_explicit(&h->sub_hwm, i + 1,
 				      memory_order_seq_cst);
@@ -578,34 +632,48 @@ static int skipped(shmbus_sub_t *s, uint64_t from)
 	return SHMBUS_ELAPPED;
 }
 
+/* Under the bus lock: an evicted row rejoins at the present; what runs
+ * after it must too (evict.c). Returns where it starts, or 0 and an error
+ * in *rc. */
+static uint64_t reenter_row(shmbus_channel_t *ch, uint32_t i, int *rc)
+{
+	*rc = evict_dependents(ch, i);
+	return *rc ? 0 : enter_row(ch, i);
+}
+
 /* An evicted subscriber comes back: rejoin at the present and count what
- * it skipped (or read it from the journal). Returns SHMBUS_ELAPPED (once),
- * 0 (spilled), or an error. */
-static int rejoin(shmbus_sub_t *s)
+ * it skipped from `from` on, the first record its handler did not get
+ * (or read it from the journal). Returns SHMBUS_ELAPPED (once), 0
+ * (spilled), or an error. */
+static int rejoin(shmbus_sub_t *s, uint64_t from)
 {
 	int rc = bus_lock(s->ch->bus);
 	if (rc)
 		return rc;
-	uint64_t c1 = enter_row(s->ch, s->index);
-	/* a record we were held at is behind us now: missed, like the rest
-	 * (or read again from the journal) */
-	s->hold.active = false;
-	s->ent->holding = 0;
+	uint64_t c1 = reenter_row(s->ch, s->index, &rc);
+	if (rc == 0) {
+		/* a record we were held at is behind us now: missed, like
+		 * the rest (or read again from the journal) */
+		s->hold.active = false;
+		s->ent->holding = 0;
+	}
 	bus_unlock(s->ch->bus);
-	uint64_t from = s->next_seq;
+	if (rc)
+		return rc;
 	s->next_seq = c1;
 	s->barrier = c1;
 	return skipped(s, from);
 }
 
 /*
- * Evict channels: were we evicted (before, or while reading the batch)?
+ * Evict channels: were we evicted (before, or while copying a record)?
  * A producer rewrites a slot we are reading only after its gating scan saw
  * our row EVICTED; it fences (release) after its claim, before the slot
- * writes. If we read such a write, our acquire fence below synchronizes
- * with that fence, so the scan's load of EVICTED happens-before our load
- * of the state, which therefore reads EVICTED too (read-read coherence).
- * The claim itself proves nothing on a multi-producer channel: a producer
+ * writes. If our copy read such a write, our acquire fence below
+ * synchronizes with that fence, so the scan's load of EVICTED
+ * happens-before our load of the state, which therefore reads EVICTED too
+ * (read-read coherence; only we write ACTIVE back, by rejoining). The
+ * claim itself proves nothing on a multi-producer channel: a producer
  * waiting for space has claimed past us without writing anything.
  */
 static bool evicted(shmbus_sub_t *s)
@@ -683,7 +751,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 		/* Evicted while away: rejoin now, count what was missed. */
 		uint64_t cur = atomic_load_explicit(&s->ent->cursor,
 						    memory_order_acquire);
-		s->next_seq = enter_row(ch, (uint32_t)row);
+		s->next_seq = reenter_row(ch, (uint32_t)row, &rc);
 		s->away_from = cur; /* skipped() once the lock is released */
 		s->ent->holding = 0;
 		retry_release_dead(ch, (uint32_t)row);
@@ -719,7 +787,8 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	}
 	if (rc == 0)
 		rc = barrier_declare(ch, (uint32_t)row, opts->after,
-				     opts->n_after, s->after);
+				     opts->n_after, s->after,
+				     group || s->spill_dir != NULL);
 	if (rc == 0) {
 		memcpy(s->ent->after, s->after, sizeof(s->ent->after));
 		s->ent->n_after = opts->n_after;
@@ -813,7 +882,10 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
 	s->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
 	s->evictable = ch->stall_policy != SHMBUS_STALL_BLOCK && !s->overwrite;
-	if ((s->overwrite && (s->copy = malloc(ch->record_size + 8)) == NULL) ||
+	/* overwrite and evictable readers copy records out of their slots
+	 * (8 bytes more: copies move whole words) */
+	if (((s->overwrite || s->evictable) &&
+	     (s->copy = malloc(ch->record_size + 8)) == NULL) ||
 	    (spill && (s->spill_dir = strdup(opts->journal)) == NULL)) {
 		free(s->copy);
 		free(s);
