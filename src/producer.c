@@ -262,6 +262,19 @@ int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 	return 0;
 }
 
+int shmbus_claim_write(shmbus_producer_t *p, const shmbus_claim_t *c,
+		       uint32_t i, const void *data, uint32_t len,
+		       uint64_t key)
+{
+	if (len > p->record_size || i >= c->n || (len && data == NULL))
+		return SHMBUS_EINVAL;
+	struct slot_header *h = slot_at(p->ch, c->seq + i);
+	copy_in_relaxed(h + 1, data, len);
+	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+	return 0;
+}
+
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
 	uint64_t ts = bus_clock_now(&p->clock); /* one read per batch */
@@ -313,10 +326,9 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 		return rc;
 	struct slot_header *h = slot_at(p->ch, c.seq);
 	slot_defaults(h, len, key, origin, flags);
-	if (p->overwrite)
-		copy_in_relaxed(h + 1, data, len);
-	else
-		memcpy(h + 1, data, len);
+	/* relaxed words on every channel: spies, overwrite readers and
+	 * evicted subscribers may copy the slot while we write it (copy.h) */
+	copy_in_relaxed(h + 1, data, len);
 	FAILPOINT(FP_BEFORE_COMMIT);
 	return shmbus_commit(p, &c);
 }

@@ -2,9 +2,11 @@
  * Threaded stress for the TSan build: every role is a thread on ONE mapping
  * (TSan tracks addresses, so two mappings of one object would hide races).
  * Two producers feed a multi-producer channel read by two broadcast
- * subscribers (one through the handler registry) and a group of two
- * members; a single producer feeds an overwrite channel read by a slow
- * reader. Every record is checked; exit status 0 only if all are right.
+ * subscribers (one through the handler registry), a group of two members
+ * and a spy (which copies slots the producers may be writing); a single
+ * producer feeds an overwrite channel read by a slow reader; another feeds
+ * an evict-policy channel whose slow subscriber an evictor thread keeps
+ * evicting. Every record is checked; exit status 0 only if all are right.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,8 +23,8 @@
 #define NSUB 2
 
 static uint64_t per_producer = 200000;
-static shmbus_channel_t *mp_ch, *ow_ch;
-static atomic_int joined, ow_done, ow_joined;
+static shmbus_channel_t *mp_ch, *ow_ch, *ev_ch;
+static atomic_int joined, ow_done, ow_joined, mp_done, ev_done, ev_joined;
 static atomic_ulong failures;
 
 struct payload {
@@ -202,6 +204,111 @@ static void *ow_reader(void *arg)
 	return NULL;
 }
 
+/* A spy on the multi-producer channel: every record it returns is whole
+ * (its copy raced with the producers' writes of later laps). */
+static void *spy(void *arg)
+{
+	(void)arg;
+	shmbus_spy_t *sp;
+	if (shmbus_spy_open(mp_ch, 1, &sp) != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		return NULL;
+	}
+	uint64_t got = 0, missed = 0;
+	struct payload buf;
+	shmbus_record_t r;
+	while (!atomic_load(&mp_done)) {
+		int rc = shmbus_spy_next(sp, &r, &buf, sizeof(buf), &missed);
+		if (rc == SHMBUS_EAGAIN) {
+			sched_yield();
+		} else if (rc == 0 && !(r.flags & SHMBUS_REC_TOMBSTONE)) {
+			if (buf.producer >= NPROD || buf.counter >= per_producer)
+				fail("spy record", (unsigned long)buf.producer,
+				     (unsigned long)buf.counter);
+			got++;
+		} else if (rc != 0 && rc != SHMBUS_ELAPPED) {
+			fail("spy", (unsigned long)-rc, 0);
+		}
+	}
+	shmbus_spy_close(sp);
+	printf("spy: %lu records, %lu missed\n", (unsigned long)got,
+	       (unsigned long)missed);
+	return NULL;
+}
+
+/* The evict channel: each payload word is its record's sequence. */
+static void *ev_producer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&ev_joined))
+		sched_yield();
+	shmbus_producer_t *p;
+	if (shmbus_producer_open(ev_ch, NULL, &p) != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		atomic_store(&ev_done, 1);
+		return NULL;
+	}
+	for (uint64_t k = 0; k < per_producer; k++) {
+		uint64_t v[4] = {k, k, k, k};
+		while (shmbus_try_publish(p, v, sizeof(v), 0) == SHMBUS_EAGAIN)
+			sched_yield(); /* until the evictor lets us past */
+	}
+	atomic_store(&ev_done, 1);
+	return NULL;
+}
+
+static int on_ev(const shmbus_record_t *r, void *ctx)
+{
+	uint64_t v[4];
+	memcpy(v, r->data, sizeof(v));
+	for (int i = 0; i < 4; i++)
+		if (v[i] != r->seq)
+			fail("evicted reader saw a rewritten record",
+			     (unsigned long)r->seq, (unsigned long)v[i]);
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static void *ev_reader(void *arg)
+{
+	(void)arg;
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "ev", .batch = 8};
+	shmbus_sub_t *s;
+	int rc = shmbus_subscribe(ev_ch, on_ev, &got, &so, &s);
+	atomic_store(&ev_joined, 1);
+	if (rc != 0) {
+		fail(shmbus_errmsg(), 0, 0);
+		return NULL;
+	}
+	uint64_t lapped = 0;
+	while (!atomic_load(&ev_done)) {
+		lapped += shmbus_poll(s, 8) == SHMBUS_ELAPPED;
+		sched_yield(); /* slow: gets evicted */
+	}
+	while ((rc = shmbus_poll(s, 1000)) > 0 || rc == SHMBUS_ELAPPED)
+		lapped += rc == SHMBUS_ELAPPED;
+	shmbus_sub_stats_t st;
+	shmbus_sub_get_stats(s, &st);
+	if (got + st.missed != per_producer)
+		fail("evict: delivered + missed != published",
+		     (unsigned long)got, (unsigned long)st.missed);
+	printf("evict: delivered %lu missed %lu, %lu times evicted\n",
+	       (unsigned long)got, (unsigned long)st.missed,
+	       (unsigned long)lapped);
+	return NULL;
+}
+
+static void *evictor(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&ev_done)) {
+		shmbus_channel_evict(ev_ch, 0);
+		sched_yield();
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	const char *scale = getenv("SHMBUS_TEST_SCALE");
@@ -220,8 +327,12 @@ int main(void)
 	shmbus_channel_opts_t oo = {.record_size = 32,
 				    .capacity = 64,
 				    .flags = SHMBUS_CH_OVERWRITE};
+	shmbus_channel_opts_t eo = {.record_size = 32,
+				    .capacity = 64,
+				    .stall_policy = SHMBUS_STALL_EVICT};
 	if (shmbus_channel_open(bus, "mp", &mo, &mp_ch) != 0 ||
-	    shmbus_channel_open(bus, "ow", &oo, &ow_ch) != 0) {
+	    shmbus_channel_open(bus, "ow", &oo, &ow_ch) != 0 ||
+	    shmbus_channel_open(bus, "ev", &eo, &ev_ch) != 0) {
 		fprintf(stderr, "channel: %s\n", shmbus_errmsg());
 		return 1;
 	}
@@ -240,7 +351,7 @@ int main(void)
 	pthread_t gt[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&gt[i], NULL, group_worker, members[i]);
-	pthread_t t[NSUB + NPROD + 2];
+	pthread_t t[NSUB + NPROD + 6];
 	for (long i = 0; i < NSUB; i++)
 		pthread_create(&t[i], NULL, subscriber, (void *)(intptr_t)i);
 	while (atomic_load(&joined) < NSUB)
@@ -250,12 +361,19 @@ int main(void)
 			       (void *)(intptr_t)i);
 	pthread_create(&t[NSUB + NPROD], NULL, ow_reader, NULL);
 	pthread_create(&t[NSUB + NPROD + 1], NULL, ow_producer, NULL);
+	pthread_create(&t[NSUB + NPROD + 2], NULL, spy, NULL);
+	pthread_create(&t[NSUB + NPROD + 3], NULL, ev_reader, NULL);
+	pthread_create(&t[NSUB + NPROD + 4], NULL, ev_producer, NULL);
+	pthread_create(&t[NSUB + NPROD + 5], NULL, evictor, NULL);
 	/* churn the registry while subscriber 1 dispatches through it */
 	for (int k = 0; k < 200; k++) {
 		shmbus_handler_add(bus, "mp", noop, NULL);
 		shmbus_handler_remove(bus, "mp", noop, NULL);
 	}
-	for (int i = 0; i < NSUB + NPROD + 2; i++)
+	for (int i = 0; i < NSUB + NPROD; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&mp_done, 1); /* the spy stops */
+	for (int i = NSUB + NPROD; i < NSUB + NPROD + 6; i++)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < 2; i++)
 		pthread_join(gt[i], NULL);

@@ -89,6 +89,12 @@ Test(ring, publish_poll_and_batches)
 		cr_assert_eq(shmbus_claim(p, n, &c), 0);
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t x = v++;
+			if (round & 1) { /* payload, length and key at once */
+				cr_assert_eq(shmbus_claim_write(p, &c, i, &x, 8,
+								1),
+					     0);
+				continue;
+			}
 			memcpy(shmbus_claim_payload(p, &c, i), &x, 8);
 			shmbus_claim_set(p, &c, i, 8, 1);
 		}
@@ -113,6 +119,9 @@ Test(ring, publish_poll_and_batches)
 	cr_expect_eq(shmbus_claim_set(p, &c, 0, 41, 0), SHMBUS_EINVAL);
 	cr_expect_eq(shmbus_claim_set(p, &c, 1, 8, 0), SHMBUS_EINVAL);
 	cr_expect_eq(shmbus_claim_set(p, &c, 0, 8, 0), 0);
+	cr_expect_eq(shmbus_claim_write(p, &c, 0, big, 41, 0), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_claim_write(p, &c, 1, big, 8, 0), SHMBUS_EINVAL);
+	cr_expect_eq(shmbus_claim_write(p, &c, 0, NULL, 8, 0), SHMBUS_EINVAL);
 	uint64_t x = v;
 	memcpy(shmbus_claim_payload(p, &c, 0), &x, 8);
 	cr_assert_eq(shmbus_commit(p, &c), 0);

@@ -361,6 +361,20 @@ static inline void *shmbus_claim_at(const shmbus_claim_t *c, uint32_t i)
  * key 0). SHMBUS_EINVAL if len > record_size or i is outside the claim. */
 SHMBUS_API int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 				uint32_t i, uint32_t len, uint64_t key);
+/*
+ * Fill the i-th slot: copy len bytes of payload in, and set its length and
+ * key (shmbus_claim_set). Readers that do not gate producers -- spies
+ * (`shmbus tail`), overwrite readers, a subscriber evicted from an evict
+ * channel -- may copy a slot while it is written, and throw that copy
+ * away; this writes the payload as relaxed atomic 8-byte words, as
+ * shmbus_publish does, so that such a read is no data race in the C11
+ * model (nor for TSan). Plain stores through shmbus_claim_at() compile to
+ * the same moves on x86-64 and AArch64, but are a race in the model.
+ */
+SHMBUS_API int shmbus_claim_write(shmbus_producer_t *p,
+				  const shmbus_claim_t *c, uint32_t i,
+				  const void *data, uint32_t len,
+				  uint64_t key);
 /* Publish every slot of the claim: timestamp once, markers in order. */
 SHMBUS_API int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c);
 
