@@ -39,11 +39,18 @@ bool journal_sync_attached(const shmbus_channel_t *ch)
 	return journal_sync_row(ch) >= 0;
 }
 
-int journal_sync_check(const shmbus_channel_t *ch, int *row)
+int journal_sync_check(const shmbus_channel_t *ch, int *row, uint32_t *gen)
 {
-	*row = journal_sync_row(ch);
-	if (*row >= 0)
-		return 0;
+	while ((*row = journal_sync_row(ch)) >= 0) {
+		/* acquire: pairs with the release of a new name's gen
+		 * (join_row); if it is a later name's, the journal_row
+		 * cleared before that name joined is seen below */
+		*gen = atomic_load_explicit(&ch->subs[*row].gen,
+					    memory_order_acquire);
+		/* the same journaler still: (row, gen) name it */
+		if (journal_sync_row(ch) == *row)
+			return 0;
+	}
 	return shmbus_seterr(SHMBUS_ENOENT,
 			     "channel '%s' journals synchronously and no "
 			     "journaler is attached: nothing was published "
@@ -55,6 +62,7 @@ struct journaled {
 	shmbus_channel_t *ch;
 	uint64_t end;
 	uint32_t row; /* the journaler the claim saw: it alone confirms */
+	uint32_t gen; /* its row's generation then */
 	bool gone;    /* it left, or its row was given up */
 	uint64_t left_ns; /* when we first saw it detached, or 0 */
 };
@@ -75,6 +83,12 @@ static bool journaled_ready(void *arg)
 	/* acquire: pairs with the journaler's release of its cursor after
 	 * its appends returned */
 	uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
+	/* relaxed: after the acquire above; a name that took the row since
+	 * stored its gen before any cursor of its own */
+	if (atomic_load_explicit(&e->gen, memory_order_relaxed) != w->gen) {
+		w->gone = true; /* that cursor is another name's */
+		return true;
+	}
 	if ((int64_t)(c - w->end) >= 0)
 		return true;
 	/* acquire: pairs with the release that frees a row */
@@ -89,10 +103,10 @@ static bool journaled_ready(void *arg)
 	return w->gone;
 }
 
-int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
-		      uint64_t end, uint64_t timeout_ns)
+int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
+		      uint32_t strategy, uint64_t end, uint64_t timeout_ns)
 {
-	struct journaled w = {ch, end, (uint32_t)row, false, 0};
+	struct journaled w = {ch, end, (uint32_t)row, gen, false, 0};
 	if (journaled_ready(&w) && !w.gone)
 		return 0;
 	int rc = wait_until(strategy, &ch->hdr->space_ec, timeout_ns,

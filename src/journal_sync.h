@@ -15,14 +15,15 @@
 int journal_sync_row(const shmbus_channel_t *ch);
 /* Is a journaler attached (SHMBUS_CH_JOURNAL_SYNC channels)? */
 bool journal_sync_attached(const shmbus_channel_t *ch);
-/* Before a claim: 0 and the journaler's row if one is attached, else
- * SHMBUS_ENOENT. */
-int journal_sync_check(const shmbus_channel_t *ch, int *row);
-/* After a commit: wait until the journaler (row: as the claim saw it; it
- * may leave meanwhile, draining what was committed) has passed end
- * (exclusive); 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). */
-int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t strategy,
-		      uint64_t end, uint64_t timeout_ns);
+/* Before a claim: 0 and the journaler's row and the row's generation if
+ * one is attached, else SHMBUS_ENOENT. */
+int journal_sync_check(const shmbus_channel_t *ch, int *row, uint32_t *gen);
+/* After a commit: wait until the journaler (row and gen: as the claim saw
+ * it; it may leave meanwhile, draining what was committed) has passed end
+ * (exclusive); 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). A row
+ * another name took since confirms nothing. */
+int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
+		      uint32_t strategy, uint64_t end, uint64_t timeout_ns);
 /* The journaler in row `row` attaches to a sync or spill channel (0, or
  * SHMBUS_EBUSY: it has another one), or leaves it; a freed row is
  * forgotten (under the bus lock). */

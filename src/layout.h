@@ -248,7 +248,9 @@ struct ch_subscriber {
 	/* dependency barrier: rows this one runs after (bus lock) */
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint32_t n_after;
-	uint32_t reserved_b2;
+	/* bumped (release, bus lock) each time a new name takes the row: who
+	 * waits for a cursor (sync commits) knows whose it is reading */
+	_Atomic uint32_t gen;
 	/* eviction (bus lock): the cursor it was stalled at, since when */
 	uint64_t stall_cursor;
 	uint64_t stall_since_ns;

@@ -52,6 +52,7 @@ struct shmbus_producer {
 	bool sleeper; /* counted in hdr->space_sleepers */
 	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
 	int journal_row;   /* the journaler the last claim saw */
+	uint32_t journal_gen; /* and its row's generation */
 	uint64_t journal_timeout_ns;
 };
 
@@ -211,7 +212,8 @@ static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
 			      shmbus_claim_t *c, bool try_only)
 {
 	if (__builtin_expect(p->journal_sync, 0)) {
-		int rc = journal_sync_check(p->ch, &p->journal_row);
+		int rc = journal_sync_check(p->ch, &p->journal_row,
+					    &p->journal_gen);
 		if (rc)
 			return rc;
 	}
@@ -309,7 +311,8 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 	if (pollers)
 		poller_notify(ch, pollers);
 	if (__builtin_expect(p->journal_sync, 0))
-		return journal_sync_wait(ch, p->journal_row, p->wait,
+		return journal_sync_wait(ch, p->journal_row, p->journal_gen,
+					 p->wait,
 					 c->seq + c->n, p->journal_timeout_ns);
 	return 0;
 }

@@ -600,6 +600,13 @@ static uint64_t enter_row(shmbus_channel_t *ch, uint32_t i)
 static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 {
 	struct ch_subscriber *e = &ch->subs[i];
+	/* release: pairs with the acquire in journal_sync_check; the row's
+	 * cursor stores below (enter_row) publish it to cursor readers */
+	atomic_store_explicit(&e->gen,
+			      atomic_load_explicit(&e->gen,
+						   memory_order_relaxed) +
+				      1,
+			      memory_order_release);
 	memset(e->name, 0, sizeof(e->name));
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->created_ns = shmbus_now_ns();

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "helpers.h"
+#include "internal.h"
 #include "jhelpers.h"
 
 #define REC 64u
@@ -251,6 +252,45 @@ static int nothing(const shmbus_record_t *r, void *ctx)
 	(void)r;
 	(void)ctx;
 	return 0;
+}
+
+/* The journaler dies between a claim and its commit; the operator removes
+ * its name, as the refusal advises, and another name takes the same row,
+ * its cursor at the present. That cursor says nothing of the claim's
+ * record: the commit must not be confirmed by it. */
+Test(journal_sync, a_row_given_to_another_name_confirms_nothing)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_channel("sg", &bus);
+	pid_t jp = start_journaler();
+	wait_attached(ch);
+	kill(jp, SIGKILL);
+	cr_assert_eq(child_status(jp), 128 + SIGKILL);
+	shmbus_producer_opts_t po = {.journal_timeout_ms = 100};
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, &po, &p), 0);
+	shmbus_claim_t c;
+	cr_assert_eq(shmbus_claim(p, 1, &c), 0, "%s", shmbus_errmsg());
+	uint8_t rec[REC] = {7};
+	cr_assert_eq(shmbus_claim_write(p, &c, 0, rec, REC, 1), 0);
+	cr_assert_eq(shmbus_unsubscribe(ch, "journal"), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_sub_opts_t so = {.name = "bystander"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, nothing, NULL, &so, &s), 0);
+	cr_assert_str_eq(ch->subs[0].name, "bystander",
+			 "the test wants the journaler's old row");
+	int rc = shmbus_commit(p, &c);
+	cr_expect_eq(rc, SHMBUS_ETIMEDOUT,
+		     "commit %d: confirmed by a cursor that never journaled",
+		     rc);
+	cr_expect(strstr(shmbus_errmsg(), "left") != NULL, "%s",
+		  shmbus_errmsg());
+	shmbus_journal_t *j = jt_open_ro(jdir);
+	cr_assert_not_null(j, "%s", shmbus_errmsg());
+	cr_expect_eq(shmbus_journal_end(j), 0, "nothing was journaled");
+	shmbus_journal_close(j);
+	shmbus_close(bus);
 }
 
 /* The rules that keep a commit's confirmation true: one journaler per
