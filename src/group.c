@@ -167,6 +167,15 @@ static void advance_floor(shmbus_sub_t *s)
 						      memory_order_release,
 						      memory_order_relaxed))
 		;
+	if ((int64_t)(f - cur) <= 0)
+		return; /* another member moved it, and wakes */
+	/* Whoever moves the floor wakes who waits for it: producers for
+	 * space, dependents (block strategy) for their barrier. relaxed: a
+	 * sleeper seen late costs one bounded slice (wait.h) */
+	if (atomic_load_explicit(&s->hdr->space_sleepers, memory_order_relaxed))
+		waiter_wake(&s->hdr->space_ec);
+	if (atomic_load_explicit(&s->hdr->data_sleepers, memory_order_relaxed))
+		waiter_wake(&s->hdr->data_ec);
 }
 
 static bool member_dead(shmbus_sub_t *s, uint32_t member)
@@ -299,14 +308,6 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 	if (done == 0 && !s->hold.active)
 		done = (uint32_t)recover(s, max);
 	advance_floor(s);
-	if (done) {
-		if (atomic_load_explicit(&s->hdr->space_sleepers,
-					 memory_order_relaxed))
-			waiter_wake(&s->hdr->space_ec);
-		if (atomic_load_explicit(&s->hdr->data_sleepers,
-					 memory_order_relaxed))
-			waiter_wake(&s->hdr->data_ec);
-	}
 	return (int)done;
 }
 
@@ -713,8 +714,5 @@ static int keyed_poll(shmbus_sub_t *s, uint32_t max)
 	if (done == 0 && !s->hold.active)
 		keyed_takeover(s, floor);
 	advance_floor(s);
-	if (done && atomic_load_explicit(&s->hdr->space_sleepers,
-					 memory_order_relaxed))
-		waiter_wake(&s->hdr->space_ec);
 	return (int)done;
 }

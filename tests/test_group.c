@@ -4,6 +4,7 @@
  * nothing (every duplicate is a record a dead member had taken).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -483,4 +484,92 @@ Test(group, keyed_members_keep_per_key_order_through_changes, .timeout = 120)
 	cr_expect_leq(atomic_load(&kl->dups), 1);
 	shmbus_close(bus);
 	shmbus_unlink(name);
+}
+
+/* ---------------------------------- a group's floor wakes its dependents */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct sleeper {
+	shmbus_sub_t *s;
+	_Atomic uint64_t handled_ns; /* when the dependent got the record */
+};
+
+static int note_time(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	atomic_store(&((struct sleeper *)ctx)->handled_ns, now_ns());
+	return 0;
+}
+
+static void *sleep_then_poll(void *arg)
+{
+	struct sleeper *sl = arg;
+	for (int i = 0; i < 50 && atomic_load(&sl->handled_ns) == 0; i++)
+		if (shmbus_poll(sl->s, 1) == 0)
+			shmbus_sub_wait(sl->s, 2000000000ull);
+	return NULL;
+}
+
+static int ok_handler(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+
+/* A subscriber running after a group sleeps (block strategy) until the
+ * group's floor passes a record: the member that moves the floor wakes
+ * it, keyed or not, instead of leaving it to its sleep slice. */
+static void floor_wakes_dependent(const char *tag, uint32_t flags)
+{
+	const char *name = test_bus(tag);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_ch(name, &bus, 64);
+	shmbus_sub_opts_t go = {.name = "workers", .flags = flags};
+	shmbus_sub_t *member;
+	cr_assert_eq(shmbus_group_join(ch, ok_handler, NULL, &go, &member), 0,
+		     "%s", shmbus_errmsg());
+	const char *after[] = {"workers"};
+	struct sleeper sl = {0};
+	shmbus_sub_opts_t so = {.name = "audit",
+				.wait = SHMBUS_WAIT_BLOCK,
+				.after = after,
+				.n_after = 1};
+	cr_assert_eq(shmbus_subscribe(ch, note_time, &sl, &so, &sl.s), 0,
+		     "%s", shmbus_errmsg());
+	pthread_t t;
+	pthread_create(&t, NULL, sleep_then_poll, &sl);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t v = 0;
+	cr_assert_eq(shmbus_publish(p, &v, 8, 7), 0);
+	/* the commit woke it; it found the floor short and sleeps again */
+	struct timespec pause = {0, 20000000};
+	nanosleep(&pause, NULL);
+	cr_assert_eq(shmbus_poll(member, 16), 1);
+	uint64_t moved = now_ns();
+	pthread_join(t, NULL);
+	uint64_t got = atomic_load(&sl.handled_ns);
+	cr_assert_neq(got, 0, "the dependent never got the record");
+	cr_expect_lt(got - moved, 30000000ull,
+		     "the dependent woke %.1f ms after the floor moved",
+		     (double)(got - moved) / 1e6);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+Test(group, the_floor_wakes_a_sleeping_dependent)
+{
+	floor_wakes_dependent("gwake", 0);
+}
+
+Test(group, a_keyed_floor_wakes_a_sleeping_dependent)
+{
+	floor_wakes_dependent("gwakek", SHMBUS_GROUP_KEYED);
 }
