@@ -303,13 +303,19 @@ static int check_contiguous(const shmbus_record_t *r, void *ctx)
 	return 0;
 }
 
-Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
+/* Joins against a producer running flat out, by each claim path: the
+ * single producer's (gating scan before the claim store), a
+ * multi-producer fetch-add (scan after the claim) and a multi-producer
+ * CAS (scan before the claim), the three cases of the join argument in
+ * docs/architecture.md. Every record a joiner reads must be whole and in
+ * order from where it joined. */
+static void join_under_full_speed(const char *tag, uint32_t flags,
+				  bool try_claim)
 {
 	const uint64_t joins = scaled(300);
-	const char *name = test_bus("join");
+	const char *name = test_bus(tag);
 	shmbus_t *bus;
-	(void)test_channel(name, &bus, "J", 40,
-					    64, 0);
+	(void)test_channel(name, &bus, "J", 40, 64, flags);
 	struct join_shared *sh = shared_alloc(sizeof(*sh));
 
 	pid_t prod = test_fork();
@@ -323,7 +329,15 @@ Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
 		while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 			/* batches of 4, as fast as the gate allows */
 			shmbus_claim_t cl;
-			CHECK_OK(shmbus_claim(p, 4, &cl));
+			if (!try_claim) {
+				CHECK_OK(shmbus_claim(p, 4, &cl));
+			} else {
+				int rc;
+				while ((rc = shmbus_try_claim(p, 4, &cl)) ==
+				       SHMBUS_EAGAIN)
+					sched_yield();
+				CHECK_OK(rc);
+			}
 			for (uint32_t i = 0; i < 4; i++) {
 				uint64_t v[5];
 				for (int w = 0; w < 5; w++)
@@ -373,6 +387,21 @@ Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
 	cr_expect_gt(atomic_load(&sh->records), joins * 200);
 	shmbus_close(bus);
 	shmbus_unlink(name);
+}
+
+Test(multiproc, join_during_full_speed_publishing, .timeout = 120)
+{
+	join_under_full_speed("join", 0, false);
+}
+
+Test(multiproc, join_during_full_speed_multi_producer_claims, .timeout = 120)
+{
+	join_under_full_speed("joinmp", SHMBUS_CH_MULTI_PRODUCER, false);
+}
+
+Test(multiproc, join_during_full_speed_cas_claims, .timeout = 120)
+{
+	join_under_full_speed("joincas", SHMBUS_CH_MULTI_PRODUCER, true);
 }
 
 /* --------------------------------------------- overwrite: slow reader */

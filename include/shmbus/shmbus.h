@@ -588,7 +588,12 @@ SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
  * next shmbus_subscribe, if its process had died) rejoins at the present
  * and, under EVICT, returns SHMBUS_ELAPPED once and counts exactly what it
  * missed in stats.missed; under SPILL it reads what it skipped from the
- * journal first. The watchdog runs this periodically; an application may.
+ * journal first. On these channels a handler gets a copy of each record,
+ * checked whole before the call: never a record rewritten under it.
+ * Subscribers that run after an evicted one are evicted with it (a
+ * subscriber with a group or the journaler after it, or with anything
+ * after it on a SPILL channel, is not evicted). The watchdog runs this
+ * periodically; an application may.
  */
 SHMBUS_API int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms);
 /* Forget abandoned names whose time-to-live has passed; returns how many
