@@ -42,6 +42,7 @@ struct journal_live {
 	shmbus_journal_iter_t *it;
 	uint64_t switch_at; /* X */
 	uint32_t jrow;	    /* the journaler's row on the channel */
+	uint32_t jgen;	    /* that row's generation: the name's tenure */
 	char jname[JNAME_BYTES];
 	bool have; /* e holds the next record, not yet handled */
 	shmbus_journal_entry_t e;
@@ -108,24 +109,17 @@ static int check_journal(const shmbus_journal_t *j, shmbus_channel_t *ch)
 	return 0;
 }
 
-/* The row named name on ch, or -1 (under the bus lock). */
-static int row_find(shmbus_channel_t *ch, const char *name)
+/* The row named name on ch and its generation, or -1. */
+static int row_find(shmbus_channel_t *ch, const char *name, uint32_t *gen)
 {
 	if (bus_lock(ch->bus))
 		return -1;
 	int row = sub_find_row(ch, name);
+	if (row >= 0) /* relaxed: rows change generation under the lock */
+		*gen = atomic_load_explicit(&ch->subs[row].gen,
+					    memory_order_relaxed);
 	bus_unlock(ch->bus);
 	return row;
-}
-
-/* Does row still carry name? Rows are renamed under the bus lock. */
-static bool row_is(shmbus_channel_t *ch, uint32_t row, const char *name)
-{
-	if (bus_lock(ch->bus))
-		return false;
-	bool same = strncmp(ch->subs[row].name, name, JNAME_BYTES) == 0;
-	bus_unlock(ch->bus);
-	return same;
 }
 
 /* Has the journaler handled everything below X? */
@@ -135,11 +129,12 @@ static bool journal_covers(struct journal_live *lv, shmbus_channel_t *ch)
 	/* acquire: pairs with the journaler's release of its cursor after
 	 * its appends returned: they are visible to our reads from here */
 	uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
-	if ((int64_t)(c - lv->switch_at) < 0)
-		return false;
-	/* the row still is the journaler's (a row is renamed only under
-	 * the bus lock, once its name is gone) */
-	return row_is(ch, lv->jrow, lv->jname);
+	/* relaxed: after the acquire above. The row is still the same
+	 * name's: one that took it since (even under the journaler's name,
+	 * joining at the present) stored a new generation before any
+	 * cursor of its own, and its cursor says nothing of the journal */
+	return (int64_t)(c - lv->switch_at) >= 0 &&
+	       atomic_load_explicit(&e->gen, memory_order_relaxed) == lv->jgen;
 }
 
 /* The next journal record below X into lv->e: 1; 0 (none now); 2 (the
@@ -326,7 +321,7 @@ static int live_open(struct journal_live *lv, shmbus_channel_t *ch,
 		rc = check_journal(lv->j, ch);
 	if (rc == 0)
 		rc = journaler_name(lv->j, lv->jname);
-	int row = rc == 0 ? row_find(ch, lv->jname) : -1;
+	int row = rc == 0 ? row_find(ch, lv->jname, &lv->jgen) : -1;
 	if (rc == 0 && row < 0)
 		rc = shmbus_seterr(SHMBUS_ENOENT,
 				   "channel '%s' has no subscriber '%s', the "

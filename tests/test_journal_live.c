@@ -457,6 +457,84 @@ Test(journal_live, a_resumed_ring_hold_keeps_its_attempts)
 	shmbus_close(bus);
 }
 
+/* Contiguous from 0: the first gap is the only thing this test needs. */
+struct contiguous {
+	uint64_t next, gaps;
+};
+
+static int contiguous(const shmbus_record_t *r, void *ctx)
+{
+	struct contiguous *c = ctx;
+	if (r->seq != c->next)
+		c->gaps++;
+	c->next = r->seq + 1;
+	return 0;
+}
+
+/* The journaler dies while a subscriber is in its journal part short of
+ * the switch point; the operator unsubscribes its name and a new
+ * subscriber takes the same name and row, its cursor at the present. That
+ * cursor says nothing of the journal: the subscriber must not switch to
+ * the ring over the records the journal never got. */
+Test(journal_live, a_journaler_row_taken_by_a_new_name_is_not_followed)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("lg"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch = open_channel(&bus, 0);
+	pid_t jp = start_journaler();
+	shmbus_sub_info_t info;
+	for (int k = 0; k < 5000 && shmbus_sub_list(ch, &info, 1) < 1; k++)
+		usleep(1000); /* attached: it is owed every record */
+	cr_assert_str_eq(info.name, "journal");
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct payload pl = {0};
+	for (uint64_t i = 0; i < 100; i++)
+		cr_assert_eq(shmbus_publish(p, &pl, sizeof(pl), i), 0);
+	for (int k = 0; k < 5000; k++) { /* journaled up to 100 */
+		shmbus_journal_t *j = jt_open_ro(jdir);
+		uint64_t end = j ? shmbus_journal_end(j) : 0;
+		if (j)
+			shmbus_journal_close(j);
+		if (end == 100)
+			break;
+		usleep(1000);
+	}
+	atomic_store(&sh->journaler_pause, 1);
+	usleep(20000);
+	for (uint64_t i = 100; i < 150; i++)
+		cr_assert_eq(shmbus_publish(p, &pl, sizeof(pl), i), 0);
+	struct contiguous seen = {0};
+	shmbus_sub_opts_t so = {.name = "late"};
+	shmbus_journal_query_t q = {.from_seq = 0};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_journal_subscribe(ch, jdir, &q, contiguous, &seen,
+					      &so, &s),
+		     0, "%s", shmbus_errmsg());
+	kill(jp, SIGKILL);
+	cr_assert_eq(child_status(jp), 128 + SIGKILL);
+	cr_assert_eq(shmbus_unsubscribe(ch, "journal"), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_sub_opts_t impostor = {.name = "journal"};
+	shmbus_sub_t *x;
+	cr_assert_eq(shmbus_subscribe(ch, contiguous, &(struct contiguous){0},
+				      &impostor, &x),
+		     0);
+	for (int k = 0; k < 50; k++)
+		shmbus_poll(s, 256);
+	for (uint64_t i = 150; i < 160; i++)
+		cr_assert_eq(shmbus_publish(p, &pl, sizeof(pl), i), 0);
+	for (int k = 0; k < 50; k++)
+		shmbus_poll(s, 256);
+	cr_expect_eq(seen.gaps, 0, "switched to the ring over a gap: next %llu",
+		     (unsigned long long)seen.next);
+	cr_expect_eq(seen.next, 100, "the journal part went on to %llu",
+		     (unsigned long long)seen.next);
+	cr_expect(shmbus_sub_replaying(s), "it left the journal part");
+	shmbus_sub_close(s, 0);
+	shmbus_close(bus);
+}
+
 Test(journal_live, refuses_what_it_cannot_do)
 {
 	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("lx"));
