@@ -69,7 +69,23 @@ int jerr_file(int code, int err, const shmbus_journal_t *j, uint64_t first,
 			     what);
 }
 
-static int errno_code(int err)
+void jnote(shmbus_journal_t *j, const char *fmt, ...)
+{
+	char *r = j->rec.reason;
+	size_t used = strlen(r);
+	if (used + 3 >= sizeof(j->rec.reason))
+		return;
+	if (used) {
+		memcpy(r + used, "; ", 3);
+		used += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r + used, sizeof(j->rec.reason) - used, fmt, ap);
+	va_end(ap);
+}
+
+int jerrno_code(int err)
 {
 	if (err == EACCES || err == EPERM || err == EROFS)
 		return SHMBUS_EPERM;
@@ -124,7 +140,8 @@ static int take_opts(shmbus_journal_t *j, const shmbus_journal_opts_t *o)
 		o = &none;
 	if (o->flags & ~(uint32_t)(SHMBUS_JOURNAL_READONLY |
 				   SHMBUS_JOURNAL_STRICT |
-				   SHMBUS_JOURNAL_BUFFERED))
+				   SHMBUS_JOURNAL_BUFFERED |
+				   SHMBUS_JOURNAL_ACCEPT_LOSS))
 		return shmbus_seterr(SHMBUS_EINVAL, "journal: flags 0x%x",
 				     o->flags);
 	if (o->sync > SHMBUS_JOURNAL_SYNC_INTERVAL)
@@ -173,32 +190,58 @@ static int open_dir(shmbus_journal_t *j, const char *dir)
 		/* the directory is searchable where the files are readable */
 		mode_t dmode = (mode_t)(j->mode | ((j->mode & 0444) >> 2));
 		if (mkdir(dir, dmode) != 0 && errno != EEXIST)
-			return jerr_file(errno_code(errno), errno, j,
+			return jerr_file(jerrno_code(errno), errno, j,
 					 UINT64_MAX, NULL, "mkdir");
 	}
 	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0)
-		return jerr_file(errno_code(errno), errno, j, UINT64_MAX,
+		return jerr_file(jerrno_code(errno), errno, j, UINT64_MAX,
 				 NULL, "open");
 	return 0;
 }
 
-static uint32_t ctl_crc(const struct jctl *c)
+uint32_t jctl_crc(const struct jctl *c)
 {
 	return crc32c(c, JCTL_CRC_TO, 0);
 }
 
-/* A new control file, made whole under a temporary name and linked into
- * place: a concurrent creator's link fails with EEXIST and it uses ours. */
-static int ctl_create(shmbus_journal_t *j)
+/* A control file with tmpl's bytes, made whole under a temporary name
+ * and linked into place: 0, or SHMBUS_EEXIST (nothing written) if one is
+ * there already (a concurrent creator's). */
+int jctl_write(shmbus_journal_t *j, const struct jctl *tmpl)
 {
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), CTL_NAME ".%d.tmp", (int)getpid());
 	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
 			j->mode);
 	if (fd < 0)
-		return jerr_file(errno_code(errno), errno, j, UINT64_MAX, tmp,
+		return jerr_file(jerrno_code(errno), errno, j, UINT64_MAX, tmp,
 				 "create");
+	int rc = 0;
+	int err = fchmod(fd, j->mode) != 0 ? errno
+					   : posix_fallocate(fd, 0, JCTL_SIZE);
+	if (err == 0 && (pwrite(fd, tmpl, sizeof(*tmpl), 0) !=
+				 (ssize_t)sizeof(*tmpl) ||
+			 fdatasync(fd) != 0))
+		err = errno ? errno : EIO;
+	if (err)
+		rc = jerr_file(jerrno_code(err), err, j, UINT64_MAX, tmp,
+			       "write");
+	close(fd);
+	if (rc == 0 && linkat(j->dirfd, tmp, j->dirfd, CTL_NAME, 0) != 0)
+		rc = errno == EEXIST ? SHMBUS_EEXIST
+				     : jerr_file(jerrno_code(errno), errno, j,
+						 UINT64_MAX, CTL_NAME, "link");
+	unlinkat(j->dirfd, tmp, 0);
+	if (rc == 0)
+		fsync(j->dirfd);
+	return rc;
+}
+
+/* A new journal's control file: a concurrent creator's link wins, and we
+ * use theirs. */
+static int ctl_create(shmbus_journal_t *j)
+{
 	struct jctl c;
 	memset(&c, 0, sizeof(c));
 	c.magic = JCTL_MAGIC;
@@ -211,26 +254,10 @@ static int ctl_create(shmbus_journal_t *j)
 	c.segment_size = j->seg_size;
 	memcpy(c.channel, j->channel, sizeof(c.channel));
 	c.channel_id = j->channel_id;
-	c.header_crc = ctl_crc(&c);
+	c.header_crc = jctl_crc(&c);
 	atomic_init(&c.seg_first, UINT64_MAX);
-	int rc = 0;
-	int err = fchmod(fd, j->mode) != 0 ? errno
-					   : posix_fallocate(fd, 0, JCTL_SIZE);
-	if (err == 0 && (pwrite(fd, &c, sizeof(c), 0) != (ssize_t)sizeof(c) ||
-			 fdatasync(fd) != 0))
-		err = errno ? errno : EIO;
-	if (err)
-		rc = jerr_file(errno_code(err), err, j, UINT64_MAX, tmp,
-			       "write");
-	close(fd);
-	if (rc == 0 && linkat(j->dirfd, tmp, j->dirfd, CTL_NAME, 0) != 0 &&
-	    errno != EEXIST)
-		rc = jerr_file(errno_code(errno), errno, j, UINT64_MAX,
-			       CTL_NAME, "link");
-	unlinkat(j->dirfd, tmp, 0);
-	if (rc == 0)
-		fsync(j->dirfd);
-	return rc;
+	int rc = jctl_write(j, &c);
+	return rc == SHMBUS_EEXIST ? 0 : rc;
 }
 
 static int ctl_check(shmbus_journal_t *j, const struct jctl *c)
@@ -245,7 +272,7 @@ static int ctl_check(shmbus_journal_t *j, const struct jctl *c)
 				 "format version %u at offset 8, this "
 				 "library reads %u",
 				 c->version, JOURNAL_VERSION);
-	if (c->size != JCTL_SIZE || c->header_crc != ctl_crc(c))
+	if (c->size != JCTL_SIZE || c->header_crc != jctl_crc(c))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
 				 "header fails its CRC (offset 92)");
 	if (c->segment_size % 4096 || c->segment_size < MIN_SEGMENT ||
@@ -278,23 +305,21 @@ static int ctl_channel(shmbus_journal_t *j)
 	return 0;
 }
 
-static int ctl_open(shmbus_journal_t *j)
+/* The control page mapped (or rebuilt): its identity checked and taken. */
+static int ctl_take(shmbus_journal_t *j)
 {
-	int oflags = (j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-	int fd = openat(j->dirfd, CTL_NAME, oflags);
-	if (fd < 0 && errno == ENOENT && j->writer) {
-		int rc = ctl_create(j);
-		if (rc)
-			return rc;
-		fd = openat(j->dirfd, CTL_NAME, oflags);
-	}
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return jerr_file(SHMBUS_ENOENT, 0, j, UINT64_MAX, NULL,
-					 "no journal here (no " CTL_NAME ")");
-		return jerr_file(errno_code(errno), errno, j, UINT64_MAX,
-				 CTL_NAME, "open");
-	}
+	int rc = ctl_check(j, j->ctl);
+	if (rc)
+		return rc;
+	j->journal_id = j->ctl->journal_id;
+	j->seg_size = j->ctl->segment_size; /* a journal keeps its size */
+	return ctl_channel(j);
+}
+
+/* Map the control file fd (the handle owns it from here), check it, and
+ * take the writer lock. */
+int jctl_map(shmbus_journal_t *j, int fd)
+{
 	j->ctl_fd = fd;
 	struct stat st;
 	if (fstat(fd, &st) != 0)
@@ -311,12 +336,8 @@ static int ctl_open(shmbus_journal_t *j)
 		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
 				 "mmap");
 	j->ctl = m;
-	int rc = ctl_check(j, j->ctl);
+	int rc = ctl_take(j);
 	if (rc)
-		return rc;
-	j->journal_id = j->ctl->journal_id;
-	j->seg_size = j->ctl->segment_size; /* a journal keeps its size */
-	if ((rc = ctl_channel(j)) != 0)
 		return rc;
 	if (j->writer && shm_lock_byte(fd, 0) != 0)
 		/* relaxed: the pid is only for the message */
@@ -327,6 +348,33 @@ static int ctl_open(shmbus_journal_t *j)
 					 &j->ctl->writer_pid,
 					 memory_order_relaxed));
 	return 0;
+}
+
+/* The control file, or, where it is missing and segments are here, one
+ * rebuilt from them in memory (journal_damage.c): never a new, empty one
+ * over segments. */
+static int ctl_open(shmbus_journal_t *j)
+{
+	int oflags = (j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int fd = openat(j->dirfd, CTL_NAME, oflags);
+	if (fd < 0 && errno == ENOENT) {
+		int rc = jctl_rebuild(j);
+		if (rc == 0)
+			return ctl_take(j);
+		if (rc != SHMBUS_ENOENT)
+			return rc;
+		if (j->writer && (rc = ctl_create(j)) != 0)
+			return rc;
+		fd = openat(j->dirfd, CTL_NAME, oflags);
+	}
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return jerr_file(SHMBUS_ENOENT, 0, j, UINT64_MAX, NULL,
+					 "no journal here (no " CTL_NAME ")");
+		return jerr_file(jerrno_code(errno), errno, j, UINT64_MAX,
+				 CTL_NAME, "open");
+	}
+	return jctl_map(j, fd);
 }
 
 /* ------------------------------------------------------------ segments */
@@ -340,6 +388,7 @@ void jseg_free(struct jseg *s)
 	jindex_drop(s);
 	jwkeys_free(s);
 	free(s->live.e);
+	free(s->why);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);
@@ -354,6 +403,9 @@ static void seg_init(struct jseg *s, uint64_t first)
 	s->live.next = JSEG_DATA_OFF;
 	s->bad_off = UINT64_MAX;
 	s->ts_min = UINT64_MAX;
+	s->prev_first = JLINK_FIRST;
+	s->lost_to = s->gone = UINT64_MAX;
+	s->unopened = UINT64_MAX;
 }
 
 struct jseg *jseg_new(uint64_t first)
@@ -375,10 +427,14 @@ int jseg_map(shmbus_journal_t *j, struct jseg *s)
 	bool rw = j->writer && !s->sealed;
 	int fd = openat(j->dirfd, name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
-		return jerr_file(errno_code(errno), errno, j, s->first_seq,
+		return jerr_file(jerrno_code(errno), errno, j, s->first_seq,
 				 ".seg", "open");
 	struct stat st;
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != j->seg_size) {
+	bool got = fstat(fd, &st) == 0;
+	/* a writer's recovery scans a short unsealed file only up to its
+	 * size, and extends it before it writes */
+	if (!got || ((uint64_t)st.st_size != j->seg_size &&
+		     !(rw && (uint64_t)st.st_size == s->file_size))) {
 		close(fd);
 		/* a shorter file would be SIGBUS on the first page past it */
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
@@ -407,7 +463,9 @@ int jseg_map(shmbus_journal_t *j, struct jseg *s)
 }
 
 /* The seal block of h (a copy, or the mapped header of a segment that a
- * live writer may be sealing): trusted only whole. */
+ * live writer may be sealing): trusted only whole. A marker over a block
+ * that fails its checks is damage (s->seal_bad, journal_damage.c reports
+ * it): the segment is scanned like a tail instead. */
 bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 		const struct jseg_header *h)
 {
@@ -424,12 +482,10 @@ bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 	    /* every record takes at least a header */
 	    h->count > (h->end_off - JSEG_DATA_OFF) /
 			       sizeof(struct jrec_header)) {
-		snprintf(j->rec.reason, sizeof(j->rec.reason),
-			 "segment %" PRIu64 ": seal block fails its CRC "
-			 "(offset 132): scanned as unsealed",
-			 s->first_seq);
+		s->seal_bad = true;
 		return false;
 	}
+	s->seal_bad = false;
 	s->end_off = h->end_off;
 	s->count = h->count;
 	s->last_seq = h->last_seq;
@@ -442,10 +498,22 @@ bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 	return true;
 }
 
+/* The link block, if the segment has a whole one. */
+static void link_read(struct jseg *s, const struct jseg_header *h)
+{
+	const uint8_t *b = (const uint8_t *)h;
+	s->linked = h->link == JLINK_MARKER &&
+		    h->link_crc == crc32c(b + JLINK_FROM,
+					  JLINK_TO - JLINK_FROM, 0);
+	s->prev_first = s->linked ? h->prev_first : JLINK_FIRST;
+	s->epoch = s->linked ? h->bus_epoch : 0;
+}
+
 static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
 			    const struct jseg_header *h)
 {
 	uint64_t f = s->first_seq;
+	link_read(s, h); /* its own CRC: told even if the rest is bad */
 	if (h->magic != JSEG_MAGIC)
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
 				 "bad magic 0x%016" PRIx64 " at offset 0",
@@ -471,19 +539,24 @@ static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
 				 "first sequence %" PRIu64 " at offset 24 "
 				 "differs from the file's name",
 				 h->first_seq);
-	if (h->journal_id != j->journal_id)
+	if (h->journal_id != j->journal_id) {
+		s->foreign = true;
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
-				 "belongs to another journal (id at offset "
-				 "32)");
+				 "belongs to another journal (id %016" PRIx64
+				 " at offset 32, this journal's is %016" PRIx64
+				 ")",
+				 h->journal_id, j->journal_id);
+	}
 	jseal_read(j, s, h);
 	return 0;
 }
 
-/* A writer gives an unsealed segment that was cut short its size back
- * (zeros: recovery then cuts the tail wherever the truncation tore it);
- * anything else that is short is refused before a mapping could SIGBUS. */
-static int seg_size_check(shmbus_journal_t *j, struct jseg *s, int fd,
-			  uint64_t size)
+/* A file that is not the journal's segment size: a writer extends an
+ * unsealed one that was cut short (zeros: recovery then cuts the tail
+ * wherever the truncation tore it) once its open is sure, and scans it
+ * up to its size until then; anything else is damage, refused before a
+ * mapping could SIGBUS. */
+static int seg_size_check(shmbus_journal_t *j, struct jseg *s, uint64_t size)
 {
 	if (size == j->seg_size)
 		return 0;
@@ -492,19 +565,13 @@ static int seg_size_check(shmbus_journal_t *j, struct jseg *s, int fd,
 				 "truncated: %" PRIu64 " bytes, the journal's "
 				 "segments are %" PRIu64,
 				 size, j->seg_size);
-	int err = posix_fallocate(fd, 0, (off_t)j->seg_size);
-	if (err)
-		return jerr_file(errno_code(err), err, j, s->first_seq, ".seg",
-				 "extending a segment truncated to %" PRIu64
-				 " bytes",
-				 size);
-	snprintf(j->rec.reason, sizeof(j->rec.reason),
-		 "segment %" PRIu64 " was truncated to %" PRIu64
-		 " bytes: extended",
-		 s->first_seq, size);
+	s->file_size = size;
 	return 0;
 }
 
+/* Segment `first` as its file says: *out, or a lost entry (JLOST_FILE)
+ * for a file that fails its checks; an error only if the file cannot be
+ * looked at at all (permission, memory), SHMBUS_ENOENT if it is gone. */
 static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 {
 	struct jseg *s = jseg_new(first);
@@ -515,12 +582,14 @@ static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 	struct jseg_header h;
 	struct stat st;
 	int rc = 0;
-	int fd = openat(j->dirfd, name,
-			(j->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		rc = jerr_file(errno_code(errno), errno, j, first, ".seg",
+	bool damage = true;
+	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = jerr_file(jerrno_code(errno), errno, j, first, ".seg",
 			       "open");
-	else if (fstat(fd, &st) != 0)
+		damage = rc != SHMBUS_ENOENT && rc != SHMBUS_EPERM &&
+			 rc != SHMBUS_ENOMEM;
+	} else if (fstat(fd, &st) != 0)
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "fstat");
 	else if (st.st_size < (off_t)sizeof(h))
 		rc = jerr_file(SHMBUS_ECORRUPT, 0, j, first, ".seg",
@@ -530,11 +599,29 @@ static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg",
 			       "reading the header");
 	else if ((rc = seg_check_header(j, s, &h)) == 0)
-		rc = seg_size_check(j, s, fd, (uint64_t)st.st_size);
+		rc = seg_size_check(j, s, (uint64_t)st.st_size);
 	if (fd >= 0)
 		close(fd);
-	if (rc == 0 && !s->sealed)
-		rc = jsparse_init(j, &s->live);
+	if (rc && damage) {
+		s->lost = JLOST_FILE;
+		s->lost_code = rc;
+		s->why = strdup(shmbus_errmsg());
+		s->sealed = false;
+		if (s->why == NULL)
+			rc = shmbus_seterr(SHMBUS_ENOMEM,
+					   "journal: out of memory");
+		else
+			rc = 0;
+	} else if (rc == 0 && !s->seal_bad) {
+		rc = s->sealed ? 0 : jsparse_init(j, &s->live);
+	} else if (rc == 0) {
+		/* a reader's copy may have caught a live writer's seal half
+		 * written: the mapping, acquired, tells (a writer holds the
+		 * lock: nobody seals under it) */
+		if (!j->writer && jseg_map(j, s) == 0)
+			jseal_read(j, s, (const struct jseg_header *)s->map);
+		rc = s->sealed ? 0 : jsparse_init(j, &s->live);
+	}
 	if (rc) {
 		jseg_free(s);
 		return rc;
@@ -593,11 +680,13 @@ static int seg_remove(shmbus_journal_t *j, uint32_t i)
 				      j->segs[1]->first_seq,
 				      memory_order_relaxed);
 	jname(name, s->first_seq, ".seg");
-	if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT)
-		return jerr_file(errno_code(errno), errno, j, s->first_seq,
+	if (s->lost != JLOST_GONE && unlinkat(j->dirfd, name, 0) != 0 &&
+	    errno != ENOENT)
+		return jerr_file(jerrno_code(errno), errno, j, s->first_seq,
 				 ".seg", "unlink");
 	jname(name, s->first_seq, ".idx");
-	unlinkat(j->dirfd, name, 0);
+	if (s->lost != JLOST_GONE)
+		unlinkat(j->dirfd, name, 0);
 	if (j->active == s)
 		j->active = NULL;
 	jseg_free(s);
@@ -609,7 +698,7 @@ static int seg_remove(shmbus_journal_t *j, uint32_t i)
 }
 
 /* "00000000000000000042.seg" -> 42, ".seg" */
-static bool parse_name(const char *n, uint64_t *first, const char **ext)
+bool jseg_name(const char *n, uint64_t *first, const char **ext)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 20; i++) {
@@ -622,73 +711,102 @@ static bool parse_name(const char *n, uint64_t *first, const char **ext)
 	return true;
 }
 
+/* A file of that name is in the table (a missing range's entry is not a
+ * file: one restored under its name is taken). */
 static bool known(const shmbus_journal_t *j, uint64_t first)
 {
 	int i = jseg_find(j, first);
-	return i >= 0 && j->segs[i]->first_seq == first;
+	return i >= 0 && j->segs[i]->first_seq == first &&
+	       j->segs[i]->lost != JLOST_GONE;
 }
 
-/* Walk the directory: load segments not yet known (all of them at open,
- * and from a reader's refresh the ones created since). At a writer's
- * open, remove what crashes leave: temporary files, orphan indexes. */
-static int list_dir(shmbus_journal_t *j, bool opening)
+DIR *jdir_list(shmbus_journal_t *j)
 {
 	int fd = dup(j->dirfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
 		if (fd >= 0)
 			close(fd);
-		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, NULL,
-				 "opendir");
+		jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, NULL, "opendir");
+		return NULL;
 	}
-	rewinddir(d);
-	bool cleanup = opening && j->writer;
+	rewinddir(d); /* the descriptor is shared with dirfd */
+	return d;
+}
+
+/* Walk the directory: load segments not yet known (all of them at open,
+ * and from a reader's refresh the ones created since), a file that fails
+ * its checks as a lost entry. Changes nothing on disk. */
+static int list_dir(shmbus_journal_t *j)
+{
+	DIR *d = jdir_list(j);
+	if (d == NULL)
+		return SHMBUS_ESYS;
+	jdamage_clear(j); /* assessed again after the listing */
 	/* A reader takes only segments up to the newest one the writer had
 	 * announced before this listing began: those were in place then, and
 	 * readdir is sure to return them; one renamed in during the listing
-	 * may be returned while an earlier one is not. */
-	uint64_t upto = j->writer ? UINT64_MAX
-				  : /* acquire: pairs with the release in
-				     * seg_create, after the rename */
-				    atomic_load_explicit(&j->ctl->seg_first,
-							 memory_order_acquire);
-	if (!j->writer && upto == UINT64_MAX) {
-		closedir(d); /* no segment announced yet */
-		return 0;
-	}
+	 * may be returned while an earlier one is not. A file that fails its
+	 * checks is taken whatever its name: a segment is whole before it is
+	 * renamed in, so that is damage, not one being made. */
+	bool all = j->writer || j->ctl_rebuilt;
+	/* acquire: pairs with the release in seg_create, after the rename
+	 * (the writer: its lock orders the last writer's stores) */
+	j->listed_newest = j->ctl_rebuilt
+				   ? UINT64_MAX
+				   : atomic_load_explicit(&j->ctl->seg_first,
+							  memory_order_acquire);
+	uint64_t upto = all ? UINT64_MAX : j->listed_newest;
+	bool none = !all && upto == UINT64_MAX; /* none announced yet */
 	int rc = 0;
 	struct dirent *e;
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		uint64_t first;
 		const char *ext;
-		if (!parse_name(e->d_name, &first, &ext))
+		if (!jseg_name(e->d_name, &first, &ext) ||
+		    strcmp(ext, ".seg") != 0 || known(j, first))
 			continue;
-		if (cleanup && (strcmp(ext, ".seg.tmp") == 0 ||
-				strcmp(ext, ".idx.tmp") == 0)) {
+		struct jseg *s;
+		rc = seg_load(j, first, &s);
+		if (rc == SHMBUS_ENOENT) { /* retention removed it */
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && !s->lost && (none || first > upto)) {
+			jseg_free(s); /* not announced yet */
+			continue;
+		}
+		if (rc == 0 && (rc = jseg_add(j, s)) != 0)
+			jseg_free(s);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A writer's open, once it is sure: what crashes leave (temporary files,
+ * a reserved next segment, indexes without a segment) removed. */
+static void clean_dir(shmbus_journal_t *j)
+{
+	DIR *d = jdir_list(j);
+	if (d == NULL)
+		return; /* left for the next open */
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		uint64_t first;
+		const char *ext;
+		if (!jseg_name(e->d_name, &first, &ext))
+			continue;
+		if (strcmp(ext, ".seg.tmp") == 0 ||
+		    strcmp(ext, ".idx.tmp") == 0) {
 			unlinkat(j->dirfd, e->d_name, 0);
 			/* a reserved next segment was never one */
 			j->rec.removed += ext[1] == 's' &&
 					  first != JSEG_PREPARED;
-		} else if (strcmp(ext, ".seg") == 0 && !known(j, first) &&
-			   first <= upto) {
-			struct jseg *s;
-			rc = seg_load(j, first, &s);
-			if (rc == 0 && (rc = jseg_add(j, s)) != 0)
-				jseg_free(s);
-		}
-	}
-	if (cleanup && rc == 0) {
-		rewinddir(d);
-		while ((e = readdir(d)) != NULL) {
-			uint64_t first;
-			const char *ext;
-			if (parse_name(e->d_name, &first, &ext) &&
-			    strcmp(ext, ".idx") == 0 && !known(j, first))
-				unlinkat(j->dirfd, e->d_name, 0);
+		} else if (strcmp(ext, ".idx") == 0 && !known(j, first)) {
+			unlinkat(j->dirfd, e->d_name, 0);
 		}
 	}
 	closedir(d);
-	return rc;
 }
 
 /* A reader at the end of what it knows: its last segment may have been
@@ -698,7 +816,8 @@ int journal_refresh(shmbus_journal_t *j)
 	struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
 	if (s && !s->sealed && s->map)
 		jseal_read(j, s, (const struct jseg_header *)s->map);
-	return list_dir(j, false);
+	int rc = list_dir(j);
+	return rc ? rc : jdamage_assess(j);
 }
 
 /* ------------------------------------------------------------ recovery */
@@ -718,50 +837,143 @@ static int check_order(shmbus_journal_t *j)
 	return 0;
 }
 
-/* Scan the unsealed segments (normally only the last); a writer cuts a
- * torn tail, seals a full segment that a crash left unsealed, removes an
- * empty last one, and takes the last as its active segment. */
-static int recover(shmbus_journal_t *j)
+/* Scan the unsealed segments (normally only the last), writing nothing:
+ * a writer's open may still refuse (STRICT, a cut in the middle). */
+static int scan_unsealed(shmbus_journal_t *j)
 {
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		struct jseg *s = j->segs[i];
-		if (s->sealed)
+		if (s->sealed || s->lost)
 			continue;
 		bool last = i + 1 == j->nsegs;
 		int rc = jseg_map(j, s);
 		if (rc == 0 && j->writer)
 			rc = jwkeys_init(j, s);
+		if (rc == 0 && s->file_size)
+			jnote(j, "segment %" PRIu64 " was truncated to %" PRIu64
+				 " bytes: extended",
+			      s->first_seq, s->file_size);
 		if (rc == 0)
 			rc = jscan_unsealed(j, s,
 					    last ? UINT64_MAX
-						 : j->segs[i + 1]->first_seq);
-		if (rc == 0 && j->writer && s->count == 0) {
+						 : j->segs[i + 1]->first_seq,
+					    !last);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* A writer's open, once it is sure: short segments extended, tails cut,
+ * full segments that a crash (or a bad seal block) left unsealed sealed,
+ * empty ones removed. */
+static int apply_recovery(shmbus_journal_t *j)
+{
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		struct jseg *s = j->segs[i];
+		if (s->sealed || s->lost)
+			continue;
+		bool last = i + 1 == j->nsegs;
+		int rc = 0, err;
+		if (s->file_size &&
+		    (err = posix_fallocate(s->fd, 0, (off_t)j->seg_size)) != 0)
+			rc = jerr_file(jerrno_code(err), err, j, s->first_seq,
+				       ".seg",
+				       "extending a segment truncated to "
+				       "%" PRIu64 " bytes",
+				       s->file_size);
+		s->file_size = 0;
+		if (rc == 0)
+			rc = jscan_apply(j, s);
+		if (rc == 0 && s->count == 0) {
 			rc = seg_remove(j, i--);
 			j->rec.removed++;
-			continue;
-		}
-		if (rc == 0 && j->writer && !last) {
+		} else if (rc == 0 && (!last || s->seal_bad)) {
+			/* a bad seal block: the segment was full once, and
+			 * every record in it checked */
+			bool again = s->seal_bad;
 			rc = jseal(j, s);
-			j->rec.sealed++;
+			if (rc == 0 && again)
+				jnote(j, "segment %" PRIu64 ": its seal block "
+					 "failed its CRC: sealed again from "
+					 "its %" PRIu64 " records",
+				      s->first_seq, s->count);
+			j->rec.sealed += rc == 0 && !again;
+			s->seal_bad = false;
 		}
 		if (rc)
 			return rc;
 	}
-	int rc = check_order(j);
-	if (rc || !j->writer)
+	return 0;
+}
+
+/* The end from the segments: past the last record kept; after a lost
+ * last entry (damage accepted), past what it held as far as known. */
+static uint64_t end_of(const shmbus_journal_t *j)
+{
+	const struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	if (s == NULL) /* whatever the last writer published (relaxed: the
+			* writer lock we hold orders its stores before us) */
+		return atomic_load_explicit(&j->ctl->end_seq,
+					    memory_order_relaxed);
+	if (!s->lost)
+		return s->last_seq + 1;
+	return s->lost_to != UINT64_MAX ? s->lost_to : s->first_seq + 1;
+}
+
+/* A reader of a rebuilt control page: the state a writer would publish,
+ * so that the end and the first sequence read right. */
+static void publish_rebuilt(shmbus_journal_t *j)
+{
+	struct jctl *c = j->ctl;
+	const struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	/* relaxed: our own anonymous page, read by this handle only */
+	atomic_store_explicit(&c->first_seq,
+			      j->nsegs ? j->segs[0]->first_seq : 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->seg_first, s ? s->first_seq : UINT64_MAX,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->end_seq, s ? end_of(j) : 0,
+			      memory_order_relaxed);
+}
+
+/* Scan the unsealed segments, find the damage (journal_damage.c); a
+ * writer refuses what it may not append after, and only then writes:
+ * the control file if it was rebuilt, cleaning, the tail's cut, seals;
+ * it takes the last segment as its active one and publishes its state. */
+static int recover(shmbus_journal_t *j)
+{
+	int rc = scan_unsealed(j);
+	if (rc == 0)
+		rc = jdamage_assess(j);
+	if (rc == 0)
+		rc = check_order(j);
+	if (rc == 0 && j->writer)
+		rc = jdamage_refuse(j);
+	if (rc || !j->writer) {
+		if (rc == 0 && j->ctl_rebuilt)
+			publish_rebuilt(j);
+		return rc;
+	}
+	/* sure: from here the open writes */
+	if (j->ctl_rebuilt && (rc = jctl_rebuilt_write(j)) != 0)
+		return rc;
+	clean_dir(j);
+	if ((rc = apply_recovery(j)) != 0)
 		return rc;
 	struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
-	if (s && !s->sealed) {
+	if (s && !s->sealed && !s->lost) {
 		j->active = s;
 		j->end_off = s->end_off;
 		s->synced_off = JSEG_DATA_OFF;
 	}
-	if (s)
-		j->end_seq = s->last_seq + 1;
-	else /* no segment: whatever the last writer published (relaxed:
-	      * the writer lock we hold orders its stores before us) */
-		j->end_seq = atomic_load_explicit(&j->ctl->end_seq,
-						  memory_order_relaxed);
+	j->end_seq = end_of(j);
+	/* the next segment links to the newest this journal had, a missing
+	 * one included, so that the loss stays seen */
+	j->newest = s == NULL ? JLINK_FIRST
+		    : s->lost == JLOST_GONE && s->gone != UINT64_MAX
+			    ? s->gone
+			    : s->first_seq;
 	/* what a crash left in the page cache reaches the disk now, so that
 	 * synced_seq tells the truth from the start */
 	if (jsync_policy(j) && j->active && (rc = jsync_active(j)) != 0)
@@ -805,7 +1017,7 @@ int shmbus_journal_open(const char *dir, const shmbus_journal_opts_t *opts,
 	if (rc == 0)
 		rc = ctl_open(j);
 	if (rc == 0)
-		rc = list_dir(j, true);
+		rc = list_dir(j);
 	if (rc == 0)
 		rc = recover(j);
 	if (rc == 0 && j->writer && (j->flags & SHMBUS_JOURNAL_BUFFERED))
@@ -851,10 +1063,16 @@ int shmbus_journal_close(shmbus_journal_t *j)
 
 /* ---------------------------------------------------- retention, stats */
 
+/* A lost entry at the head holds nothing readable and is older than
+ * what follows it: retention takes it first, whenever it runs. */
 static bool retain_due(const shmbus_journal_t *j, const struct jseg *s,
 		       uint64_t now)
 {
-	if (j->retain_bytes && (uint64_t)j->nsegs * j->seg_size >
+	if (s->lost)
+		return true;
+	if (!s->sealed)
+		return false;
+	if (j->retain_bytes && (uint64_t)jfiles(j) * j->seg_size >
 				       j->retain_bytes)
 		return true;
 	return j->retain_age_ns && s->sealed_ns + j->retain_age_ns <= now;
@@ -869,7 +1087,7 @@ int shmbus_journal_retain(shmbus_journal_t *j)
 	uint64_t now = jrealtime_ns();
 	int removed = 0;
 	/* never the last segment: the active one, or the next to be */
-	while (j->nsegs > 1 && j->segs[0]->sealed &&
+	while (j->nsegs > 1 && (j->retain_bytes || j->retain_age_ns) &&
 	       retain_due(j, j->segs[0], now)) {
 		int rc = seg_remove(j, 0);
 		if (rc)
@@ -902,8 +1120,8 @@ void shmbus_journal_get_stats(const shmbus_journal_t *j,
 	st->first_seq = j->nsegs ? j->segs[0]->first_seq : 0;
 	st->end_seq = shmbus_journal_end(j);
 	st->synced_seq = shmbus_journal_synced(j);
-	st->segments = j->nsegs;
-	st->bytes = (uint64_t)j->nsegs * j->seg_size;
+	st->segments = jfiles(j);
+	st->bytes = st->segments * j->seg_size;
 }
 
 void shmbus_journal_get_recovery(const shmbus_journal_t *j,

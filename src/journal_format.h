@@ -24,6 +24,7 @@
 #define JCTL_MAGIC UINT64_C(0x314c5443424d4853) /* "SHMBCTL1" */
 #define JREC_MARKER 0x4345524au			  /* "JREC" */
 #define JSEAL_MARKER 0x4c414553u		  /* "SEAL" */
+#define JLINK_MARKER 0x4b4e494cu		  /* "LINK" */
 
 #define JSEG_DATA_OFF 4096u /* records start one page in */
 #define JREC_ALIGN 8u
@@ -79,7 +80,16 @@ struct jseg_header {
 	char channel[JNAME_BYTES];
 	uint32_t channel_id;
 	uint32_t header_crc; /* CRC32C of [0, 100) */
-	uint8_t reserved0[24];
+	/* link block, at 104, written once at creation with the header
+	 * (zeros in segments made before it existed): the segment made
+	 * before this one, so that listing the directory tells a missing
+	 * segment from a gap in the bus's sequences; and the bus epoch of
+	 * the journal when it was made, so that a lost control file can be
+	 * rebuilt whole from the segments */
+	uint64_t prev_first; /* JLINK_FIRST: the journal's first segment */
+	uint64_t bus_epoch;  /* 0: none claimed (bus epochs are never 0) */
+	uint32_t link;	     /* JLINK_MARKER */
+	uint32_t link_crc;   /* CRC32C of [104, 124) */
 	/* seal block, at 128 */
 	_Atomic uint32_t sealed; /* JSEAL_MARKER, stored last */
 	uint32_t seal_crc;	 /* CRC32C of [136, 192) */
@@ -93,12 +103,17 @@ struct jseg_header {
 };
 _Static_assert(offsetof(struct jseg_header, channel) == 48, "segment ABI");
 _Static_assert(offsetof(struct jseg_header, header_crc) == 100, "seg ABI");
+_Static_assert(offsetof(struct jseg_header, prev_first) == 104, "seg ABI");
+_Static_assert(offsetof(struct jseg_header, link_crc) == 124, "seg ABI");
 _Static_assert(offsetof(struct jseg_header, sealed) == 128, "segment ABI");
 _Static_assert(offsetof(struct jseg_header, end_off) == 136, "segment ABI");
 _Static_assert(offsetof(struct jseg_header, reserved1) == 184, "seg ABI");
 _Static_assert(sizeof(struct jseg_header) == 256, "segment ABI");
 #define JSEG_SEAL_CRC_FROM 136u
 #define JSEG_SEAL_CRC_TO 192u
+#define JLINK_FROM 104u
+#define JLINK_TO 124u
+#define JLINK_FIRST UINT64_MAX
 
 /*
  * A record frame, 8-aligned: this header, len bytes of payload, zero

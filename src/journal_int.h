@@ -1,6 +1,7 @@
 /*
  * The journal's process-local handles and the functions its files share
- * (journal.c: open, directory, control file, retention; journal_recover.c:
+ * (journal.c: open, directory, control file, retention; journal_damage.c:
+ * missing and unreadable segments, a lost control file; journal_recover.c:
  * frame checks and the tail scan; journal_write.c: append, seal, sync;
  * journal_index.c: indexes; journal_read.c: iterators and replay;
  * journal_attach.c: the journaling subscriber).
@@ -8,6 +9,7 @@
 #ifndef SHMBUS_JOURNAL_INT_H
 #define SHMBUS_JOURNAL_INT_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,7 +67,30 @@ struct jseg {
 	uint64_t synced_off; /* writer: bytes below it were synced */
 	uint64_t wb_off;     /* writer: write-back started below it */
 	uint64_t touched;    /* mapped writer: pages asked to be touched */
+	/* the link block (linked: present, CRC good): the segment made
+	 * before this one (JLINK_FIRST: none), the bus epoch then */
+	bool linked;
+	uint64_t prev_first, epoch;
+	/* Damage (journal_damage.c): [first_seq, lost_to) cannot be read
+	 * (lost_to UINT64_MAX: up to an end not known). JLOST_FILE: this
+	 * file fails its checks (why, lost_code) and is never mapped;
+	 * JLOST_GONE: no file, segments missing before the next entry
+	 * (gone: the file a link or the control file names). */
+	uint8_t lost;
+	bool foreign; /* JLOST_FILE: a segment of another journal */
+	int lost_code;
+	uint64_t lost_to, gone;
+	char *why;
+	bool seal_bad; /* a seal marker over a block that fails its checks */
+	/* writer's open: the file's size if it is short (extended by the
+	 * apply step); the scan's unfinished flush to open (UINT64_MAX:
+	 * none); the scan cut the tail */
+	uint64_t file_size;
+	uint64_t unopened;
+	bool cut;
 };
+
+enum { JLOST_NONE, JLOST_FILE, JLOST_GONE };
 
 struct journaler;
 
@@ -113,6 +138,13 @@ struct shmbus_journal {
 	struct journaler *jr; /* shmbus_journal_attach */
 	int fp_id;	      /* armed failpoint, or -1 */
 	long fp_left;
+	/* journal.ctl was missing: ctl is an anonymous page made from the
+	 * segments (a writer writes the file once its open is sure) */
+	bool ctl_rebuilt;
+	/* writer: the link of the next segment it makes */
+	uint64_t newest;
+	/* the newest segment announced when the last listing began */
+	uint64_t listed_newest;
 };
 
 /*
@@ -134,6 +166,10 @@ void jfailpoint_hit(shmbus_journal_t *j);
 
 /* journal.c */
 uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
+/* Add to the recovery report's reason, after what is there. */
+void jnote(shmbus_journal_t *j, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int jerrno_code(int err);
 int jerr_file(int code, int err, const shmbus_journal_t *j, uint64_t first,
 	      const char *ext, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
@@ -145,8 +181,17 @@ void jseg_free(struct jseg *s);
 /* The segment holding seq (the last whose first_seq <= seq), or the first;
  * its index in j->segs, or -1 if there is none. */
 int jseg_find(const shmbus_journal_t *j, uint64_t seq);
+/* true: h is sealed, its block taken into s; false: not (s->seal_bad
+ * says whether a marker stood over a block that fails its checks). */
 bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 		const struct jseg_header *h);
+int jctl_write(shmbus_journal_t *j, const struct jctl *tmpl);
+uint32_t jctl_crc(const struct jctl *c);
+int jctl_map(shmbus_journal_t *j, int fd);
+bool jseg_name(const char *n, uint64_t *first, const char **ext);
+/* The directory, to readdir from its start (closedir it), or NULL with
+ * the error set. */
+DIR *jdir_list(shmbus_journal_t *j);
 /* Readers: learn about segments created since the last look. */
 int journal_refresh(shmbus_journal_t *j);
 bool jsync_policy(const shmbus_journal_t *j);
@@ -168,8 +213,13 @@ enum {
 int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 		 uint64_t after, unsigned fl, const char **why);
 /* Scan an unsealed segment from its start: every record must be below
- * `below` (the next segment's first sequence, or UINT64_MAX). */
-int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below);
+ * `below` (the next segment's first sequence, or UINT64_MAX); a segment
+ * that is not the last (middle) is not cut without ACCEPT_LOSS. Changes
+ * nothing on disk: a writer's jscan_apply then opens an unfinished
+ * flush's record and zeroes the tail. */
+int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
+		   bool middle);
+int jscan_apply(shmbus_journal_t *j, struct jseg *s);
 void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
 	       uint64_t next);
 /* writer: s->wkeys, in the writer's keybuf; done with them; handed to
@@ -271,6 +321,25 @@ int jread_all(shmbus_journal_t *j, const shmbus_journal_query_t *q,
 
 /* journal_attach.c */
 void journaler_close(shmbus_journal_t *j);
+
+/* journal_damage.c */
+/* journal.ctl is missing and segment files are here: an anonymous
+ * control page made from their headers (nothing written); ENOENT if
+ * there is no segment file. */
+int jctl_rebuild(shmbus_journal_t *j);
+/* A writer's open that rebuilt the control file, once it is sure: the
+ * file written from the page, mapped and locked. */
+int jctl_rebuilt_write(shmbus_journal_t *j);
+/* After a listing: the entries for missing segments, every lost entry's
+ * end (journal_refresh, and the open once the unsealed are scanned). */
+int jdamage_assess(shmbus_journal_t *j);
+void jdamage_clear(shmbus_journal_t *j); /* the JLOST_GONE entries */
+/* A writer's open: refuse damage it may not append after. */
+int jdamage_refuse(shmbus_journal_t *j);
+/* s's damage in words: what, which file, which sequences. */
+void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
+		size_t n);
+uint32_t jfiles(const shmbus_journal_t *j); /* entries that are files */
 
 static inline uint64_t jseg_limit(const shmbus_journal_t *j,
 				  const struct jseg *s)

@@ -52,6 +52,7 @@ struct journal_live {
 	uint64_t due;
 	uint32_t attempts;
 	uint64_t skipped; /* the iterator's, counted into missed */
+	uint64_t lost;	  /* the handle's stats.lost_seqs, counted too */
 };
 
 /* The journaler's name, from the control file's seqlock (journal_attach.c
@@ -142,8 +143,14 @@ static bool journal_covers(struct journal_live *lv, shmbus_channel_t *ch)
 static int fetch(shmbus_sub_t *s, struct journal_live *lv)
 {
 	int rc = shmbus_journal_iter_next(lv->it, &lv->e);
-	if (rc == SHMBUS_ECORRUPT)
-		s->stats.missed++; /* reported, never delivered */
+	/* reported, never delivered: a corrupt record, or the sequences
+	 * wanted of a range that cannot be read (entry offset 0) */
+	if (rc == SHMBUS_ECORRUPT && lv->e.offset != 0)
+		s->stats.missed++;
+	if (lv->j->st.lost_seqs != lv->lost) {
+		s->stats.missed += lv->j->st.lost_seqs - lv->lost;
+		lv->lost = lv->j->st.lost_seqs;
+	}
 	/* retention removed a segment before we read it: missed, counted */
 	uint64_t sk = shmbus_journal_iter_skipped(lv->it);
 	if (sk != lv->skipped) {

@@ -20,6 +20,11 @@
  * its offsets are framing that the damage cannot have moved); in a sealed
  * segment without a usable index it resumes at the next segment; in an
  * unsealed segment it stops there until a later segment exists.
+ *
+ * A range that cannot be read (journal_damage.c: a segment missing, or
+ * failing its checks) is an entry of the segment table like the others:
+ * an iterator that reaches it reports it once (SHMBUS_ECORRUPT, offset
+ * 0), counts the sequences the query wanted of it, and goes on after it.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -41,6 +46,7 @@ struct shmbus_journal_iter {
 	bool time_pending; /* still looking for the first late enough */
 	bool use_keys;	   /* following the key index of a sealed segment */
 	bool done;
+	bool lost_said; /* at a lost entry: reported */
 	uint64_t off;  /* scanning: the next frame */
 	uint64_t kpos; /* key index: the next entry */
 	uint64_t after; /* the next record's sequence must be above it */
@@ -130,13 +136,14 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 {
 	shmbus_journal_t *j = it->j;
 	struct jseg *s = j->segs[i];
-	int rc = jseg_map(j, s);
+	int rc = s->lost ? 0 : jseg_map(j, s);
 	if (rc == SHMBUS_ENOENT && !j->writer) {
 		forget(j, i); /* the caller finds its place again */
 		return 0;
 	}
 	if (rc)
 		return rc;
+	it->lost_said = false;
 	it->seg = i;
 	it->seg_first = s->first_seq;
 	it->gen = j->gen;
@@ -145,6 +152,8 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	it->after = s->first_seq - 1;
 	it->any = s->first_seq == 0;
 	it->use_keys = false;
+	if (s->lost) /* never mapped: iter_next reports it */
+		return 0;
 	bool indexed = index_helps(it, s, seek) && jindex_load(j, s) == 0;
 	if (indexed && (it->q.flags & SHMBUS_JOURNAL_BY_KEY)) {
 		it->use_keys = true;
@@ -165,11 +174,13 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	return 0;
 }
 
+/* The first segment that may hold a time stamp at or past ts: a lost
+ * range just before it might have held the first. */
 static uint32_t time_segment(const shmbus_journal_t *j, uint64_t ts)
 {
 	for (uint32_t i = 0; i < j->nsegs; i++)
 		if (j->segs[i]->count && j->segs[i]->ts_max >= ts)
-			return i;
+			return i > 0 && j->segs[i - 1]->lost ? i - 1 : i;
 	return j->nsegs - 1;
 }
 
@@ -219,6 +230,10 @@ static int refind(shmbus_journal_iter_t *it)
 	shmbus_journal_t *j = it->j;
 	int i = jseg_find(j, it->seg_first);
 	if (i >= 0 && j->segs[i]->first_seq == it->seg_first) {
+		/* a file restored under the name of the missing range we
+		 * were at: read it from its start */
+		if (!j->segs[i]->lost && j->segs[i]->map == NULL)
+			return enter(it, (uint32_t)i, true);
 		it->seg = (uint32_t)i;
 		it->gen = j->gen;
 		return 0;
@@ -333,7 +348,10 @@ static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
 	e->offset = off;
 	if (!it->use_keys && !s->sealed) {
 		s->bad_off = off;
-		then = "reading stops in this unsealed segment";
+		then = it->seg + 1 < j->nsegs
+			       ? "the rest of this unsealed segment is not "
+				 "read: reading goes on at the next one"
+			       : "reading stops in this unsealed segment";
 	} else if (!it->use_keys) {
 		bool indexed = jindex_load(j, s) == 0;
 		uint64_t resume = indexed ? next_indexed(s, off) : s->end_off;
@@ -346,6 +364,35 @@ static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
 	return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
 			 "record at offset %" PRIu64 ": %s; %s", off, why,
 			 then);
+}
+
+/* The iterator reached lost entry s: SHMBUS_ECORRUPT naming it, counted,
+ * or 0 if the query wants none of its sequences. Reading goes on after
+ * it (retention does not count it: `after` is its end). */
+static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
+		shmbus_journal_entry_t *e)
+{
+	shmbus_journal_t *j = it->j;
+	uint64_t lo = s->first_seq > it->q.from_seq ? s->first_seq
+						    : it->q.from_seq;
+	uint64_t cap = it->to < it->skip_cap ? it->to : it->skip_cap;
+	uint64_t hi = s->lost_to < cap ? s->lost_to : cap;
+	it->lost_said = true;
+	if (s->lost_to != UINT64_MAX) {
+		it->after = s->lost_to - 1;
+		it->any = false;
+	}
+	if (lo >= hi || s->first_seq >= cap)
+		return 0;
+	j->st.lost_ranges++;
+	if (s->lost_to != UINT64_MAX)
+		j->st.lost_seqs += hi - lo;
+	memset(e, 0, sizeof(*e));
+	e->segment = s->first_seq;
+	char what[400];
+	jlost_text(j, s, what, sizeof(what));
+	return shmbus_seterr(SHMBUS_ECORRUPT, "%s; reading goes on after it",
+			     what);
 }
 
 static bool wanted(shmbus_journal_iter_t *it, const struct jrec_header *h)
@@ -403,6 +450,18 @@ int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 		if (it->gen != j->gen)
 			continue; /* enter() forgot a removed segment */
 		struct jseg *s = j->segs[it->seg];
+		if (s->lost && !it->lost_said) {
+			rc = lost(it, s, e);
+			if (rc && !(it->q.flags & SHMBUS_JOURNAL_SKIP_CORRUPT))
+				return rc;
+			continue;
+		}
+		if (s->lost) {
+			rc = next_segment(it);
+			if (rc <= 0)
+				return rc;
+			continue;
+		}
 		uint64_t off;
 		const char *why = "";
 		int r = it->use_keys ? key_step(it, s, &off, &why)
@@ -501,7 +560,8 @@ int shmbus_journal_republish(shmbus_journal_t *j,
 	return jread_all(j, q, to_bus, p, count);
 }
 
-/* Every record of every segment, CRCs included. */
+/* Every record of every segment, CRCs included; then the damage the
+ * listing found (the lost ranges the iteration met are among it). */
 int shmbus_journal_verify(shmbus_journal_t *j)
 {
 	shmbus_journal_iter_t *it;
@@ -512,6 +572,8 @@ int shmbus_journal_verify(shmbus_journal_t *j)
 	int bad = 0;
 	shmbus_journal_entry_t e;
 	while ((rc = shmbus_journal_iter_next(it, &e)) != 0) {
+		if (rc == SHMBUS_ECORRUPT && e.offset == 0)
+			continue; /* a lost range: counted below */
 		if (rc == SHMBUS_ECORRUPT && bad++ == 0)
 			snprintf(first, sizeof(first), "%s", shmbus_errmsg());
 		else if (rc < 0 && rc != SHMBUS_ECORRUPT)
@@ -520,9 +582,14 @@ int shmbus_journal_verify(shmbus_journal_t *j)
 	shmbus_journal_iter_close(it);
 	if (rc < 0)
 		return rc;
-	if (bad)
-		shmbus_seterr(SHMBUS_ECORRUPT, "%d corrupt records; the first: "
-					       "%s",
-			      bad, first);
-	return bad;
+	shmbus_journal_damage_t d;
+	int damage = 0;
+	while (shmbus_journal_get_damage(j, (uint32_t)damage, &d))
+		if (damage++ == 0) /* before any record's: the larger */
+			snprintf(first, sizeof(first), "%s", d.text);
+	if (bad + damage)
+		shmbus_seterr(SHMBUS_ECORRUPT, "%d corrupt records, %d damage "
+					       "found; the first: %s",
+			      bad, damage, first);
+	return bad + damage;
 }

@@ -20,7 +20,9 @@
  * One frame with no marker is not torn: the first of a buffered flush,
  * written whole by its pwrite, whose writer died before it stored the
  * marker that opens the chunk. Its length, CRC and sequence say so; the
- * recovering writer stores the marker and reads on.
+ * recovering writer reads on, and stores the marker once its open is sure
+ * (jscan_apply: the scan itself writes nothing, so that an open that then
+ * refuses leaves every file as it was).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -117,49 +119,65 @@ static int zero_tail(shmbus_journal_t *j, struct jseg *s, uint64_t off)
 	return 0;
 }
 
-/* Valid frames after the bad one at off: they would be lost with the cut.
- * Found wherever they are (its length may be what is damaged), by marker,
- * then the full check. Returns how many; *end is past the last. */
-static uint64_t valid_after(shmbus_journal_t *j, const struct jseg *s,
-			    uint64_t off, uint64_t after, uint64_t *end)
+/* Valid frames after the bad one at off (up to limit): they would be
+ * lost with the cut. Found wherever they are (its length may be what is
+ * damaged), by marker, then the full check. Returns how many; *end is
+ * past the last. */
+static uint64_t valid_after(const struct jseg *s, uint64_t off,
+			    uint64_t limit, uint64_t after, uint64_t *end)
 {
 	uint64_t n = 0;
 	const char *why;
 	*end = off + sizeof(struct jrec_header);
 	for (uint64_t o = off + JREC_ALIGN;
-	     o + sizeof(struct jrec_header) <= j->seg_size; o += JREC_ALIGN) {
+	     o + sizeof(struct jrec_header) <= limit; o += JREC_ALIGN) {
 		/* relaxed: the writer is gone; jframe_check acquires */
 		if (atomic_load_explicit(&jrec_at(s, o)->marker,
 					 memory_order_relaxed) != JREC_MARKER ||
-		    jframe_check(s, o, j->seg_size, after, 0, &why) != JF_OK)
+		    jframe_check(s, o, limit, after, 0, &why) != JF_OK)
 			continue;
 		after = jrec_at(s, o)->seq;
 		o += jrec_frame(jrec_at(s, o)->len) - JREC_ALIGN;
 		*end = o + JREC_ALIGN;
 		n++;
 	}
-	if (*end > j->seg_size)
-		*end = j->seg_size;
+	if (*end > limit)
+		*end = limit;
 	return n;
 }
 
 static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
-		    uint64_t after, const char *why)
+		    uint64_t limit, uint64_t after, const char *why,
+		    bool middle)
 {
 	uint64_t end;
-	uint64_t valid = valid_after(j, s, off, after, &end);
+	uint64_t valid = valid_after(s, off, limit, after, &end);
 	shmbus_journal_recovery_t *r = &j->rec;
 	r->cut_records = 1 + valid;
 	r->segment = s->first_seq;
 	r->offset = off;
 	r->bytes = end - off;
-	size_t used = strlen(r->reason); /* after what the open noted */
-	snprintf(r->reason + used, sizeof(r->reason) - used, "%s%s",
-		 used ? "; " : "", why);
+	jnote(j, "%s", why); /* after what the open noted */
 	if (!j->writer) {
-		s->bad_off = off; /* a reader stops there and cuts nothing */
+		/* a reader stops there and cuts nothing; in the tail without
+		 * a word (the report says it), elsewhere its reads meet the
+		 * record and report it */
+		if (!middle)
+			s->bad_off = off;
 		return 0;
 	}
+	/* not the last: a segment that was full, whose records were all
+	 * acknowledged long ago; a cut there is a loss in the middle of the
+	 * journal, not a crash's torn tail */
+	if (middle && !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
+				 "not the last segment, and unsealed: its "
+				 "record at offset %" PRIu64 " is bad (%s), "
+				 "with %" PRIu64 " valid records after it "
+				 "that a cut would lose: restore the file "
+				 "from a backup, or open the writer with "
+				 "SHMBUS_JOURNAL_ACCEPT_LOSS to cut it there",
+				 off, why, valid);
 	if (valid && (j->flags & SHMBUS_JOURNAL_STRICT))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
 				 "record at offset %" PRIu64 ": %s, and %" PRIu64
@@ -168,31 +186,37 @@ static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
 				 "without SHMBUS_JOURNAL_STRICT to cut the "
 				 "segment there and lose them",
 				 off, why, valid);
+	s->cut = true;
 	return 0;
 }
 
-int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below)
+int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
+		   bool middle)
 {
 	uint64_t off = JSEG_DATA_OFF, after = s->first_seq - 1;
+	/* a writer scans a short file up to its size (extended later) */
+	uint64_t limit = s->file_size ? s->file_size : j->seg_size;
 	bool any = s->first_seq == 0;
 	const char *why = NULL;
 	int r;
+	s->unopened = UINT64_MAX;
 	for (;;) {
 		/* a reader may be looking at a record a live writer is
 		 * writing: for it, no marker is simply the end */
-		r = jframe_check(s, off, j->seg_size, after,
+		r = jframe_check(s, off, limit, after,
 				 (j->writer ? JFC_RECOVERING : 0u) |
 					 (any ? JFC_ANY_SEQ : 0u),
 				 &why);
-		if (r == JF_UNOPENED) {
+		if (r == JF_UNOPENED && s->unopened == UINT64_MAX) {
 			/* whole: its writer died between the flush's write
-			 * and the store of this marker (journal_write.c) */
-			struct jrec_header *w =
-				(struct jrec_header *)(s->map + off);
-			/* release: pairs with the acquire in jframe_check */
-			atomic_store_explicit(&w->marker, JREC_MARKER,
-					      memory_order_release);
+			 * and the store of this marker (journal_write.c);
+			 * jscan_apply stores it. One flush is unfinished at
+			 * most: a second such record is torn */
+			s->unopened = off;
 			r = JF_OK;
+		} else if (r == JF_UNOPENED) {
+			why = "a record begun and never finished (no marker)";
+			r = JF_BAD;
 		}
 		if (r != JF_OK)
 			break;
@@ -209,19 +233,34 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below)
 		any = false;
 		off = next;
 	}
-	s->end_off = off;
-	if (r == JF_BAD) {
-		int rc = tail_bad(j, s, off, after, why);
-		if (rc)
-			return rc;
+	/* a short file ends inside a record: torn by the truncation */
+	if (r == JF_END && off < limit && limit < j->seg_size &&
+	    !all_zero(s->map + off, limit - off)) {
+		why = "a record torn by the file's truncation";
+		r = JF_BAD;
 	}
-	if (!j->writer)
-		return 0;
+	s->end_off = off;
+	s->cut = false;
+	if (r == JF_BAD)
+		return tail_bad(j, s, off, limit, after, why, middle);
+	return 0;
+}
+
+int jscan_apply(shmbus_journal_t *j, struct jseg *s)
+{
+	if (s->unopened != UINT64_MAX) {
+		struct jrec_header *w = (struct jrec_header *)(s->map +
+							       s->unopened);
+		/* release: pairs with the acquire in jframe_check */
+		atomic_store_explicit(&w->marker, JREC_MARKER,
+				      memory_order_release);
+		s->unopened = UINT64_MAX;
+	}
 	/* Always, not only after a bad frame: a machine crash can leave
 	 * later pages written back over a hole, frames that a new record
 	 * could one day line up with. */
-	int rc = zero_tail(j, s, off);
-	if (rc == 0 && r == JF_BAD && jsync_policy(j) && fdatasync(s->fd))
+	int rc = zero_tail(j, s, s->end_off);
+	if (rc == 0 && s->cut && jsync_policy(j) && fdatasync(s->fd))
 		rc = jerr_file(SHMBUS_ESYS, errno, j, s->first_seq, ".seg",
 			       "fdatasync after cutting the tail");
 	return rc;

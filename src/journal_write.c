@@ -282,6 +282,17 @@ static void fill_header(const shmbus_journal_t *j, struct jseg_header *h,
 	memcpy(h->channel, j->channel, sizeof(h->channel));
 	h->channel_id = j->channel_id;
 	h->header_crc = crc32c(h, offsetof(struct jseg_header, header_crc), 0);
+	h->prev_first = j->newest;
+	/* relaxed: we hold the writer lock; the journaler claimed the epoch
+	 * through this handle */
+	h->bus_epoch = atomic_load_explicit(&j->ctl->epoch_set,
+					    memory_order_relaxed)
+			       ? atomic_load_explicit(&j->ctl->bus_epoch,
+						      memory_order_relaxed)
+			       : 0;
+	h->link = JLINK_MARKER;
+	h->link_crc = crc32c((uint8_t *)h + JLINK_FROM, JLINK_TO - JLINK_FROM,
+			     0);
 }
 
 int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
@@ -364,6 +375,7 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 	}
 	j->active = s;
 	j->end_off = JSEG_DATA_OFF;
+	j->newest = first;
 	/* release: the previous segment's seal before the hint that a new
 	 * one exists; pairs with the acquire in catch_up (journal_read.c) */
 	atomic_store_explicit(&j->ctl->seg_first, first, memory_order_release);

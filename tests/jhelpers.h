@@ -104,6 +104,31 @@ static inline const char *jt_seg(char out[512], const char *dir,
 	return jt_path(out, dir, name);
 }
 
+/* The first sequences of the segment files in the journal directory
+ * jdir, sorted; how many (at most max). */
+static inline uint32_t jt_seg_firsts(const char *jdir, uint64_t *firsts,
+				     uint32_t max)
+{
+	DIR *d = opendir(jdir);
+	uint32_t n = 0;
+	if (d == NULL) {
+		perror(jdir);
+		abort();
+	}
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		if (strlen(e->d_name) == 24 && !strcmp(e->d_name + 20, ".seg") &&
+		    n < max)
+			firsts[n++] = strtoull(e->d_name, NULL, 10);
+	closedir(d);
+	for (uint32_t i = 1; i < n; i++) /* insertion sort: a few dozen */
+		for (uint32_t k = i; k > 0 && firsts[k - 1] > firsts[k]; k--) {
+			uint64_t t = firsts[k];
+			firsts[k] = firsts[k - 1];
+			firsts[k - 1] = t;
+		}
+	return n;
+}
+
 /* Overwrite n bytes of a file at off. */
 static inline void jt_poke(const char *path, uint64_t off, const void *p,
 			   size_t n)

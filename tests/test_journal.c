@@ -2,7 +2,9 @@
  * The journal in one process: CRC conventions, a round trip of millions of
  * records read back by sequence, time and key against an in-memory model,
  * bad files, the writer lock, durability counters, retention, indexes,
- * tail recovery, and damage at every framing boundary of a small journal.
+ * tail recovery, damage at every framing boundary of a small journal, and
+ * damage beyond records: segments missing or failing their checks, a bad
+ * seal block, a lost control file (issue 13).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -552,8 +554,16 @@ Test(journal, bad_files_are_named_with_their_offset)
 	jt_poke(p, 0, &magic, 8);
 	uint32_t version = 9;
 	jt_poke(jt_seg(p, dir, 10, ".seg"), 8, &version, 4);
-	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &j),
-		     SHMBUS_EVERSION);
+	/* a reader opens the rest and names the file it cannot read */
+	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &j), 0);
+	shmbus_journal_damage_t d;
+	cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+	cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_UNREADABLE);
+	cr_assert(strstr(d.text, "00000000000000000010.seg") &&
+			  strstr(d.text, "offset 8"),
+		  "%s", d.text);
+	shmbus_journal_close(j);
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_EVERSION);
 	cr_assert(strstr(shmbus_errmsg(), "00000000000000000010.seg") &&
 			  strstr(shmbus_errmsg(), "offset 8"),
 		  "%s", shmbus_errmsg());
@@ -694,15 +704,25 @@ Test(journal, durability_policies_sync_when_they_say)
 	jt_rmrf(dir);
 }
 
+/* A new journal in a new dir (its path in p: dir/j), 64 KiB segments,
+ * retention keeping `keep` of them. */
+static shmbus_journal_t *retaining(char dir[256], char p[512], uint32_t keep,
+				   shmbus_journal_opts_t *o)
+{
+	jt_tmpdir(dir);
+	snprintf(p, 512, "%s/j", dir);
+	*o = (shmbus_journal_opts_t){.segment_size = 64 * KB,
+				     .retain_bytes = keep * 64 * KB};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(p, o, &j), 0, "%s", shmbus_errmsg());
+	return j;
+}
+
 Test(journal, retention_removes_whole_old_segments_only)
 {
 	char dir[256], p[512];
-	jt_tmpdir(dir);
-	snprintf(p, sizeof(p), "%s/j", dir);
-	shmbus_journal_opts_t o = {.segment_size = 64 * KB,
-				   .retain_bytes = 4 * 64 * KB};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0);
+	shmbus_journal_opts_t o;
+	shmbus_journal_t *j = retaining(dir, p, 4, &o);
 	for (uint64_t i = 0; i < 2000; i++)
 		put(j, i, 500, i % 3, i);
 	shmbus_journal_stats_t st;
@@ -925,11 +945,15 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 			cr_assert_eq(truncate(jt_seg(p, work, f[k].seg, ".seg"),
 					      (off_t)at),
 				     0);
-			shmbus_journal_t *j;
-			cr_assert_eq(jopen_rc(work, SHMBUS_JOURNAL_READONLY,
-					      &j),
-				     SHMBUS_ECORRUPT, "a reader refuses");
-			cr_assert(strstr(shmbus_errmsg(), "truncated"));
+			/* a reader cannot map it: a range it names */
+			shmbus_journal_t *j = jopen(work, SHMBUS_JOURNAL_READONLY,
+						    0);
+			shmbus_journal_damage_t d;
+			cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+			cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_UNREADABLE);
+			cr_assert_eq(d.from, f[k].seg);
+			cr_assert(strstr(d.text, "truncated"), "%s", d.text);
+			shmbus_journal_close(j);
 			j = jopen(work, 0, 0);
 			shmbus_journal_recovery_t rec;
 			shmbus_journal_get_recovery(j, &rec);
@@ -941,5 +965,499 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 			shmbus_journal_close(j);
 		}
 	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* ------------------------------------------- damage (issue 13: 8-10) */
+
+/* The first sequences of the segment files in dir/j, sorted. */
+static uint32_t seg_firsts(const char *dir, uint64_t *firsts, uint32_t max)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/j", dir);
+	return jt_seg_firsts(p, firsts, max);
+}
+
+/* n records 0..n-1 of 100 bytes (about 390 a 64 KiB segment), key seq %
+ * 5; the writer closed. Returns the segment files, their firsts. */
+static uint32_t seq_journal(const char *dir, uint64_t n, uint64_t *firsts,
+			    uint32_t max)
+{
+	shmbus_journal_t *j = jopen(dir, 0, 64 * KB);
+	for (uint64_t s = 0; s < n; s++)
+		put(j, s, 100, s % 5, 1000 + s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	return seg_firsts(dir, firsts, max);
+}
+
+static int count_one(const shmbus_record_t *r, void *ctx)
+{
+	uint64_t *next = ctx;
+	QUIET(jt_same(r->data, r->seq, r->len), "payload of %llu",
+	      (unsigned long long)r->seq);
+	*next = r->seq + 1;
+	return 0;
+}
+
+/* Replay q through a read-only handle of dir/j: the records handed over;
+ * *rc the replay's result (its message kept in msg). */
+static uint64_t ro_replay(const char *dir, const shmbus_journal_query_t *q,
+			  int *rc, char msg[512])
+{
+	shmbus_journal_t *r;
+	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &r), 0, "%s",
+		     shmbus_errmsg());
+	uint64_t n = 0, next = 0;
+	*rc = shmbus_journal_replay(r, q, count_one, &next, &n);
+	snprintf(msg, 512, "%s", shmbus_errmsg());
+	shmbus_journal_close(r);
+	return n;
+}
+
+/* shmbus_journal_verify through a read-only handle; its message in msg. */
+static int ro_verify(const char *dir, char msg[512])
+{
+	shmbus_journal_t *r;
+	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &r), 0, "%s",
+		     shmbus_errmsg());
+	int bad = shmbus_journal_verify(r);
+	snprintf(msg, 512, "%s", shmbus_errmsg());
+	shmbus_journal_close(r);
+	return bad;
+}
+
+/* Everything in dir/j, names and contents, as one checksum: what a refused
+ * open must not change. */
+static uint64_t dir_sum(const char *dir)
+{
+	char p[300], f[600];
+	snprintf(p, sizeof(p), "%s/j", dir);
+	DIR *d = opendir(p);
+	cr_assert_not_null(d);
+	uint64_t sum = 0;
+	static uint8_t buf[64 * KB];
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		uint32_t h = crc32c(e->d_name, strlen(e->d_name), 0);
+		snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
+		int fd = open(f, O_RDONLY);
+		ssize_t got;
+		while (fd >= 0 && (got = read(fd, buf, sizeof(buf))) > 0)
+			h = crc32c(buf, (size_t)got, h);
+		if (fd >= 0)
+			close(fd);
+		sum += (uint64_t)h * 0x9e3779b97f4a7c15ull; /* any order */
+	}
+	closedir(d);
+	return sum;
+}
+
+/* Reads of dir/j's n records meet [from, to), which cannot be read: a
+ * strict replay stops there, SHMBUS_ECORRUPT saying `says`; one that skips
+ * corruption reads every other record. */
+static void reads_stop_or_skip(const char *dir, uint64_t n, uint64_t from,
+			       uint64_t to, const char *says)
+{
+	char msg[512];
+	int rc;
+	uint64_t got = ro_replay(dir, NULL, &rc, msg);
+	cr_assert_eq(rc, SHMBUS_ECORRUPT, "[%llu, %llu): strict: %d %s",
+		     (unsigned long long)from, (unsigned long long)to, rc, msg);
+	cr_assert_eq(got, from, "stops there");
+	cr_assert(strstr(msg, says), "%s", msg);
+	shmbus_journal_query_t q = {.flags = SHMBUS_JOURNAL_SKIP_CORRUPT};
+	got = ro_replay(dir, &q, &rc, msg);
+	cr_assert_eq(rc, 0, "%s", msg);
+	cr_assert_eq(got, n - (to - from), "[%llu, %llu)",
+		     (unsigned long long)from, (unsigned long long)to);
+}
+
+/* dir/j reads clean, and a writer opens it. */
+static void expect_clean(const char *dir)
+{
+	char msg[512];
+	shmbus_journal_t *j;
+	cr_assert_eq(ro_verify(dir, msg), 0, "%s", msg);
+	cr_assert_eq(jopen_rc(dir, 0, &j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_close(j);
+}
+
+static void rm_seg(const char *dir, uint64_t first)
+{
+	char p[512];
+	cr_assert_eq(unlink(jt_seg(p, dir, first, ".seg")), 0, "%s", p);
+	unlink(jt_seg(p, dir, first, ".idx"));
+}
+
+/* Item 8: a control file that is gone is rebuilt from the segments by the
+ * writer (same journal id), never made anew and empty; readers read the
+ * segments and say the control file is missing. */
+Test(journal, a_missing_control_file_is_rebuilt_from_the_segments)
+{
+	char dir[256], p[512], msg[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	cr_assert_geq(nseg, 9);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_info_t was, now;
+	shmbus_journal_get_info(j, &was);
+	shmbus_journal_close(j);
+	jt_path(p, dir, "journal.ctl");
+	cr_assert_eq(unlink(p), 0);
+
+	/* readers: every record, and the loss of the control file said */
+	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &j), 0,
+		     "a reader opens the segments: %s", shmbus_errmsg());
+	shmbus_journal_close(j);
+	cr_assert_gt(ro_verify(dir, msg), 0, "not clean: %s", msg);
+	cr_assert(strstr(msg, "journal.ctl is missing"), "%s", msg);
+	int rc;
+	cr_assert_eq(ro_replay(dir, NULL, &rc, msg), 5000, "%s", msg);
+	cr_assert_eq(rc, 0, "%s", msg);
+
+	/* a writer rebuilds it: the same journal, its end */
+	cr_assert_eq(jopen_rc(dir, 0, &j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_get_info(j, &now);
+	cr_assert_eq(now.journal_id, was.journal_id);
+	cr_assert_eq(now.segment_size, was.segment_size);
+	cr_assert_eq(shmbus_journal_end(j), 5000);
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert(strstr(rec.reason, "journal.ctl was missing"), "%s",
+		  rec.reason);
+	put(j, 5000, 100, 0, 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_eq(ro_verify(dir, msg), 0, "%s", msg);
+	cr_assert_eq(ro_replay(dir, NULL, &rc, msg), 5001, "%s", msg);
+
+	/* the state the old writer left: a fresh, empty control file over
+	 * the segments; no reader calls that an empty clean journal */
+	char other[256], q[1200];
+	jt_tmpdir(other);
+	j = jopen(other, 0, 64 * KB);
+	shmbus_journal_close(j);
+	snprintf(q, sizeof(q), "cp '%s/j/journal.ctl' '%s'", other, p);
+	cr_assert_eq(system(q), 0);
+	cr_assert_gt(ro_verify(dir, msg), 0, "not clean: %s", msg);
+	cr_assert(strstr(msg, "another journal"), "%s", msg);
+	cr_assert_eq(ro_replay(dir, NULL, &rc, msg), 0);
+	cr_assert_eq(rc, SHMBUS_ECORRUPT, "strict: %s", msg);
+	uint64_t sum = dir_sum(dir);
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
+	cr_assert(strstr(shmbus_errmsg(), "remove it"), "the way out: %s",
+		  shmbus_errmsg());
+	cr_assert_eq(dir_sum(dir), sum, "a refused open changes nothing");
+
+	/* gone, with a segment gone too: refused, and no control file made */
+	cr_assert_eq(unlink(p), 0);
+	rm_seg(dir, firsts[4]);
+	sum = dir_sum(dir);
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
+	cr_assert(strstr(shmbus_errmsg(), "missing"), "%s", shmbus_errmsg());
+	cr_assert_neq(access(p, F_OK), 0, "no journal.ctl made");
+	cr_assert_eq(dir_sum(dir), sum, "a refused open changes nothing");
+	jt_rmrf(other);
+	jt_rmrf(dir);
+}
+
+/* Item 9: a segment deleted from the middle, the start or the end is a
+ * gap that verify, strict reads and the writer's open report, naming the
+ * sequences; reads that skip damage go past it. */
+Test(journal, a_deleted_segment_is_a_gap_every_read_reports)
+{
+	char dir[256], work[256], msg[512], want[128];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	cr_assert_geq(nseg, 9);
+	const uint32_t which[] = {3, 0, nseg - 1};
+	for (int w = 0; w < 3; w++) {
+		uint32_t k = which[w];
+		uint64_t from = firsts[k], to = k + 1 < nseg ? firsts[k + 1]
+							     : 5000;
+		jt_copy(dir, work);
+		rm_seg(work, from);
+		cr_assert_gt(ro_verify(work, msg), 0, "segment %u: %s", k, msg);
+		snprintf(want, sizeof(want), "sequences %llu to %llu",
+			 (unsigned long long)from,
+			 (unsigned long long)(to - 1));
+		cr_assert(strstr(msg, want), "segment %u: %s", k, msg);
+		reads_stop_or_skip(work, 5000, from, to, want);
+		/* a query that does not reach it sees nothing wrong */
+		int rc;
+		shmbus_journal_query_t q = {.to_seq = from};
+		if (from) {
+			cr_assert_eq(ro_replay(work, &q, &rc, msg), from);
+			cr_assert_eq(rc, 0, "%s", msg);
+		}
+		q = (shmbus_journal_query_t){.from_seq = to};
+		cr_assert_eq(ro_replay(work, &q, &rc, msg), 5000 - to);
+		cr_assert_eq(rc, 0, "%s", msg);
+		/* the report, and what a skipping read counted */
+		shmbus_journal_t *j = jopen(work, SHMBUS_JOURNAL_READONLY, 0);
+		shmbus_journal_damage_t d;
+		cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+		cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_MISSING);
+		cr_assert_eq(d.from, from);
+		cr_assert_eq(d.to, to);
+		cr_assert_eq(d.segment, from, "names the file");
+		cr_assert_eq(shmbus_journal_get_damage(j, 1, &d), 0);
+		cr_assert_eq(shmbus_journal_end(j), 5000);
+		q = (shmbus_journal_query_t){.flags =
+						     SHMBUS_JOURNAL_SKIP_CORRUPT};
+		uint64_t next = 0;
+		cr_assert_eq(shmbus_journal_replay(j, &q, count_one, &next,
+						   NULL),
+			     0);
+		shmbus_journal_stats_t st;
+		shmbus_journal_get_stats(j, &st);
+		cr_assert_eq(st.lost_ranges, 1);
+		cr_assert_eq(st.lost_seqs, to - from);
+		cr_assert_eq(st.segments, nseg - 1);
+		shmbus_journal_close(j);
+		/* the writer refuses, naming it and the way out, and changes
+		 * nothing */
+		uint64_t sum = dir_sum(work);
+		cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+			     "segment %u: the writer opened", k);
+		cr_assert(strstr(shmbus_errmsg(), want) &&
+				  strstr(shmbus_errmsg(),
+					 "SHMBUS_JOURNAL_ACCEPT_LOSS"),
+			  "%s", shmbus_errmsg());
+		cr_assert_eq(dir_sum(work), sum, "a refused open changes "
+						 "nothing");
+		/* told to, it goes on after the loss, which stays reported */
+		j = jopen(work, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+		cr_assert_eq(shmbus_journal_end(j), 5000, "never goes back");
+		for (uint64_t s = 5000; s < 5500; s++)
+			put(j, s, 100, s % 5, s);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		cr_assert_gt(ro_verify(work, msg), 0);
+		cr_assert(strstr(msg, want), "still reported: %s", msg);
+		q = (shmbus_journal_query_t){.flags =
+						     SHMBUS_JOURNAL_SKIP_CORRUPT};
+		cr_assert_eq(ro_replay(work, &q, &rc, msg),
+			     5500 - (to - from));
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* Retention takes a lost range with what is before it: the journal then
+ * starts after it, clean. */
+Test(journal, retention_removes_a_lost_range_with_the_old_segments)
+{
+	char dir[256];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	rm_seg(dir, firsts[3]);
+	char p[300];
+	snprintf(p, sizeof(p), "%s/j", dir);
+	shmbus_journal_opts_t o = {.flags = SHMBUS_JOURNAL_ACCEPT_LOSS,
+				   .retain_bytes = 4 * 64 * KB};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_verify(j), 1, "%s", shmbus_errmsg());
+	cr_assert_geq(shmbus_journal_retain(j), (int)nseg - 5);
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	cr_assert_gt(st.first_seq, firsts[4]);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(dir);
+	jt_rmrf(dir);
+}
+
+/* Bus gaps that fall on segment boundaries, and retention, are not
+ * missing segments. */
+Test(journal, gaps_between_segments_and_retention_are_not_damage)
+{
+	char dir[256], p[512], msg[512];
+	shmbus_journal_opts_t o;
+	shmbus_journal_t *j = retaining(dir, p, 6, &o);
+	for (uint64_t i = 0; i < 8000; i++)
+		put(j, 10 + 3 * i, 100, i % 5, i);
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	cr_assert_gt(st.removed, 3);
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(ro_verify(dir, msg), 0, "%s", msg);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(dir);
+	jt_rmrf(dir);
+}
+
+/* Item 10: one damaged sealed segment is a range that cannot be read, not
+ * a journal that cannot be opened: reads stop at it (strict) or go past
+ * it; the writer refuses, naming it, and changes nothing. */
+Test(journal, a_damaged_sealed_segment_is_a_range_the_rest_is_read)
+{
+	char dir[256], work[256], msg[512], p[512], name[48];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	uint64_t from = firsts[2], to = firsts[3];
+	snprintf(name, sizeof(name), "%020llu.seg", (unsigned long long)from);
+	for (int how = 0; how < 3; how++) {
+		jt_copy(dir, work);
+		jt_seg(p, work, from, ".seg");
+		if (how == 0) {
+			jt_flip(p, 50, 0x10); /* header CRC */
+		} else if (how == 1) {
+			cr_assert_eq(truncate(p, 40000), 0);
+		} else {
+			uint32_t v = 9;
+			jt_poke(p, 8, &v, 4);
+		}
+		shmbus_journal_t *j;
+		cr_assert_eq(jopen_rc(work, SHMBUS_JOURNAL_READONLY, &j), 0,
+			     "damage %d: %s", how, shmbus_errmsg());
+		shmbus_journal_close(j);
+		reads_stop_or_skip(work, 5000, from, to, name);
+		int rc;
+		shmbus_journal_query_t q = {.flags =
+						    SHMBUS_JOURNAL_SKIP_CORRUPT};
+		cr_assert_gt(ro_verify(work, msg), 0);
+		cr_assert(strstr(msg, name), "%s", msg);
+		j = jopen(work, SHMBUS_JOURNAL_READONLY, 0);
+		shmbus_journal_damage_t d;
+		cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+		cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_UNREADABLE);
+		cr_assert_eq(d.from, from);
+		cr_assert_eq(d.to, to);
+		cr_assert_eq(d.segment, from);
+		cr_assert(strstr(d.text, name), "%s", d.text);
+		shmbus_journal_stats_t st;
+		shmbus_journal_get_stats(j, &st);
+		cr_assert_eq(st.segments, nseg, "a file, counted");
+		shmbus_journal_close(j);
+		uint64_t sum = dir_sum(work);
+		cr_assert_neq(jopen_rc(work, 0, &j), 0, "damage %d", how);
+		cr_assert(strstr(shmbus_errmsg(), name), "%s",
+			  shmbus_errmsg());
+		cr_assert_eq(dir_sum(work), sum, "a refused open changes "
+						 "nothing");
+		/* told to, the writer goes on; the file stays as it is */
+		struct stat was, now;
+		cr_assert_eq(stat(p, &was), 0);
+		j = jopen(work, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+		put(j, 5000, 100, 0, 0);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		cr_assert_eq(stat(p, &now), 0);
+		cr_assert_eq(now.st_size, was.st_size);
+		cr_assert_eq(now.st_mtim.tv_nsec, was.st_mtim.tv_nsec);
+		uint64_t n = ro_replay(work, &q, &rc, msg);
+		cr_assert_eq(n, 5001 - (to - from), "damage %d", how);
+	}
+	/* a missing segment just before a damaged one: both ranges (the
+	 * damaged file's link block has a CRC of its own) */
+	jt_copy(dir, work);
+	rm_seg(work, firsts[1]);
+	jt_flip(jt_seg(p, work, firsts[2], ".seg"), 50, 0x10);
+	shmbus_journal_t *j = jopen(work, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_damage_t d;
+	cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+	cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_MISSING, "%s", d.text);
+	cr_assert_eq(d.from, firsts[1]);
+	cr_assert_eq(d.to, firsts[2]);
+	cr_assert_eq(shmbus_journal_get_damage(j, 1, &d), 1);
+	cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_UNREADABLE);
+	cr_assert_eq(d.from, firsts[2]);
+	shmbus_journal_close(j);
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* Item 10: a seal block that fails its CRC is shown by verify; readers
+ * read the segment by scanning it, and the writer seals it again. */
+Test(journal, a_seal_block_failing_its_crc_is_reported_and_resealed)
+{
+	char dir[256], msg[512], p[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	seq_journal(dir, 5000, firsts, 64);
+	jt_flip(jt_seg(p, dir, firsts[2], ".seg"), 150, 0x01); /* count */
+	cr_assert_gt(ro_verify(dir, msg), 0, "verify shows it");
+	cr_assert(strstr(msg, "seal block fails its CRC"), "%s", msg);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_damage_t d;
+	cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 1);
+	cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_SEAL);
+	cr_assert_eq(d.segment, firsts[2]);
+	shmbus_journal_close(j);
+	int rc;
+	cr_assert_eq(ro_replay(dir, NULL, &rc, msg), 5000);
+	cr_assert_eq(rc, 0, "%s", msg);
+	cr_assert_eq(jopen_rc(dir, 0, &j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert(strstr(rec.reason, "sealed again"), "%s", rec.reason);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_eq(ro_verify(dir, msg), 0, "%s", msg);
+
+	/* a bad seal block over a bad record: sealing it again would cut
+	 * the records after it, in the middle of the journal: refused,
+	 * unless the loss is accepted */
+	uint64_t at = JSEG_DATA_OFF + 100 * jrec_frame(100); /* the 101st */
+	jt_flip(jt_seg(p, dir, firsts[3], ".seg"), 150, 0x01);
+	jt_flip(p, at + 60, 0x01);
+	cr_assert_eq(ro_verify(dir, msg), 2, "the seal and the record: %s",
+		     msg);
+	uint64_t sum = dir_sum(dir);
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
+	cr_assert(strstr(shmbus_errmsg(), "not the last segment") &&
+			  strstr(shmbus_errmsg(), "ACCEPT_LOSS"),
+		  "%s", shmbus_errmsg());
+	cr_assert_eq(dir_sum(dir), sum, "a refused open changes nothing");
+	j = jopen(dir, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert_eq(rec.segment, firsts[3]);
+	cr_assert_eq(rec.offset, at);
+	cr_assert_eq(rec.cut_records, firsts[4] - firsts[3] - 100);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	jt_rmrf(dir);
+}
+
+/* Item 8: the bus epoch that a journaler claimed is in every segment's
+ * link block, so a rebuilt control file has it (the journaler's check
+ * against another bus's sequences keeps working). */
+Test(journal, a_rebuilt_control_file_keeps_the_bus_epoch)
+{
+	char dir[256], p[512];
+	jt_tmpdir(dir);
+	shmbus_journal_t *j = jopen(dir, 0, 64 * KB);
+	shmbus_journal_close(j);
+	uint64_t epoch = 0x5eed0123456789abull;
+	uint32_t set = 1;
+	jt_path(p, dir, "journal.ctl");
+	jt_poke(p, offsetof(struct jctl, bus_epoch), &epoch, 8);
+	jt_poke(p, offsetof(struct jctl, epoch_set), &set, 4);
+	j = jopen(dir, 0, 0);
+	for (uint64_t s = 0; s < 1000; s++)
+		put(j, s, 100, 0, s);
+	shmbus_journal_close(j);
+	cr_assert_eq(unlink(p), 0);
+	j = jopen(dir, 0, 0);
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert(strstr(rec.reason, "rebuilt") &&
+			  !strstr(rec.reason, "no bus epoch"),
+		  "%s", rec.reason);
+	shmbus_journal_close(j);
+	uint64_t got = 0;
+	uint32_t got_set = 0;
+	int fd = open(p, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &got, 8, offsetof(struct jctl, bus_epoch)), 8);
+	cr_assert_eq(pread(fd, &got_set, 4, offsetof(struct jctl, epoch_set)),
+		     4);
+	close(fd);
+	cr_assert_eq(got, epoch);
+	cr_assert_eq(got_set, 1);
 	jt_rmrf(dir);
 }

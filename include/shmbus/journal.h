@@ -103,6 +103,14 @@ enum shmbus_journal_flags {
 	 * The journaler (shmbus_journal_attach) always writes this way and
 	 * flushes before its cursor moves. */
 	SHMBUS_JOURNAL_BUFFERED = 1u << 2,
+	/* Writer: open a journal that has lost sequences (a segment file
+	 * missing, or one that fails its checks: shmbus_journal_get_damage)
+	 * and append after them. Without it such an open fails with
+	 * SHMBUS_ECORRUPT naming the damage and changes nothing; with it,
+	 * the damage stays where it is and every read, verify and info go
+	 * on reporting it, until retention removes it. Never needed after
+	 * a crash of a process; docs/journal.md, "Damage", says when. */
+	SHMBUS_JOURNAL_ACCEPT_LOSS = 1u << 3,
 };
 
 typedef struct shmbus_journal_opts {
@@ -138,6 +146,13 @@ typedef struct shmbus_journal_opts {
  * Open the journal in directory dir (created, with its parents' existence
  * required, unless READONLY), recovering the unsealed tail as
  * docs/journal.md says. opts may be NULL (a writer with default options).
+ * Damage beyond single records (segments missing, a segment file failing
+ * its checks, a missing journal.ctl) does not fail a read-only open: reads
+ * report it where they reach it, shmbus_journal_get_damage lists it. A
+ * writer's open refuses lost sequences (SHMBUS_ECORRUPT, naming them and
+ * the way out; nothing changed on disk) unless SHMBUS_JOURNAL_ACCEPT_LOSS,
+ * and repairs what loses nothing (a control file rebuilt from the
+ * segments, a seal block written again).
  */
 SHMBUS_API int shmbus_journal_open(const char *dir,
 				   const shmbus_journal_opts_t *opts,
@@ -233,7 +248,12 @@ SHMBUS_API int shmbus_journal_iter_open(shmbus_journal_t *j,
  * writer); SHMBUS_ECORRUPT for a corrupt record, with its position in
  * e->segment/e->offset and in shmbus_errmsg() -- the next call resumes
  * after it where that is safe (docs/journal.md). Never returns a torn or
- * corrupt record.
+ * corrupt record. SHMBUS_ECORRUPT with e->offset 0 is not a record but a
+ * range of sequences that cannot be read (shmbus_journal_get_damage: a
+ * segment missing, or failing its checks), met where the query reaches
+ * it: e->segment is its first sequence, shmbus_errmsg() names it, its
+ * file and the sequences, which are counted in stats.lost_*; the next
+ * call goes on after it.
  */
 SHMBUS_API int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 					shmbus_journal_entry_t *e);
@@ -269,8 +289,10 @@ SHMBUS_API int shmbus_journal_republish(shmbus_journal_t *j,
 SHMBUS_API int shmbus_journal_retain(shmbus_journal_t *j);
 
 /* Read every record of every segment and check its CRC (a full scan: for
- * tools and tests). Returns the number of corrupt records found (>= 0;
- * the first is described in shmbus_errmsg()) or an error. */
+ * tools and tests). Returns the number of problems found: corrupt
+ * records, plus each shmbus_journal_get_damage entry (>= 0; the first is
+ * described in shmbus_errmsg()), or an error. 0: every sequence the
+ * journal accounts for was read, and found whole. */
 SHMBUS_API int shmbus_journal_verify(shmbus_journal_t *j);
 
 typedef struct shmbus_journal_stats {
@@ -286,6 +308,11 @@ typedef struct shmbus_journal_stats {
 	uint64_t corrupt;    /* corrupt records met by this handle's reads */
 	uint64_t skipped_bytes;	  /* bytes reads skipped past corruption */
 	uint64_t indexes_rebuilt; /* missing or bad index files rebuilt */
+	/* ranges that could not be read (a segment missing, or failing its
+	 * checks) met by this handle's reads, and the sequences of them
+	 * that the reads wanted (a range whose end is not known counts 0) */
+	uint64_t lost_ranges;
+	uint64_t lost_seqs;
 } shmbus_journal_stats_t;
 SHMBUS_API void shmbus_journal_get_stats(const shmbus_journal_t *j,
 					 shmbus_journal_stats_t *st);
@@ -321,6 +348,40 @@ typedef struct shmbus_journal_recovery {
 } shmbus_journal_recovery_t;
 SHMBUS_API void shmbus_journal_get_recovery(const shmbus_journal_t *j,
 					    shmbus_journal_recovery_t *r);
+
+/* What is wrong with a journal, beyond single records (docs/journal.md,
+ * "Damage"): found when its directory is listed, at open and when a
+ * reader learns of new segments. */
+enum shmbus_journal_damage_kind {
+	/* segment files gone (deleted, or lost with a machine crash):
+	 * sequences [from, to) are lost */
+	SHMBUS_JOURNAL_DAMAGE_MISSING = 1,
+	/* a segment file that fails its checks (header, size, version,
+	 * another journal's): [from, to) cannot be read */
+	SHMBUS_JOURNAL_DAMAGE_UNREADABLE = 2,
+	/* a seal block that fails its CRC: the segment's records were read
+	 * by scanning it; a writer's open seals it again */
+	SHMBUS_JOURNAL_DAMAGE_SEAL = 3,
+	/* journal.ctl is missing: read from the segments; a writer's open
+	 * writes it again from them */
+	SHMBUS_JOURNAL_DAMAGE_CONTROL = 4,
+};
+
+typedef struct shmbus_journal_damage {
+	uint32_t kind; /* shmbus_journal_damage_kind */
+	uint32_t reserved;
+	/* MISSING, UNREADABLE: the sequences, to exclusive; UINT64_MAX: up
+	 * to an end that is not known. 0, 0 for the others. */
+	uint64_t from, to;
+	/* the segment file's first sequence (its name), or UINT64_MAX */
+	uint64_t segment;
+	char text[320]; /* what, which file, which sequences */
+} shmbus_journal_damage_t;
+
+/* The i-th damage found (from 0): 1 with *d filled, 0 past the last. */
+SHMBUS_API int shmbus_journal_get_damage(const shmbus_journal_t *j,
+					 uint32_t i,
+					 shmbus_journal_damage_t *d);
 
 /* ------------------------------------- journaling a channel (journaler) */
 

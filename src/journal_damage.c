@@ -1,0 +1,470 @@
+/*
+ * Damage beyond single records: segment files missing from the journal,
+ * files that fail their checks, a seal block that fails its CRC, a lost
+ * control file. docs/journal.md, "Damage", has the rules.
+ *
+ * A file that fails its checks stays in the segment table as a lost
+ * entry (JLOST_FILE), never mapped: the sequences from its name to the
+ * next entry's first cannot be read. Missing segments are found from the
+ * link block every segment carries since it existed (the first sequence
+ * of the segment made before it) and from the control file (the oldest
+ * sequence kept, the newest segment announced, the end): each gap gets
+ * an entry of its own (JLOST_GONE, no file), made again after every
+ * listing. Readers meet these entries in sequence order: a strict read
+ * stops there with SHMBUS_ECORRUPT, one that skips corruption counts the
+ * sequences and goes on. Retention is told from loss by the control
+ * file's first_seq, raised before retention unlinks: a range wholly
+ * below it was retention's, also when a reader's listing raced it.
+ *
+ * A writer's open refuses damage it would append after (nothing written
+ * yet at that point), unless it is opened with ACCEPT_LOSS; it repairs
+ * what loses nothing: a seal block that fails its CRC over records that
+ * all check (journal.c seals it again), a missing control file (rebuilt
+ * here from the segments' headers: identity, size, channel, bus epoch).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "journal_int.h"
+
+#define CTL_NAME "journal.ctl"
+#define DIR_SHOWN 160 /* of a directory's path, in a damage's text */
+
+uint32_t jfiles(const shmbus_journal_t *j)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < j->nsegs; i++)
+		n += j->segs[i]->lost != JLOST_GONE;
+	return n;
+}
+
+void jdamage_clear(shmbus_journal_t *j)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		if (j->segs[i]->lost == JLOST_GONE)
+			jseg_free(j->segs[i]);
+		else
+			j->segs[k++] = j->segs[i];
+	}
+	if (k != j->nsegs)
+		j->gen++; /* iterators find their entry again */
+	j->nsegs = k;
+}
+
+/* An entry for sequences [from, to) whose segment files are gone; why
+ * names the file that ought to be there. */
+static int add_gone(shmbus_journal_t *j, uint64_t from, uint64_t to,
+		    uint64_t named, const char *why)
+{
+	struct jseg *g = jseg_new(from);
+	if (g == NULL)
+		return SHMBUS_ENOMEM;
+	g->lost = JLOST_GONE;
+	g->lost_to = to;
+	g->gone = named;
+	g->why = strdup(why);
+	int rc = g->why ? jseg_add(j, g)
+			: shmbus_seterr(SHMBUS_ENOMEM,
+					"journal: out of memory");
+	if (rc)
+		jseg_free(g);
+	j->gen++;
+	return rc;
+}
+
+/* b's link names another segment than the entry before it (or, for the
+ * first, one that retention has not removed): the sequences between are
+ * missing. Returns 1 if it added an entry (before b), 0, or an error. */
+static int check_link(shmbus_journal_t *j, uint32_t i, uint64_t kept,
+		      bool hint)
+{
+	const struct jseg *b = j->segs[i];
+	uint64_t prev = b->prev_first, from;
+	char why[160], pn[40], bn[40];
+	/* a file that fails its checks still vouches for its predecessor
+	 * if its link block checks (a CRC of its own), unless it is another
+	 * journal's */
+	if (b->lost == JLOST_GONE || b->foreign || !b->linked ||
+	    prev == JLINK_FIRST)
+		return 0;
+	if (i == 0) {
+		/* the first here: its predecessor ought to be here too,
+		 * unless retention removed it (first_seq passed it) */
+		if (!hint || prev < kept || kept >= b->first_seq)
+			return 0;
+		from = kept;
+	} else {
+		const struct jseg *a = j->segs[i - 1];
+		if (a->lost || prev == a->first_seq)
+			return 0;
+		from = a->count ? a->last_seq + 1 : a->first_seq + 1;
+	}
+	if (hint && from < kept)
+		from = kept;
+	if (from >= b->first_seq)
+		return 0;
+	jname(pn, prev, ".seg");
+	jname(bn, b->first_seq, ".seg");
+	snprintf(why, sizeof(why), "%s, the segment made before %s%s, is gone",
+		 pn, bn, i == 0 ? " (the first one here)" : "");
+	int rc = add_gone(j, from, b->first_seq, prev, why);
+	return rc ? rc : 1;
+}
+
+int jdamage_assess(shmbus_journal_t *j)
+{
+	jdamage_clear(j);
+	/* A rebuilt control page knows nothing of retention or of the newest
+	 * segment: only the links between the segments here are checked. */
+	bool hint = !j->ctl_rebuilt;
+	/* relaxed: retention raises first_seq before it unlinks, and the
+	 * listing's system calls came between: loaded after the listing,
+	 * it covers every file that retention removed during it */
+	uint64_t kept = hint ? atomic_load_explicit(&j->ctl->first_seq,
+						    memory_order_relaxed)
+			     : 0;
+	/* acquire: pairs with the writer's release of end_seq (the writer
+	 * itself: its own lock orders the last writer's stores) */
+	uint64_t end = hint ? atomic_load_explicit(&j->ctl->end_seq,
+						   memory_order_acquire)
+			    : 0;
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		int rc = check_link(j, i, kept, hint);
+		if (rc < 0)
+			return rc;
+		i += (uint32_t)rc; /* past the entry added before b */
+	}
+	/* The newest segment the writer announced (when this listing began)
+	 * is gone: the records appended to it are lost. One made and gone
+	 * before its first record lost nothing. */
+	uint64_t newest = j->listed_newest;
+	const struct jseg *last = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
+	if (hint && newest != UINT64_MAX && newest >= kept && end > newest &&
+	    (last == NULL || newest > last->first_seq)) {
+		char why[120], nn[40];
+		jname(nn, newest, ".seg");
+		snprintf(why, sizeof(why),
+			 "%s, the newest segment the writer made, is gone", nn);
+		int rc = add_gone(j, newest, end, newest, why);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		struct jseg *s = j->segs[i];
+		if (s->lost != JLOST_FILE)
+			continue;
+		s->lost_to = i + 1 < j->nsegs ? j->segs[i + 1]->first_seq
+			     : end > s->first_seq ? end
+						  : UINT64_MAX;
+	}
+	return 0;
+}
+
+void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
+		size_t n)
+{
+	char range[96];
+	if (s->lost_to == UINT64_MAX)
+		snprintf(range, sizeof(range),
+			 "sequences %" PRIu64 " on (its end is not known)",
+			 s->first_seq);
+	else
+		snprintf(range, sizeof(range),
+			 "sequences %" PRIu64 " to %" PRIu64, s->first_seq,
+			 s->lost_to - 1);
+	if (s->lost == JLOST_GONE)
+		snprintf(out, n, "journal %s: %s are missing: %s", j->dir,
+			 range, s->why);
+	else
+		snprintf(out, n, "%s: %s cannot be read", s->why, range);
+}
+
+int jdamage_refuse(shmbus_journal_t *j)
+{
+	const struct jseg *first = NULL;
+	uint32_t n = 0;
+	bool foreign = false;
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		const struct jseg *s = j->segs[i];
+		if (!s->lost)
+			continue;
+		if (first == NULL || (s->foreign && !first->foreign))
+			first = s;
+		foreign |= s->foreign;
+		n++;
+	}
+	if (n == 0 || (!foreign && (j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS)))
+		return 0;
+	char what[400], more[48] = "";
+	jlost_text(j, first, what, sizeof(what));
+	if (n > 1)
+		snprintf(more, sizeof(more), " (and %u more)", n - 1);
+	/* relaxed: the control file's state, under our writer lock */
+	bool fresh = !j->ctl_rebuilt &&
+		     atomic_load_explicit(&j->ctl->seg_first,
+					  memory_order_relaxed) == UINT64_MAX &&
+		     atomic_load_explicit(&j->ctl->end_seq,
+					  memory_order_relaxed) == 0;
+	if (foreign && fresh)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "%s%s; journal.ctl knows no segment: it "
+				     "was made after these, over a lost one? "
+				     "If so, remove it and open again: the "
+				     "writer rebuilds it from the segments",
+				     what, more);
+	if (foreign)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "%s%s: move the other journal's segment "
+				     "out of this directory",
+				     what, more);
+	return shmbus_seterr(first->lost == JLOST_FILE ? first->lost_code
+						       : SHMBUS_ECORRUPT,
+			     "%s%s: restore it from a backup, or open the "
+			     "writer with SHMBUS_JOURNAL_ACCEPT_LOSS to go "
+			     "on after the loss (reads, verify and info keep "
+			     "reporting it)",
+			     what, more);
+}
+
+/* ------------------------------------------- a lost control file */
+
+struct found {
+	uint64_t first, id, created, epoch, seg_size;
+	char channel[JNAME_BYTES];
+	uint32_t channel_id;
+};
+
+/* A segment header that checks on its own (without a control file). */
+static bool header_ok(const struct jseg_header *h, uint64_t first)
+{
+	return h->magic == JSEG_MAGIC && h->version == JOURNAL_VERSION &&
+	       h->header_crc == crc32c(h, offsetof(struct jseg_header,
+						   header_crc), 0) &&
+	       h->first_seq == first && h->data_off == JSEG_DATA_OFF &&
+	       h->segment_size % 4096 == 0 && h->segment_size >= (64u << 10) &&
+	       h->segment_size <= (1u << 30);
+}
+
+/* The headers of the segment files here: *n files, the good ones in *out
+ * (*nf), or an error. */
+static int read_headers(shmbus_journal_t *j, struct found **out, uint32_t *nf,
+			uint32_t *n)
+{
+	DIR *d = jdir_list(j);
+	if (d == NULL)
+		return SHMBUS_ESYS;
+	struct found *f = NULL;
+	uint32_t cap = 0;
+	int rc = 0;
+	*nf = *n = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+		uint64_t first;
+		const char *ext;
+		if (!jseg_name(e->d_name, &first, &ext) || strcmp(ext, ".seg"))
+			continue;
+		(*n)++;
+		struct jseg_header h;
+		int sfd = openat(j->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		bool ok = sfd >= 0 && pread(sfd, &h, sizeof(h), 0) ==
+						(ssize_t)sizeof(h) &&
+			  header_ok(&h, first);
+		if (sfd >= 0)
+			close(sfd);
+		if (!ok)
+			continue;
+		if (*nf == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct found *g = realloc(f, cap * sizeof(*f));
+			if (g == NULL) {
+				rc = shmbus_seterr(SHMBUS_ENOMEM,
+						   "journal: out of memory");
+				break;
+			}
+			f = g;
+		}
+		struct found *x = &f[(*nf)++];
+		x->first = first;
+		x->id = h.journal_id;
+		x->created = h.created_realtime_ns;
+		x->seg_size = h.segment_size;
+		memcpy(x->channel, h.channel, sizeof(x->channel));
+		x->channel[JNAME_BYTES - 1] = '\0';
+		x->channel_id = h.channel_id;
+		const uint8_t *b = (const uint8_t *)&h;
+		x->epoch = h.link == JLINK_MARKER &&
+				   h.link_crc == crc32c(b + JLINK_FROM,
+							JLINK_TO - JLINK_FROM,
+							0)
+			   ? h.bus_epoch
+			   : 0;
+	}
+	closedir(d);
+	if (rc)
+		free(f);
+	else
+		*out = f;
+	return rc;
+}
+
+/* The journal the segments here belong to: the id most of them carry
+ * (the newest among equals); its oldest creation time, the newest
+ * segment's channel and the newest bus epoch recorded. */
+static struct jctl rebuilt(const struct found *f, uint32_t nf)
+{
+	uint32_t best = 0, votes = 0;
+	for (uint32_t a = 0; a < nf; a++) {
+		uint32_t v = 0;
+		for (uint32_t b = 0; b < nf; b++)
+			v += f[b].id == f[a].id;
+		if (v > votes || (v == votes && f[a].first > f[best].first)) {
+			best = a;
+			votes = v;
+		}
+	}
+	const struct found *w = &f[best];
+	struct jctl c;
+	memset(&c, 0, sizeof(c));
+	c.magic = JCTL_MAGIC;
+	c.version = JOURNAL_VERSION;
+	c.size = JCTL_SIZE;
+	c.journal_id = w->id;
+	c.created_realtime_ns = w->created;
+	c.segment_size = w->seg_size;
+	uint64_t newest = w->first, epoch_at = 0, epoch = 0;
+	for (uint32_t a = 0; a < nf; a++) {
+		if (f[a].id != w->id)
+			continue;
+		if (f[a].created < c.created_realtime_ns)
+			c.created_realtime_ns = f[a].created;
+		if (f[a].first >= newest)
+			newest = f[a].first, w = &f[a];
+		if (f[a].epoch && f[a].first >= epoch_at)
+			epoch_at = f[a].first, epoch = f[a].epoch;
+	}
+	memcpy(c.channel, w->channel, sizeof(c.channel));
+	c.channel_id = w->channel_id;
+	c.header_crc = jctl_crc(&c);
+	atomic_init(&c.seg_first, UINT64_MAX);
+	atomic_init(&c.bus_epoch, epoch);
+	atomic_init(&c.epoch_set, epoch != 0);
+	return c;
+}
+
+int jctl_rebuild(shmbus_journal_t *j)
+{
+	struct found *f = NULL;
+	uint32_t nf = 0, n = 0;
+	int rc = read_headers(j, &f, &nf, &n);
+	if (rc)
+		return rc;
+	if (n == 0)
+		return SHMBUS_ENOENT; /* no segment: a new journal */
+	if (nf == 0)
+		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
+				 "is missing, and none of the %u segment files "
+				 "here has a header to rebuild it from: "
+				 "restore it from a backup",
+				 n);
+	struct jctl c = rebuilt(f, nf);
+	free(f);
+	void *m = mmap(NULL, JCTL_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return jerr_file(SHMBUS_ENOMEM, errno, j, UINT64_MAX, CTL_NAME,
+				 "mmap");
+	memcpy(m, &c, sizeof(c));
+	j->ctl = m;
+	j->ctl_rebuilt = true;
+	return 0;
+}
+
+int jctl_rebuilt_write(shmbus_journal_t *j)
+{
+	struct jctl c;
+	memcpy(&c, j->ctl, sizeof(c)); /* identity and epoch only */
+	int rc = jctl_write(j, &c);
+	if (rc == SHMBUS_EEXIST)
+		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, CTL_NAME,
+				 "appeared while this open rebuilt it from the "
+				 "segments (another writer?): open again");
+	if (rc)
+		return rc;
+	int fd = openat(j->dirfd, CTL_NAME, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return jerr_file(jerrno_code(errno), errno, j, UINT64_MAX,
+				 CTL_NAME, "open");
+	munmap(j->ctl, JCTL_SIZE);
+	j->ctl = NULL;
+	j->ctl_rebuilt = false;
+	if ((rc = jctl_map(j, fd)) != 0)
+		return rc;
+	if (j->ctl->journal_id != c.journal_id)
+		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, CTL_NAME,
+				 "replaced while this open rebuilt it: open "
+				 "again");
+	jnote(j, "journal.ctl was missing: rebuilt from %u segments "
+		 "(journal id %016" PRIx64 "%s)",
+	      jfiles(j), c.journal_id,
+	      /* relaxed: our own copy */
+	      atomic_load_explicit(&c.epoch_set, memory_order_relaxed)
+		      ? ""
+		      : ", no bus epoch recorded");
+	return 0;
+}
+
+/* -------------------------------------------------------------- report */
+
+int shmbus_journal_get_damage(const shmbus_journal_t *j, uint32_t i,
+			      shmbus_journal_damage_t *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->segment = UINT64_MAX;
+	uint32_t k = 0;
+	if (j->ctl_rebuilt && k++ == i) {
+		d->kind = SHMBUS_JOURNAL_DAMAGE_CONTROL;
+		snprintf(d->text, sizeof(d->text),
+			 "journal %.*s/" CTL_NAME " is missing: read from the "
+			 "%u segment files here (a writer's open writes it "
+			 "again from them)",
+			 DIR_SHOWN, j->dir, jfiles(j));
+		return 1;
+	}
+	for (uint32_t s = 0; s < j->nsegs; s++) {
+		const struct jseg *g = j->segs[s];
+		if (g->lost && k++ == i) {
+			d->kind = g->lost == JLOST_GONE
+					  ? SHMBUS_JOURNAL_DAMAGE_MISSING
+					  : SHMBUS_JOURNAL_DAMAGE_UNREADABLE;
+			d->from = g->first_seq;
+			d->to = g->lost_to;
+			d->segment = g->lost == JLOST_GONE ? g->gone
+							   : g->first_seq;
+			jlost_text(j, g, d->text, sizeof(d->text));
+			return 1;
+		}
+		if (g->seal_bad && k++ == i) {
+			char name[40];
+			jname(name, g->first_seq, ".seg");
+			d->kind = SHMBUS_JOURNAL_DAMAGE_SEAL;
+			d->segment = g->first_seq;
+			snprintf(d->text, sizeof(d->text),
+				 "journal %.*s/%s: seal block fails its CRC "
+				 "(offset 132): its records were read by "
+				 "scanning it (a writer's open seals it again)",
+				 DIR_SHOWN, j->dir, name);
+			return 1;
+		}
+	}
+	return 0;
+}
