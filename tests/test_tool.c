@@ -1358,14 +1358,18 @@ static void hex_of(const uint8_t *b, uint32_t n, char *s)
 	s[2 * n] = '\0';
 }
 
-/* The records a query wants; key < 0: any; skip: corrupt ones. */
+/* The records a query wants; key < 0: any; skip: corrupt ones, and the
+ * ranges [lost[k][0], lost[k][1]) that cannot be read. */
 struct jwant {
-	uint64_t from, to, since, count, skip[2];
+	uint64_t from, to, since, count, skip[2], lost[2][2];
 	int key;
 };
 
 static bool j_wanted(const struct jwant *w, int i)
 {
+	for (int k = 0; k < 2; k++)
+		if (j_seq(i) >= w->lost[k][0] && j_seq(i) < w->lost[k][1])
+			return false;
 	return j_seq(i) >= w->from && (!w->to || j_seq(i) < w->to) &&
 	       j_ts(i) >= w->since &&
 	       (w->key < 0 || j_key(i) == (uint64_t)w->key) &&
@@ -1582,6 +1586,126 @@ Test(tool, journal_verify_names_each_flipped_byte_of_sealed_segments)
 	expect_dump(dir, "--skip-corrupt --key 0 2>/dev/null",
 		    &(struct jwant){.skip = {j_seq(100), j_seq(1500)},
 				    .key = 0});
+}
+
+/* Issue 13: damage beyond single records -- journal.ctl missing, a
+ * segment deleted, one failing its checks, a seal block failing its CRC
+ * -- is shown by info (text, JSON) and verify (exit 1), never called
+ * clean; dump stops at a range it cannot read, or skips it and counts.
+ * The journal's sequences have gaps at every segment boundary: none is
+ * taken for a missing segment. */
+Test(tool, journal_verify_and_info_show_damage_beyond_records)
+{
+	char dir[256], p[512], want[256];
+	uint64_t f[64];
+	journal_make(dir);
+	char jd[300];
+	snprintf(jd, sizeof(jd), "%s/j", dir);
+	int n = (int)jt_seg_firsts(jd, f, 64);
+	cr_assert_geq(n, 5, "only %d segments", n);
+
+	/* the control file lost: every record read, and the loss said */
+	cr_assert_eq(unlink(jt_path(p, dir, "journal.ctl")), 0);
+	cr_expect_eq(tool("journal verify %s/j", dir), 1, "%s", out);
+	expect_out("journal.ctl is missing");
+	snprintf(want, sizeof(want), "checked %d records in %d segments: 1 "
+				     "damaged",
+		 JN, n);
+	expect_out(want);
+	cr_expect_eq(tool("journal info %s/j", dir), 0, "%s", out);
+	expect_width(out, 80);
+	expect_out("damage     1 found");
+	expect_out("journal.ctl is missing");
+	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert_not_null(doc, "%s", out);
+	json_t *dm = json_object_get(doc, "damage");
+	cr_expect_eq(json_array_size(dm), 1, "%s", out);
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 json_array_get(dm, 0), "kind")),
+			 "control");
+	json_decref(doc);
+	/* a writer's open (as the attack had it) rebuilds it: clean */
+	char path[300];
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_expect_eq(tool("journal verify %s/j", dir), 0, "%s", out);
+	snprintf(want, sizeof(want), "checked %d records in %d segments: "
+				     "clean",
+		 JN, n);
+	expect_out(want);
+	cr_expect_eq(tool("journal info %s/j", dir), 0, "%s", out);
+	expect_out("damage     none found");
+	expect_out("first 10, end 6009");
+
+	/* a segment deleted, the next one's seal block and the one after's
+	 * header damaged */
+	shmbus_journal_entry_t last = j_where(dir, JN - 1);
+	cr_assert_lt(f[3], last.segment, "f[3] is sealed");
+	cr_assert_eq(unlink(jt_seg(p, dir, f[1], ".seg")), 0);
+	unlink(jt_seg(p, dir, f[1], ".idx"));
+	jt_flip(jt_seg(p, dir, f[2], ".seg"), 150, 0x01);
+	jt_flip(jt_seg(p, dir, f[3], ".seg"), 50, 0x10);
+	/* the deleted one's range: after the last record before it (its
+	 * predecessor ends 2 below its first: the sequences step by 2) */
+	uint64_t gone_from = f[1] - 1;
+	cr_expect_eq(tool("journal verify %s/j", dir), 1, "%s", out);
+	snprintf(want, sizeof(want), "sequences %llu to %llu are missing: "
+				     "%020llu.seg",
+		 (unsigned long long)gone_from,
+		 (unsigned long long)(f[2] - 1), (unsigned long long)f[1]);
+	expect_out(want);
+	snprintf(want, sizeof(want), "%020llu.seg: seal block fails its CRC",
+		 (unsigned long long)f[2]);
+	expect_out(want);
+	snprintf(want, sizeof(want), "%020llu.seg: header fails its CRC "
+				     "(offset 100): sequences %llu to %llu "
+				     "cannot be read",
+		 (unsigned long long)f[3], (unsigned long long)f[3],
+		 (unsigned long long)(f[4] - 1));
+	expect_out(want);
+	expect_out("3 damaged");
+	cr_expect_eq(tool("journal info %s/j", dir), 0, "%s", out);
+	expect_width(out, 80);
+	expect_out("damage     3 found");
+	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	doc = json_loads(out, 0, NULL);
+	cr_assert_not_null(doc, "%s", out);
+	dm = json_object_get(doc, "damage");
+	cr_assert_eq(json_array_size(dm), 3, "%s", out);
+	static const char *const kinds[] = {"missing", "seal", "unreadable"};
+	const uint64_t from[] = {gone_from, 0, f[3]}, to[] = {f[2], 0, f[4]};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *d = json_array_get(dm, i);
+		cr_expect_str_eq(json_string_value(json_object_get(d, "kind")),
+				 kinds[i]);
+		if (i == 1)
+			continue;
+		cr_expect_eq(num(d, "from"), (json_int_t)from[i], "%zu", i);
+		cr_expect_eq(num(d, "to"), (json_int_t)to[i], "%zu", i);
+	}
+	json_decref(doc);
+
+	/* dump stops at the first range it cannot read, naming it */
+	cr_expect_eq(tool("journal dump %s/j 2>&1 >/dev/null", dir), 1);
+	snprintf(want, sizeof(want), "sequences %llu to %llu are missing",
+		 (unsigned long long)gone_from,
+		 (unsigned long long)(f[2] - 1));
+	expect_out(want);
+	expect_out("--skip-corrupt");
+	/* or reads past both, exactly the rest, and counts what it skipped */
+	expect_dump(dir, "--skip-corrupt 2>/dev/null",
+		    &(struct jwant){.lost = {{gone_from, f[2]}, {f[3], f[4]}},
+				    .key = -1});
+	cr_expect_eq(tool("journal dump %s/j --skip-corrupt 2>&1 >/dev/null",
+			  dir),
+		     0);
+	snprintf(want, sizeof(want), "skipped %llu sequences in 2 ranges",
+		 (unsigned long long)(f[2] - gone_from + f[4] - f[3]));
+	expect_out(want);
 }
 
 Test(tool, journal_bad_dirs_get_clear_errors)

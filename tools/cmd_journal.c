@@ -37,8 +37,11 @@ static const char info_help[] =
 	"The journal in DIR: the channel it was written from (its newest\n"
 	"segment's header), its segments and their size on disk, the first\n"
 	"sequence kept, the end (the last appended + 1) and how far syncs\n"
-	"have reached, and what a writer's open would cut from the unsealed\n"
-	"tail (a torn or corrupt record and any records after it).\n\n"
+	"have reached, what a writer's open would cut from the unsealed\n"
+	"tail (a torn or corrupt record and any records after it), and the\n"
+	"damage found: segments missing (the sequences lost), segment files\n"
+	"that fail their checks, seal blocks that fail their CRC, a missing\n"
+	"journal.ctl. `shmbus journal verify` also checks every record.\n\n"
 	"  --json   one JSON document\n";
 
 static const char dump_help[] =
@@ -73,8 +76,11 @@ static const char verify_help[] =
 	"Reads every record of every segment, checking its frame and CRC, and\n"
 	"prints each corrupt record (segment, byte offset, why), then the\n"
 	"records and segments checked. A corrupt record in the unsealed tail\n"
-	"is the one a writer's open would cut there.\n"
-	"Exit status: 0 clean, 1 corrupt records found, 2 unreadable.\n";
+	"is the one a writer's open would cut there. Damage beyond records is\n"
+	"printed too: segments missing (the sequences lost), segment files\n"
+	"that fail their checks (the sequences that cannot be read), seal\n"
+	"blocks that fail their CRC, a missing journal.ctl.\n"
+	"Exit status: 0 clean, 1 corrupt records or damage found, 2 unreadable.\n";
 
 static const char replay_help[] =
 	"usage: shmbus journal replay DIR BUS CHANNEL [--from SEQ] [--to SEQ]\n"
@@ -231,10 +237,35 @@ int jcli_open(const char *cmd, const char *dir, shmbus_journal_t **j)
 
 struct info {
 	const char *dir;
+	shmbus_journal_t *j; /* for its damage */
 	shmbus_journal_info_t ji;
 	shmbus_journal_stats_t st;
 	shmbus_journal_recovery_t rec;
 };
+
+static uint32_t damage_count(shmbus_journal_t *j)
+{
+	shmbus_journal_damage_t d;
+	uint32_t n = 0;
+	while (shmbus_journal_get_damage(j, n, &d))
+		n++;
+	return n;
+}
+
+static void damage_text(const struct info *in)
+{
+	shmbus_journal_damage_t d;
+	uint32_t n = damage_count(in->j);
+	if (n == 0) {
+		printf("damage     none found\n");
+		return;
+	}
+	printf("damage     %u found (reads stop at a range that cannot be "
+	       "read):\n",
+	       n);
+	for (uint32_t i = 0; shmbus_journal_get_damage(in->j, i, &d); i++)
+		fmt_wrap(stdout, 11, d.text, 80);
+}
 
 static void info_text(const struct info *in)
 {
@@ -253,6 +284,7 @@ static void info_text(const struct info *in)
 	       (unsigned long long)in->st.first_seq,
 	       (unsigned long long)in->st.end_seq,
 	       (unsigned long long)in->st.synced_seq);
+	damage_text(in);
 	if (in->rec.cut_records == 0) {
 		printf("recovery   nothing to cut\n");
 		return;
@@ -296,6 +328,29 @@ static int info_json(const struct info *in)
 						"that is not UTF-8");
 	}
 	json_object_set_new(doc, "recovery", rec);
+	json_t *dmg = json_array();
+	shmbus_journal_damage_t d;
+	static const char *const kinds[] = {"", "missing", "unreadable",
+					    "seal", "control"};
+	for (uint32_t i = 0;
+	     dmg && shmbus_journal_get_damage(in->j, i, &d); i++) {
+		bool range = d.kind == SHMBUS_JOURNAL_DAMAGE_MISSING ||
+			     d.kind == SHMBUS_JOURNAL_DAMAGE_UNREADABLE;
+		json_array_append_new(
+			dmg,
+			json_pack("{s:s, s:o, s:o, s:o, s:s}", "kind",
+				  kinds[d.kind < 5 ? d.kind : 0], "from",
+				  range ? codec_u64(d.from) : json_null(),
+				  "to",
+				  range && d.to != UINT64_MAX
+					  ? codec_u64(d.to)
+					  : json_null(),
+				  "segment",
+				  d.segment != UINT64_MAX ? codec_u64(d.segment)
+							  : json_null(),
+				  "text", d.text));
+	}
+	json_object_set_new(doc, "damage", dmg ? dmg : json_null());
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(doc);
@@ -307,7 +362,7 @@ int journal_info(const struct jopts *o, char **pos)
 	shmbus_journal_t *j;
 	if (jcli_open(o->cmd, pos[0], &j))
 		return CLI_ERR;
-	struct info in = {.dir = pos[0]};
+	struct info in = {.dir = pos[0], .j = j};
 	shmbus_journal_get_info(j, &in.ji);
 	shmbus_journal_get_stats(j, &in.st);
 	shmbus_journal_get_recovery(j, &in.rec);
@@ -328,7 +383,8 @@ int journal_info(const struct jopts *o, char **pos)
  * done here because that call returns only a count and describes only the
  * first: verify prints each one and the records checked. A read-only
  * handle stops silently at a bad frame of the unsealed tail; its recovery
- * report says where, so that is added.
+ * report says where, so that is added, and so is the damage the listing
+ * found (the lost ranges among it the iterator met too: said once).
  */
 int journal_verify(const struct jopts *o, char **pos)
 {
@@ -337,11 +393,18 @@ int journal_verify(const struct jopts *o, char **pos)
 	shmbus_journal_entry_t e;
 	if (jcli_open(o->cmd, pos[0], &j))
 		return 2;
-	uint64_t records = 0, bad = 0;
+	uint64_t records = 0, bad = 0, damaged = 0;
+	shmbus_journal_damage_t d;
+	shmbus_journal_recovery_t r;
+	shmbus_journal_get_recovery(j, &r);
+	bool seen = false; /* the report's record, met by the reads */
 	int rc = shmbus_journal_iter_open(j, NULL, &it);
 	while (rc == 0 && (rc = shmbus_journal_iter_next(it, &e)) != 0) {
-		if (rc == SHMBUS_ECORRUPT) {
+		if (rc == SHMBUS_ECORRUPT && e.offset == 0) {
+			; /* a lost range: in the damage, below */
+		} else if (rc == SHMBUS_ECORRUPT) {
 			bad++;
+			seen |= e.segment == r.segment && e.offset == r.offset;
 			printf("corrupt: segment %llu, offset %llu: %s\n",
 			       (unsigned long long)e.segment,
 			       (unsigned long long)e.offset, shmbus_errmsg());
@@ -359,9 +422,9 @@ int journal_verify(const struct jopts *o, char **pos)
 		shmbus_journal_close(j);
 		return 2;
 	}
-	shmbus_journal_recovery_t r;
-	shmbus_journal_get_recovery(j, &r);
-	if (r.cut_records) {
+	for (; shmbus_journal_get_damage(j, (uint32_t)damaged, &d); damaged++)
+		printf("damaged: %s\n", d.text);
+	if (r.cut_records && !seen) {
 		bad++;
 		printf("corrupt: segment %llu, offset %llu: %s (the unsealed "
 		       "tail: a writer's open would cut %llu records there)\n",
@@ -374,9 +437,12 @@ int journal_verify(const struct jopts *o, char **pos)
 	printf("checked %llu records in %llu segments: ",
 	       (unsigned long long)records, (unsigned long long)st.segments);
 	if (bad)
-		printf("%llu corrupt\n", (unsigned long long)bad);
-	else
+		printf("%llu corrupt%s", (unsigned long long)bad,
+		       damaged ? ", " : "\n");
+	if (damaged)
+		printf("%llu damaged\n", (unsigned long long)damaged);
+	if (!bad && !damaged)
 		printf("clean\n");
 	shmbus_journal_close(j);
-	return bad ? 1 : 0;
+	return bad || damaged ? 1 : 0;
 }

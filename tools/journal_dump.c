@@ -14,6 +14,20 @@
 
 /* ---------------------------------------------------------------- dump */
 
+/* Ranges of sequences that could not be read and were skipped: said. */
+static void lost_said(const char *cmd, const shmbus_journal_t *j,
+		      const char *dir)
+{
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	if (st.lost_ranges)
+		fprintf(stderr, "shmbus %s: skipped %llu sequences in %llu "
+				"ranges that cannot be read (`shmbus journal "
+				"verify %s` lists them)\n",
+			cmd, (unsigned long long)st.lost_seqs,
+			(unsigned long long)st.lost_ranges, dir);
+}
+
 static int print(const struct codec *c, const shmbus_journal_entry_t *e)
 {
 	json_t *line = codec_header(&e->rec);
@@ -68,7 +82,8 @@ static int dump(const struct jopts *o, const char *dir, shmbus_journal_t *j,
 			if (print(c, &e))
 				rc = cli_fail(o->cmd, "out of memory");
 		} else if (r == SHMBUS_ECORRUPT && o->skip_corrupt) {
-			bad++; /* the iterator resumes after it */
+			bad += e.offset != 0; /* offset 0: a lost range */
+			/* the iterator resumes after it */
 			fprintf(stderr, "shmbus %s: skipped: %s\n", o->cmd,
 				shmbus_errmsg());
 		} else if (r == SHMBUS_ECORRUPT) {
@@ -86,6 +101,8 @@ static int dump(const struct jopts *o, const char *dir, shmbus_journal_t *j,
 	if (bad)
 		fprintf(stderr, "shmbus %s: skipped %llu corrupt records\n",
 			o->cmd, (unsigned long long)bad);
+	if (o->skip_corrupt)
+		lost_said(o->cmd, j, dir);
 	return rc;
 }
 
@@ -200,6 +217,7 @@ static int republish(const struct jopts *o, shmbus_journal_t *j,
 		fprintf(stderr, "shmbus %s: skipped %llu corrupt records "
 				"(`shmbus journal verify %s` lists them)\n",
 			o->cmd, (unsigned long long)st.corrupt, pos[0]);
+	lost_said(o->cmd, j, pos[0]);
 	return 0;
 }
 
