@@ -41,12 +41,26 @@ void shmbus_spy_close(shmbus_spy_t *sp)
 	free(sp);
 }
 
-/* Lapped: skip to the oldest record that can be intact. */
+/* Lapped: skip to the oldest record that can be intact. The claim never
+ * falls behind what the spy read, and 2^63 records ahead is 292 years at
+ * a billion a second: a claim that far (a negative distance) is no lap
+ * but a corrupt header, and moving on by one a call would never end. */
 static int lapped(shmbus_spy_t *sp, shmbus_channel_t *ch, uint64_t *missed)
 {
 	/* relaxed: after the caller's acquire (fence or marker) */
 	uint64_t c = atomic_load_explicit(&ch->hdr->claim,
 					  memory_order_relaxed);
+	if ((int64_t)(c - sp->next) < 0)
+		return shmbus_seterr(
+			SHMBUS_ECORRUPT,
+			"channel '%s' of bus '%s': its claim sequence %llu is "
+			"behind the next record to read (%llu) or 2^63 or "
+			"more ahead of it, where no lap reaches: the channel "
+			"header is corrupt (written by something other than "
+			"shmbus); stop its processes and recreate the bus "
+			"(`shmbus destroy %s`)",
+			ch->name, ch->bus->name, (unsigned long long)c,
+			(unsigned long long)sp->next, ch->bus->name);
 	uint64_t to = c - ch->capacity;
 	if ((int64_t)(to - sp->next) <= 0)
 		to = sp->next + 1; /* a waiting claim: at least move on */

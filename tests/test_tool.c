@@ -1098,6 +1098,21 @@ static pid_t tool_bg(const char *prefix, const char *const *args)
 	return pid;
 }
 
+/* A child's exit status, or -1 if it had not ended within s seconds (then
+ * it is killed): a tool that ignores a signal fails, never hangs, a test. */
+static int exit_within(pid_t pid, int s)
+{
+	int st;
+	for (int i = 0; i < s * 100; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	child_status(pid);
+	return -1;
+}
+
 /* A file into out. */
 static void slurp(const char *prefix, const char *ext)
 {
@@ -1210,6 +1225,96 @@ Test(tool, tail_never_gates_the_producer)
 	kill(tail, SIGKILL);
 	child_status(tail);
 	bg_remove(prefix);
+	own_close(&o);
+}
+
+/* A claim word 2^63 and more past the tail is no lap but a corrupt
+ * channel: said once, with the values, and tail ends with 1 (it skipped
+ * one record a call, for ever, deaf to SIGTERM). */
+Test(tool, tail_ends_on_a_claim_no_lap_reaches)
+{
+	struct own o;
+	own_bus(&o, "tc", 8, NULL, true);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "/tmp/shmbus-tailc-%d", (int)getpid());
+	const char *args[] = {"tail", o.name, "C", "--follow", NULL};
+	pid_t tail = tool_bg(prefix, args);
+	out[0] = '\0';
+	for (uint64_t v = 0; v < 400 && lines_of(out) < 1; v++) {
+		cr_assert_eq(shmbus_publish(o.p, &v, 8, v), 0);
+		usleep(25000);
+		slurp(prefix, "out");
+	}
+	cr_assert_geq(lines_of(out), 1, "tail printed nothing");
+	_Atomic uint64_t *claim = &o.ch->hdr->claim;
+	uint64_t real = atomic_load(claim);
+	uint64_t bad = real + (1ull << 63) + (1ull << 40);
+	atomic_store(claim, bad);
+	int st = exit_within(tail, 5);
+	slurp(prefix, "err");
+	cr_expect_eq(st, 1, "exit %d; %zu bytes on stderr: %.300s", st,
+		     strlen(out), out);
+	char want[64];
+	snprintf(want, sizeof(want), "claim sequence %llu",
+		 (unsigned long long)bad);
+	/* short of the 2 MiB that the old loop fills out with */
+	const char *const says[] = {want, "channel 'C' of bus",
+					   "corrupt", NULL};
+	for (int i = 0; says[i]; i++)
+		cr_expect(strstr(out, says[i]) != NULL, "no '%s' in %.300s",
+			  says[i], out);
+	cr_expect(strstr(out, "lapped") == NULL, "%.300s", out);
+	atomic_store(claim, real);
+	bg_remove(prefix);
+	own_close(&o);
+}
+
+/* The tool (args end in NULL) with its stdout in a pipe that fills and
+ * holds it in a write; SIGTERM then. Returns the lines it printed in all;
+ * it must have ended within 5 s. */
+static uint64_t lines_after_sigterm(const char *const *args)
+{
+	int fo[2];
+	cr_assert_eq(pipe(fo), 0);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		const char *argv[16] = {"shmbus"};
+		for (int i = 0; args[i] && i < 14; i++)
+			argv[i + 1] = args[i];
+		dup2(fo[1], STDOUT_FILENO);
+		close(fo[0]);
+		execv(SHMBUS_TOOL, (char *const *)argv);
+		_exit(127);
+	}
+	close(fo[1]);
+	struct pollfd pf = {.fd = fo[0], .events = POLLIN};
+	cr_assert_gt(poll(&pf, 1, 20000), 0, "%s printed nothing", args[0]);
+	usleep(200000);
+	kill(pid, SIGTERM);
+	uint64_t lines = 0;
+	char buf[65536];
+	ssize_t got;
+	while ((got = read(fo[0], buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			lines += buf[i] == '\n';
+	close(fo[0]);
+	cr_expect_neq(exit_within(pid, 5), -1, "%s ignored SIGTERM", args[0]);
+	return lines;
+}
+
+/* SIGTERM ends tail between two records, not once it has read them all. */
+Test(tool, tail_stops_on_sigterm_while_it_reads)
+{
+	struct own o;
+	uint64_t n = 1 << 16;
+	own_bus(&o, "ts", (uint32_t)n, NULL, true);
+	for (uint64_t v = 0; v < n; v++)
+		cr_assert_eq(shmbus_publish(o.p, &v, 8, v), 0);
+	const char *args[] = {"tail", o.name, "C", "--from-start", NULL};
+	uint64_t lines = lines_after_sigterm(args);
+	cr_expect_lt(lines, n / 2, "tail printed %llu of %llu records after "
+				   "SIGTERM",
+		     (unsigned long long)lines, (unsigned long long)n);
 	own_close(&o);
 }
 
@@ -1833,21 +1938,6 @@ Test(tool, journal_dump_decodes_by_the_channel_schema)
 	expect_out("does not exist");
 	shmbus_close(bus);
 	feeder_stop(&f);
-}
-
-/* A child's exit status, or -1 if it had not ended within s seconds (then
- * it is killed): a tool that ignores a signal fails, never hangs, a test. */
-static int exit_within(pid_t pid, int s)
-{
-	int st;
-	for (int i = 0; i < s * 100; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	child_status(pid);
-	return -1;
 }
 
 /* A writer of 64 KiB segments (retain_bytes: retention) with records

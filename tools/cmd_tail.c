@@ -105,7 +105,9 @@ static int run(struct tail *t, shmbus_channel_t *ch, const struct codec *c)
 	shmbus_record_t r;
 	int idle = 0, rc = 0;
 	uint64_t seq = t->skip_below;
-	while (buf && (!t->count || t->printed < t->count)) {
+	/* a stop is checked on every turn, not only when idle: a ring that
+	 * never runs dry, or laps us on each call, must not hold tail */
+	while (buf && !cli_stopping() && (!t->count || t->printed < t->count)) {
 		uint64_t missed = 0;
 		rc = shmbus_spy_next(sp, &r, buf, c->record_size, &missed);
 		if (rc == SHMBUS_ELAPPED) {
@@ -127,6 +129,8 @@ static int run(struct tail *t, shmbus_channel_t *ch, const struct codec *c)
 	free(buf);
 	if (buf == NULL)
 		return cli_fail("tail", "out of memory");
+	if (rc == SHMBUS_ECORRUPT)
+		return cli_fail("tail", shmbus_errmsg());
 	return rc && rc != SHMBUS_EAGAIN && rc != SHMBUS_ELAPPED
 		       ? cli_failf("tail", "%s", shmbus_strerror(rc))
 		       : CLI_OK;

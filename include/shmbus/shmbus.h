@@ -661,7 +661,9 @@ SHMBUS_API int shmbus_spy_open(shmbus_channel_t *ch, int from_start,
  * The next record, its payload copied into buf (buflen >= record_size):
  * 0, SHMBUS_EAGAIN if none is published yet, or SHMBUS_ELAPPED when records
  * were overwritten before the spy read them (*missed += how many; call
- * again). A tombstone comes back with SHMBUS_REC_TOMBSTONE in rec->flags.
+ * again), or SHMBUS_ECORRUPT when the channel's claim sequence is one no
+ * lap reaches (behind the spy, or 2^63 ahead; shmbus_errmsg() says which
+ * values). A tombstone comes back with SHMBUS_REC_TOMBSTONE in rec->flags.
  */
 SHMBUS_API int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec,
 			       void *buf, uint32_t buflen, uint64_t *missed);
