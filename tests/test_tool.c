@@ -2001,6 +2001,26 @@ Test(tool, journal_dump_follows_a_live_writer)
 	bg_remove(prefix);
 }
 
+/* SIGTERM ends a dump between two records, not at the journal's end. */
+Test(tool, journal_dump_stops_on_sigterm_while_it_reads)
+{
+	char dir[256], path[300];
+	journal_dir(dir, 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	shmbus_journal_t *j;
+	shmbus_journal_opts_t jo = {.segment_size = 1 << 22};
+	cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0);
+	uint64_t n = 1 << 16;
+	for (uint64_t v = 0; v < n; v++)
+		cr_assert_eq(shmbus_journal_append(j, v, v, 1, v, &v, 8), 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	const char *args[] = {"journal", "dump", path, NULL};
+	uint64_t lines = lines_after_sigterm(args);
+	cr_expect_lt(lines, n / 2, "dump printed %llu of %llu records after "
+				   "SIGTERM",
+		     (unsigned long long)lines, (unsigned long long)n);
+}
+
 /* A follower that retention passes says how much it lost, on stderr,
  * and what it printed plus that is every sequence. */
 Test(tool, journal_dump_says_what_retention_took_from_a_follower)

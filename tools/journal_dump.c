@@ -66,7 +66,9 @@ static int dump(const struct jopts *o, const char *dir, shmbus_journal_t *j,
 		return cli_fail(o->cmd, shmbus_errmsg());
 	uint64_t printed = 0, bad = 0, gone = 0;
 	int idle = 0, rc = 0;
-	while (rc == 0 && (!o->count || printed < o->count)) {
+	/* a stop on every turn: a long journal must not hold the dump */
+	while (rc == 0 && !cli_stopping() &&
+	       (!o->count || printed < o->count)) {
 		int r = shmbus_journal_iter_next(it, &e);
 		uint64_t sk = shmbus_journal_iter_skipped(it);
 		if (sk != gone) { /* we fell behind retention: said */
