@@ -980,6 +980,21 @@ Test(tool, pub_refuses_bad_records_naming_the_field)
 	feeder_stop(&f);
 }
 
+/* A child's exit status, or -1 if it had not ended within s seconds (then
+ * it is killed): a tool that ignores a signal fails, never hangs, a test. */
+static int exit_within(pid_t pid, int s)
+{
+	int st;
+	for (int i = 0; i < s * 100; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	child_status(pid);
+	return -1;
+}
+
 static uint8_t hex_got[20][16];
 static uint32_t hex_len[20];
 static int hex_n;
@@ -1028,6 +1043,98 @@ Test(tool, pub_hex_and_a_ring_that_stays_full)
 	}
 	shmbus_close(bus);
 	feeder_stop(&f);
+}
+
+/* A line with a NUL byte is refused whole, by its number, as any bad
+ * line: the lines before it are published, it and those after are not
+ * (it was published up to the NUL, and the rest dropped, silently). */
+Test(tool, pub_refuses_a_line_with_a_nul_byte)
+{
+	static const char json[] = "{\"u8\": 1}\n{\"u8\": 2}\0{\"u8\": 3}\n"
+				   "{\"u8\": 4}\n",
+			  hex[] = "01\n02\n0304\0ff\n05\n";
+	char in[64];
+	snprintf(in, sizeof(in), "/tmp/shmbus-pubn-%d", (int)getpid());
+	struct feeder f;
+	feeder_start(&f, "pn");
+	FILE *fi = fopen(in, "w");
+	cr_assert_not_null(fi);
+	fwrite(json, 1, sizeof(json) - 1, fi);
+	fclose(fi);
+	cr_expect_eq(tool("pub %s Types < %s 2>&1", f.bus, in), 1, "%s", out);
+	expect_out("line 2: a NUL byte at column 10");
+	expect_out("published 1 record to 'Types' (seq 0)");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = feeder_channel(&f, "Types", &bus);
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.claimed, 1);
+	shmbus_close(bus);
+	feeder_stop(&f);
+	/* in hex the same */
+	struct own o;
+	own_bus(&o, "pnh", 8, NULL, false);
+	fi = fopen(in, "w");
+	cr_assert_not_null(fi);
+	fwrite(hex, 1, sizeof(hex) - 1, fi);
+	fclose(fi);
+	cr_expect_eq(tool("pub %s C --hex < %s 2>&1", o.name, in), 1, "%s",
+		     out);
+	expect_out("line 3: a NUL byte at column 5");
+	expect_out("published 2 records");
+	cr_assert_eq(shmbus_channel_get_info(o.ch, &info), 0);
+	cr_expect_eq(info.claimed, 2);
+	unlink(in);
+	own_close(&o);
+}
+
+/* SIGTERM while pub waits for its next line: it says so and exits 1,
+ * with what it published (it ended as at the end of input, with 0). */
+Test(tool, pub_says_it_was_interrupted)
+{
+	struct own o;
+	own_bus(&o, "pi", 8, NULL, false);
+	int in[2];
+	cr_assert_eq(pipe(in), 0);
+	char err[64];
+	snprintf(err, sizeof(err), "/tmp/shmbus-pubi-%d.err", (int)getpid());
+	pid_t pub = test_fork();
+	if (pub == 0) {
+		int fe = open(err, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		dup2(in[0], STDIN_FILENO);
+		dup2(fe, STDERR_FILENO);
+		close(in[1]);
+		execl(SHMBUS_TOOL, "shmbus", "pub", o.name, "C", "--hex",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	cr_assert_eq(write(in[1], "01\n02\n", 6), 6);
+	shmbus_channel_info_t info = {0};
+	for (int i = 0; i < 400 && info.claimed < 2; i++) {
+		usleep(10000);
+		cr_assert_eq(shmbus_channel_get_info(o.ch, &info), 0);
+	}
+	cr_assert_eq(info.claimed, 2);
+	kill(pub, SIGTERM);
+	usleep(100000);
+	signal(SIGPIPE, SIG_IGN); /* EPIPE once pub is gone */
+	ssize_t w = write(in[1], "03\n", 3);
+	(void)w;
+	close(in[1]);
+	signal(SIGPIPE, SIG_DFL);
+	cr_expect_eq(exit_within(pub, 5), 1);
+	cr_assert_eq(shmbus_channel_get_info(o.ch, &info), 0);
+	cr_expect_eq(info.claimed, 2);
+	FILE *fe = fopen(err, "r");
+	size_t n = fe ? fread(out, 1, sizeof(out) - 1, fe) : 0;
+	out[n] = '\0';
+	if (fe)
+		fclose(fe);
+	unlink(err);
+	expect_out("interrupted before line 3");
+	expect_out("published 2 records");
+	own_close(&o);
 }
 
 /* ----------------------------------------------------------------- tail */
@@ -1096,21 +1203,6 @@ static pid_t tool_bg(const char *prefix, const char *const *args)
 		_exit(127);
 	}
 	return pid;
-}
-
-/* A child's exit status, or -1 if it had not ended within s seconds (then
- * it is killed): a tool that ignores a signal fails, never hangs, a test. */
-static int exit_within(pid_t pid, int s)
-{
-	int st;
-	for (int i = 0; i < s * 100; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	child_status(pid);
-	return -1;
 }
 
 /* A file into out. */

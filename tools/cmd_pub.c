@@ -2,9 +2,11 @@
  * shmbus pub BUS CHANNEL [RECORD...]: publish records given as JSON (by the
  * channel's schema) or hex, from the arguments or one a line from standard
  * input. Arguments are all parsed before the first is published, so a bad
- * one publishes nothing; from input, a bad line stops there.
+ * one publishes nothing; from input, a bad line (a NUL byte in it too)
+ * stops there, as does a stop signal, after the lines before it.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@ static const char help[] =
 	"                  [--timeout MS]\n\n"
 	"Publishes records to CHANNEL: one per RECORD argument or, without\n"
 	"any, one per line of standard input (empty lines are skipped).\n"
+	"Arguments are all checked before the first is published; from\n"
+	"input, a bad line (one with a NUL byte too) stops there, after the\n"
+	"lines before it.\n"
 	"A record is a JSON object of the schema's fields, for example\n"
 	"  {\"id\": 7, \"px\": 101.25, \"sym\": \"ACME\", \"side\": \"SELL\"}\n"
 	"(fields left out are 0; enums by name or number; bytes in hex;\n"
@@ -185,22 +190,56 @@ static int from_args(struct pub *ps, shmbus_channel_t *ch, char **recs,
 	return 0;
 }
 
+/* From input, a bad line stops there: the lines before it are published,
+ * it and those after it are not. */
+static int bad_line(unsigned long no, const char *why)
+{
+	return cli_failf("pub", "line %lu: %s; stopped there: the lines "
+				"before it are published, it and those after "
+				"it are not",
+			 no, why);
+}
+
 static int from_stdin(struct pub *ps, shmbus_channel_t *ch)
 {
-	char *line = NULL, where[32];
+	char *line = NULL, err[512];
 	size_t cap = 0;
 	ssize_t n;
+	unsigned long no = 1;
 	int rc = 0;
-	for (unsigned long no = 1;
-	     rc == 0 && (n = getline(&line, &cap, stdin)) >= 0; no++) {
+	for (; rc == 0 && !cli_stopping() &&
+	       (n = getline(&line, &cap, stdin)) >= 0;
+	     no++) {
+		if (line[n - 1] != '\n' && ferror(stdin))
+			break; /* cut short by a signal or an error: not it */
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
 		if (strspn(line, " \t") == (size_t)n)
-			continue;
-		snprintf(where, sizeof(where), "line %lu", no);
-		rc = one(ps, ch, line, where);
+			continue; /* strspn stops at a NUL: such is not blank */
+		/* parsed as text, the line would end at a NUL */
+		const char *nul = memchr(line, '\0', (size_t)n);
+		uint64_t key;
+		int len = -1;
+		if (nul)
+			snprintf(err, sizeof(err), "a NUL byte at column %zu: "
+						   "a record is a line of text",
+				 (size_t)(nul - line) + 1);
+		else
+			len = parse(ps, line, &key, err, sizeof(err));
+		rc = len < 0 ? bad_line(no, err)
+			     : put(ps, ch, (uint32_t)len, key);
 	}
+	int e = errno;
 	free(line);
+	if (rc == 0 && cli_stopping()) /* also a read that EINTR cut */
+		rc = cli_failf("pub", "interrupted before line %lu: the "
+				      "lines before it are published, none "
+				      "after",
+			       no);
+	else if (rc == 0 && ferror(stdin))
+		rc = cli_failf("pub", "reading line %lu of standard input: "
+				      "%s; the lines before it are published",
+			       no, strerror(e));
 	return rc;
 }
 
