@@ -469,6 +469,18 @@ static int attach(shmbus_channel_t *ch, shmbus_t *bus, const char *name)
 	return rc;
 }
 
+/* The object of a channel not yet in the table is another user's. */
+static int squatted(const char *obj, shmbus_t *bus, const char *name)
+{
+	char todo[SHM_OBJNAME_MAX + 96];
+	snprintf(todo, sizeof(todo), "ask its owner or root to remove "
+				     "/dev/shm%s, or use another bus name",
+		 obj);
+	return shmbus_adderr(shm_foreign(obj, "remove", todo),
+			     "channel '%s' of bus '%s' cannot be created",
+			     name, bus->name);
+}
+
 static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
 		  uint32_t id, const struct ch_config *o)
 {
@@ -481,8 +493,11 @@ static int create(shmbus_channel_t *ch, shmbus_t *bus, const char *name,
 	if (rc == SHMBUS_EEXIST) {
 		/* Not in the table, yet present: left by an earlier bus of
 		 * this name, or by a creator that died before publishing the
-		 * row (we hold the lock that creation needs). Replace it. */
-		shm_unlink(obj);
+		 * row (we hold the lock that creation needs). Replace it --
+		 * unless another user made it, whom the sticky /dev/shm
+		 * protects: say whose it is. */
+		if (shm_unlink(obj) != 0 && (errno == EPERM || errno == EACCES))
+			return squatted(obj, bus, name);
 		rc = shm_create(obj, total, bus->mode, bus->open_flags,
 				bus->numa_node, &ch->map);
 	}

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,6 +55,33 @@ void shm_objname(char out[SHM_OBJNAME_MAX], const char *bus,
 			 SHM_CHANNEL_SEP, channel);
 	else
 		snprintf(out, SHM_OBJNAME_MAX, SHM_PREFIX "%s", bus);
+}
+
+void shm_uid_str(uid_t uid, char *out, size_t n)
+{
+	struct passwd pw, *r = NULL;
+	char tmp[1024];
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &r) == 0 && r)
+		snprintf(out, n, "uid %u (%s)", (unsigned)uid, pw.pw_name);
+	else
+		snprintf(out, n, "uid %u", (unsigned)uid);
+}
+
+int shm_foreign(const char *objname, const char *verb, const char *todo)
+{
+	char path[SHM_OBJNAME_MAX + 16], them[300], us[300];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/shm%s", objname);
+	shm_uid_str(geteuid(), us, sizeof(us));
+	if (stat(path, &st) == 0)
+		shm_uid_str(st.st_uid, them, sizeof(them));
+	else /* gone meanwhile, or /dev/shm is not where it lives */
+		snprintf(them, sizeof(them), "another user");
+	return shmbus_seterr(SHMBUS_EPERM,
+			     "%s belongs to %s, not to us (%s): permission "
+			     "denied to %s it%s%s",
+			     objname, them, us, verb, todo ? "; " : "",
+			     todo ? todo : "");
 }
 
 static int map_fd(int fd, size_t size, const char *objname,
@@ -141,9 +169,10 @@ int shm_attach(const char *objname, size_t min_size, uint32_t open_flags,
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return SHMBUS_ENOENT;
-		return shmbus_seterr_sys(errno == EACCES ? SHMBUS_EPERM
-							 : SHMBUS_ESYS,
-					 errno, "shm_open(%s)", objname);
+		if (errno == EACCES)
+			return shm_foreign(objname, "open", NULL);
+		return shmbus_seterr_sys(SHMBUS_ESYS, errno, "shm_open(%s)",
+					 objname);
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
@@ -152,13 +181,14 @@ int shm_attach(const char *objname, size_t min_size, uint32_t open_flags,
 		return shmbus_seterr_sys(SHMBUS_ESYS, e, "fstat %s", objname);
 	}
 	if (st.st_uid != geteuid() && !(open_flags & SHMBUS_OPEN_ANY_OWNER)) {
+		char them[300], us[300];
 		close(fd);
+		shm_uid_str(st.st_uid, them, sizeof(them));
+		shm_uid_str(geteuid(), us, sizeof(us));
 		return shmbus_seterr(SHMBUS_EPERM,
-				     "%s belongs to uid %u, not to us (uid "
-				     "%u); pass SHMBUS_OPEN_ANY_OWNER to "
-				     "accept it",
-				     objname, (unsigned)st.st_uid,
-				     (unsigned)geteuid());
+				     "%s belongs to %s, not to us (%s); pass "
+				     "SHMBUS_OPEN_ANY_OWNER to accept it",
+				     objname, them, us);
 	}
 	if (st.st_size < 0 || (size_t)st.st_size < min_size) {
 		close(fd);

@@ -37,10 +37,18 @@ int shm_create(const char *objname, size_t size, uint32_t mode,
 /*
  * Attach an existing object. Returns 0, SHMBUS_ENOENT, SHMBUS_EAGAIN (it
  * exists but is still smaller than min_size: its creator is building it),
- * SHMBUS_EPERM (foreign owner without SHMBUS_OPEN_ANY_OWNER) or an error.
+ * SHMBUS_EPERM (foreign owner without SHMBUS_OPEN_ANY_OWNER, or one whose
+ * mode shuts us out: the message names the owner) or an error.
  */
 int shm_attach(const char *objname, size_t min_size, uint32_t open_flags,
 	       struct shm_map *out);
+/* "uid U (NAME)", or "uid U" for a uid without a name. */
+void shm_uid_str(uid_t uid, char *out, size_t n);
+/*
+ * We may not `verb` objname ("open", "remove"): SHMBUS_EPERM, with a
+ * message naming its owner and us, then todo (what to do; may be NULL).
+ */
+int shm_foreign(const char *objname, const char *verb, const char *todo);
 /* Pre-fault, mlock, huge pages as open_flags ask; after attach/create. */
 int shm_prepare(struct shm_map *m, uint32_t open_flags, int numa_node);
 void shm_unmap(struct shm_map *m);

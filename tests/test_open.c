@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -309,6 +310,55 @@ Test(forged, stale_channel_object_replaced)
 		     shmbus_errmsg());
 	shmbus_close(bus);
 	shmbus_unlink(name);
+}
+
+/* As root: become uid, its group too. 0, or -1. */
+static int become(uid_t uid)
+{
+	return setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+			       setresuid(uid, uid, uid)
+		       ? -1
+		       : 0;
+}
+
+/* nobody (65534) made the object of channel C before the bus was made:
+ * user 65533, who makes the bus, may neither use nor remove it, and is
+ * told whose it is (it was told "keeps reappearing", a live process). */
+Test(forged, channel_object_of_another_user_names_its_owner)
+{
+	const char *name = test_bus("squat");
+	char obj[128];
+	snprintf(obj, sizeof(obj), "/shmbus.%s:C", name);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		if (become(65534))
+			_exit(3);
+		int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL, 0600);
+		_exit(fd >= 0 && ftruncate(fd, 4096) == 0 ? 0 : 4);
+	}
+	cr_assert_eq(child_status(pid), 0);
+	char *msg = shared_alloc(4096);
+	cr_assert_not_null(msg);
+	pid = test_fork();
+	if (pid == 0) {
+		shmbus_t *bus;
+		shmbus_channel_t *ch;
+		if (become(65533) || shmbus_open(name, NULL, &bus))
+			_exit(3);
+		int rc = shmbus_channel_open(bus, "C", &CH, &ch);
+		snprintf(msg, 4096, "%s", shmbus_errmsg());
+		_exit(rc == SHMBUS_EPERM ? 0 : rc == SHMBUS_EBUSY ? 5 : 6);
+	}
+	int st = child_status(pid);
+	cr_expect_eq(st, 0, "exit %d (5: EBUSY): %s", st, msg);
+	static const char *const says[] = {
+		"uid 65534 (nobody)", "not to us (uid 65533)", "/shmbus.",
+		"ask its owner or root to remove /dev/shm/shmbus.", NULL};
+	for (int i = 0; says[i]; i++)
+		cr_expect(strstr(msg, says[i]) != NULL, "no '%s' in: %s",
+			  says[i], msg);
+	munmap(msg, 4096);
+	shmbus_unlink(name); /* root removes both */
 }
 
 Test(open, memory_options)
