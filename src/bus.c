@@ -348,14 +348,28 @@ int shmbus_handler_remove(shmbus_t *bus, const char *channel,
 	return rc ? rc : registry_remove(bus->registry, channel, fn, ctx);
 }
 
+/* A name in /dev/shm, with its '/'. */
+#define DEVSHM_NAME_MAX (sizeof(((struct dirent *)0)->d_name) + 2)
+
+/* Remove obj: 1 done, 0 absent; another user's (sticky /dev/shm): its
+ * name kept in denied, if that is still empty. */
+static int unlink_obj(const char *obj, char denied[DEVSHM_NAME_MAX])
+{
+	if (shm_unlink(obj) == 0)
+		return 1;
+	if ((errno == EPERM || errno == EACCES) && !denied[0])
+		snprintf(denied, DEVSHM_NAME_MAX, "%s", obj);
+	return 0;
+}
+
 int shmbus_unlink(const char *name)
 {
 	int rc = shm_name_check(name, "bus name");
 	if (rc)
 		return rc;
-	char obj[SHM_OBJNAME_MAX];
+	char obj[SHM_OBJNAME_MAX], denied[DEVSHM_NAME_MAX] = "";
 	shm_objname(obj, name, NULL);
-	int found = shm_unlink(obj) == 0;
+	int found = unlink_obj(obj, denied);
 	/* Channel objects: "/shmbus.NAME:CHANNEL". Found by listing /dev/shm
 	 * rather than by reading the channel table, so that a corrupt bus can
 	 * still be removed whole. */
@@ -368,13 +382,19 @@ int shmbus_unlink(const char *name)
 		while ((e = readdir(d)) != NULL) {
 			if (strncmp(e->d_name, prefix, pl) != 0)
 				continue;
-			char chobj[sizeof(e->d_name) + 2];
+			char chobj[DEVSHM_NAME_MAX];
 			snprintf(chobj, sizeof(chobj), "/%s", e->d_name);
-			if (shm_unlink(chobj) == 0)
-				found = 1;
+			found |= unlink_obj(chobj, denied);
 		}
 		closedir(d);
 	}
+	/* not "does not exist": it does, and is another user's */
+	if (denied[0])
+		return shmbus_adderr(shm_foreign(denied, "remove",
+						 "run as its owner or as "
+						 "root"),
+				     "bus '%s'%s", name,
+				     found ? " (removed in part)" : "");
 	if (!found)
 		return shmbus_seterr(SHMBUS_ENOENT, "bus '%s' does not exist",
 				     name);
@@ -490,6 +510,11 @@ int shmbus_destroy(const char *name, int force)
 	int rc = shmbus_open(name, &o, &bus);
 	if (rc == SHMBUS_ENOENT)
 		return shmbus_unlink(name) == 0 ? 0 : rc;
+	if (rc == SHMBUS_EPERM && !force && geteuid() != 0)
+		return shmbus_adderr(rc, "bus '%s' cannot be checked for live "
+				     "users, nor removed but by its owner or "
+				     "root",
+				     name);
 	if (rc && !force)
 		return shmbus_adderr(rc, "bus '%s' cannot be checked for live "
 				     "users (use --force to remove it anyway)",

@@ -69,7 +69,7 @@ void shm_uid_str(uid_t uid, char *out, size_t n)
 
 int shm_foreign(const char *objname, const char *verb, const char *todo)
 {
-	char path[SHM_OBJNAME_MAX + 16], them[300], us[300];
+	char path[300], them[300], us[300];
 	struct stat st;
 	snprintf(path, sizeof(path), "/dev/shm%s", objname);
 	shm_uid_str(geteuid(), us, sizeof(us));

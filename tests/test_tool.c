@@ -48,6 +48,19 @@ static int tool(const char *fmt, ...)
 	return rc;
 }
 
+/* The same, as the user nobody (65534). */
+static int tool_as_nobody(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vrun(out, sizeof(out),
+		      "setpriv --reuid=65534 --regid=65534 --clear-groups "
+		      SHMBUS_TOOL,
+		      fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 #define expect_out(s) cr_expect(strstr(out, s) != NULL, "no '%s' in:\n%s", s, out)
 
 /* Every line of text fits width columns. */
@@ -1504,6 +1517,30 @@ Test(tool, destroy_and_watchdog_on_a_live_bus)
 	char path[128];
 	snprintf(path, sizeof(path), "/dev/shm/shmbus.%s", name);
 	cr_expect_neq(access(path, F_OK), 0);
+}
+
+/* Another user's bus: destroy, forced or not, says permission denied and
+ * whose it is (forced, it said "does not exist"), and leaves it whole. */
+Test(tool, destroy_of_another_users_bus_names_its_owner)
+{
+	struct own o;
+	own_bus(&o, "du", 8, NULL, false);
+	char bus[128], chan[160];
+	snprintf(bus, sizeof(bus), "/dev/shm/shmbus.%s", o.name);
+	snprintf(chan, sizeof(chan), "%s:C", bus);
+	static const char *const forms[] = {"", "--force "};
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(tool_as_nobody("destroy %s%s 2>&1", forms[i],
+					    o.name),
+			     1, "%s", forms[i]);
+		expect_out("permission denied");
+		expect_out("belongs to uid 0 (root), not to us (uid 65534 "
+			   "(nobody))");
+		cr_expect(strstr(out, "does not exist") == NULL, "%s", out);
+		cr_expect_eq(access(bus, F_OK), 0);
+		cr_expect_eq(access(chan, F_OK), 0);
+	}
+	own_close(&o);
 }
 
 /* -------------------------------------------------------------- journal */

@@ -106,7 +106,9 @@ SHMBUS_API int shmbus_open(const char *name, const shmbus_opts_t *opts,
 /* Detach; closes every channel, producer and subscriber still open. */
 SHMBUS_API void shmbus_close(shmbus_t *bus);
 /* Remove the bus and all its channels from /dev/shm. Mapped users keep
- * working on the old memory; new opens create a new bus (a new epoch). */
+ * working on the old memory; new opens create a new bus (a new epoch).
+ * SHMBUS_ENOENT if none of its objects exists; SHMBUS_EPERM, naming the
+ * owner, if one is another user's (the others are removed). */
 SHMBUS_API int shmbus_unlink(const char *name);
 /* shmbus_unlink, refused with SHMBUS_EBUSY while live processes hold
  * participants of the bus (as the kernel reports), unless force. A bus that
