@@ -157,7 +157,7 @@ static int validate(shmbus_t *bus)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "bus '%s': table sizes or offsets do not "
 				     "match the object's %zu bytes (truncated "
-				     "or corrupt; `shmbus destroy %s`)",
+				     "or corrupt; `shmbus destroy --force %s`)",
 				     bus->name, size, bus->name);
 	bus->sb = bus->map.addr;
 	bus->max_channels = max_ch;
@@ -289,7 +289,7 @@ int shmbus_open(const char *name, const shmbus_opts_t *opts, shmbus_t **out)
 				"bus '%s' was not made ready within %u ms: its "
 				"creator died half-way or is stalled, or the "
 				"object is truncated; remove it with `shmbus "
-				"destroy %s` and open again",
+				"destroy --force %s` and open again",
 				name, bus->timeout_ms, name);
 			goto fail;
 		}

@@ -444,21 +444,27 @@ static int attach(shmbus_channel_t *ch, shmbus_t *bus, const char *name)
 {
 	char obj[SHM_OBJNAME_MAX];
 	shm_objname(obj, bus->name, name);
-	int rc = shm_attach(obj, 0, bus->open_flags, &ch->map);
+	const struct ch_header *h;
+	int rc = shm_attach(obj, sizeof(*h), bus->open_flags, &ch->map);
 	if (rc == SHMBUS_ENOENT)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "channel '%s' is in the bus table but "
 				     "its object %s is gone (removed by "
 				     "hand?); `shmbus destroy %s`",
 				     name, obj, bus->name);
+	/* made whole before its row was published: cut since */
 	if (rc == SHMBUS_EAGAIN)
-		rc = SHMBUS_ECORRUPT;
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "channel '%s': its object %s is shorter "
+				     "than a channel header: truncated (by "
+				     "its owner or root); stop the bus's "
+				     "processes and `shmbus destroy %s`",
+				     name, obj, bus->name);
 	if (rc)
 		return rc;
-	const struct ch_header *h = ch->map.addr;
+	h = ch->map.addr;
 	/* acquire: pairs with the creator's release store in build() */
-	if (ch->map.size < sizeof(*h) ||
-	    atomic_load_explicit(&h->state, memory_order_acquire) != OBJ_READY)
+	if (atomic_load_explicit(&h->state, memory_order_acquire) != OBJ_READY)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "channel '%s' is listed ready but its "
 				     "object is not",

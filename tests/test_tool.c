@@ -344,6 +344,13 @@ Test(tool, ls_lists_live_stale_and_left_over_objects)
 	cr_assert_eq(tool("ls t%d.empty", (int)getpid()), 0);
 	expect_out("stale:");
 	expect_out("not made ready");
+	/* the advice is one that works: destroy without --force refuses a
+	 * bus it cannot open (it said `shmbus destroy BUS`) */
+	cr_expect_eq(tool("stat t%d.empty 2>&1", (int)getpid()), 1);
+	char advice[64];
+	snprintf(advice, sizeof(advice), "`shmbus destroy --force t%d.empty`",
+		 (int)getpid());
+	expect_out(advice);
 	cr_expect_eq(tool("ls nosuchbus 2>&1"), 1);
 	expect_out("no bus 'nosuchbus'");
 	/* a bus of another ABI version, as a newer library would leave */
