@@ -34,6 +34,7 @@ const char *shmbus_strerror(int code)
 	case SHMBUS_ECLOSED: return "closed";
 	case SHMBUS_EHANDLER: return "handler failed";
 	case SHMBUS_EPERMANENT: return "handler failed for good (not retried)";
+	case SHMBUS_EINTR: return "wait ended by a signal handler";
 	default: return "unknown error";
 	}
 }

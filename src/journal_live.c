@@ -24,6 +24,7 @@
  * restart resumes at X and must replay the journal part again.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,8 @@ int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 		if (until - now < ns)
 			ns = until - now;
 		struct timespec ts = {0, (long)ns};
-		nanosleep(&ts, NULL);
+		if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+			return SHMBUS_EINTR; /* a signal handler ran */
 		now = shmbus_now_ns();
 	}
 }

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +54,11 @@ static const struct ck_ec_ops shared_ops = {
 	.wake32 = ec_wake32,
 	.wake64 = ec_wake64,
 	.busy_loop_iter = 100,
-	.initial_wait_ns = 0,
+	/* ck_ec's back-off (2, 16, 128 ms by default) guards against the
+	 * single-producer increment overwriting a sleeper's flag; our
+	 * increments are atomic (multi-producer mode), so one sleep per
+	 * slice is enough: fewer wake-ups of an idle sleeper */
+	.initial_wait_ns = WAIT_SLICE_NS,
 };
 
 const struct ck_ec_mode shmbus_ec_mode = {
@@ -60,19 +66,113 @@ const struct ck_ec_mode shmbus_ec_mode = {
 	.single_producer = false,
 };
 
+/* Before each of ck_ec's sleeps: never past our deadline (its steps grow
+ * from the start of its wait, not towards our time-out). */
+static int ec_clamp(const struct ck_ec_wait_state *st, struct timespec *partial)
+{
+	const struct timespec *dl = st->data;
+	if (partial->tv_sec > dl->tv_sec ||
+	    (partial->tv_sec == dl->tv_sec && partial->tv_nsec > dl->tv_nsec))
+		*partial = *dl;
+	return 0;
+}
+
+static struct timespec ns_to_ts(uint64_t ns)
+{
+	return (struct timespec){(time_t)(ns / 1000000000u),
+				 (long)(ns % 1000000000u)};
+}
+
+/*
+ * Signals, for the waits that a signal ends. A handler that runs between
+ * two sleeps leaves no trace a wait could see, and a futex has no signal
+ * mask to swap atomically (as ppoll has): so while such a wait goes on,
+ * its thread holds asynchronous signals off, and lets them through where
+ * it can tell that one came: in ppoll (backoff), or after each sleep
+ * slice (block) or each 64 yields, when one is pending. None is lost: a
+ * signal still pending at the end is delivered before the wait returns.
+ */
+struct sigguard {
+	bool on;
+	sigset_t old; /* the thread's own mask */
+};
+
+static void guard_block(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	/* faults are synchronous: they must act at once */
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static void guard_off(struct sigguard *g)
+{
+	if (g->on)
+		pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	g->on = false;
+}
+
+/* Let through the signals that came meanwhile (those the thread's own mask
+ * allows): true if one of them had a handler, which has run now. Signals
+ * whose action is to be ignored end nothing. */
+static bool guard_deliver(struct sigguard *g)
+{
+	sigset_t pending;
+	if (sigpending(&pending) != 0)
+		return false;
+	bool any = false, handled = false;
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sigismember(&pending, sig) != 1 ||
+		    sigismember(&g->old, sig) == 1)
+			continue;
+		struct sigaction sa;
+		any = true;
+		if (sigaction(sig, NULL, &sa) == 0 &&
+		    sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
+			handled = true;
+	}
+	if (any) { /* the handlers (or default actions) run here */
+		pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+		guard_block(NULL);
+	}
+	return handled;
+}
+
 struct waiter {
 	uint32_t strategy; /* shmbus_wait */
 	uint32_t iter;
 	uint64_t deadline_ns; /* 0 = none */
+	struct sigguard g;    /* on: a signal ends the wait */
 };
 
-static void sleep_ns(uint64_t ns)
+/* Back-off's sleep, never past the deadline: 0, or SHMBUS_EINTR if a
+ * signal handler ran in it (ppoll lets the thread's own mask through for
+ * the sleep only; a signal without a handler restarts it). */
+static int sleep_ns(const struct waiter *w, uint64_t ns)
 {
-	struct timespec ts = {(time_t)(ns / 1000000000u),
-			      (long)(ns % 1000000000u)};
-	nanosleep(&ts, NULL);
+	if (w->deadline_ns) {
+		uint64_t now = shmbus_now_ns();
+		if (w->deadline_ns > now && w->deadline_ns - now < ns)
+			ns = w->deadline_ns - now;
+	}
+	struct timespec ts = ns_to_ts(ns);
+	if (!w->g.on) {
+		nanosleep(&ts, NULL);
+		return 0;
+	}
+	return ppoll(NULL, 0, &ts, &w->g.old) != 0 && errno == EINTR
+		       ? SHMBUS_EINTR
+		       : 0;
 }
 
+/* One idle step: 0, SHMBUS_EAGAIN past the deadline, or SHMBUS_EINTR when
+ * a signal handler ran (guarded waits only). */
 static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 {
 	uint32_t it = w->iter++;
@@ -87,6 +187,8 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 		break;
 	case SHMBUS_WAIT_YIELD:
 		sched_yield();
+		if (w->g.on && (it & 63) == 63 && guard_deliver(&w->g))
+			return SHMBUS_EINTR;
 		break;
 	case SHMBUS_WAIT_BACKOFF:
 		if (it < 256)
@@ -94,16 +196,18 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 		else if (it < 320)
 			sched_yield();
 		else
-			sleep_ns(it < 400 ? 10000 : 200000);
+			return sleep_ns(w, it < 400 ? 10000 : 200000);
 		break;
 	case SHMBUS_WAIT_BLOCK: {
-		uint64_t now = shmbus_now_ns();
-		uint64_t until = now + WAIT_SLICE_NS;
+		uint64_t until = shmbus_now_ns() +
+				 (w->g.on ? WAIT_SIGNAL_SLICE_NS : WAIT_SLICE_NS);
 		if (w->deadline_ns && w->deadline_ns < until)
 			until = w->deadline_ns;
-		struct timespec dl = {(time_t)(until / 1000000000u),
-				      (long)(until % 1000000000u)};
-		ck_ec32_wait(ec, &shmbus_ec_mode, snap, &dl);
+		struct timespec dl = ns_to_ts(until);
+		ck_ec32_wait_pred(ec, &shmbus_ec_mode, snap, ec_clamp, &dl,
+				  &dl);
+		if (w->g.on && guard_deliver(&w->g))
+			return SHMBUS_EINTR;
 		break;
 	}
 	default:
@@ -112,21 +216,41 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 	return 0;
 }
 
-int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
-	       bool (*ready)(void *arg), void *arg)
+/* The loop of both waits; intr: a signal handler ends it (SHMBUS_EINTR). */
+static int wait_loop(uint32_t strategy, struct ck_ec32 *ec,
+		     uint64_t timeout_ns, bool intr, bool (*ready)(void *arg),
+		     void *arg)
 {
 	struct waiter w = {strategy, 0,
-			   timeout_ns ? shmbus_now_ns() + timeout_ns : 0};
+			   timeout_ns ? shmbus_now_ns() + timeout_ns : 0,
+			   {false}};
+	int rc = 0;
 	for (;;) {
 		/* block: snapshot the count before testing, so a bump after
 		 * the test ends the sleep (ck_ec's protocol) */
 		uint32_t snap =
 			strategy == SHMBUS_WAIT_BLOCK ? ck_ec32_value(ec) : 0;
 		if (ready(arg))
-			return 0;
-		if (waiter_idle(&w, ec, snap))
-			return SHMBUS_EAGAIN;
+			break;
+		if (intr && !w.g.on && strategy != SHMBUS_WAIT_SPIN) {
+			/* about to idle: from here no signal goes unseen */
+			guard_block(&w.g.old);
+			w.g.on = true;
+			continue; /* and look once more */
+		}
+		rc = waiter_idle(&w, ec, snap);
+		if (rc == SHMBUS_EAGAIN || (rc == SHMBUS_EINTR && intr))
+			break;
+		rc = 0;
 	}
+	guard_off(&w.g);
+	return rc;
+}
+
+int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+	       bool (*ready)(void *arg), void *arg)
+{
+	return wait_loop(strategy, ec, timeout_ns, false, ready, arg);
 }
 
 void waiter_wake(struct ck_ec32 *ec)
@@ -138,12 +262,12 @@ int wait_until_due(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
 		   uint64_t due, bool (*ready)(void *arg), void *arg)
 {
 	if (due == UINT64_MAX)
-		return wait_until(strategy, ec, timeout_ns, ready, arg);
+		return wait_loop(strategy, ec, timeout_ns, true, ready, arg);
 	uint64_t now = shmbus_now_ns();
 	if (due <= now)
 		return 0;
 	if (timeout_ns && timeout_ns < due - now)
-		return wait_until(strategy, ec, timeout_ns, ready, arg);
-	int rc = wait_until(strategy, ec, due - now, ready, arg);
+		return wait_loop(strategy, ec, timeout_ns, true, ready, arg);
+	int rc = wait_loop(strategy, ec, due - now, true, ready, arg);
 	return rc == SHMBUS_EAGAIN ? 0 : rc;
 }

@@ -10,6 +10,11 @@
  * registered sleepers; sleeps are bounded (WAIT_SLICE_NS) so that a waker
  * that had not yet seen a new sleeper's registration costs latency, never a
  * hang.
+ *
+ * Time-outs are kept: no sleep goes past the caller's deadline (ck_ec's
+ * own sleep steps are clamped to it). Subscriber and poller waits end when
+ * a signal handler runs in their thread (SHMBUS_EINTR; wait.c says how
+ * none goes unseen); producers' waits go on.
  */
 #ifndef SHMBUS_WAIT_H
 #define SHMBUS_WAIT_H
@@ -20,6 +25,8 @@
 #include <ck_ec.h>
 
 #define WAIT_SLICE_NS 100000000ull /* longest single sleep: 100 ms */
+/* a wait that a signal ends looks for signals at least this often */
+#define WAIT_SIGNAL_SLICE_NS 20000000ull /* 20 ms */
 
 extern const struct ck_ec_mode shmbus_ec_mode;
 
@@ -34,13 +41,18 @@ static inline void cpu_relax(void)
 
 /*
  * Wait by strategy until ready(arg) is true: 0, or SHMBUS_EAGAIN once
- * timeout_ns (0 = none) has passed. ec is the event count that wakers bump
- * after making ready() true (used by the block strategy).
+ * timeout_ns (0 = none) has passed, never earlier and within a timer's
+ * slack after it. ec is the event count that wakers bump after making
+ * ready() true (used by the block strategy). A signal handler that runs
+ * while it sleeps does not end it (producers: a claim, once waited for,
+ * must not fail for a signal).
  */
 int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
 	       bool (*ready)(void *arg), void *arg);
 /* wait_until, but return 0 at `due` (CLOCK_MONOTONIC ns; UINT64_MAX:
- * none) at the latest: a retry falls due then. */
+ * none) at the latest: a retry falls due then; and SHMBUS_EINTR once a
+ * signal handler has run in the waiting thread (yield, backoff and block;
+ * a spinning wait sees signals only through its time-out). */
 int wait_until_due(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
 		   uint64_t due, bool (*ready)(void *arg), void *arg);
 /* Wake sleepers on ec (cheap when none are flagged). */

@@ -3,6 +3,7 @@
 #define SHMBUS_TEST_HELPERS_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,51 @@ static inline shmbus_channel_t *test_channel_(const char *bus_name,
 		abort();
 	}
 	return ch;
+}
+
+/* A wait that must time out: how late it returned, in ns, the least of up
+ * to three runs (a loaded machine may delay one run; a wait that rounds its
+ * time-out up is late every time). *bad counts runs that returned early or
+ * with another code than SHMBUS_EAGAIN. */
+static inline uint64_t wait_lateness(int (*wait)(void *h, uint64_t ns),
+				     void *h, uint64_t timeout_ns, int *bad)
+{
+	uint64_t best = UINT64_MAX;
+	for (int i = 0; i < 3 && best > 2000000; i++) {
+		uint64_t t0 = shmbus_now_ns();
+		int rc = wait(h, timeout_ns);
+		uint64_t took = shmbus_now_ns() - t0;
+		if (rc != SHMBUS_EAGAIN || took < timeout_ns) {
+			fprintf(stderr, "a %llu ns wait returned %d after "
+					"%llu ns\n",
+				(unsigned long long)timeout_ns, rc,
+				(unsigned long long)took);
+			(*bad)++;
+		} else if (took - timeout_ns < best) {
+			best = took - timeout_ns;
+		}
+	}
+	return best;
+}
+
+/* Waits of 2, 10, 50 and 200 ms time out on time: none early or failed,
+ * none more than 5 ms late. If not, false and why. */
+static inline bool waits_on_time(int (*wait)(void *h, uint64_t ns), void *h,
+				 char *why, size_t n)
+{
+	static const uint64_t ms[] = {2, 10, 50, 200};
+	for (size_t k = 0; k < sizeof(ms) / sizeof(ms[0]); k++) {
+		int bad = 0;
+		uint64_t late = wait_lateness(wait, h, ms[k] * 1000000, &bad);
+		if (bad || late > 5000000) {
+			snprintf(why, n, "a %llu ms wait returned %.1f ms late "
+					 "(%d early or failed)",
+				 (unsigned long long)ms[k], (double)late / 1e6,
+				 bad);
+			return false;
+		}
+	}
+	return true;
 }
 
 #define CHECK_OK(expr)                                                         \

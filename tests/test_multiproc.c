@@ -593,6 +593,120 @@ Test(multiproc, blocked_subscriber_is_woken, .timeout = 60)
 	shmbus_unlink(name);
 }
 
+/* -------------------------------------- a signal ends a wait promptly */
+
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+	caught = sig;
+}
+
+struct intr_case {
+	int poller; /* shmbus_poller_wait, else shmbus_sub_wait */
+	uint32_t wait;
+	int sig, sa_flags;
+	int no_handler; /* the default action (ignore): the wait goes on */
+};
+
+struct intr_result {
+	int rc;
+	int caught;
+	uint64_t returned_ns;
+};
+
+/* A child waits 10 s on an empty channel (1 s for a signal without a
+ * handler); a signal with a handler must end the wait at once, with
+ * SHMBUS_EINTR, after the handler ran. */
+static void intr_child(const char *name, const struct intr_case *c,
+		       int ready_fd, struct intr_result *res)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = c->sa_flags;
+	if (!c->no_handler)
+		sigaction(c->sig, &sa, NULL);
+	shmbus_t *b;
+	shmbus_channel_t *ch = child_channel(name, "I", &b);
+	uint64_t got = 0;
+	char sub_name[16];
+	snprintf(sub_name, sizeof(sub_name), "i%d.%u", c->poller, c->wait);
+	shmbus_sub_opts_t so = {.name = sub_name, .wait = c->wait};
+	shmbus_sub_t *s;
+	shmbus_poller_t *pl = NULL;
+	CHECK_OK(shmbus_subscribe(ch, count_only, &got, &so, &s));
+	if (c->poller) {
+		CHECK_OK(shmbus_poller_open(b, c->wait, &pl));
+		CHECK_OK(shmbus_poller_add(pl, s));
+		shmbus_poller_poll(pl, 1); /* the catch-up */
+	}
+	(void)!write(ready_fd, "r", 1);
+	uint64_t ns = (c->no_handler ? 1ull : 10ull) * 1000000000;
+	res->rc = pl ? shmbus_poller_wait(pl, ns) : shmbus_sub_wait(s, ns);
+	res->returned_ns = shmbus_now_ns();
+	res->caught = caught;
+	_exit(0);
+}
+
+/* Issue 13: waits went on through signals (once 1 s after a SIGTERM; idle
+ * processes took 1.7-2 s to exit). */
+Test(multiproc, a_signal_ends_a_wait_promptly, .timeout = 120)
+{
+	const char *name = test_bus("intr");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "I", 8, 16, 0);
+	(void)ch;
+	static const struct intr_case cases[] = {
+		{0, SHMBUS_WAIT_BLOCK, SIGTERM, 0},
+		{0, SHMBUS_WAIT_BACKOFF, SIGUSR1, SA_RESTART},
+		{1, SHMBUS_WAIT_BLOCK, SIGUSR1, SA_RESTART},
+		{1, SHMBUS_WAIT_BACKOFF, SIGTERM, 0},
+		{0, SHMBUS_WAIT_YIELD, SIGUSR1, 0},
+		{0, SHMBUS_WAIT_BLOCK, SIGCHLD, 0, 1},
+		{0, SHMBUS_WAIT_BACKOFF, SIGWINCH, 0, 1},
+	};
+	struct intr_result *res = shared_alloc(sizeof(*res));
+	cr_assert_not_null(res);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct intr_case *c = &cases[i];
+		int ready[2];
+		cr_assert_eq(pipe(ready), 0);
+		memset(res, 0, sizeof(*res));
+		pid_t pid = test_fork();
+		if (pid == 0)
+			intr_child(name, c, ready[1], res);
+		char x;
+		cr_assert_eq(read(ready[0], &x, 1), 1);
+		close(ready[0]);
+		close(ready[1]);
+		sleep_us(300000); /* a long idle: deep in the wait */
+		uint64_t sent = shmbus_now_ns();
+		cr_assert_eq(kill(pid, c->sig), 0);
+		cr_assert_eq(child_status(pid), 0);
+		double ms = (double)(res->returned_ns - sent) / 1e6;
+		if (c->no_handler) { /* nothing ran: it waited its 1 s */
+			cr_expect_eq(res->rc, SHMBUS_EAGAIN,
+				     "case %zu: signal %d ended the wait "
+				     "(%d), no handler ran",
+				     i, c->sig, res->rc);
+			cr_expect_gt(ms, 500.0, "case %zu", i);
+			continue;
+		}
+		cr_expect_eq(res->caught, c->sig, "case %zu: no handler ran", i);
+		cr_expect_eq(res->rc, SHMBUS_EINTR,
+			     "case %zu: the wait returned %d after %.1f ms", i,
+			     res->rc, ms);
+		cr_expect_lt(ms, 50.0,
+			     "case %zu (%s, strategy %u, signal %d): the wait "
+			     "returned %.1f ms after the signal",
+			     i, c->poller ? "poller" : "subscriber", c->wait,
+			     c->sig, ms);
+	}
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
 /* ------------------------------- an abandoned name of a dead process */
 
 Test(multiproc, dead_subscriber_name_expires, .timeout = 60)

@@ -118,6 +118,38 @@ Test(poller, finds_only_active_channels)
 	shmbus_unlink(name);
 }
 
+static int poller_wait(void *pl, uint64_t ns)
+{
+	return shmbus_poller_wait(pl, ns);
+}
+
+/* Issue 13: a 200 ms poller wait took 256 ms, every time. */
+Test(poller, wait_timeouts_are_honoured, .timeout = 60)
+{
+	const char *name = test_bus("pollto");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "T", 8, 16, 0);
+	static const uint32_t strategies[] = {SHMBUS_WAIT_BACKOFF,
+					      SHMBUS_WAIT_BLOCK};
+	for (size_t i = 0; i < 2; i++) {
+		shmbus_poller_t *pl;
+		cr_assert_eq(shmbus_poller_open(bus, strategies[i], &pl), 0);
+		struct per_channel pc = {0};
+		shmbus_sub_opts_t so = {.name = "p"};
+		shmbus_sub_t *s;
+		cr_assert_eq(shmbus_subscribe(ch, on_rec, &pc, &so, &s), 0);
+		cr_assert_eq(shmbus_poller_add(pl, s), 0);
+		cr_expect_eq(shmbus_poller_poll(pl, 10), 0); /* the catch-up */
+		char why[128];
+		cr_expect(waits_on_time(poller_wait, pl, why, sizeof(why)),
+			  "strategy %u: %s", strategies[i], why);
+		shmbus_sub_close(s, 0);
+		shmbus_poller_close(pl);
+	}
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
 Test(poller, blocked_poller_across_processes, .timeout = 120)
 {
 	struct world w;

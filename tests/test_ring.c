@@ -154,6 +154,34 @@ Test(ring, backpressure_refuses_then_resumes)
 	teardown(&f);
 }
 
+static int sub_wait(void *s, uint64_t ns)
+{
+	return shmbus_sub_wait(s, ns);
+}
+
+/* Issue 13: a 200 ms wait took 256 ms, every time (ck_ec's back-off slept
+ * in slices of 2, 16 and 128 ms past the time-out). */
+Test(ring, wait_timeouts_are_honoured_by_every_sleeping_strategy,
+     .timeout = 60)
+{
+	struct fixture f = setup("waitto", 16, 0);
+	static const uint32_t strategies[] = {
+		SHMBUS_WAIT_YIELD, SHMBUS_WAIT_BACKOFF, SHMBUS_WAIT_BLOCK};
+	for (size_t i = 0; i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "w%u", strategies[i]);
+		shmbus_sub_opts_t so = {.name = name, .wait = strategies[i]};
+		shmbus_sub_t *s;
+		uint64_t n = 0;
+		cr_assert_eq(shmbus_subscribe(f.ch, count_any, &n, &so, &s), 0);
+		char why[128];
+		cr_expect(waits_on_time(sub_wait, s, why, sizeof(why)),
+			  "strategy %u: %s", strategies[i], why);
+		shmbus_sub_close(s, 0);
+	}
+	teardown(&f);
+}
+
 Test(ring, sequence_wraps_at_2_pow_64)
 {
 	struct fixture f = setup("wrap", 32, 0);

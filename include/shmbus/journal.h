@@ -440,7 +440,7 @@ SHMBUS_API int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
  * shmbus_journal_tick; returns the records journaled or an error. */
 SHMBUS_API int shmbus_journal_poll(shmbus_journal_t *j, uint32_t max);
 /* Wait by the subscriber's strategy, at most until the next INTERVAL
- * sync is due. */
+ * sync is due: 0, SHMBUS_EAGAIN or SHMBUS_EINTR, as shmbus_sub_wait. */
 SHMBUS_API int shmbus_journal_wait(shmbus_journal_t *j, uint64_t timeout_ns);
 /* A journaling thread (poll, tick, wait), pinned to cpu (-1: not). While
  * it runs, call only shmbus_journal_stop, _end, _synced or _close. */

@@ -60,6 +60,7 @@ enum shmbus_error {
 	/* returned by a handler: this record can never succeed (bad data),
 	 * dead-letter it now instead of retrying */
 	SHMBUS_EPERMANENT = -17,
+	SHMBUS_EINTR = -18,	  /* a wait ended: a signal handler ran */
 };
 
 /* Static text for a code; never NULL. */
@@ -538,8 +539,21 @@ SHMBUS_API int shmbus_group_join(shmbus_channel_t *ch, shmbus_handler_fn fn,
  * number dispatched (0 if none) or a negative error. Never waits.
  */
 SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
-/* Wait by the subscriber's strategy until a record is available or
- * timeout_ns passes (0 = forever); returns 0 or SHMBUS_EAGAIN on timeout. */
+/*
+ * Wait by the subscriber's strategy until a record is available or
+ * timeout_ns passes (0 = forever): 0 (records, or a retry fell due), or
+ * SHMBUS_EAGAIN at the time-out, which is kept to within a millisecond or
+ * two and never cut short. SHMBUS_EINTR: a signal handler ran in this
+ * thread meanwhile; check your stop flag, then wait again. To see every
+ * signal, the yield, backoff and block strategies hold asynchronous
+ * signals off while they idle and let them through at least every 20 ms
+ * (backoff: at once), so a handler runs at most that late, and in the
+ * waiting thread or, in a threaded process, in another thread that does
+ * not block it (the wait then goes on). A signal whose action is to be
+ * ignored does not end a wait; a spinning wait sees signals only through
+ * its time-out. A handler that ran before the call is not seen: check the
+ * flag before waiting.
+ */
 SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
 
 /*
@@ -562,6 +576,9 @@ SHMBUS_API int shmbus_poller_open(shmbus_t *bus, uint32_t wait,
 SHMBUS_API int shmbus_poller_add(shmbus_poller_t *pl, shmbus_sub_t *s);
 /* Dispatch up to max records across the ready channels; never waits. */
 SHMBUS_API int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max);
+/* Wait by the poller's strategy until a channel is ready or timeout_ns
+ * passes (0 = forever): 0, SHMBUS_EAGAIN or SHMBUS_EINTR, as
+ * shmbus_sub_wait. */
 SHMBUS_API int shmbus_poller_wait(shmbus_poller_t *pl, uint64_t timeout_ns);
 SHMBUS_API void shmbus_poller_close(shmbus_poller_t *pl);
 
