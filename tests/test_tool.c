@@ -712,6 +712,54 @@ Test(tool, stat_watch_repeats_until_interrupted)
 	feeder_stop(&f);
 }
 
+/* ms from SIGTERM to the exit of `shmbus ARGS`, started 0.4 s before
+ * (stdout and stderr thrown away); *status: its exit status */
+static double ms_to_stop(const char *args, int *status)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "exec %s %s >/dev/null 2>&1", SHMBUS_TOOL,
+		 args);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	usleep(400000);
+	uint64_t t0 = shmbus_now_ns();
+	kill(pid, SIGTERM);
+	*status = child_status(pid);
+	return (double)(shmbus_now_ns() - t0) / 1e6;
+}
+
+/* Issue 13: idle processes took seconds to end after SIGTERM. The tools
+ * that run until stopped end within tens of ms, also between sleeps. */
+Test(tool, long_running_commands_end_promptly_on_sigterm)
+{
+	struct feeder f;
+	feeder_start(&f, "term");
+	struct own o;
+	own_bus(&o, "termwd", 16, NULL, false);
+	char args[4][160];
+	snprintf(args[0], sizeof(args[0]), "stat %s --watch 10", f.bus);
+	snprintf(args[1], sizeof(args[1]), "stat %s --watch 0.01 --json",
+		 f.bus);
+	snprintf(args[2], sizeof(args[2]), "tail %s Orders --follow", f.bus);
+	snprintf(args[3], sizeof(args[3]), "watchdog %s --period 10000",
+		 o.name);
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 4; i++) {
+			int st;
+			double ms = ms_to_stop(args[i], &st);
+			cr_expect_eq(st, 0, "shmbus %s: exit status %d",
+				     args[i], st);
+			cr_expect_lt(ms, 100.0,
+				     "shmbus %s: ended %.1f ms after SIGTERM",
+				     args[i], ms);
+		}
+	own_close(&o);
+	feeder_stop(&f);
+}
+
 /* ------------------------------------------------------------------ top */
 
 static char screen[16384];

@@ -214,15 +214,20 @@ int cli_open(const char *cmd, const char *bus_name, const char *channel,
 	return CLI_ERR;
 }
 
+static volatile sig_atomic_t stop_flag;
+
+/* In naps of at most 10 ms: a stop signal that came after the caller last
+ * looked, before the sleep began, ends it at the next nap, not after the
+ * whole time (a signal during a nap ends that nap at once). */
 void cli_sleep(double seconds)
 {
-	struct timespec ts = {(time_t)seconds,
-			      (long)((seconds - (double)(time_t)seconds) *
-				     1e9)};
-	nanosleep(&ts, NULL);
+	uint64_t end = shmbus_now_ns() + (uint64_t)(seconds * 1e9);
+	for (uint64_t now; !stop_flag && (now = shmbus_now_ns()) < end;) {
+		uint64_t ns = end - now < 10000000 ? end - now : 10000000;
+		struct timespec ts = {0, (long)ns};
+		nanosleep(&ts, NULL);
+	}
 }
-
-static volatile sig_atomic_t stop_flag;
 
 static void on_stop(int sig)
 {

@@ -57,7 +57,7 @@ int cli_open(const char *cmd, const char *bus_name, const char *channel,
 /* The same options, for a caller that reports errors itself. */
 int cli_attach(const char *bus_name, shmbus_t **bus);
 
-/* Sleep, interruptible by a signal. */
+/* Sleep; ends within 10 ms of a stop signal (cli_catch_stop). */
 void cli_sleep(double seconds);
 /* SIGINT and SIGTERM set the flag that cli_stopping() reads. */
 void cli_catch_stop(void);

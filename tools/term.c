@@ -11,12 +11,14 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct termios saved;
@@ -158,11 +160,17 @@ static void suspend(void)
 	term_enter();
 }
 
+static uint64_t mono_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int term_key(double seconds)
 {
-	struct timeval tv = {(time_t)seconds,
-			     (suseconds_t)((seconds - (double)(time_t)seconds) *
-					   1e6)};
+	uint64_t end = mono_now_ns() + (uint64_t)(seconds * 1e9);
+	bool eof = false; /* end of input: wait out the time without it */
 	for (;;) {
 		if (stop_sig)
 			return -1;
@@ -174,23 +182,28 @@ int term_key(double seconds)
 			resize_sig = 0;
 			return 0;
 		}
+		uint64_t now = mono_now_ns();
+		if (now >= end)
+			return 0;
+		/* naps of at most 10 ms: a signal that came after the looks
+		 * above, before select began, is seen at the next one */
+		uint64_t ns = end - now < 10000000 ? end - now : 10000000;
+		struct timeval tv = {0, (suseconds_t)(ns / 1000)};
 		fd_set in;
 		FD_ZERO(&in);
-		FD_SET(STDIN_FILENO, &in);
-		int n = select(STDIN_FILENO + 1, &in, NULL, NULL, &tv);
-		if (n < 0 && errno == EINTR)
-			continue; /* tv holds what is left (Linux) */
+		if (!eof)
+			FD_SET(STDIN_FILENO, &in);
+		int n = select(eof ? 0 : STDIN_FILENO + 1, &in, NULL, NULL,
+			       &tv);
 		if (n <= 0)
-			return 0;
+			continue; /* a nap ended, or a signal came */
 		unsigned char c;
 		ssize_t r = read(STDIN_FILENO, &c, 1);
 		if (r == 1)
 			return c;
-		if (r == 0) /* end of input: wait out the time without it */
-			return select(0, NULL, NULL, NULL, &tv) < 0 && stop_sig
-				       ? -1
-				       : 0;
-		if (errno != EINTR)
+		if (r == 0)
+			eof = true;
+		else if (errno != EINTR)
 			return 0;
 	}
 }
