@@ -35,6 +35,7 @@ const char *shmbus_strerror(int code)
 	case SHMBUS_EHANDLER: return "handler failed";
 	case SHMBUS_EPERMANENT: return "handler failed for good (not retried)";
 	case SHMBUS_EINTR: return "wait ended by a signal handler";
+	case SHMBUS_ENOHANDLER: return "no handler registered for the channel";
 	default: return "unknown error";
 	}
 }

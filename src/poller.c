@@ -25,6 +25,8 @@
 #include "retry.h"
 #include "wait.h"
 
+#define NOHANDLER_NS 10000000ull /* a channel without a handler: 10 ms */
+
 struct shmbus_poller {
 	shmbus_t *bus;
 	struct sb_poller *row;
@@ -204,14 +206,18 @@ int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max)
 				continue; /* a former poller's channel */
 			uint32_t want = max - total;
 			int n = shmbus_poll(s, want);
-			if (n < 0)
-				return n;
-			uint64_t due = retry_next_due(s);
+			/* no handler: its records wait; look again in a while
+			 * (nothing else marks the channel ready for them) */
+			uint64_t due = n == SHMBUS_ENOHANDLER
+					       ? shmbus_now_ns() + NOHANDLER_NS
+					       : retry_next_due(s);
 			if (due != UINT64_MAX) {
 				pl->pending[w] |= bit;
 				if (due < pl->next_due)
 					pl->next_due = due;
 			}
+			if (n < 0)
+				return n;
 			total += (uint32_t)n;
 			if ((uint32_t)n == want) /* maybe more: look again */
 				atomic_fetch_or_explicit(word, bit,

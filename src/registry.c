@@ -2,6 +2,7 @@
 #include "registry.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct registry_node {
 	struct cds_lfht_node node;
 	struct registry_node *next_free; /* registry_free only */
 	struct handler_set *set; /* RCU-protected */
+	_Atomic uint32_t count;	 /* set->n, for a look without RCU */
 	char channel[SHMBUS_NAME_BYTES];
 };
 
@@ -221,6 +223,9 @@ static int update(struct registry *r, const char *channel,
 			set->n = n_new;
 			/* publish: pairs with rcu_dereference in dispatch */
 			rcu_assign_pointer(n->set, set);
+			/* relaxed: a hint for waits; dispatch reads the set */
+			atomic_store_explicit(&n->count, n_new,
+					      memory_order_relaxed);
 		}
 	}
 	pthread_mutex_unlock(&r->update);
@@ -257,14 +262,44 @@ int registry_bind_static(struct registry *r)
 	return 0;
 }
 
-int registry_dispatch(const shmbus_record_t *rec, void *node)
+uint32_t registry_count(const struct registry_node *n)
 {
-	struct registry_node *n = node;
-	/* inside the poll loop's read-side section */
+	/* relaxed: pairs with nothing; update() stores it after publishing
+	 * the set, and a stale count costs a wait one look */
+	return atomic_load_explicit(&n->count, memory_order_relaxed);
+}
+
+void *registry_handlers(struct registry_node *n)
+{
+	/* inside the caller's read-side section */
 	struct handler_set *set = rcu_dereference(n->set);
+	return set && set->n ? set : NULL;
+}
+
+void registry_names(struct registry *r, char *buf, size_t len)
+{
+	struct cds_lfht_iter it;
+	struct registry_node *n;
+	size_t at = 0;
+	buf[0] = '\0';
+	thread_enter();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(r->ht, &it, n, node) {
+		if (registry_count(n) == 0 || at >= len)
+			continue;
+		int w = snprintf(buf + at, len - at, "%s'%s'", at ? ", " : "",
+				 n->channel);
+		at += w > 0 ? (size_t)w : 0;
+	}
+	urcu_memb_read_unlock();
+	if (at == 0)
+		snprintf(buf, len, "none");
+}
+
+int registry_dispatch(const shmbus_record_t *rec, void *handlers)
+{
+	const struct handler_set *set = handlers;
 	int rc = 0;
-	if (set == NULL)
-		return 0;
 	for (uint32_t i = 0; i < set->n; i++) {
 		int r = set->h[i].fn(rec, set->h[i].ctx);
 		if (r < 0 && rc == 0)

@@ -4,7 +4,9 @@
  *
  * Built on liburcu's lock-free hash table (rculfhash) with the urcu-memb
  * flavour: dispatch looks handlers up without a lock, inside a read-side
- * critical section per batch; updates copy the channel's handler set,
+ * critical section per poll, which takes the channel's handler set once
+ * (every record of the poll sees the same handlers; with none, the poll
+ * delivers nothing and the cursor stays); updates copy the handler set,
  * publish the new one with rcu_assign_pointer, wait for a grace period
  * (synchronize_rcu) and free the old one. The table has a fixed size and
  * nodes are never removed while the registry lives, so no call_rcu worker or
@@ -34,11 +36,19 @@ int registry_remove(struct registry *r, const char *channel,
 int registry_node(struct registry *r, const char *channel,
 		  struct registry_node **out);
 
-/* Dispatch path: a read-side section around each batch. */
+/* Handlers of the node's channel now (a hint outside a read section). */
+uint32_t registry_count(const struct registry_node *n);
+/* "'A', 'B'": the channels that have handlers, or "none" (for errors). */
+void registry_names(struct registry *r, char *buf, size_t len);
+
+/* Dispatch path: a read-side section around each poll. */
 void registry_read_lock(void);
 void registry_read_unlock(void);
-/* A shmbus_handler_fn whose ctx is a registry_node: runs every handler of
- * the channel; returns the first failure. */
-int registry_dispatch(const shmbus_record_t *rec, void *node);
+/* Inside a read-side section: the channel's handler set as it is now,
+ * valid until the section ends, or NULL if it has no handler. */
+void *registry_handlers(struct registry_node *n);
+/* A shmbus_handler_fn whose ctx is a registry_handlers() set: runs every
+ * handler of it; returns the first failure. */
+int registry_dispatch(const shmbus_record_t *rec, void *handlers);
 
 #endif /* SHMBUS_REGISTRY_H */

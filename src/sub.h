@@ -31,7 +31,8 @@ struct shmbus_sub {
 	bool overwrite;
 	bool evictable; /* stall policy EVICT: check after each batch */
 	bool sleeper; /* counted in hdr->data_sleepers */
-	bool registry; /* fn is registry_dispatch: batches are RCU sections */
+	bool registry; /* fn is registry_dispatch: polls are RCU sections */
+	struct registry_node *reg_node; /* its channel's handlers */
 	shmbus_sub_stats_t stats;
 	shmbus_sub_stats_t base; /* the row's counters when this handle began */
 	struct retry_policy rp;

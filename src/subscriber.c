@@ -311,8 +311,16 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 		return SHMBUS_EINVAL;
 	if (max > INT32_MAX) /* the count is returned as an int */
 		max = INT32_MAX;
-	if (s->registry)
+	if (s->registry) {
 		registry_read_lock();
+		/* one handler set for the whole poll; none: no record may
+		 * pass (the cursor stays where no handler saw a record) */
+		s->ctx = registry_handlers(s->reg_node);
+		if (s->ctx == NULL) {
+			registry_read_unlock();
+			return SHMBUS_ENOHANDLER;
+		}
+	}
 	int n = s->gm.grp		    ? group_poll(s, max)
 		: __builtin_expect(s->live != NULL, 0) ? live_poll(s, max)
 		: s->overwrite			    ? poll_copy(s, max)
@@ -327,6 +335,8 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 static bool available(void *arg)
 {
 	shmbus_sub_t *s = arg;
+	if (s->registry && registry_count(s->reg_node) == 0)
+		return false; /* nothing can be delivered: sleep on */
 	uint64_t due = retry_next_due(s);
 	if (due != UINT64_MAX && due <= shmbus_now_ns())
 		return true;
@@ -385,7 +395,7 @@ static void *dispatcher(void *arg)
 	shmbus_sub_t *s = arg;
 	/* relaxed: a flag; the join in shmbus_sub_stop orders the rest */
 	while (!atomic_load_explicit(&s->stop, memory_order_relaxed))
-		if (shmbus_poll(s, s->batch) == 0)
+		if (shmbus_poll(s, s->batch) <= 0) /* no handler: wait too */
 			shmbus_sub_wait(s, DISPATCH_WAIT_NS);
 	return NULL;
 }
@@ -828,6 +838,31 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	return 0;
 }
 
+/* fn NULL: the registry's handlers of the channel, which must have one
+ * (a misspelt SHMBUS_HANDLER would otherwise consume records unseen). */
+static int registry_subscriber(shmbus_sub_t *s, const char *name, bool group)
+{
+	shmbus_channel_t *ch = s->ch;
+	struct registry *r = ch->bus->registry;
+	int rc = registry_node(r, ch->name, &s->reg_node);
+	if (rc == 0 && registry_count(s->reg_node) == 0) {
+		char names[256];
+		registry_names(r, names, sizeof(names));
+		return shmbus_seterr(
+			SHMBUS_ENOENT,
+			"%s '%s' on channel '%s' dispatches to the handler "
+			"registry (fn NULL), which has no handler for channel "
+			"'%s' (it has handlers for: %s): name the channel "
+			"exactly in SHMBUS_HANDLER or shmbus_handler_add "
+			"before subscribing, or pass a handler",
+			group ? "group member" : "subscriber", name, ch->name,
+			ch->name, names);
+	}
+	s->fn = registry_dispatch;
+	s->registry = true;
+	return rc;
+}
+
 static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		     const shmbus_sub_opts_t *opts, bool group,
 		     shmbus_sub_t **out)
@@ -875,15 +910,11 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		 (uint64_t)(uintptr_t)s;
 	s->rng |= 1; /* xorshift state must not be 0 */
 	if (fn == NULL) {
-		struct registry_node *node;
-		rc = registry_node(ch->bus->registry, ch->name, &node);
+		rc = registry_subscriber(s, opts->name, group);
 		if (rc) {
 			free(s);
 			return rc;
 		}
-		s->fn = registry_dispatch;
-		s->ctx = node;
-		s->registry = true;
 	}
 	s->wait = opts->wait;
 	s->batch = opts->batch ? opts->batch : DEFAULT_BATCH;

@@ -199,8 +199,8 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 			return sleep_ns(w, it < 400 ? 10000 : 200000);
 		break;
 	case SHMBUS_WAIT_BLOCK: {
-		uint64_t until = shmbus_now_ns() +
-				 (w->g.on ? WAIT_SIGNAL_SLICE_NS : WAIT_SLICE_NS);
+		uint64_t slice = w->g.on ? WAIT_SIGNAL_SLICE_NS : WAIT_SLICE_NS;
+		uint64_t until = shmbus_now_ns() + slice;
 		if (w->deadline_ns && w->deadline_ns < until)
 			until = w->deadline_ns;
 		struct timespec dl = ns_to_ts(until);

@@ -309,12 +309,19 @@ static inline uint64_t sub_lag(shmbus_channel_t *ch, const char *name)
 	return UINT64_MAX;
 }
 
+static inline int consume_nothing(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+
 /* Make the durable name now, so that it gates from the next record on. */
 static inline int make_name(shmbus_channel_t *ch, const char *name)
 {
 	shmbus_sub_opts_t so = {.name = name};
 	shmbus_sub_t *s;
-	int rc = shmbus_subscribe(ch, NULL, NULL, &so, &s);
+	int rc = shmbus_subscribe(ch, consume_nothing, NULL, &so, &s);
 	if (rc == 0)
 		shmbus_sub_close(s, 0);
 	return rc;

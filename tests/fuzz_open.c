@@ -153,6 +153,7 @@ static void use_channel(shmbus_t *bus, shmbus_channel_t *ch)
 	shmbus_subscribe(ch, on_record, NULL, &o1, &s1);
 	const char *const up[] = {"fz"};
 	shmbus_sub_opts_t o2 = {.name = "fz2", .after = up, .n_after = 1};
+	shmbus_handler_add(bus, info.name, on_record, NULL); /* or EEXIST */
 	shmbus_subscribe(ch, NULL, NULL, &o2, &s2);
 	shmbus_sub_opts_t og = {.name = "fzg", .flags = SHMBUS_GROUP_KEYED};
 	shmbus_group_join(ch, on_record, NULL, &og, &g);

@@ -4,6 +4,12 @@
 #include <shmbus/bridge.h>
 #include <shmbus/journal.h>
 
+// the load-time registration macros, one handler twice in one unit
+static int on_rec(const shmbus_record_t *, void *) { return 0; }
+static int book;
+SHMBUS_HANDLER(HdrChannel, on_rec)
+SHMBUS_HANDLER_CTX(HdrChannel, on_rec, &book)
+
 int main()
 {
 	shmbus_record_t r{};

@@ -136,7 +136,7 @@ Test(bridge_config, missing_channel_and_busy_name)
 	shmbus_channel_t *ch = test_channel(name, &bus, "A", 64, 64, 0);
 	shmbus_sub_opts_t so = {.name = "bridge-to-redis"};
 	shmbus_sub_t *s;
-	cr_assert_eq(shmbus_subscribe(ch, NULL, NULL, &so, &s), 0);
+	cr_assert_eq(shmbus_subscribe(ch, consume_nothing, NULL, &so, &s), 0);
 	/* the name is held by this process: a second holder is refused, and
 	 * told why */
 	pid_t pid = test_fork();

@@ -693,7 +693,8 @@ Test(multiproc, a_signal_ends_a_wait_promptly, .timeout = 120)
 			cr_expect_gt(ms, 500.0, "case %zu", i);
 			continue;
 		}
-		cr_expect_eq(res->caught, c->sig, "case %zu: no handler ran", i);
+		cr_expect_eq(res->caught, c->sig, "case %zu: no handler ran",
+			     i);
 		cr_expect_eq(res->rc, SHMBUS_EINTR,
 			     "case %zu: the wait returned %d after %.1f ms", i,
 			     res->rc, ms);

@@ -61,6 +61,9 @@ enum shmbus_error {
 	 * dead-letter it now instead of retrying */
 	SHMBUS_EPERMANENT = -17,
 	SHMBUS_EINTR = -18,	  /* a wait ended: a signal handler ran */
+	/* poll: the subscriber dispatches to the handler registry, which
+	 * has no handler for its channel now: nothing was delivered */
+	SHMBUS_ENOHANDLER = -19,
 };
 
 /* Static text for a code; never NULL. */
@@ -472,7 +475,8 @@ typedef struct shmbus_sub_opts {
 
 /*
  * Subscribe handler to a channel under a durable name (fn NULL: the
- * registry's handlers for this channel). A name seen before
+ * registry's handlers for this channel, which must have one: else
+ * SHMBUS_ENOENT, see the handler registry below). A name seen before
  * resumes at its cursor (nothing lost, nothing skipped under the block
  * policy); a new name joins at the next record to be published. The name is
  * held by the kernel for this process: a second live subscriber with the
@@ -486,10 +490,24 @@ SHMBUS_API int shmbus_subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn,
 
 /*
  * The process-local registry: channel name -> handlers, like the seed event
- * bus's registerHandler. A subscriber opened with fn == NULL dispatches each
- * record to every handler registered for its channel on its bus handle,
- * looked up without a lock (liburcu's rculfhash); handlers may be added and
- * removed while dispatch runs, but not from inside a handler.
+ * bus's registerHandler. A subscriber (or group member) opened with
+ * fn == NULL dispatches each record to every handler registered for its
+ * channel on its bus handle, looked up without a lock (liburcu's
+ * rculfhash); handlers may be added and removed while dispatch runs, but
+ * not from inside a handler. Once shmbus_handler_remove returns, the
+ * handler is not running and will not run.
+ *
+ * No record passes unseen. shmbus_subscribe(ch, NULL, ...) fails with
+ * SHMBUS_ENOENT, naming the channel and the channels that do have
+ * handlers, while the channel has none (a misspelt SHMBUS_HANDLER, or a
+ * handler added after subscribing). Each poll takes the channel's handler
+ * set once; if it is empty (every handler was removed), the poll delivers
+ * nothing and returns SHMBUS_ENOHANDLER: the cursor stays at the first
+ * record no handler saw, which keeps gating producers (block policy), and
+ * delivery goes on from it once a handler is added. Meanwhile
+ * shmbus_sub_wait sleeps (to its time-out) as if nothing were available,
+ * a dispatcher thread waits, and a poller looks at the channel again
+ * every 10 ms, returning SHMBUS_ENOHANDLER each time.
  */
 SHMBUS_API int shmbus_handler_add(shmbus_t *bus, const char *channel,
 				  shmbus_handler_fn fn, void *ctx);
@@ -508,16 +526,33 @@ SHMBUS_API void shmbus_handler_static_add(shmbus_handler_reg_t *reg);
 /*
  * Register fn for a channel at load time, bound to every bus this process
  * opens afterwards: the C analogue of @EventHandler(OrderPlaced).
- *   SHMBUS_HANDLER(OrderPlaced, on_order_placed)
+ *   SHMBUS_HANDLER(OrderPlaced, on_order_placed)        ctx is NULL
  *   SHMBUS_HANDLER_NAMED("md.quotes-v2", on_quote)
+ *   SHMBUS_HANDLER_CTX(OrderPlaced, on_order_placed, &risk_book)
+ *   SHMBUS_HANDLER_NAMED_CTX("md.quotes-v2", on_quote, &quote_cache)
+ * The context expression is evaluated once, at load time (before main):
+ * the address of a static object, typically. shmbus_handler_remove takes
+ * the same (fn, ctx) pair. The channel is matched exactly: a subscriber
+ * of a channel without a handler is refused (see above).
  */
-#define SHMBUS_HANDLER_NAMED(channel_str, fn)                                  \
-	static shmbus_handler_reg_t shmbus_reg_##fn = {channel_str, fn, NULL, \
-						       #fn, NULL};             \
-	__attribute__((constructor)) static void shmbus_reg_init_##fn(void)   \
+#define SHMBUS_CAT2_(a, b) a##b
+#define SHMBUS_CAT_(a, b) SHMBUS_CAT2_(a, b)
+#define SHMBUS_HANDLER_REG_(channel_str, fn, ctx_expr, id)                     \
+	static shmbus_handler_reg_t SHMBUS_CAT_(shmbus_reg_, id) = {          \
+		channel_str, fn, NULL, #fn, NULL};                             \
+	__attribute__((constructor)) static void SHMBUS_CAT_(                 \
+		shmbus_reg_init_, id)(void)                                    \
 	{                                                                      \
-		shmbus_handler_static_add(&shmbus_reg_##fn);                   \
+		SHMBUS_CAT_(shmbus_reg_, id).ctx = (ctx_expr);                 \
+		shmbus_handler_static_add(&SHMBUS_CAT_(shmbus_reg_, id));      \
 	}
+#define SHMBUS_HANDLER_NAMED_CTX(channel_str, fn, ctx_expr)                    \
+	SHMBUS_HANDLER_REG_(channel_str, fn, ctx_expr,                         \
+			    SHMBUS_CAT_(fn, __COUNTER__))
+#define SHMBUS_HANDLER_NAMED(channel_str, fn)                                  \
+	SHMBUS_HANDLER_NAMED_CTX(channel_str, fn, NULL)
+#define SHMBUS_HANDLER_CTX(channel_token, fn, ctx_expr)                        \
+	SHMBUS_HANDLER_NAMED_CTX(#channel_token, fn, ctx_expr)
 #define SHMBUS_HANDLER(channel_token, fn)                                      \
 	SHMBUS_HANDLER_NAMED(#channel_token, fn)
 
@@ -537,6 +572,8 @@ SHMBUS_API int shmbus_group_join(shmbus_channel_t *ch, shmbus_handler_fn fn,
 /*
  * Dispatch up to max available records on the calling thread; returns the
  * number dispatched (0 if none) or a negative error. Never waits.
+ * SHMBUS_ENOHANDLER: a registry subscriber whose channel has no handler
+ * now; nothing was delivered (see the handler registry above).
  */
 SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
 /*
@@ -574,7 +611,9 @@ SHMBUS_API int shmbus_sub_stop(shmbus_sub_t *s);
 SHMBUS_API int shmbus_poller_open(shmbus_t *bus, uint32_t wait,
 				  shmbus_poller_t **out);
 SHMBUS_API int shmbus_poller_add(shmbus_poller_t *pl, shmbus_sub_t *s);
-/* Dispatch up to max records across the ready channels; never waits. */
+/* Dispatch up to max records across the ready channels; never waits.
+ * A subscriber's error ends the poll with it (SHMBUS_ENOHANDLER: that
+ * channel is looked at again in 10 ms; the others at the next poll). */
 SHMBUS_API int shmbus_poller_poll(shmbus_poller_t *pl, uint32_t max);
 /* Wait by the poller's strategy until a channel is ready or timeout_ns
  * passes (0 = forever): 0, SHMBUS_EAGAIN or SHMBUS_EINTR, as
