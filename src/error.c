@@ -25,7 +25,7 @@ const char *shmbus_strerror(int code)
 	case SHMBUS_ENOMEM: return "out of memory (or /dev/shm full, or mlock limit)";
 	case SHMBUS_EVERSION: return "shared object of another ABI version";
 	case SHMBUS_ECORRUPT: return "shared state failed validation";
-	case SHMBUS_ETIMEDOUT: return "timed out waiting for the creator";
+	case SHMBUS_ETIMEDOUT: return "timed out";
 	case SHMBUS_EPERM: return "permission denied or foreign owner";
 	case SHMBUS_EFULL: return "table full";
 	case SHMBUS_ELAPPED: return "reader was lapped (loss counted)";

@@ -147,3 +147,42 @@ int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms)
 	free(deps);
 	return n;
 }
+
+int shmbus_channel_evict_sub(shmbus_channel_t *ch, const char *name)
+{
+	if (ch == NULL || name == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "channel or name is NULL");
+	if (ch->stall_policy == SHMBUS_STALL_BLOCK)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s' has the block policy: its "
+				     "subscribers read records in place and do "
+				     "not look for eviction, so producers may "
+				     "not pass '%s' while a process holds it "
+				     "(stop that process, then unsubscribe)",
+				     ch->name, name);
+	int rc = bus_lock(ch->bus);
+	if (rc)
+		return rc;
+	int row = sub_find_row(ch, name);
+	struct ch_subscriber *e = row >= 0 ? &ch->subs[row] : NULL;
+	/* acquire: pairs with the release of the row's state (join) */
+	uint32_t st = e ? atomic_load_explicit(&e->state, memory_order_acquire)
+			: SUB_FREE;
+	if (e == NULL)
+		rc = shmbus_seterr(SHMBUS_ENOENT,
+				   "channel '%s' has no subscriber '%s'",
+				   ch->name, name);
+	else if (e->group != 0 || never_evicted(ch, (uint32_t)row))
+		rc = shmbus_seterr(SHMBUS_EINVAL,
+				   "'%s' on channel '%s' is a group or the "
+				   "channel's journaler: never evicted",
+				   name, ch->name);
+	else if (st == SUB_ACTIVE) {
+		/* release: as in shmbus_channel_evict */
+		atomic_store_explicit(&e->state, SUB_EVICTED,
+				      memory_order_release);
+		e->stall_since_ns = 0;
+	}
+	bus_unlock(ch->bus);
+	return rc;
+}

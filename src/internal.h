@@ -149,6 +149,13 @@ int sub_find_row(shmbus_channel_t *ch, const char *name);
 /* channel.c */
 uint64_t channel_min_gating(shmbus_channel_t *ch, uint64_t upto);
 
+/* introspect.c: who holds producers back, for errors. The pid of a live
+ * holder of subscriber row `row`, a hint (0: none known); and a sentence
+ * on the gating row with the lowest cursor: its kind, name, cursor, lag,
+ * and whether a live process holds it (with what to do if none does). */
+int32_t sub_holder_pid(shmbus_channel_t *ch, uint32_t row);
+void channel_gate_describe(shmbus_channel_t *ch, char *buf, size_t n);
+
 /* poller.c: after a commit on a channel that pollers watch */
 void poller_notify(shmbus_channel_t *ch, uint64_t mask);
 void poller_forget(shmbus_poller_t *pl, shmbus_sub_t *s);

@@ -4,6 +4,7 @@
  * writes shared memory; every index read from it is bounded first.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -177,4 +178,83 @@ int shmbus_producer_list(shmbus_channel_t *ch, shmbus_producer_info_t *out,
 						memory_order_relaxed);
 	}
 	return (int)n;
+}
+
+int32_t sub_holder_pid(shmbus_channel_t *ch, uint32_t row)
+{
+	shmbus_t *bus = ch->bus;
+	const struct ch_subscriber *e = &ch->subs[row];
+	uint32_t id = e->participant; /* the last holder's, bounded below */
+	if (id == 0 || id >= bus->max_participants)
+		return 0;
+	const struct sb_participant *p = &bus->parts[id];
+	/* acquire: pairs with the release in bus_participant_take */
+	if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+		    PART_LIVE ||
+	    p->kind != PART_SUBSCRIBER || p->channel_id != ch->id ||
+	    strncmp(p->name, e->name, sizeof(p->name)) != 0 ||
+	    bus_participant_dead(bus, id))
+		return 0;
+	return p->pid;
+}
+
+void channel_gate_describe(shmbus_channel_t *ch, char *buf, size_t n)
+{
+	/* acquire: pairs with producers' claim RMW / store */
+	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_acquire);
+	uint64_t low = 0;
+	int row = -1;
+	for (uint32_t i = 0; i < ch->max_subs; i++) {
+		/* acquire: pairs with the release of the row's state */
+		uint32_t st = atomic_load_explicit(&ch->subs[i].state,
+						   memory_order_acquire);
+		if (st != SUB_JOINING && st != SUB_ACTIVE)
+			continue;
+		/* acquire: pairs with the subscriber's release of its cursor */
+		uint64_t c = atomic_load_explicit(&ch->subs[i].cursor,
+						  memory_order_acquire);
+		if (row < 0 || (int64_t)(c - low) < 0) {
+			row = (int)i;
+			low = c;
+		}
+	}
+	if (row < 0) {
+		snprintf(buf, n, "no subscriber holds it back now");
+		return;
+	}
+	const struct ch_subscriber *e = &ch->subs[row];
+	char name[SHMBUS_NAME_MAX + 1];
+	memcpy(name, e->name, sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	bool group = e->group != 0;
+	uint64_t lag = (int64_t)(claim - low) > 0 ? claim - low : 0;
+	int at = snprintf(buf, n, "%s '%s' (%s %llu, %llu records behind%s) ",
+			  group ? "group" : "subscriber", name,
+			  group ? "floor" : "cursor", (unsigned long long)low,
+			  (unsigned long long)lag,
+			  lag >= ch->capacity ? ": a full ring" : "");
+	if (at < 0 || (size_t)at >= n)
+		return;
+	uint32_t live = live_holders(ch, (uint32_t)row, e->group);
+	int32_t pid = group ? 0 : sub_holder_pid(ch, (uint32_t)row);
+	if (group && live)
+		snprintf(buf + at, n - (size_t)at,
+			 "has %u live member%s, which do not keep up", live,
+			 live == 1 ? "" : "s");
+	else if (live && pid > 0)
+		snprintf(buf + at, n - (size_t)at,
+			 "is held by a live process (pid %d, a hint), which "
+			 "does not keep up",
+			 (int)pid);
+	else if (live)
+		snprintf(buf + at, n - (size_t)at,
+			 "is held by a live process, which does not keep up");
+	else
+		snprintf(buf + at, n - (size_t)at,
+			 "has no live %s: an abandoned name (`shmbus "
+			 "unsubscribe %s %s %s` removes it%s)",
+			 group ? "member" : "process holding it",
+			 ch->bus->name, ch->name, name,
+			 group ? "" : "; a ttl_ms lets such names expire");
 }

@@ -54,6 +54,7 @@ struct shmbus_producer {
 	int journal_row;   /* the journaler the last claim saw */
 	uint32_t journal_gen; /* and its row's generation */
 	uint64_t journal_timeout_ns;
+	uint64_t space_timeout_ns; /* 0: a claim waits for room for ever */
 };
 
 static inline void slot_defaults(struct slot_header *h, uint32_t len,
@@ -80,6 +81,28 @@ static bool space_ready(void *arg)
 	return sw->end - p->gate <= p->capacity;
 }
 
+static void count_wait(shmbus_producer_t *p)
+{
+	/* relaxed: a statistic for tools, written by us alone */
+	atomic_store_explicit(&p->row->waits, ++p->waits,
+			      memory_order_relaxed);
+}
+
+/* No room in space_timeout_ns: say who holds the ring back. The one
+ * hot-path failure with a message; it has waited anyway. */
+static int space_timed_out(shmbus_producer_t *p, uint32_t n)
+{
+	char who[384];
+	channel_gate_describe(p->ch, who, sizeof(who));
+	return shmbus_seterr(SHMBUS_ETIMEDOUT,
+			     "channel '%s': no room for %u record%s in %llu "
+			     "ms (space_timeout_ms), nothing claimed: %s",
+			     p->ch->name, n, n == 1 ? "" : "s",
+			     (unsigned long long)(p->space_timeout_ns /
+						  1000000),
+			     who);
+}
+
 static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 		      bool try_only)
 {
@@ -88,10 +111,14 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 		return 0; /* the cached gate was only stale */
 	if (try_only)
 		return SHMBUS_EAGAIN;
-	/* relaxed: a statistic for tools, written by us alone */
-	atomic_store_explicit(&p->row->waits, ++p->waits,
-			      memory_order_relaxed);
-	return wait_until(p->wait, &p->hdr->space_ec, 0, space_ready, &sw);
+	count_wait(p);
+	/* a fetch-add claim cannot be undone: it waits for ever (a
+	 * multi-producer time-out claims by CAS: claim_multi_timed) */
+	uint64_t timeout = p->multi ? 0 : p->space_timeout_ns;
+	int rc = wait_until(p->wait, &p->hdr->space_ec, timeout, space_ready,
+			    &sw);
+	return rc == SHMBUS_EAGAIN ? space_timed_out(p, (uint32_t)(end - seq))
+				   : rc;
 }
 
 static inline void claim_fill(const shmbus_channel_t *ch, shmbus_claim_t *c)
@@ -184,6 +211,49 @@ static int claim_multi(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 	return 0;
 }
 
+/* Room for n more records past the claim as it is now (multi-producer). */
+struct mp_room {
+	shmbus_producer_t *p;
+	uint32_t n;
+};
+
+static bool mp_room_ready(void *arg)
+{
+	struct mp_room *r = arg;
+	shmbus_producer_t *p = r->p;
+	/* relaxed: a hint for when to try; the claim's CAS decides */
+	uint64_t seq = atomic_load_explicit(&p->hdr->claim,
+					    memory_order_relaxed);
+	p->gate = channel_min_gating(p->ch, seq);
+	return seq + r->n - p->gate <= p->capacity;
+}
+
+/*
+ * A multi-producer claim that may give up (space_timeout_ms). Its
+ * fetch-add could not be undone (the range would have to be filled), so
+ * it claims by CAS, as try_claim does, and waits for room between tries:
+ * at the deadline nothing is claimed, so there is no hole. Waiting
+ * producers are not served in arrival order, as with the fetch-add.
+ */
+static int claim_multi_timed(shmbus_producer_t *p, uint32_t n,
+			     shmbus_claim_t *c)
+{
+	uint64_t deadline = shmbus_now_ns() + p->space_timeout_ns;
+	for (bool waited = false;; waited = true) {
+		int rc = claim_multi(p, n, c, true);
+		uint64_t now = shmbus_now_ns();
+		if (rc != SHMBUS_EAGAIN)
+			return rc;
+		if (now >= deadline)
+			return space_timed_out(p, n);
+		if (!waited)
+			count_wait(p);
+		struct mp_room room = {p, n};
+		wait_until(p->wait, &p->hdr->space_ec, deadline - now,
+			   mp_room_ready, &room);
+	}
+}
+
 /* Walks the slots of a claim with a pointer: no multiply per slot. */
 struct slot_walk {
 	uint8_t *slot, *begin, *end;
@@ -217,8 +287,10 @@ static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
 		if (rc)
 			return rc;
 	}
-	return p->multi ? claim_multi(p, n, c, try_only)
-			: claim_single(p, n, c, try_only);
+	if (!p->multi)
+		return claim_single(p, n, c, try_only);
+	return p->space_timeout_ns && !try_only ? claim_multi_timed(p, n, c)
+						: claim_multi(p, n, c, try_only);
 }
 
 static inline int do_claim(shmbus_producer_t *p, uint32_t n,
@@ -426,6 +498,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->journal_sync = (ch->flags & SHMBUS_CH_JOURNAL_SYNC) != 0;
 	p->journal_timeout_ns =
 		opts ? opts->journal_timeout_ms * 1000000ull : 0;
+	p->space_timeout_ns = opts ? opts->space_timeout_ms * 1000000ull : 0;
 
 	int rc = bus_participant_take(ch->bus, PART_PRODUCER, ch->id, "",
 				      &p->part);

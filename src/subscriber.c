@@ -1044,6 +1044,17 @@ int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name)
 	} else if ((rc = hold_row(ch, (uint32_t)row, name)) == 0) {
 		unjoin_row(ch, (uint32_t)row);
 		drop_row(ch, (uint32_t)row);
+	} else if (rc == SHMBUS_EBUSY) {
+		char pid[32] = "";
+		int32_t hint = sub_holder_pid(ch, (uint32_t)row);
+		if (hint > 0)
+			snprintf(pid, sizeof(pid), " (pid %d, a hint)",
+				 (int)hint);
+		rc = shmbus_seterr(SHMBUS_EBUSY,
+				   "subscriber '%s' on channel '%s' is held by "
+				   "a live process%s: it cannot be removed "
+				   "while that process holds it",
+				   name, ch->name, pid);
 	}
 	bus_unlock(ch->bus);
 	return rc;

@@ -738,6 +738,43 @@ Test(multiproc, dead_subscriber_name_expires, .timeout = 60)
 	shmbus_unlink(name);
 }
 
+/* Issue 13: the name of a dead subscriber blocked every producer forever
+ * with no error; with space_timeout_ms the producer is told which name and
+ * that no process holds it. */
+Test(multiproc, a_dead_subscribers_name_times_out_a_producer, .timeout = 30)
+{
+	const char *name = test_bus("ghost");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "G", 8, 8, 0);
+	pid_t sub = test_fork();
+	if (sub == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *c = child_channel(name, "G", &b);
+		uint64_t got = 0;
+		shmbus_sub_opts_t so = {.name = "ghost"};
+		shmbus_sub_t *s;
+		CHECK_OK(shmbus_subscribe(c, count_only, &got, &so, &s));
+		raise(SIGKILL); /* dies without closing */
+	}
+	cr_assert_eq(child_status(sub), 128 + SIGKILL);
+	shmbus_producer_opts_t po = {.space_timeout_ms = 100};
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, &po, &p), 0);
+	uint64_t v = 0;
+	for (; v < 8; v++)
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+	cr_expect_eq(shmbus_publish(p, &v, 8, 0), SHMBUS_ETIMEDOUT);
+	const char *m = shmbus_errmsg();
+	cr_expect(strstr(m, "'ghost'") && strstr(m, "cursor 0") &&
+			  strstr(m, "no live process") &&
+			  strstr(m, "shmbus unsubscribe"),
+		  "%s", m);
+	cr_assert_eq(shmbus_unsubscribe(ch, "ghost"), 0);
+	cr_expect_eq(shmbus_publish(p, &v, 8, 0), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
 /* ---------------------------------------- a /dev/shm that is too small */
 
 Test(multiproc, small_dev_shm_is_an_error_at_open, .timeout = 60)

@@ -258,6 +258,58 @@ Test(ring, mp_try_claim_leaves_no_hole)
 	teardown(&f);
 }
 
+/* Issue 13: a name nobody reads blocked every producer forever, without a
+ * word. With space_timeout_ms a claim that finds no room in time fails
+ * with SHMBUS_ETIMEDOUT naming the subscriber that holds the ring, and
+ * claims nothing: no hole, also on a multi-producer channel (there the
+ * claim waits for room first, then claims by CAS). */
+Test(ring, space_timeout_names_the_subscriber_holding_the_ring,
+     .timeout = 30)
+{
+	static const uint32_t flags[] = {0, SHMBUS_CH_MULTI_PRODUCER};
+	for (int k = 0; k < 2; k++) {
+		struct fixture f = setup(k ? "spacemp" : "spacesp", 16, flags[k]);
+		struct seen seen = {0};
+		shmbus_sub_opts_t so = {.name = "slowpoke"};
+		shmbus_sub_t *s;
+		cr_assert_eq(shmbus_subscribe(f.ch, check_counter, &seen, &so,
+					      &s),
+			     0);
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK,
+					     .space_timeout_ms = 50};
+		shmbus_producer_t *p;
+		cr_assert_eq(shmbus_producer_open(f.ch, &po, &p), 0);
+		uint64_t v = 0;
+		for (; v < 16; v++)
+			publish_counter(p, v);
+		uint64_t t0 = shmbus_now_ns();
+		cr_expect_eq(shmbus_publish(p, &v, 8, v), SHMBUS_ETIMEDOUT,
+			     "channel flags %u", flags[k]);
+		double ms = (double)(shmbus_now_ns() - t0) / 1e6;
+		cr_expect(ms >= 50.0 && ms < 60.0, "timed out after %.1f ms",
+			  ms);
+		const char *m = shmbus_errmsg();
+		cr_expect(strstr(m, "'slowpoke'") && strstr(m, "cursor 0") &&
+				  strstr(m, "a live process"),
+			  "%s", m);
+		/* a zero-copy claim the same; nothing was claimed */
+		shmbus_claim_t c;
+		cr_expect_eq(shmbus_claim(p, 2, &c), SHMBUS_ETIMEDOUT);
+		shmbus_channel_info_t info;
+		shmbus_channel_get_info(f.ch, &info);
+		cr_expect_eq(info.claimed, 16, "a timed-out claim moved it");
+		/* room again: publishing goes on, without a hole */
+		cr_expect_eq(shmbus_poll(s, 4), 4);
+		for (; v < 20; v++)
+			publish_counter(p, v);
+		while (shmbus_poll(s, 100) > 0)
+			;
+		cr_expect_eq(seen.n, 20);
+		cr_expect_eq(seen.bad, 0);
+		teardown(&f);
+	}
+}
+
 Test(ring, durable_names_resume_and_unsubscribe)
 {
 	struct fixture f = setup("dur", 16, 0);

@@ -15,7 +15,8 @@
  *
  * Errors: control-path calls return 0 or a negative SHMBUS_E* code, and leave
  * a detailed message for the calling thread in shmbus_errmsg(). Hot-path calls
- * return 0, SHMBUS_EAGAIN or another negative code without formatting text.
+ * return 0, SHMBUS_EAGAIN or another negative code without formatting text,
+ * except a claim that timed out waiting for room (it has waited anyway).
  */
 #ifndef SHMBUS_SHMBUS_H
 #define SHMBUS_SHMBUS_H
@@ -49,7 +50,8 @@ enum shmbus_error {
 	SHMBUS_EVERSION = -7,	  /* object of another ABI version */
 	SHMBUS_ECORRUPT = -8,	  /* shared state fails validation */
 	SHMBUS_ETIMEDOUT = -9,	  /* creator did not finish in time; a sync
-				   * journal did not confirm in time */
+				   * journal did not confirm in time; no
+				   * room in the ring (space_timeout_ms) */
 	SHMBUS_EPERM = -10,	  /* permissions or ownership */
 	SHMBUS_EFULL = -11,	  /* a fixed table is full */
 	SHMBUS_ELAPPED = -12,	  /* overwrite reader was lapped (counted) */
@@ -320,6 +322,17 @@ typedef struct shmbus_producer_opts {
 	 * stay in the ring until journaled: the journaler's name gates
 	 * producers); 0 = forever */
 	uint32_t journal_timeout_ms;
+	/* How long a claim (or publish) waits for room in a full ring
+	 * before it fails with SHMBUS_ETIMEDOUT, having claimed nothing;
+	 * shmbus_errmsg() then names the subscriber or group that holds the
+	 * ring back, its cursor, and whether a live process holds it (an
+	 * abandoned name is removed with shmbus_unsubscribe or `shmbus
+	 * unsubscribe`). 0 = for ever (the default). On a multi-producer
+	 * channel a claim with a time-out waits for room first and then
+	 * claims by CAS, as shmbus_try_claim does, since a fetch-add cannot
+	 * be undone (its slots would have to be filled): so a time-out
+	 * leaves no hole, and such claims are not served in arrival order. */
+	uint32_t space_timeout_ms;
 } shmbus_producer_opts_t;
 
 /*
@@ -344,7 +357,8 @@ typedef struct shmbus_claim_range {
 
 /*
  * Claim n consecutive slots (1 <= n <= capacity). shmbus_claim waits by the
- * producer's wait strategy while the ring is full; shmbus_try_claim returns
+ * producer's wait strategy while the ring is full (at most space_timeout_ms,
+ * then SHMBUS_ETIMEDOUT with a message); shmbus_try_claim returns
  * SHMBUS_EAGAIN instead (on a multi-producer channel it claims by CAS, so a
  * refusal leaves no hole). Every claimed slot must be committed. On a
  * SHMBUS_CH_JOURNAL_SYNC channel the commit (try or not) then waits for the
@@ -654,12 +668,23 @@ SHMBUS_API int shmbus_sub_close(shmbus_sub_t *s, int drain);
  * periodically; an application may.
  */
 SHMBUS_API int shmbus_channel_evict(shmbus_channel_t *ch, uint64_t grace_ms);
+/* Evict the subscriber `name` now, stalled or not, as shmbus_channel_evict
+ * does after its grace: producers stop waiting for it at once; its holder,
+ * if one lives, learns at its next poll and rejoins at the present under
+ * its name (a name cannot be taken from a live process). For a holder that
+ * hangs. SHMBUS_EINVAL on a block-policy channel (its subscribers read in
+ * place and do not look for eviction), for a group or a journaler that is
+ * never evicted; SHMBUS_ENOENT without such a name; 0 if already evicted. */
+SHMBUS_API int shmbus_channel_evict_sub(shmbus_channel_t *ch,
+					const char *name);
 /* Forget abandoned names whose time-to-live has passed; returns how many
  * (>= 0) or an error. Runs at every shmbus_subscribe of the channel too; the
  * watchdog will run it periodically. */
 SHMBUS_API int shmbus_channel_expire(shmbus_channel_t *ch);
-/* Forget a durable subscriber name: it stops gating producers. Fails with
- * SHMBUS_EBUSY while a live process holds it. */
+/* Forget a durable subscriber name (or a group): it stops gating
+ * producers, and its pending retries go to the dead-letter queue. Fails
+ * with SHMBUS_EBUSY while a live process holds it (the message gives its
+ * pid, a hint) or while other subscribers run after it. */
 SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
 
 /* -------------------------------------------------------- introspection */
