@@ -28,6 +28,11 @@ expect() { # a completion wanted ('' for none), then the line
 expect stat shmbus st
 expect top shmbus t
 expect destroy shmbus de
+expect unsubscribe shmbus un
+expect --force shmbus unsubscribe x y z --f
+expect Orders shmbus unsubscribe "$bus" Or
+expect '' shmbus unsubscribe "$bus" Orders ''
+
 expect --prometheus shmbus stat --pro
 expect --watch shmbus stat x --w
 expect --from-start shmbus tail x y --fr

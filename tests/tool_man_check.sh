@@ -10,7 +10,7 @@ if [[ -n $warnings ]]; then
   exit 1
 fi
 text=$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tascii -P -cbou "$page" 2>/dev/null)
-cmds="ls stat top tail pub dlq watchdog destroy journal"
+cmds="ls stat top tail pub dlq watchdog unsubscribe destroy journal"
 "$tool" bridge --help >/dev/null 2>&1 && cmds+=" bridge" # when built
 for cmd in $cmds; do
   grep -q "^\.SS $cmd\b" "$page" || { echo "no section for $cmd"; exit 1; }

@@ -214,6 +214,13 @@ int cli_open(const char *cmd, const char *bus_name, const char *channel,
 	return CLI_ERR;
 }
 
+int cli_force_opt(int key, const char *arg, void *ctx)
+{
+	(void)arg;
+	*(int *)ctx = key == 'f';
+	return key == 'f' ? 0 : CLI_USAGE;
+}
+
 static volatile sig_atomic_t stop_flag;
 
 /* In naps of at most 10 ms: a stop signal that came after the caller last

@@ -41,6 +41,10 @@ struct cli_spec {
 int cli_parse(const struct cli_spec *s, int argc, char **argv, void *ctx,
 	      char **pos, int *npos);
 
+/* The on_opt of a command whose one option is --force (key 'f'): ctx is
+ * an int, set to 1. */
+int cli_force_opt(int key, const char *arg, void *ctx);
+
 /* Numbers from the command line: the whole word, in [min, max]; else a usage
  * error naming `what`. */
 int cli_u64(const char *cmd, const char *what, const char *s, uint64_t min,
@@ -71,6 +75,7 @@ int cmd_pub(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_watchdog(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
+int cmd_unsubscribe(int argc, char **argv);
 int cmd_journal(int argc, char **argv);
 int cmd_bridge(int argc, char **argv); /* with SHMBUS_HAVE_BRIDGE */
 

@@ -14,19 +14,12 @@ static const char help[] =
 	"fails validation (another ABI, corrupt) is removed only with "
 	"--force.\n";
 
-static int on_opt(int key, const char *arg, void *ctx)
-{
-	(void)arg;
-	*(int *)ctx = key == 'f';
-	return key == 'f' ? 0 : CLI_USAGE;
-}
-
 int cmd_destroy(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"force", no_argument, NULL, 'f'}, {0}};
 	const struct cli_spec spec = {"destroy", "BUS", help, opts, 1, 1,
-				      on_opt};
+				      cli_force_opt};
 	char *pos[1];
 	int npos, force = 0;
 	int rc = cli_parse(&spec, argc, argv, &force, pos, &npos);

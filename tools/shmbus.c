@@ -25,6 +25,8 @@ static const struct command {
 	 cmd_dlq},
 	{"watchdog", "BUS", "repair, evict and expire, in the foreground",
 	 cmd_watchdog},
+	{"unsubscribe", "BUS CHANNEL NAME",
+	 "remove a durable subscriber name nobody reads", cmd_unsubscribe},
 	{"destroy", "BUS", "remove a bus and its channels", cmd_destroy},
 	{"journal", "VERB DIR ...", "a journal on disk: info, dump, verify, "
 	 "replay", cmd_journal},
@@ -42,7 +44,11 @@ static int usage(FILE *f)
 		char head[40];
 		snprintf(head, sizeof(head), "%s %s", commands[i].name,
 			 commands[i].args);
-		fprintf(f, "  %-25s %s\n", head, commands[i].what);
+		if (strlen(head) > 25) /* its own line; the text below */
+			fprintf(f, "  %s\n  %-25s %s\n", head, "",
+				commands[i].what);
+		else
+			fprintf(f, "  %-25s %s\n", head, commands[i].what);
 	}
 	fprintf(f, "\nRun `shmbus COMMAND --help` for a command's options, "
 		   "`man shmbus` for more.\n");

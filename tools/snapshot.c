@@ -193,6 +193,20 @@ const char *snap_state(const shmbus_sub_info_t *s)
 	}
 }
 
+const shmbus_sub_info_t *snap_gating(const struct snap_channel *c)
+{
+	const shmbus_sub_info_t *low = NULL;
+	if (c->info.flags & SHMBUS_CH_OVERWRITE)
+		return NULL;
+	for (uint32_t i = 0; i < c->n_sub; i++) {
+		const shmbus_sub_info_t *u = &c->sub[i];
+		if ((u->state == 1 || u->state == 2) &&
+		    (low == NULL || (int64_t)(u->cursor - low->cursor) < 0))
+			low = u;
+	}
+	return low && low->lag >= c->info.capacity ? low : NULL;
+}
+
 const char *snap_status(const shmbus_sub_info_t *s, char buf[16])
 {
 	if (s->state != 2)

@@ -55,6 +55,10 @@ const char *snap_producers(const shmbus_channel_info_t *c);
 const char *snap_policy(const shmbus_channel_info_t *c);
 /* A subscriber row's state: active, joining, evicted */
 const char *snap_state(const shmbus_sub_info_t *s);
+/* The subscriber or group that holds producers back with a full ring
+ * (the lowest cursor of those that gate, a ring or more behind), or NULL
+ * if producers have room (or never wait: overwrite). */
+const shmbus_sub_info_t *snap_gating(const struct snap_channel *c);
 /* What a person wants to know of it, in at most 9 characters: live, gone
  * (its name is kept, no process holds it), holding (at a failed record),
  * group/N (N live members), joining, evicted */

@@ -90,6 +90,9 @@ static json_t *channel(const struct snap_channel *c)
 	json_object_set_new(o, "layout_hash", hex64(in->layout_hash));
 	json_object_set_new(o, "schema_fields", ju64(in->schema_fields));
 	fields(o, LV_CHANNEL, c);
+	/* a full ring: the name producers wait for */
+	const shmbus_sub_info_t *g = snap_gating(c);
+	json_object_set_new(o, "gated_by", g ? jname(g->name) : json_null());
 	json_t *prods = json_array(), *subs = json_array();
 	for (uint32_t i = 0; i < c->n_prod; i++)
 		json_array_append_new(prods, producer(&c->prod[i]));

@@ -45,6 +45,32 @@ static void producers(FILE *out, const struct snap_channel *c)
 			fmt_count(b, c->prod[i].waits, 10));
 }
 
+/* A full ring: who producers wait for, and what to do about it. */
+static void gated(FILE *out, const char *bus, const struct snap_channel *c)
+{
+	const shmbus_sub_info_t *g = snap_gating(c);
+	if (g == NULL)
+		return;
+	char text[512], name[SHMBUS_NAME_MAX + 1];
+	fmt_name(name, g->name, SHMBUS_NAME_MAX);
+	int n = snprintf(text, sizeof(text),
+			 "full: producers wait for %s '%s' (cursor %" PRIu64
+			 "), ",
+			 g->group ? "group" : "subscriber", name, g->cursor);
+	if (g->live)
+		snprintf(text + n, sizeof(text) - (size_t)n, "%s",
+			 g->group ? "whose live members do not keep up"
+				  : "held by a live process that does not "
+				    "keep up");
+	else
+		snprintf(text + n, sizeof(text) - (size_t)n,
+			 "which %s: `shmbus unsubscribe %s %s %s` removes it",
+			 g->group ? "has no live member"
+				  : "no live process holds",
+			 bus, c->info.name, name);
+	fmt_wrap(out, 2, text, 80);
+}
+
 static const char *ns_or_dash(char buf[FMT_LEN], uint64_t ns, int have)
 {
 	return have ? fmt_ns(buf, ns) : "-";
@@ -87,7 +113,7 @@ static void counters(FILE *out, const struct snap_channel *c)
 	}
 }
 
-static void channel(FILE *out, const struct snap_channel *c)
+static void channel(FILE *out, const char *bus, const struct snap_channel *c)
 {
 	const shmbus_channel_info_t *in = &c->info;
 	char name[SHMBUS_NAME_MAX + 1], a[FMT_LEN], b[FMT_LEN], d[FMT_LEN];
@@ -116,6 +142,7 @@ static void channel(FILE *out, const struct snap_channel *c)
 		fmt_count(b, c->dlq.dropped, 10),
 		fmt_count(d, c->dlq.refused, 10));
 	producers(out, c);
+	gated(out, bus, c);
 	if (c->n_sub == 0) {
 		fprintf(out, "  no subscribers\n");
 		return;
@@ -131,5 +158,5 @@ void stat_table(FILE *out, const struct snapshot *s)
 		s->n_ch == 1 ? "" : "s", s->live, s->live == 1 ? "" : "s");
 	watchdog(out, s);
 	for (uint32_t i = 0; i < s->n_ch; i++)
-		channel(out, &s->ch[i]);
+		channel(out, s->bus, &s->ch[i]);
 }
