@@ -594,16 +594,18 @@ SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
  * Wait by the subscriber's strategy until a record is available or
  * timeout_ns passes (0 = forever): 0 (records, or a retry fell due), or
  * SHMBUS_EAGAIN at the time-out, which is kept to within a millisecond or
- * two and never cut short. SHMBUS_EINTR: a signal handler ran in this
- * thread meanwhile; check your stop flag, then wait again. To see every
- * signal, the yield, backoff and block strategies hold asynchronous
- * signals off while they idle and let them through at least every 20 ms
- * (backoff: at once), so a handler runs at most that late, and in the
- * waiting thread or, in a threaded process, in another thread that does
- * not block it (the wait then goes on). A signal whose action is to be
- * ignored does not end a wait; a spinning wait sees signals only through
- * its time-out. A handler that ran before the call is not seen: check the
- * flag before waiting.
+ * two and never cut short.
+ *
+ * SHMBUS_EINTR: a signal handler ran in this thread during the wait;
+ * check your stop flag, then wait again. So that no signal goes unseen,
+ * the yield, backoff and block strategies hold asynchronous signals off
+ * while they idle and let them through at least every 20 ms (backoff: at
+ * once): a handler runs at most that late. In a threaded process the
+ * kernel may give a process-wide signal to another thread, which does not
+ * hold it off; this wait then goes on. A signal whose action is to ignore
+ * it ends nothing; a spinning wait sees signals only at its time-out; a
+ * handler that ran before the call is not seen (check the flag first). A
+ * handler still pending when the wait returns runs before it returns.
  */
 SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
 
