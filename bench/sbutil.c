@@ -80,7 +80,8 @@ int sb_idle(shmbus_sub_t *s, uint32_t wait)
 	}
 	/* bounded, so that the caller can notice a peer that is done */
 	int rc = shmbus_sub_wait(s, 100000000u);
-	return rc == SHMBUS_EAGAIN ? 0 : rc;
+	/* a time-out, or a signal (the caller looks at its flags) */
+	return rc == SHMBUS_EAGAIN || rc == SHMBUS_EINTR ? 0 : rc;
 }
 
 const char *wait_name(uint32_t wait)

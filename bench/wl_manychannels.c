@@ -109,7 +109,7 @@ static int consume(struct run *r, int idx, shmbus_poller_t *pl,
 			cpu_relax();
 		} else {
 			int rc = shmbus_poller_wait(pl, 100000000u);
-			if (rc && rc != SHMBUS_EAGAIN)
+			if (rc && rc != SHMBUS_EAGAIN && rc != SHMBUS_EINTR)
 				return child_fail(r, idx,
 						  "shmbus_poller_wait: %s",
 						  shmbus_strerror(rc));

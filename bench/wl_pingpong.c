@@ -66,7 +66,7 @@ static int recv_one(shmbus_sub_t *s, shmbus_poller_t *pl, uint32_t wait)
 			cpu_relax();
 		} else {
 			int rc = shmbus_poller_wait(pl, 100000000u);
-			if (rc && rc != SHMBUS_EAGAIN)
+			if (rc && rc != SHMBUS_EAGAIN && rc != SHMBUS_EINTR)
 				return rc;
 		}
 	}
