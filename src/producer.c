@@ -238,19 +238,20 @@ static bool mp_room_ready(void *arg)
 static int claim_multi_timed(shmbus_producer_t *p, uint32_t n,
 			     shmbus_claim_t *c)
 {
+	int rc = claim_multi(p, n, c, true);
+	if (rc != SHMBUS_EAGAIN)
+		return rc; /* room: no clock read on the hot path */
+	count_wait(p);
 	uint64_t deadline = shmbus_now_ns() + p->space_timeout_ns;
-	for (bool waited = false;; waited = true) {
-		int rc = claim_multi(p, n, c, true);
+	for (;;) {
 		uint64_t now = shmbus_now_ns();
-		if (rc != SHMBUS_EAGAIN)
-			return rc;
 		if (now >= deadline)
 			return space_timed_out(p, n);
-		if (!waited)
-			count_wait(p);
 		struct mp_room room = {p, n};
 		wait_until(p->wait, &p->hdr->space_ec, deadline - now,
 			   mp_room_ready, &room);
+		if ((rc = claim_multi(p, n, c, true)) != SHMBUS_EAGAIN)
+			return rc;
 	}
 }
 

@@ -232,8 +232,11 @@ static int wait_loop(uint32_t strategy, struct ck_ec32 *ec,
 			strategy == SHMBUS_WAIT_BLOCK ? ck_ec32_value(ec) : 0;
 		if (ready(arg))
 			break;
-		if (intr && !w.g.on && strategy != SHMBUS_WAIT_SPIN) {
-			/* about to idle: from here no signal goes unseen */
+		if (intr && !w.g.on && strategy != SHMBUS_WAIT_SPIN &&
+		    (strategy != SHMBUS_WAIT_BACKOFF || w.iter >= 256)) {
+			/* about to give the cpu up (back-off spins first,
+			 * without the two system calls): from here no
+			 * signal goes unseen */
 			guard_block(&w.g.old);
 			w.g.on = true;
 			continue; /* and look once more */
