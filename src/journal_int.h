@@ -298,6 +298,11 @@ void jsealer_prepare(shmbus_journal_t *j);
 void jsealer_writeback(shmbus_journal_t *j, int fd, uint64_t from,
 		       uint64_t to);
 bool jsealer_next(shmbus_journal_t *j, int *fd, uint8_t **map);
+/* Tests (tests/fuzz_journal.c), before any journal is open: writers start
+ * no sealer thread and do its jobs themselves, as when the thread cannot
+ * start (the same functions, without a thread's start and hand-offs for
+ * every short-lived handle). */
+void jsealer_disable(void);
 /* the name a reserved next segment waits under, as a .seg.tmp */
 #define JSEG_PREPARED UINT64_MAX
 /* A sealed segment's index: its file, or rebuilt (and rewritten by a

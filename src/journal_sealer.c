@@ -151,8 +151,17 @@ static void *sealing(void *arg)
 	return NULL;
 }
 
+static bool disabled; /* jsealer_disable: written before any writer */
+
+void jsealer_disable(void)
+{
+	disabled = true;
+}
+
 static struct jsealer *start(shmbus_journal_t *j)
 {
+	if (disabled)
+		return NULL;
 	struct jsealer *z = calloc(1, sizeof(*z));
 	if (z == NULL)
 		return NULL;

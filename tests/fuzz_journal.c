@@ -1,25 +1,37 @@
 /*
- * A fuzz target over the journal's reader: segment and index files as
- * written by anyone.
+ * A fuzz target over the journal's reader and recovery: segment and index
+ * files as written by anyone.
  *
- * Input: one selector byte, then a segment file's bytes (padded with zeros
- * to the 64 KiB segment size, or cut to it), then optionally the bytes of
- * its index file. They are planted next to a valid control file and opened
+ * Input: one selector byte, a 32-bit little-endian length n, the first n
+ * bytes of a segment file (at most its 64 KiB; the rest is zeros, as a
+ * writer leaves it), then the bytes of its index file. They are planted
+ * next to a valid control file that announces the segment, and opened
  * through the public API, read-only or as the writer (which recovers the
  * tail); whatever opens is read every way there is (everything, by key,
- * from a time, from a sequence, verify) and, by a writer, appended to. Any
- * error code is fine; a crash, a hang, an access out of bounds is not.
+ * from a time, from a sequence, verify) and, by a writer, appended to
+ * until it seals the segment and rolls. Any error code is fine; a crash, a
+ * hang, an access out of bounds is not. Selector bits stamp what a mutated
+ * byte cannot match (the journal's id, CRCs), so that inputs get past
+ * those checks to the ones behind them.
+ *
+ * Fast enough for a million inputs in minutes: the journal is a directory
+ * on tmpfs (/dev/shm, or $SHMBUS_TEST_DIR), one per process, emptied
+ * between inputs; inputs are as long as their non-zero bytes; and writers
+ * do their sealer thread's jobs themselves (jsealer_disable: the same
+ * index writing and file reserving, without a thread to start and hand
+ * off to for every short-lived handle).
  *
  * One source, built two ways (tests/CMakeLists.txt), as fuzz_open.c:
  *   fuzz_journal        -DSHMBUS_LIBFUZZER, -fsanitize=fuzzer (SHMBUS_FUZZ)
  *   fuzz_journal_plain  runs files and directories through the same body:
  *                       the corpus as a test of the suite
  * and both write a starting corpus with --make-corpus DIR: real segments
- * and indexes made by this build, and damage at their framing boundaries.
+ * and indexes made by this build, and damage to their records and indexes.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,23 +42,35 @@
 
 #include <shmbus/journal.h>
 
-#include "journal_format.h"
+#include "journal_int.h"
 
-#define SEG (64u << 10)
+#define SEG (64u << 10)	     /* the smallest segment size */
+#define IDX_MAX (256u << 10) /* index bytes past it are ignored */
+#define IN_HDR 5u	     /* selector and n */
 
 /* The selector byte. */
-#define SEL_STAMP 0x01u	 /* stamp journal id and header CRC: go deeper */
-#define SEL_SEAL 0x02u	 /* stamp the seal block's CRC */
-#define SEL_WRITER 0x04u /* open as the writer (recovery cuts, seals) */
-#define SEL_INDEX 0x08u	 /* the bytes after the segment are its .idx */
+#define SEL_STAMP 0x01u	  /* segment and index: journal id, header CRC */
+#define SEL_SEAL 0x02u	  /* the seal block's CRC */
+#define SEL_WRITER 0x04u  /* open as the writer (recovery cuts, seals) */
+#define SEL_INDEX 0x08u	  /* the bytes after the segment's are its .idx */
+#define SEL_BODY 0x10u	  /* the index's body CRC */
+#define SEL_RECORDS 0x20u /* every framed record's CRC */
+#define SEL_BUFFERED 0x40u /* the writer is SHMBUS_JOURNAL_BUFFERED */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static char root[256];	   /* our directory; the journal is root/j */
-static uint8_t ctl[JCTL_SIZE]; /* a valid control file */
+static char root[256];	   /* ours, BASE/shmbus-fj.PID; the journal: j */
+static char jdir[300];
+static _Alignas(64) uint8_t ctl[JCTL_SIZE]; /* a valid control file */
+static int ctl_fd = -1; /* jdir's, rewritten for each input */
 static uint64_t journal_id;
 static volatile uint64_t checksum; /* keeps the reads */
+/* inputs whose read-only handle read a record, and whose sealed segment
+ * was read by key through its index file (the plain driver's check) */
+static struct {
+	uint64_t ro_read, index_read;
+} counts;
 
 static void die(const char *what)
 {
@@ -58,105 +82,141 @@ static void die(const char *what)
 static void write_file(const char *name, const void *p, size_t n)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/j/%s", root, name);
+	snprintf(path, sizeof(path), "%s/%s", jdir, name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
 		die(path);
 	close(fd);
 }
 
-static void clear_journal(void)
+/* Every file of the journal directory dir but `keep` (may be NULL);
+ * then the directory and its parent, if rmdirs. */
+static void clear_dir(const char *dir, const char *keep, bool rmdirs)
 {
-	char path[512];
-	snprintf(path, sizeof(path), "%s/j", root);
-	DIR *d = opendir(path);
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)) != NULL) {
 		char f[800];
-		snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
-		if (e->d_name[0] != '.')
+		snprintf(f, sizeof(f), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] != '.' &&
+		    (keep == NULL || strcmp(e->d_name, keep) != 0))
 			unlink(f);
+	}
+	if (d)
+		closedir(d);
+	if (rmdirs) {
+		rmdir(dir);
+		char *slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			rmdir(dir);
+			*slash = '/';
+		}
+	}
+}
+
+/* A new, empty journal in jdir, open as its writer. */
+static shmbus_journal_t *fresh_journal(void)
+{
+	clear_dir(jdir, NULL, false);
+	shmbus_journal_opts_t o = {.segment_size = SEG};
+	shmbus_journal_t *j;
+	if (shmbus_journal_open(jdir, &o, &j))
+		die("a new journal");
+	return j;
+}
+
+/* A fresh journal in jdir: its control file is every input's (the
+ * library never replaces one that exists: it is kept, and rewritten). */
+static void template_ctl(void)
+{
+	shmbus_journal_close(fresh_journal());
+	char path[400];
+	snprintf(path, sizeof(path), "%s/journal.ctl", jdir);
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	ctl_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (ctl_fd < 0 ||
+	    pread(ctl_fd, ctl, sizeof(ctl), 0) != (ssize_t)sizeof(ctl))
+		die("control file");
+	memcpy(&journal_id, ctl + offsetof(struct jctl, journal_id), 8);
+}
+
+/* Directories of runs that died (a crash skips the clean-up): named by
+ * a process that is gone. */
+static void sweep_dead_runs(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "shmbus-fj.", 10) != 0)
+			continue;
+		char *end;
+		long pid = strtol(e->d_name + 10, &end, 10);
+		if (end == e->d_name + 10 || *end != '\0' || pid <= 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char dir[600];
+		snprintf(dir, sizeof(dir), "%s/%s/j", base, e->d_name);
+		clear_dir(dir, NULL, true);
 	}
 	if (d)
 		closedir(d);
 }
 
-/* A new, empty journal in root/j, open as its writer. */
-static shmbus_journal_t *fresh_journal(void)
-{
-	clear_journal();
-	char path[300];
-	snprintf(path, sizeof(path), "%s/j", root);
-	shmbus_journal_opts_t o = {.segment_size = SEG};
-	shmbus_journal_t *j;
-	if (shmbus_journal_open(path, &o, &j))
-		die("a new journal");
-	return j;
-}
-
-/* A fresh journal in root/j: its control file is every input's. */
-static void template_ctl(void)
-{
-	shmbus_journal_close(fresh_journal());
-	char path[300];
-	snprintf(path, sizeof(path), "%s/j/journal.ctl", root);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0 || read(fd, ctl, sizeof(ctl)) != (ssize_t)sizeof(ctl))
-		die("control file");
-	close(fd);
-	memcpy(&journal_id, ctl + offsetof(struct jctl, journal_id), 8);
-}
-
-/* Once: a directory and a control file from a real journal. */
+/* Once: our directory, a control file from a real journal, and no
+ * sealer threads. */
 static void setup(void)
 {
 	if (root[0])
 		return;
 	const char *base = getenv("SHMBUS_TEST_DIR");
-	snprintf(root, sizeof(root), "%s/shmbus-fj.XXXXXX",
-		 base ? base : "/var/tmp");
-	if (mkdtemp(root) == NULL)
-		die("mkdtemp");
+	if (base == NULL)
+		base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/var/tmp";
+	sweep_dead_runs(base);
+	snprintf(root, sizeof(root), "%s/shmbus-fj.%d", base, (int)getpid());
+	snprintf(jdir, sizeof(jdir), "%s/j", root);
+	if (mkdir(root, 0700) != 0 && errno != EEXIST)
+		die(root);
+	jsealer_disable();
 	template_ctl();
 }
 
 static void cleanup(void)
 {
-	if (root[0] == 0)
-		return;
-	clear_journal();
-	char path[300];
-	snprintf(path, sizeof(path), "%s/j", root);
-	rmdir(path);
-	rmdir(root);
+	if (root[0])
+		clear_dir(jdir, NULL, true);
 }
 
 /* ------------------------------------------------------------ reading */
 
-static void read_query(shmbus_journal_t *j, const shmbus_journal_query_t *q)
+/* The records read (up to a bound). */
+static int read_query(shmbus_journal_t *j, const shmbus_journal_query_t *q)
 {
 	shmbus_journal_iter_t *it;
 	if (shmbus_journal_iter_open(j, q, &it))
-		return;
+		return 0;
 	shmbus_journal_entry_t e;
-	int rc, n = 0;
+	int rc, n = 0, read = 0;
 	while ((rc = shmbus_journal_iter_next(it, &e)) != 0 && n++ < 100000) {
+		read += rc == 1;
 		if (rc == 1 && e.rec.len)
 			checksum += ((const uint8_t *)e.rec.data)[e.rec.len - 1];
 		else if (rc < 0)
 			checksum += strlen(shmbus_errmsg());
 	}
 	shmbus_journal_iter_close(it);
+	return read;
 }
 
 static void use(shmbus_journal_t *j, bool writer)
 {
 	shmbus_journal_query_t all = {.flags = SHMBUS_JOURNAL_SKIP_CORRUPT};
-	read_query(j, &all);
+	counts.ro_read += read_query(j, &all) > 0 && !writer;
 	shmbus_journal_query_t q = {.key = 3,
 				    .flags = SHMBUS_JOURNAL_BY_KEY |
 					     SHMBUS_JOURNAL_SKIP_CORRUPT};
-	read_query(j, &q);
+	int by_key = read_query(j, &q);
 	q = (shmbus_journal_query_t){.from_time = 1500,
 				     .flags = SHMBUS_JOURNAL_BY_TIME};
 	read_query(j, &q);
@@ -166,32 +226,84 @@ static void use(shmbus_journal_t *j, bool writer)
 	shmbus_journal_stats_t st;
 	shmbus_journal_get_stats(j, &st);
 	checksum += st.end_seq;
+	counts.index_read += by_key > 0 && j->nsegs && j->segs[0]->idx_map;
 	if (!writer)
 		return;
-	static uint8_t big[SEG / 2];
+	/* one record after the recovered ones, one that fills the segment
+	 * to its last byte, one more: the segment is sealed (its index from
+	 * what recovery noted), the next one made */
+	static const uint8_t zeros[SEG];
+	const uint64_t hsz = sizeof(struct jrec_header);
 	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1, 1, 3, "abc", 3);
-	/* two big ones: the segment fills, is sealed, a next one made */
-	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 2, 1, 3, big, sizeof(big));
-	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 3, 1, 3, big, sizeof(big));
+	if (j->active && SEG - j->end_off >= hsz)
+		shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 2, 1, 3, zeros,
+				      (uint32_t)(SEG - j->end_off - hsz));
+	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 3, 1, 4, "x", 1);
 	read_query(j, &q);
 }
 
 /* ------------------------------------------------------------- target */
 
+/* Each framed record's CRC, as far as the frames chain (SEL_RECORDS). */
+static void stamp_records(uint8_t *seg)
+{
+	const uint64_t hsz = sizeof(struct jrec_header);
+	for (uint64_t off = JSEG_DATA_OFF; off + hsz <= SEG;) {
+		struct jrec_header *r = (struct jrec_header *)(seg + off);
+		if (atomic_load_explicit(&r->marker, memory_order_relaxed) !=
+			    JREC_MARKER ||
+		    r->len > SEG - off - hsz)
+			break;
+		r->crc = crc32c(seg + off + JREC_CRC_FROM,
+				hsz - JREC_CRC_FROM + r->len, 0);
+		off += jrec_frame(r->len);
+	}
+}
+
+/* The index's journal id and CRCs, as the selector says. */
+static void stamp_index(uint8_t *idx, size_t n, uint8_t sel)
+{
+	struct jidx_header h;
+	if (n < sizeof(h))
+		return;
+	memcpy(&h, idx, sizeof(h));
+	uint64_t body = (uint64_t)h.n_sparse * sizeof(struct jidx_sparse) +
+			(h.count <= IDX_MAX ? h.count : IDX_MAX) *
+				sizeof(struct jidx_key);
+	if ((sel & SEL_BODY) && body <= n - sizeof(h))
+		h.body_crc = crc32c(idx + sizeof(h), body, 0);
+	if (sel & SEL_STAMP) {
+		h.journal_id = journal_id;
+		h.header_crc =
+			crc32c(&h, offsetof(struct jidx_header, header_crc), 0);
+	}
+	memcpy(idx, &h, sizeof(h));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	setup();
-	if (size < 1)
+	if (size < IN_HDR)
 		return 0;
 	uint8_t sel = data[0];
-	data++;
-	size--;
-	static uint8_t seg[SEG];
-	size_t n = size < SEG ? size : SEG;
+	uint32_t n;
+	memcpy(&n, data + 1, sizeof(n));
+	data += IN_HDR;
+	size -= IN_HDR;
+	if (n > SEG)
+		n = SEG;
+	if (n > size)
+		n = (uint32_t)size;
+	static _Alignas(64) uint8_t seg[SEG], idx[IDX_MAX];
 	memset(seg, 0, sizeof(seg));
 	memcpy(seg, data, n);
+	size_t idx_size = size - n < IDX_MAX ? size - n : IDX_MAX;
+	memcpy(idx, data + n, idx_size);
+
 	struct jseg_header *h = (struct jseg_header *)seg;
 	uint64_t first = 0;
+	if (sel & SEL_RECORDS)
+		stamp_records(seg);
 	if (sel & SEL_STAMP) {
 		h->journal_id = journal_id;
 		h->header_crc =
@@ -201,22 +313,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sel & SEL_SEAL)
 		h->seal_crc = crc32c(seg + JSEG_SEAL_CRC_FROM,
 				     JSEG_SEAL_CRC_TO - JSEG_SEAL_CRC_FROM, 0);
-	clear_journal();
-	write_file("journal.ctl", ctl, sizeof(ctl));
+	stamp_index(idx, idx_size, sel);
+
+	clear_dir(jdir, "journal.ctl", false);
+	/* the segment announced, as its writer would have: readers list
+	 * segments up to it */
+	struct jctl *c = (struct jctl *)ctl;
+	atomic_store_explicit(&c->seg_first, first, memory_order_relaxed);
+	if (pwrite(ctl_fd, ctl, sizeof(ctl), 0) != (ssize_t)sizeof(ctl))
+		die("control file");
 	char name[48];
 	snprintf(name, sizeof(name), "%020llu.seg", (unsigned long long)first);
 	write_file(name, seg, SEG);
-	if ((sel & SEL_INDEX) && size > SEG) {
+	if ((sel & SEL_INDEX) && idx_size) {
 		snprintf(name, sizeof(name), "%020llu.idx",
 			 (unsigned long long)first);
-		write_file(name, data + SEG, size - SEG);
+		write_file(name, idx, idx_size);
 	}
-	char path[300];
-	snprintf(path, sizeof(path), "%s/j", root);
 	bool writer = (sel & SEL_WRITER) != 0;
-	shmbus_journal_opts_t o = {.flags = writer ? 0 : SHMBUS_JOURNAL_READONLY};
+	shmbus_journal_opts_t o = {
+		.flags = !writer		 ? SHMBUS_JOURNAL_READONLY
+			 : sel & SEL_BUFFERED ? SHMBUS_JOURNAL_BUFFERED
+					      : 0};
 	shmbus_journal_t *j;
-	int rc = shmbus_journal_open(path, &o, &j);
+	int rc = shmbus_journal_open(jdir, &o, &j);
 	if (rc) {
 		checksum += strlen(shmbus_errmsg());
 		return 0;
@@ -233,19 +353,25 @@ struct sink {
 	unsigned files;
 };
 
+/* An input: the segment without its trailing zeros. */
 static void emit(struct sink *k, const char *tag, uint8_t sel,
 		 const uint8_t *seg, const uint8_t *idx, size_t idx_size)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/jn-%s-%02x", k->dir, tag, sel);
+	uint32_t n = SEG;
+	while (n > 0 && seg[n - 1] == 0)
+		n--;
 	FILE *f = fopen(path, "wb");
 	if (f == NULL)
 		die(path);
 	fputc(sel, f);
-	fwrite(seg, 1, SEG, f);
+	fwrite(&n, sizeof(n), 1, f);
+	fwrite(seg, 1, n, f);
 	if (idx)
 		fwrite(idx, 1, idx_size, f);
-	fclose(f);
+	if (fclose(f) != 0)
+		die(path);
 	k->files++;
 }
 
@@ -263,45 +389,101 @@ static uint8_t *slurp(const char *path, size_t *size)
 	return b;
 }
 
-/* A real journal of n records in 64 KiB segments: its first segment
- * (sealed when n fills more than one) and that segment's index. */
-static void gen(struct sink *k, const char *tag, uint64_t n, uint32_t base)
+enum gen_end {
+	GEN_TAIL,   /* unsealed: a crash's tail */
+	GEN_SEALED, /* sealed by a record too big for the rest */
+	GEN_FULL,   /* filled to its last byte, then sealed */
+};
+
+/* Flip a bit in each 4-byte word of the first records' headers: with
+ * their CRCs as they are (the corrupt-record paths), and stamped again
+ * (the checks behind the CRC: lengths, sequences, markers). */
+static void damage_records(struct sink *k, const char *tag, uint8_t sel,
+			   uint8_t *seg, const uint8_t *idx, size_t isz)
+{
+	uint64_t off = JSEG_DATA_OFF;
+	for (int r = 0; r < 4 && off + sizeof(struct jrec_header) <= SEG;
+	     r++) {
+		struct jrec_header rh;
+		memcpy(&rh, seg + off, sizeof(rh));
+		for (uint32_t f = 0; f < sizeof(rh); f += 4) {
+			char t[64];
+			snprintf(t, sizeof(t), "%s-r%d-f%u", tag, r, f);
+			seg[off + f] ^= 0x10;
+			emit(k, t, sel | SEL_WRITER, seg, idx, isz);
+			emit(k, t, sel, seg, idx, isz);
+			if (f != offsetof(struct jrec_header, crc))
+				emit(k, t, sel | SEL_WRITER | SEL_RECORDS,
+				     seg, idx, isz);
+			seg[off + f] ^= 0x10;
+		}
+		off += jrec_frame(rh.len);
+	}
+}
+
+/* Flip a bit in each 8-byte word of the index (its header, the first
+ * sparse entry and key entries), its CRCs stamped again. */
+static void damage_index(struct sink *k, const char *tag, uint8_t sel,
+			 const uint8_t *seg, uint8_t *idx, size_t isz)
+{
+	size_t upto = sizeof(struct jidx_header) +
+		      sizeof(struct jidx_sparse) + 4 * sizeof(struct jidx_key);
+	for (size_t w = 0; w + 8 <= isz && w < upto; w += 8) {
+		char t[64];
+		snprintf(t, sizeof(t), "%s-idx-w%zu", tag, w);
+		idx[w] ^= 0x01;
+		emit(k, t, sel | SEL_BODY, seg, idx, isz);
+		emit(k, t, sel | SEL_BODY | SEL_WRITER, seg, idx, isz);
+		idx[w] ^= 0x01;
+	}
+	char t[64];
+	snprintf(t, sizeof(t), "%s-idx-cut", tag);
+	emit(k, t, sel | SEL_BODY, seg, idx, isz - 8);
+}
+
+/* A real journal of n records in 64 KiB segments, its first segment ended
+ * as `end` says, and that segment's index (if sealed). The payloads that
+ * fill are zeros, so that inputs stay short. */
+static void gen(struct sink *k, const char *tag, uint64_t n, uint32_t base,
+		enum gen_end end)
 {
 	shmbus_journal_t *j = fresh_journal();
-	char path[300];
-	static uint8_t buf[2048];
+	static uint8_t buf[SEG];
+	uint64_t off = JSEG_DATA_OFF;
 	for (uint64_t i = 0; i < n; i++) {
 		uint32_t len = base + (uint32_t)(i * 37 % 301);
-		memset(buf, (int)i, len);
-		shmbus_journal_append(j, 10 + i, 1000 + i * 10, 1, i % 5, buf,
-				      len);
+		memset(buf, (int)i + 1, len);
+		if (shmbus_journal_append(j, 10 + i, 1000 + i * 10, 1, i % 5,
+					  buf, len))
+			die("generating records");
+		off += jrec_frame(len);
 	}
+	memset(buf, 0, sizeof(buf));
+	uint32_t fill = (uint32_t)(end == GEN_FULL ? SEG - off : SEG - off + 8);
+	if (end != GEN_TAIL &&
+	    (shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1000 + n * 10, 1, 7,
+				   buf, fill - sizeof(struct jrec_header)) ||
+	     (end == GEN_FULL &&
+	      shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1000 + n * 10, 1,
+				    2, "x", 1))))
+		die("filling a segment");
 	shmbus_journal_close(j);
+	char path[400];
 	size_t ssz = 0, isz = 0;
-	snprintf(path, sizeof(path), "%s/j/%020llu.seg", root, 10ull);
+	snprintf(path, sizeof(path), "%s/%020llu.seg", jdir, 10ull);
 	uint8_t *seg = slurp(path, &ssz);
-	snprintf(path, sizeof(path), "%s/j/%020llu.idx", root, 10ull);
+	snprintf(path, sizeof(path), "%s/%020llu.idx", jdir, 10ull);
 	uint8_t *idx = slurp(path, &isz);
-	if (seg == NULL || ssz != SEG)
+	if (seg == NULL || ssz != SEG || (end != GEN_TAIL) != (idx != NULL))
 		die("generated segment");
 	/* it was made under another journal id: the selector stamps ours */
 	uint8_t sel = SEL_STAMP | SEL_SEAL | (idx ? SEL_INDEX : 0);
 	emit(k, tag, sel, seg, idx, isz);
 	emit(k, tag, sel | SEL_WRITER, seg, idx, isz);
-	/* damage: a bit of every header field of the first records */
-	uint64_t off = JSEG_DATA_OFF;
-	for (int r = 0; r < 4 && off + 56 <= SEG; r++) {
-		struct jrec_header rh;
-		memcpy(&rh, seg + off, sizeof(rh));
-		for (uint32_t f = 0; f < 56; f += 4) {
-			char t[64];
-			snprintf(t, sizeof(t), "%s-r%d-f%u", tag, r, f);
-			seg[off + f] ^= 0x10;
-			emit(k, t, sel | SEL_WRITER, seg, idx, isz);
-			seg[off + f] ^= 0x10;
-		}
-		off += jrec_frame(rh.len);
-	}
+	emit(k, tag, sel | SEL_WRITER | SEL_BUFFERED, seg, idx, isz);
+	damage_records(k, tag, sel, seg, idx, isz);
+	if (idx)
+		damage_index(k, tag, sel, seg, idx, isz);
 	free(seg);
 	free(idx);
 	template_ctl(); /* for the inputs to come */
@@ -315,10 +497,12 @@ static int make_corpus(const char *dir)
 	}
 	setup();
 	struct sink k = {.dir = dir};
-	gen(&k, "tail", 20, 0);	   /* one unsealed segment */
-	gen(&k, "sealed", 80, 1000); /* a sealed one and its index */
+	gen(&k, "tail", 20, 0, GEN_TAIL);
+	gen(&k, "sealed", 30, 100, GEN_SEALED);
+	gen(&k, "full", 12, 0, GEN_FULL);
 	static uint8_t zero[SEG];
 	emit(&k, "zero", SEL_STAMP | SEL_WRITER, zero, NULL, 0);
+	emit(&k, "zero", SEL_STAMP, zero, NULL, 0);
 	printf("fuzz_journal: wrote %u inputs to %s\n", k.files, dir);
 	cleanup();
 	return 0;
@@ -374,16 +558,37 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
 		return make_corpus(argv[2]);
-	if (argc < 2) {
-		fprintf(stderr, "usage: fuzz_journal_plain FILE|DIR...\n"
-				"       fuzz_journal_plain --make-corpus DIR\n");
+	int first = 1;
+	bool expect_read = argc > 1 && strcmp(argv[1], "--expect-read") == 0;
+	first += expect_read;
+	if (argc <= first) {
+		fprintf(stderr,
+			"usage: fuzz_journal_plain [--expect-read] FILE|DIR...\n"
+			"       fuzz_journal_plain --make-corpus DIR\n"
+			"--expect-read fails unless some read-only open read "
+			"records and some\nsealed segment was read by key "
+			"through its index file (a corpus of\nthis build's "
+			"journals).\n");
 		return 2;
 	}
 	atexit(cleanup);
 	unsigned n = 0;
-	for (int i = 1; i < argc; i++)
+	for (int i = first; i < argc; i++)
 		n += run_path(argv[i]);
-	printf("fuzz_journal: %u inputs, none crashed\n", n);
-	return n ? 0 : 1;
+	printf("fuzz_journal: %u inputs, none crashed; %llu read by a "
+	       "read-only handle, %llu by key through an index file\n",
+	       n, (unsigned long long)counts.ro_read,
+	       (unsigned long long)counts.index_read);
+	if (n == 0)
+		return 1;
+	/* a corpus of real journals that no reader gets into means the
+	 * harness lost track of the format: it would fuzz refusals only */
+	if (expect_read && (counts.ro_read == 0 || counts.index_read == 0)) {
+		fprintf(stderr, "fuzz_journal: no read-only open read a "
+				"record, or no index file was used; is the "
+				"corpus of this build?\n");
+		return 1;
+	}
+	return 0;
 }
 #endif /* SHMBUS_LIBFUZZER */
