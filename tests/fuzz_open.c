@@ -9,6 +9,11 @@
  * validation is trusted from then on. Any error code is fine;
  * a crash, a hang, an access out of bounds or a leak is not.
  *
+ * Each input costs little besides the library's own work: the planted
+ * objects are made once per process and rewritten in place, and a channel
+ * image is opened on one bus made at the first (its bytes put back as
+ * they were made before each input, so that no input sees another's).
+ *
  * One source, built two ways (tests/CMakeLists.txt):
  *   fuzz_open        -DSHMBUS_LIBFUZZER, -fsanitize=fuzzer (SHMBUS_FUZZ=ON)
  *   fuzz_open_plain  a main that runs files and directories through the same
@@ -36,7 +41,7 @@
 #include "shm.h"
 
 #define MAX_OBJECT (1u << 20) /* larger inputs are ignored */
-#define OPEN_TIMEOUT_MS 2     /* not-ready images time out quickly */
+#define OPEN_TIMEOUT_MS 1     /* not-ready images time out quickly */
 
 /* The selector byte. */
 #define SEL_CHANNEL 0x01u    /* a channel object (else a bus object) */
@@ -47,7 +52,8 @@ static const char CHANNEL[] = "C";
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static char bus_name[32];
+static char bus_name[32];	/* bus images: "fzPID" */
+static char ch_bus_name[32];	/* the bus of channel images: "fzcPID" */
 static struct {
 	uint64_t bus_runs, bus_opened, ch_runs, ch_opened;
 } counts;
@@ -71,22 +77,37 @@ static void die(const char *what)
 
 /* --------------------------------------------------------- planting */
 
-static void plant(const char *obj, const uint8_t *img, size_t size)
+/* An object made once and rewritten for each input. */
+struct planted {
+	char obj[SHM_OBJNAME_MAX];
+	int fd;
+};
+static struct planted bus_obj = {.fd = -1}, ch_obj = {.fd = -1};
+
+/* p's object, holding exactly img. The library removes an object only
+ * where it creates one (a bus name that does not exist, a channel not in
+ * the table); if it ever did, the name is made again. */
+static void plant(struct planted *p, const uint8_t *img, size_t size)
 {
-	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		perror(obj);
+	struct stat st;
+	if (p->fd >= 0 && (fstat(p->fd, &st) != 0 || st.st_nlink == 0)) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	if (p->fd < 0)
+		p->fd = shm_open(p->obj, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (p->fd < 0 || ftruncate(p->fd, (off_t)size) != 0) {
+		perror(p->obj);
 		abort();
 	}
 	for (size_t off = 0; off < size;) {
-		ssize_t n = write(fd, img + off, size - off);
+		ssize_t n = pwrite(p->fd, img + off, size - off, (off_t)off);
 		if (n <= 0) {
 			perror("writing the planted object");
 			abort();
 		}
 		off += (size_t)n;
 	}
-	close(fd);
 }
 
 /* A scribbled control-path mutex may hang control-path calls: the threat
@@ -256,17 +277,13 @@ static void use_channel(shmbus_t *bus, shmbus_channel_t *ch)
 
 /* ---------------------------------------------------------- targets */
 
+static uint8_t copy[MAX_OBJECT]; /* the planted image */
+
 static void fuzz_bus(const uint8_t *img, size_t size)
 {
-	char obj[SHM_OBJNAME_MAX];
-	shm_objname(obj, bus_name, NULL);
-	uint8_t *copy = malloc(size ? size : 1);
-	if (copy == NULL)
-		abort();
 	memcpy(copy, img, size);
 	fresh_mutex(copy, size, offsetof(struct sb_superblock, lock));
-	plant(obj, copy, size);
-	free(copy);
+	plant(&bus_obj, copy, size);
 
 	counts.bus_runs++;
 	shmbus_opts_t o = {.open_timeout_ms = OPEN_TIMEOUT_MS};
@@ -296,6 +313,10 @@ static void fuzz_bus(const uint8_t *img, size_t size)
 			shmbus_channel_close(ch);
 		}
 		shmbus_close(bus);
+		/* the channel made in the image's table, if it was */
+		char obj[SHM_OBJNAME_MAX];
+		shm_objname(obj, bus_name, CHANNEL);
+		shm_unlink(obj);
 	}
 }
 
@@ -318,20 +339,32 @@ static void quick_clock(bool on)
 		unsetenv("SHMBUS_CLOCK");
 }
 
-/* A fresh valid bus whose table lists CHANNEL at row 0; the image then
- * replaces the channel's object, so the library finds it as listed. */
-static void fuzz_channel(const uint8_t *img, size_t size, uint8_t sel)
+/* The bus of channel images: valid, its table listing CHANNEL at row 0,
+ * made at the first channel image and kept open. Its bytes as made (its
+ * own mapping of them, and a copy) are put back before each image, which
+ * leaves no handle, participant or lock behind it. */
+static struct {
+	shmbus_t *bus;
+	uint8_t *map, *made;
+	size_t size;
+} cbus;
+
+static shmbus_t *channel_bus(void)
 {
+	if (cbus.bus) {
+		memcpy(cbus.map, cbus.made, cbus.size);
+		return cbus.bus;
+	}
 	shmbus_opts_t bo = {.flags = SHMBUS_OPEN_CREATE | SHMBUS_OPEN_EXCL,
 			    .max_channels = 2,
 			    .max_participants = 16,
 			    .open_timeout_ms = OPEN_TIMEOUT_MS};
 	shmbus_t *bus;
 	quick_clock(true);
-	int rc = shmbus_open(bus_name, &bo, &bus);
+	int rc = shmbus_open(ch_bus_name, &bo, &bus);
 	quick_clock(false);
 	if (rc)
-		die("creating the bus for a channel image");
+		die("creating the bus for channel images");
 	shmbus_handler_add(bus, CHANNEL, on_record, NULL);
 	shmbus_channel_opts_t co = {.record_size = 8,
 				    .capacity = 2,
@@ -341,10 +374,31 @@ static void fuzz_channel(const uint8_t *img, size_t size, uint8_t sel)
 	if (shmbus_channel_open(bus, CHANNEL, &co, &ch) != 0)
 		die("creating the channel row");
 	shmbus_channel_close(ch);
+	char obj[SHM_OBJNAME_MAX];
+	shm_objname(obj, ch_bus_name, NULL);
+	int fd = shm_open(obj, O_RDWR | O_CLOEXEC, 0);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		die("the bus for channel images");
+	cbus.size = (size_t)st.st_size;
+	cbus.map = mmap(NULL, cbus.size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			fd, 0);
+	close(fd);
+	cbus.made = malloc(cbus.size);
+	if (cbus.map == MAP_FAILED || cbus.made == NULL)
+		die("the bus for channel images");
+	memcpy(cbus.made, cbus.map, cbus.size);
+	cbus.bus = bus;
+	return bus;
+}
 
-	uint8_t *copy = malloc(size ? size : 1);
-	if (copy == NULL)
-		abort();
+/* The bus of channel images, whose table lists CHANNEL; the image
+ * replaces the channel's object, so the library finds it as listed. */
+static void fuzz_channel(const uint8_t *img, size_t size, uint8_t sel)
+{
+	shmbus_t *bus = channel_bus();
+	shmbus_channel_t *ch;
+	int rc;
 	memcpy(copy, img, size);
 	/* the epoch is random per bus: an image can only match if stamped */
 	size_t at = offsetof(struct ch_header, bus_epoch);
@@ -359,10 +413,7 @@ static void fuzz_channel(const uint8_t *img, size_t size, uint8_t sel)
 			fresh_mutex(copy, size,
 				    dlq + offsetof(struct ch_dlq, lock));
 	}
-	char obj[SHM_OBJNAME_MAX];
-	shm_objname(obj, bus_name, CHANNEL);
-	shm_unlink(obj);
-	plant(obj, copy, size);
+	plant(&ch_obj, copy, size);
 
 	counts.ch_runs++;
 	bool opened = false;
@@ -401,12 +452,11 @@ static void fuzz_channel(const uint8_t *img, size_t size, uint8_t sel)
 		}
 	}
 	counts.ch_opened += opened;
-	free(copy);
-	shmbus_close(bus);
 }
 
 /* Objects of runs that died (a crash or a libFuzzer time-out skips the
- * clean-up): "fz<pid>" and "fzmk<pid>" buses whose process is gone. */
+ * clean-up): "fz<pid>", "fzc<pid>" and "fzmk<pid>" buses whose process is
+ * gone. */
 static void sweep_dead_runs(void)
 {
 	DIR *d = opendir("/dev/shm");
@@ -420,6 +470,8 @@ static void sweep_dead_runs(void)
 		p += 9;
 		if (strncmp(p, "mk", 2) == 0)
 			p += 2;
+		else if (*p == 'c')
+			p++;
 		char *end;
 		long pid = strtol(p, &end, 10);
 		if (end == p || (*end != '\0' && *end != ':') || pid <= 0 ||
@@ -433,21 +485,44 @@ static void sweep_dead_runs(void)
 	closedir(d);
 }
 
+/* At exit: our objects, and the bus of channel images. */
+static void teardown(void)
+{
+	if (bus_name[0] == '\0')
+		return;
+	if (cbus.bus) {
+		shmbus_close(cbus.bus);
+		munmap(cbus.map, cbus.size);
+		free(cbus.made);
+		cbus.bus = NULL;
+	}
+	for (struct planted *p = &bus_obj; p; p = p == &bus_obj ? &ch_obj : NULL)
+		if (p->fd >= 0) {
+			close(p->fd);
+			p->fd = -1;
+		}
+	shmbus_unlink(bus_name);
+	shmbus_unlink(ch_bus_name);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || size - 1 > MAX_OBJECT)
 		return 0;
 	if (bus_name[0] == '\0') {
 		snprintf(bus_name, sizeof(bus_name), "fz%d", (int)getpid());
+		snprintf(ch_bus_name, sizeof(ch_bus_name), "fzc%d",
+			 (int)getpid());
+		shm_objname(bus_obj.obj, bus_name, NULL);
+		shm_objname(ch_obj.obj, ch_bus_name, CHANNEL);
 		sweep_dead_runs();
+		atexit(teardown);
 	}
 	uint8_t sel = data[0];
 	if (sel & SEL_CHANNEL)
 		fuzz_channel(data + 1, size - 1, sel);
 	else
 		fuzz_bus(data + 1, size - 1);
-	/* every object of the bus, the planted one too */
-	shmbus_unlink(bus_name);
 	return 0;
 }
 
@@ -1082,26 +1157,35 @@ static int run_path(const char *path, unsigned *ran)
 	return rc;
 }
 
-/* Objects of ours still in /dev/shm after the run are a harness leak. */
-static int leftovers(void)
+/* Objects of ours in /dev/shm after the run, besides the planted ones and
+ * the bus of channel images, are a harness leak (a channel made in a bus
+ * image's table and not removed, say). Then the clean-up, checked too. */
+static bool ours(const char *name, const char *bus)
 {
-	char prefix[48];
-	snprintf(prefix, sizeof(prefix), "shmbus.fz%d", (int)getpid());
-	size_t pl = strlen(prefix);
+	size_t n = strlen(bus);
+	return strncmp(name, "shmbus.", 7) == 0 &&
+	       strncmp(name + 7, bus, n) == 0 &&
+	       (name[7 + n] == '\0' || name[7 + n] == ':');
+}
+
+static int leftovers(bool after_teardown)
+{
 	int n = 0;
 	DIR *d = opendir("/dev/shm");
 	if (d == NULL)
 		return 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, prefix, pl) == 0 &&
-		    (e->d_name[pl] == '\0' || e->d_name[pl] == ':')) {
-			fprintf(stderr, "left in /dev/shm: %s\n", e->d_name);
-			n++;
-		}
+	while ((e = readdir(d)) != NULL) {
+		if (!ours(e->d_name, bus_name) && !ours(e->d_name, ch_bus_name))
+			continue;
+		if (!after_teardown && (strcmp(e->d_name, bus_obj.obj + 1) == 0 ||
+					strcmp(e->d_name, ch_obj.obj + 1) == 0 ||
+					strcmp(e->d_name + 7, ch_bus_name) == 0))
+			continue;
+		fprintf(stderr, "left in /dev/shm: %s\n", e->d_name);
+		n++;
+	}
 	closedir(d);
-	if (n)
-		shmbus_unlink(bus_name);
 	return n;
 }
 
@@ -1150,7 +1234,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fuzz_open: no inputs found\n");
 		return 1;
 	}
-	if (leftovers())
+	int left = leftovers(false);
+	teardown();
+	if (left + leftovers(true))
 		return 1;
 	/* a corpus of valid images that no longer opens means the harness
 	 * lost track of the layout: it would fuzz nothing but refusals */
