@@ -3,8 +3,9 @@
 #   1. normal build: every test, the multi-process ones at full scale;
 #   2. ASan + UBSan build: the same tests, scaled down (SHMBUS_TEST_SCALE);
 #   3. TSan build (clang): the threaded stress program on one mapping;
-#   4. libFuzzer build (clang): 20 s on the open/validate path of bus and
-#      channel objects (tests/fuzz_open.c), from a corpus it writes itself.
+#   4. libFuzzer build (clang): 25 s on the open/validate path of bus and
+#      channel objects (tests/fuzz_open.c), 25 s on the journal's recovery
+#      and reads (tests/fuzz_journal.c), each from a corpus it writes itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -25,15 +26,20 @@ run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=thread \
 echo "=== build-fuzz"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_open >/dev/null
-(cd build-fuzz/tests && rm -rf fuzz-run fuzz-crash-* &&
-  ./fuzz_open --make-corpus fuzz-run >/dev/null &&
-  if ./fuzz_open -max_total_time=20 -timeout=10 -artifact_prefix=fuzz-crash- \
-      fuzz-run ../../tests/fuzz/corpus >fuzz.log 2>&1; then
-    grep -E "DONE" fuzz.log
-  else
-    tail -n 60 fuzz.log
-    echo "fuzz_open failed; the input is build-fuzz/tests/fuzz-crash-*"
-    exit 1
-  fi)
+cmake --build build-fuzz -j"$jobs" --target fuzz_open fuzz_journal >/dev/null
+fuzz() { # target, seed directories...
+  local t=$1; shift
+  (cd build-fuzz/tests && rm -rf "$t-run" "$t-crash-"* &&
+    "./$t" --make-corpus "$t-run" >/dev/null &&
+    if "./$t" -max_total_time=25 -timeout=10 -artifact_prefix="$t-crash-" \
+        "$t-run" "$@" >"$t.log" 2>&1; then
+      echo "$t: $(grep -E "DONE" "$t.log")"
+    else
+      tail -n 60 "$t.log"
+      echo "$t failed; the input is build-fuzz/tests/$t-crash-*"
+      exit 1
+    fi)
+}
+fuzz fuzz_open ../../tests/fuzz/corpus
+fuzz fuzz_journal
 echo "=== all test builds passed: normal, asan+ubsan, tsan, libfuzzer"
