@@ -52,7 +52,7 @@
 #define SEL_STAMP 0x01u	  /* segment and index: journal id, header CRC */
 #define SEL_SEAL 0x02u	  /* the seal block's CRC */
 #define SEL_WRITER 0x04u  /* open as the writer (recovery cuts, seals) */
-#define SEL_INDEX 0x08u	  /* the bytes after the segment's are its .idx */
+#define SEL_INDEX 0x08u	  /* the bytes after the segment's: its .idx */
 #define SEL_BODY 0x10u	  /* the index's body CRC */
 #define SEL_RECORDS 0x20u /* every framed record's CRC */
 #define SEL_BUFFERED 0x40u /* the writer is SHMBUS_JOURNAL_BUFFERED */
@@ -229,16 +229,20 @@ static void use(shmbus_journal_t *j, bool writer)
 	counts.index_read += by_key > 0 && j->nsegs && j->segs[0]->idx_map;
 	if (!writer)
 		return;
-	/* one record after the recovered ones, one that fills the segment
-	 * to its last byte, one more: the segment is sealed (its index from
-	 * what recovery noted), the next one made */
+	/* one record after the recovered ones; if they were in an unsealed
+	 * segment, one that fills it to its last byte and one more: it is
+	 * sealed (its index from what recovery noted), the next one made */
 	static const uint8_t zeros[SEG];
 	const uint64_t hsz = sizeof(struct jrec_header);
+	const struct jseg *recovered = j->active;
 	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1, 1, 3, "abc", 3);
-	if (j->active && SEG - j->end_off >= hsz)
-		shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 2, 1, 3, zeros,
-				      (uint32_t)(SEG - j->end_off - hsz));
-	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 3, 1, 4, "x", 1);
+	if (recovered && j->active == recovered) {
+		if (j->end_off <= SEG - hsz)
+			shmbus_journal_append(
+				j, SHMBUS_JOURNAL_NEXT, 2, 1, 3, zeros,
+				(uint32_t)(SEG - j->end_off - hsz));
+		shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 3, 1, 4, "x", 1);
+	}
 	read_query(j, &q);
 }
 
@@ -563,7 +567,8 @@ int main(int argc, char **argv)
 	first += expect_read;
 	if (argc <= first) {
 		fprintf(stderr,
-			"usage: fuzz_journal_plain [--expect-read] FILE|DIR...\n"
+			"usage: fuzz_journal_plain [--expect-read] "
+			"FILE|DIR...\n"
 			"       fuzz_journal_plain --make-corpus DIR\n"
 			"--expect-read fails unless some read-only open read "
 			"records and some\nsealed segment was read by key "

@@ -496,10 +496,11 @@ static void teardown(void)
 		free(cbus.made);
 		cbus.bus = NULL;
 	}
-	for (struct planted *p = &bus_obj; p; p = p == &bus_obj ? &ch_obj : NULL)
-		if (p->fd >= 0) {
-			close(p->fd);
-			p->fd = -1;
+	struct planted *planted[] = {&bus_obj, &ch_obj};
+	for (int i = 0; i < 2; i++)
+		if (planted[i]->fd >= 0) {
+			close(planted[i]->fd);
+			planted[i]->fd = -1;
 		}
 	shmbus_unlink(bus_name);
 	shmbus_unlink(ch_bus_name);
@@ -1178,9 +1179,10 @@ static int leftovers(bool after_teardown)
 	while ((e = readdir(d)) != NULL) {
 		if (!ours(e->d_name, bus_name) && !ours(e->d_name, ch_bus_name))
 			continue;
-		if (!after_teardown && (strcmp(e->d_name, bus_obj.obj + 1) == 0 ||
-					strcmp(e->d_name, ch_obj.obj + 1) == 0 ||
-					strcmp(e->d_name + 7, ch_bus_name) == 0))
+		bool kept = strcmp(e->d_name, bus_obj.obj + 1) == 0 ||
+			    strcmp(e->d_name, ch_obj.obj + 1) == 0 ||
+			    strcmp(e->d_name + 7, ch_bus_name) == 0;
+		if (kept && !after_teardown)
 			continue;
 		fprintf(stderr, "left in /dev/shm: %s\n", e->d_name);
 		n++;
