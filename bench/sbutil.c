@@ -35,6 +35,8 @@ int sb_channel(struct run *r, int idx, shmbus_t *bus, const char *suffix,
 	co.record_size = r->size;
 	co.capacity = capacity;
 	co.flags = flags;
+	if (!(flags & SHMBUS_CH_OVERWRITE))
+		co.stall_policy = r->o->stall_policy;
 	co.layout_hash = 0x62656e6368ull ^ r->size; /* "bench", per size */
 	int rc = shmbus_channel_open(bus, name, &co, out);
 	if (rc)

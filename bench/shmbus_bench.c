@@ -120,7 +120,8 @@ static void usage(FILE *f)
 		"                    [--wait spin|yield|backoff|block] "
 		"[--cpus A,B] [--json]\n"
 		"                    [--bus NAME] [--keep] [--capacity SLOTS] "
-		"[--timeout S]\n\n"
+		"[--stall block|evict]\n"
+		"                    [--timeout S]\n\n"
 		"workloads:\n");
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		fprintf(f, "  %-15s %s\n", workloads[i].name,
@@ -146,6 +147,9 @@ static void usage(FILE *f)
 		"  --keep     leave the bus in /dev/shm at exit\n"
 		"  --capacity ring slots, a power of two >= 128 (default "
 		"4096)\n"
+		"  --stall    the channels' stall policy (default block; "
+		"evict: subscribers\n"
+		"             copy each record out and check it)\n"
 		"  --timeout  seconds one run may take before its "
 		"processes are killed (120)\n"
 		"  --dir      journal: directory on the disk to measure "
@@ -223,6 +227,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{"bus", required_argument, 0, 'b'},
 		{"keep", no_argument, 0, 'k'},
 		{"capacity", required_argument, 0, 'C'},
+		{"stall", required_argument, 0, 'S'},
 		{"timeout", required_argument, 0, 't'},
 		{"dir", required_argument, 0, 'D'},
 		{"help", no_argument, 0, 'h'},
@@ -283,6 +288,17 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return -1;
 			}
 			o->capacity = (uint32_t)v;
+			break;
+		case 'S':
+			if (strcmp(optarg, "block") == 0) {
+				o->stall_policy = SHMBUS_STALL_BLOCK;
+			} else if (strcmp(optarg, "evict") == 0) {
+				o->stall_policy = SHMBUS_STALL_EVICT;
+			} else {
+				fprintf(stderr, "shmbus_bench: --stall is block "
+						"or evict\n");
+				return -1;
+			}
 			break;
 		case 't':
 			if (parse_u64(optarg, &v) || v == 0 || v > 86400) {
