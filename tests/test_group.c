@@ -552,11 +552,17 @@ static void floor_wakes_dependent(const char *tag, uint32_t flags)
 	/* the commit woke it; it found the floor short and sleeps again */
 	struct timespec pause = {0, 20000000};
 	nanosleep(&pause, NULL);
-	cr_assert_eq(shmbus_poll(member, 16), 1);
+	/* the member's poll moves the floor, and bumps the event count
+	 * the dependent sleeps on (nothing else can meanwhile) */
+	uint32_t ec = ck_ec32_value(&ch->hdr->data_ec);
 	uint64_t moved = now_ns();
+	cr_assert_eq(shmbus_poll(member, 16), 1);
+	cr_expect_neq(ck_ec32_value(&ch->hdr->data_ec), ec,
+		      "moving the floor woke nobody");
 	pthread_join(t, NULL);
 	uint64_t got = atomic_load(&sl.handled_ns);
 	cr_assert_neq(got, 0, "the dependent never got the record");
+	cr_assert_geq(got, moved, "handled before the floor moved");
 	cr_expect_lt(got - moved, 30000000ull,
 		     "the dependent woke %.1f ms after the floor moved",
 		     (double)(got - moved) / 1e6);
