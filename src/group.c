@@ -167,15 +167,10 @@ static void advance_floor(shmbus_sub_t *s)
 						      memory_order_release,
 						      memory_order_relaxed))
 		;
-	if ((int64_t)(f - cur) <= 0)
-		return; /* another member moved it, and wakes */
-	/* Whoever moves the floor wakes who waits for it: producers for
-	 * space, dependents (block strategy) for their barrier. relaxed: a
-	 * sleeper seen late costs one bounded slice (wait.h) */
-	if (atomic_load_explicit(&s->hdr->space_sleepers, memory_order_relaxed))
-		waiter_wake(&s->hdr->space_ec);
-	if (atomic_load_explicit(&s->hdr->data_sleepers, memory_order_relaxed))
-		waiter_wake(&s->hdr->data_ec);
+	/* whoever moves the floor wakes who waits for it: producers for
+	 * space, dependents for their barrier */
+	if ((int64_t)(f - cur) > 0)
+		cursor_moved(s->hdr);
 }
 
 static bool member_dead(shmbus_sub_t *s, uint32_t member)

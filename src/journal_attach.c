@@ -28,7 +28,7 @@
 #include "journal_sync.h"
 #include "sub.h"
 
-#define WAIT_SLICE_NS 10000000ull /* a stop request is seen within it */
+#define STOP_SLICE_NS 10000000ull /* a stop request is seen within it */
 #define POLL_MAX 4096u		  /* records between two ticks */
 
 struct journaler {
@@ -307,7 +307,7 @@ static void *journaling(void *arg)
 	/* relaxed: a flag; the join in shmbus_journal_stop orders the rest */
 	while (!atomic_load_explicit(&j->jr->stop, memory_order_relaxed))
 		if (shmbus_journal_poll(j, POLL_MAX) <= 0)
-			shmbus_journal_wait(j, WAIT_SLICE_NS);
+			shmbus_journal_wait(j, STOP_SLICE_NS);
 	return NULL;
 }
 

@@ -109,7 +109,8 @@ int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
 	struct journaled w = {ch, end, (uint32_t)row, gen, false, 0};
 	if (journaled_ready(&w) && !w.gone)
 		return 0;
-	int rc = wait_until(strategy, &ch->hdr->space_ec, timeout_ns,
+	int rc = wait_until(strategy, &ch->hdr->space_ec,
+			    &ch->hdr->space_sleepers, timeout_ns,
 			    journaled_ready, &w);
 	if (rc == 0 && !w.gone)
 		return 0;

@@ -148,7 +148,7 @@ _Static_assert(offsetof(struct sb_superblock, wd) == 192, "superblock ABI");
 
 struct sb_poller {
 	_Atomic uint32_t state;	   /* part_state */
-	_Atomic uint32_t blocking; /* the poller sleeps on ec */
+	_Atomic uint32_t blocking; /* threads asleep on ec (wait.h) */
 	struct ck_ec32 ec;
 	uint32_t reserved0;
 	char name[SHMBUS_NAME_BYTES];
@@ -517,16 +517,17 @@ struct ch_header {
 	alignas(SHMBUS_CACHELINE) _Atomic uint64_t claim;
 	uint8_t reserved1[SHMBUS_CACHELINE - 8];
 
-	/* line 5: who to wake after a commit, read by every commit (one line):
-	 * consumers sleeping for data (block strategy), pollers watching */
+	/* line 5: who to wake after a commit, read by every commit (one line,
+	 * written only around sleeps and at poller changes): consumers asleep
+	 * for data (block strategy), pollers watching */
 	alignas(SHMBUS_CACHELINE) struct ck_ec32 data_ec;
-	_Atomic uint32_t data_sleepers; /* subscribers using block */
+	_Atomic uint32_t data_sleepers; /* threads asleep on data_ec now */
 	_Atomic uint64_t poller_mask;	/* pollers to mark ready */
 	uint8_t reserved2[SHMBUS_CACHELINE - 16];
 
 	/* line 6: producers sleeping for space (block strategy) */
 	alignas(SHMBUS_CACHELINE) struct ck_ec32 space_ec;
-	_Atomic uint32_t space_sleepers; /* producers using block */
+	_Atomic uint32_t space_sleepers; /* threads asleep on space_ec now */
 	uint8_t reserved3[SHMBUS_CACHELINE - 8];
 
 	/* line 7: subscriber rows in use (gating scan bound); holes repaired

@@ -53,11 +53,14 @@ void poller_notify(shmbus_channel_t *ch, uint64_t mask)
 		mask &= mask - 1;
 		struct sb_poller *pl = poller_row(bus, i);
 		_Atomic uint64_t *w = &pl->ready[word];
-		/* relaxed load: only saves the write; release RMW: pairs
-		 * with the acquire in any_ready (the poller's wait) */
+		/* relaxed load: only saves the write; the RMW is a release
+		 * for the acquire in any_ready (the poller's wait) */
 		if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
-			atomic_fetch_or_explicit(w, bit, memory_order_release);
-		if (atomic_load_explicit(&pl->blocking, memory_order_relaxed))
+			atomic_fetch_or_explicit(w, bit, memory_order_seq_cst);
+		/* seq_cst: after the bit (or the fence above, if it was
+		 * set); pairs with the poller's fence between its count and
+		 * its last look at the bits (wait.h, "Sleepers") */
+		if (atomic_load_explicit(&pl->blocking, memory_order_seq_cst))
 			waiter_wake(&pl->ec);
 	}
 }
@@ -101,11 +104,9 @@ int shmbus_poller_open(shmbus_t *bus, uint32_t wait, shmbus_poller_t **out)
 		for (uint32_t w = 0; w < pl->nwords; w++)
 			atomic_store_explicit(&row->ready[w], 0,
 					      memory_order_relaxed);
-		/* seq_cst: visible to producers before we first wait; a
-		 * late one costs one bounded sleep slice (wait.h) */
-		atomic_store_explicit(&row->blocking,
-				      wait == SHMBUS_WAIT_BLOCK,
-				      memory_order_seq_cst);
+		/* relaxed: nobody sleeps on a new row; the poller counts
+		 * itself in it around each sleep (wait.h, "Sleepers") */
+		atomic_store_explicit(&row->blocking, 0, memory_order_relaxed);
 		atomic_store_explicit(&row->state, PART_LIVE,
 				      memory_order_release);
 		pl->row = row;
@@ -240,7 +241,8 @@ static bool any_ready(void *arg)
 
 int shmbus_poller_wait(shmbus_poller_t *pl, uint64_t timeout_ns)
 {
-	return wait_until_due(pl->wait, &pl->row->ec, timeout_ns, pl->next_due,
+	return wait_until_due(pl->wait, &pl->row->ec, &pl->row->blocking,
+			      timeout_ns, pl->next_due,
 			      any_ready, pl);
 }
 

@@ -49,7 +49,6 @@ struct shmbus_producer {
 	_Atomic uint64_t *intent; /* multi-producer: our claim-intent word */
 	struct sb_participant *row; /* our counters live there */
 	uint64_t published, waits;
-	bool sleeper; /* counted in hdr->space_sleepers */
 	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
 	int journal_row;   /* the journaler the last claim saw */
 	uint32_t journal_gen; /* and its row's generation */
@@ -115,7 +114,8 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 	/* a fetch-add claim cannot be undone: it waits for ever (a
 	 * multi-producer time-out claims by CAS: claim_multi_timed) */
 	uint64_t timeout = p->multi ? 0 : p->space_timeout_ns;
-	int rc = wait_until(p->wait, &p->hdr->space_ec, timeout, space_ready,
+	int rc = wait_until(p->wait, &p->hdr->space_ec, &p->hdr->space_sleepers,
+			    timeout, space_ready,
 			    &sw);
 	return rc == SHMBUS_EAGAIN ? space_timed_out(p, (uint32_t)(end - seq))
 				   : rc;
@@ -248,7 +248,8 @@ static int claim_multi_timed(shmbus_producer_t *p, uint32_t n,
 		if (now >= deadline)
 			return space_timed_out(p, n);
 		struct mp_room room = {p, n};
-		wait_until(p->wait, &p->hdr->space_ec, deadline - now,
+		wait_until(p->wait, &p->hdr->space_ec, &p->hdr->space_sleepers,
+			   deadline - now,
 			   mp_room_ready, &room);
 		if ((rc = claim_multi(p, n, c, true)) != SHMBUS_EAGAIN)
 			return rc;
@@ -368,15 +369,13 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 		if (w.slot == w.begin) /* the next lap */
 			marker += 1u << 16;
 	}
-	/* Sleepers registered: bump the event count (a futex wake only when
-	 * one is flagged asleep). relaxed: a stale zero costs a sleeper one
-	 * bounded wait slice, see wait.h. */
 	p->published += c->n;
 	/* relaxed: a statistic for tools, on our own participant row */
 	atomic_store_explicit(&p->row->published, p->published,
 			      memory_order_relaxed);
-	if (atomic_load_explicit(&p->hdr->data_sleepers, memory_order_relaxed))
-		waiter_wake(&p->hdr->data_ec);
+	/* subscribers asleep for data (block strategy): a load of a line
+	 * nobody writes while they are awake (wait.h, "Sleepers") */
+	wake_sleepers(&p->hdr->data_ec, &p->hdr->data_sleepers);
 	/* relaxed: a poller added after this load finds the channel ready
 	 * (poller_add sets its bit itself) */
 	uint64_t pollers = atomic_load_explicit(&p->hdr->poller_mask,
@@ -545,13 +544,6 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 		free(p);
 		return rc;
 	}
-	if (wait == SHMBUS_WAIT_BLOCK) {
-		/* seq_cst: seen by subscribers before we first sleep; late
-		 * costs one bounded sleep slice (wait.h) */
-		atomic_fetch_add_explicit(&ch->hdr->space_sleepers, 1,
-					  memory_order_seq_cst);
-		p->sleeper = true;
-	}
 	*out = p;
 	return 0;
 }
@@ -561,9 +553,6 @@ void shmbus_producer_close(shmbus_producer_t *p)
 	if (p == NULL)
 		return;
 	shmbus_channel_t *ch = p->ch;
-	if (p->sleeper)
-		atomic_fetch_sub_explicit(&ch->hdr->space_sleepers, 1,
-					  memory_order_relaxed);
 	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_producer_t **pp = &ch->producers; *pp; pp = &(*pp)->next)
 		if (*pp == p) {

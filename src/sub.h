@@ -11,6 +11,7 @@
 #include "group.h"
 #include "internal.h"
 #include "retry.h"
+#include "wait.h"
 
 struct shmbus_sub {
 	shmbus_channel_t *ch;
@@ -30,7 +31,6 @@ struct shmbus_sub {
 	uint32_t part;
 	bool overwrite;
 	bool evictable; /* stall policy EVICT: check after each batch */
-	bool sleeper; /* counted in hdr->data_sleepers */
 	bool registry; /* fn is registry_dispatch: polls are RCU sections */
 	struct registry_node *reg_node; /* its channel's handlers */
 	shmbus_sub_stats_t stats;
@@ -103,6 +103,15 @@ static inline void lat_sample(shmbus_sub_t *s, uint64_t ts)
 	 * members may lose a count, never tear one) */
 	atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+}
+
+/* A cursor (or a group's floor) moved: producers asleep for space, and
+ * dependents asleep for their barrier (block strategy), may go on. While
+ * nobody sleeps, loads of lines nobody writes (wait.h, "Sleepers"). */
+static inline void cursor_moved(struct ch_header *h)
+{
+	wake_sleepers(&h->space_ec, &h->space_sleepers);
+	wake_sleepers(&h->data_ec, &h->data_sleepers);
 }
 
 /* Run the handler: RETRY_CONSUMED, or RETRY_HOLD (the record failed and

@@ -58,12 +58,7 @@ static void advance(shmbus_sub_t *s, uint64_t seq)
 	 * reuses them; pairs with the acquire in channel_min_gating */
 	atomic_store_explicit(&s->ent->cursor, seq, memory_order_release);
 	s->next_seq = seq;
-	if (atomic_load_explicit(&s->hdr->space_sleepers,
-				 memory_order_relaxed))
-		waiter_wake(&s->hdr->space_ec);
-	/* dependents may be asleep waiting for this cursor */
-	if (atomic_load_explicit(&s->hdr->data_sleepers, memory_order_relaxed))
-		waiter_wake(&s->hdr->data_ec);
+	cursor_moved(s->hdr);
 }
 
 /* What the handlers took is where it must be (the journaler's flush). */
@@ -371,7 +366,8 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 		return SHMBUS_EINVAL;
 	if (s->live)
 		return live_wait(s, timeout_ns);
-	return wait_until_due(s->wait, &s->hdr->data_ec, timeout_ns,
+	return wait_until_due(s->wait, &s->hdr->data_ec, &s->hdr->data_sleepers,
+			      timeout_ns,
 			      retry_next_due(s), available, s);
 }
 
@@ -943,13 +939,6 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 		goto fail_part;
 	if (s->away_from != UINT64_MAX)
 		skipped(s, s->away_from); /* evicted while away */
-	if (s->wait == SHMBUS_WAIT_BLOCK) {
-		/* seq_cst: before our first check of the ring, so producers
-		 * see it promptly; see wait.h for why late is still safe */
-		atomic_fetch_add_explicit(&ch->hdr->data_sleepers, 1,
-					  memory_order_seq_cst);
-		s->sleeper = true;
-	}
 	*out = s;
 	return 0;
 fail_part:
@@ -986,9 +975,6 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;
 	live_free(s);
-	if (s->sleeper)
-		atomic_fetch_sub_explicit(&ch->hdr->data_sleepers, 1,
-					  memory_order_relaxed);
 	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_sub_t **pp = &ch->subscribers; *pp; pp = &(*pp)->next)
 		if (*pp == s) {

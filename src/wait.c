@@ -53,7 +53,7 @@ static const struct ck_ec_ops shared_ops = {
 	.wait64 = ec_wait64,
 	.wake32 = ec_wake32,
 	.wake64 = ec_wake64,
-	.busy_loop_iter = 100,
+	.busy_loop_iter = 0, /* we spin ourselves, looking (BLOCK_SPIN) */
 	/* ck_ec's back-off (2, 16, 128 ms by default) guards against the
 	 * single-producer increment overwriting a sleeper's flag; our
 	 * increments are atomic (multi-producer mode), so one sleep per
@@ -66,15 +66,37 @@ const struct ck_ec_mode shmbus_ec_mode = {
 	.single_producer = false,
 };
 
-/* Before each of ck_ec's sleeps: never past our deadline (its steps grow
- * from the start of its wait, not towards our time-out). */
-static int ec_clamp(const struct ck_ec_wait_state *st, struct timespec *partial)
+/* Block waits spin this many turns, looking, before they sleep. */
+#define BLOCK_SPIN 128u
+
+/* ck_ec calls this before each of its sleeps: never past our deadline
+ * (its steps grow from the start of its wait, not towards our time-out);
+ * and, before the first, the sleeper counts itself and looks once more
+ * (non-zero: ready, ck_ec returns it). */
+struct sleep_plan {
+	struct timespec deadline;
+	_Atomic uint32_t *sleepers; /* NULL: nobody counts */
+	bool (*ready)(void *arg);
+	void *arg;
+	bool counted;
+};
+
+static int sleep_pred(const struct ck_ec_wait_state *st,
+		      struct timespec *partial)
 {
-	const struct timespec *dl = st->data;
+	struct sleep_plan *sp = st->data;
+	const struct timespec *dl = &sp->deadline;
 	if (partial->tv_sec > dl->tv_sec ||
 	    (partial->tv_sec == dl->tv_sec && partial->tv_nsec > dl->tv_nsec))
 		*partial = *dl;
-	return 0;
+	if (sp->sleepers == NULL || sp->counted)
+		return 0;
+	sp->counted = true;
+	atomic_fetch_add_explicit(sp->sleepers, 1, memory_order_seq_cst);
+	/* seq_cst: our count visible before our last look (the waker's side
+	 * and its race: wait.h, "Sleepers") */
+	atomic_thread_fence(memory_order_seq_cst);
+	return sp->ready(sp->arg) ? 1 : 0;
 }
 
 static struct timespec ns_to_ts(uint64_t ns)
@@ -147,8 +169,14 @@ static bool guard_deliver(struct sigguard *g)
 struct waiter {
 	uint32_t strategy; /* shmbus_wait */
 	uint32_t iter;
-	uint64_t deadline_ns; /* 0 = none */
+	uint64_t timeout_ns;  /* 0 = none */
+	uint64_t deadline_ns; /* from the first look at the clock; 0 = none
+			       * yet (a spinner's entry reads no clock) */
 	struct sigguard g;    /* on: a signal ends the wait */
+	_Atomic uint32_t *sleepers;
+	bool (*ready)(void *arg);
+	void *arg;
+	bool slept;
 };
 
 /* Back-off's sleep, never past the deadline: 0, or SHMBUS_EINTR if a
@@ -176,9 +204,17 @@ static int sleep_ns(const struct waiter *w, uint64_t ns)
 static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 {
 	uint32_t it = w->iter++;
-	/* Reading the clock costs ~20 ns; spinners look at it 1 time in 64. */
-	if (w->deadline_ns && ((it & 63) == 0 || w->strategy >= 1)) {
-		if (shmbus_now_ns() >= w->deadline_ns)
+	/* Reading the clock costs 20-40 ns: while spinning (the spin
+	 * strategy, and the first turns of back-off and block) look at it 1
+	 * time in 64, so that a spinner sees its record promptly */
+	bool spinning = w->strategy == SHMBUS_WAIT_SPIN ||
+			(w->strategy == SHMBUS_WAIT_BACKOFF && it < 256) ||
+			(w->strategy == SHMBUS_WAIT_BLOCK && it < BLOCK_SPIN);
+	if (w->timeout_ns && ((it & 63) == 63 || !spinning)) {
+		uint64_t now = shmbus_now_ns();
+		if (w->deadline_ns == 0) /* at most 63 spins late */
+			w->deadline_ns = now + w->timeout_ns;
+		else if (now >= w->deadline_ns)
 			return SHMBUS_EAGAIN;
 	}
 	switch (w->strategy) {
@@ -199,13 +235,25 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 			return sleep_ns(w, it < 400 ? 10000 : 200000);
 		break;
 	case SHMBUS_WAIT_BLOCK: {
+		if (it < BLOCK_SPIN) { /* nobody bumps ec while we are awake */
+			cpu_relax();
+			break;
+		}
 		uint64_t slice = w->g.on ? WAIT_SIGNAL_SLICE_NS : WAIT_SLICE_NS;
+		if (!w->slept) /* see "Sleepers" in wait.h */
+			slice = RACE_SLICE_NS;
+		w->slept = true;
 		uint64_t until = shmbus_now_ns() + slice;
 		if (w->deadline_ns && w->deadline_ns < until)
 			until = w->deadline_ns;
-		struct timespec dl = ns_to_ts(until);
-		ck_ec32_wait_pred(ec, &shmbus_ec_mode, snap, ec_clamp, &dl,
-				  &dl);
+		struct sleep_plan sp = {ns_to_ts(until), w->sleepers, w->ready,
+					w->arg, false};
+		ck_ec32_wait_pred(ec, &shmbus_ec_mode, snap, sleep_pred, &sp,
+				  &sp.deadline);
+		if (sp.counted) /* relaxed: a waker that still sees us
+				 * bumps the count once more, harmlessly */
+			atomic_fetch_sub_explicit(w->sleepers, 1,
+						  memory_order_relaxed);
 		if (w->g.on && guard_deliver(&w->g))
 			return SHMBUS_EINTR;
 		break;
@@ -218,12 +266,14 @@ static int waiter_idle(struct waiter *w, struct ck_ec32 *ec, uint32_t snap)
 
 /* The loop of both waits; intr: a signal handler ends it (SHMBUS_EINTR). */
 static int wait_loop(uint32_t strategy, struct ck_ec32 *ec,
-		     uint64_t timeout_ns, bool intr, bool (*ready)(void *arg),
-		     void *arg)
+		     _Atomic uint32_t *sleepers, uint64_t timeout_ns,
+		     bool intr, bool (*ready)(void *arg), void *arg)
 {
-	struct waiter w = {strategy, 0,
-			   timeout_ns ? shmbus_now_ns() + timeout_ns : 0,
-			   {false}};
+	struct waiter w = {.strategy = strategy,
+			   .timeout_ns = timeout_ns,
+			   .sleepers = sleepers,
+			   .ready = ready,
+			   .arg = arg};
 	int rc = 0;
 	for (;;) {
 		/* block: snapshot the count before testing, so a bump after
@@ -233,9 +283,10 @@ static int wait_loop(uint32_t strategy, struct ck_ec32 *ec,
 		if (ready(arg))
 			break;
 		if (intr && !w.g.on && strategy != SHMBUS_WAIT_SPIN &&
-		    (strategy != SHMBUS_WAIT_BACKOFF || w.iter >= 256)) {
-			/* about to give the cpu up (back-off spins first,
-			 * without the two system calls): from here no
+		    (strategy != SHMBUS_WAIT_BACKOFF || w.iter >= 256) &&
+		    (strategy != SHMBUS_WAIT_BLOCK || w.iter >= BLOCK_SPIN)) {
+			/* about to give the cpu up (back-off and block spin
+			 * first, without the two system calls): from here no
 			 * signal goes unseen */
 			guard_block(&w.g.old);
 			w.g.on = true;
@@ -250,10 +301,12 @@ static int wait_loop(uint32_t strategy, struct ck_ec32 *ec,
 	return rc;
 }
 
-int wait_until(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+int wait_until(uint32_t strategy, struct ck_ec32 *ec,
+	       _Atomic uint32_t *sleepers, uint64_t timeout_ns,
 	       bool (*ready)(void *arg), void *arg)
 {
-	return wait_loop(strategy, ec, timeout_ns, false, ready, arg);
+	return wait_loop(strategy, ec, sleepers, timeout_ns, false, ready,
+			 arg);
 }
 
 void waiter_wake(struct ck_ec32 *ec)
@@ -261,16 +314,20 @@ void waiter_wake(struct ck_ec32 *ec)
 	ck_ec32_inc(ec, &shmbus_ec_mode);
 }
 
-int wait_until_due(uint32_t strategy, struct ck_ec32 *ec, uint64_t timeout_ns,
+int wait_until_due(uint32_t strategy, struct ck_ec32 *ec,
+		   _Atomic uint32_t *sleepers, uint64_t timeout_ns,
 		   uint64_t due, bool (*ready)(void *arg), void *arg)
 {
 	if (due == UINT64_MAX)
-		return wait_loop(strategy, ec, timeout_ns, true, ready, arg);
+		return wait_loop(strategy, ec, sleepers, timeout_ns, true,
+				 ready, arg);
 	uint64_t now = shmbus_now_ns();
 	if (due <= now)
 		return 0;
 	if (timeout_ns && timeout_ns < due - now)
-		return wait_loop(strategy, ec, timeout_ns, true, ready, arg);
-	int rc = wait_loop(strategy, ec, due - now, true, ready, arg);
+		return wait_loop(strategy, ec, sleepers, timeout_ns, true,
+				 ready, arg);
+	int rc = wait_loop(strategy, ec, sleepers, due - now, true, ready,
+			   arg);
 	return rc == SHMBUS_EAGAIN ? 0 : rc;
 }

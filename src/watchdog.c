@@ -162,9 +162,8 @@ static uint64_t repair_holes(shmbus_channel_t *ch, uint64_t lo, uint64_t end)
 	if (n)
 		atomic_fetch_add_explicit(&ch->hdr->tombstones, n,
 					  memory_order_relaxed);
-	if (n && atomic_load_explicit(&ch->hdr->data_sleepers,
-				      memory_order_relaxed))
-		ck_ec32_inc(&ch->hdr->data_ec, &shmbus_ec_mode);
+	if (n)
+		wake_sleepers(&ch->hdr->data_ec, &ch->hdr->data_sleepers);
 	return n;
 }
 

@@ -807,3 +807,106 @@ Test(multiproc, small_dev_shm_is_an_error_at_open, .timeout = 60)
 	cr_expect_eq(st, 0);
 }
 
+
+/* ------------------------------------------------ block-strategy wakes */
+
+struct bounce {
+	uint64_t got;
+};
+
+static int bounce_seen(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	((struct bounce *)ctx)->got++;
+	return 0;
+}
+
+/* Busy for 0-15 us before answering: the other side's spin (a few us)
+ * then often ends right around the commit, in the race to sleep. */
+static void dither(uint64_t *rng)
+{
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 7;
+	*rng ^= *rng << 17;
+	uint64_t until = shmbus_now_ns() + *rng % 15000;
+	while (shmbus_now_ns() < until)
+		;
+}
+
+/* Receive one record, sleeping (block) in between: the time it took. */
+static uint64_t block_recv(shmbus_sub_t *s, struct bounce *b)
+{
+	uint64_t t0 = shmbus_now_ns(), want = b->got + 1;
+	while (b->got < want)
+		if (shmbus_poll(s, 1) == 0)
+			shmbus_sub_wait(s, 2000000000ull);
+	return shmbus_now_ns() - t0;
+}
+
+/* Two processes bounce a record, each asleep (block) while the other
+ * works: every round trip is two sleeps that race with the commit that
+ * ends them (wait.h, "Sleepers"). A wake-up lost in that race costs a
+ * whole sleep slice (20 ms); none may be. */
+Test(multiproc, block_sleepers_miss_no_wake_up, .timeout = 120)
+{
+	const uint64_t rounds = scaled(3000);
+	const char *name = test_bus("bounce");
+	shmbus_t *bus;
+	shmbus_channel_t *ping = test_channel(name, &bus, "ping", 8, 64, 0);
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64};
+	shmbus_channel_t *pong;
+	cr_assert_eq(shmbus_channel_open(bus, "pong", &o, &pong), 0);
+	(void)ping;
+	struct join_shared *sh = shared_alloc(sizeof(*sh));
+	pid_t child = test_fork();
+	if (child == 0) {
+		shmbus_t *b;
+		shmbus_channel_t *in = child_channel(name, "ping", &b);
+		shmbus_channel_t *out;
+		CHECK_OK(shmbus_channel_open(b, "pong", NULL, &out));
+		struct bounce bc = {0};
+		shmbus_sub_opts_t so = {.name = "B", .wait = SHMBUS_WAIT_BLOCK};
+		shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+		shmbus_sub_t *s;
+		shmbus_producer_t *p;
+		CHECK_OK(shmbus_subscribe(in, bounce_seen, &bc, &so, &s));
+		CHECK_OK(shmbus_producer_open(out, &po, &p));
+		atomic_store(&sh->joins, 1);
+		uint64_t rng = 0x9e3779b97f4a7c15ull;
+		for (uint64_t i = 0; i < rounds; i++) {
+			if (block_recv(s, &bc) > 10000000ull)
+				atomic_fetch_add(&sh->errors, 1);
+			dither(&rng);
+			CHECK_OK(shmbus_publish(p, &i, 8, 0));
+		}
+		_exit(0);
+	}
+	struct bounce bc = {0};
+	shmbus_sub_opts_t so = {.name = "A", .wait = SHMBUS_WAIT_BLOCK};
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(pong, bounce_seen, &bc, &so, &s), 0);
+	shmbus_channel_t *pch;
+	cr_assert_eq(shmbus_channel_open(bus, "ping", NULL, &pch), 0);
+	cr_assert_eq(shmbus_producer_open(pch, &po, &p), 0);
+	while (!atomic_load(&sh->joins))
+		sched_yield();
+	uint64_t slow = 0, worst = 0, rng = 0x2545f4914f6cdd1dull;
+	for (uint64_t i = 0; i < rounds; i++) {
+		dither(&rng);
+		cr_assert_eq(shmbus_publish(p, &i, 8, 0), 0);
+		uint64_t t = block_recv(s, &bc);
+		slow += t > 10000000ull;
+		worst = t > worst ? t : worst;
+	}
+	cr_expect_eq(child_status(child), 0);
+	uint64_t lost = slow + atomic_load(&sh->errors);
+	/* a descheduled process can look like one, now and then */
+	cr_expect_leq(lost, 2,
+		      "%lu of %lu wake-ups took over 10 ms (worst round trip "
+		      "%.1f ms): lost wake-ups",
+		      lost, 2 * rounds, (double)worst / 1e6);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -487,3 +487,38 @@ Test(ring, overwrite_loss_total_survives_a_resume)
 		     "the name's total is %lu", atomic_load(&f.ch->subs[0].lost));
 	teardown(&f);
 }
+
+/* The block strategy's sleepers count threads asleep, not subscribers that
+ * use it: while every reader is awake, producers and readers write no word
+ * of the wake-up lines (each event count stays put), and only a real sleep
+ * makes a commit bump it. */
+Test(ring, awake_block_readers_cost_the_writers_no_shared_write)
+{
+	struct fixture f = setup("sleepers", 64, 0);
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "b", .wait = SHMBUS_WAIT_BLOCK};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(f.ch, count_any, &got, &so, &s), 0);
+	shmbus_producer_opts_t po = {.wait = SHMBUS_WAIT_BLOCK};
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(f.ch, &po, &p), 0);
+	struct ch_header *h = f.ch->hdr;
+	uint32_t data = ck_ec32_value(&h->data_ec);
+	uint32_t space = ck_ec32_value(&h->space_ec);
+	for (uint64_t v = 0; v < 100; v++) {
+		publish_counter(p, v);
+		cr_assert_eq(shmbus_poll(s, 16), 1);
+	}
+	cr_expect_eq(got, 100);
+	cr_expect_eq(ck_ec32_value(&h->data_ec), data,
+		     "commits bumped the data event count %u times with "
+		     "nobody asleep",
+		     ck_ec32_value(&h->data_ec) - data);
+	cr_expect_eq(ck_ec32_value(&h->space_ec), space,
+		     "polls bumped the space event count with nobody asleep");
+	cr_expect_eq(atomic_load(&h->data_sleepers), 0);
+	/* a wait that times out leaves the count as it found it */
+	cr_expect_eq(shmbus_sub_wait(s, 2000000), SHMBUS_EAGAIN);
+	cr_expect_eq(atomic_load(&h->data_sleepers), 0);
+	teardown(&f);
+}
