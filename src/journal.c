@@ -668,17 +668,34 @@ int jseg_find(const shmbus_journal_t *j, uint64_t seq)
 	return (int)lo;
 }
 
+/* The control file's first_seq raised to `first`, and on disk before a
+ * file below it is unlinked: the damage checks tell retention from loss
+ * by it (journal_damage.c), also after a machine crash that kept the
+ * unlink and lost a later write-back of this page. */
+static int raise_first(shmbus_journal_t *j, uint64_t first)
+{
+	/* relaxed: readers learn of a removal when the file is gone, and
+	 * load this after the system calls that told them */
+	if (atomic_load_explicit(&j->ctl->first_seq, memory_order_relaxed) >=
+	    first)
+		return 0;
+	atomic_store_explicit(&j->ctl->first_seq, first, memory_order_relaxed);
+	if (j->ctl_fd >= 0 && msync(j->ctl, JCTL_SIZE, MS_SYNC) != 0)
+		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
+				 "msync of first_seq before retention "
+				 "removes a segment");
+	return 0;
+}
+
 /* Remove segment i's files and forget it. */
 static int seg_remove(shmbus_journal_t *j, uint32_t i)
 {
 	struct jseg *s = j->segs[i];
 	char name[40];
-	if (i == 0 && j->nsegs > 1)
-		/* relaxed: for tools; readers learn of a removal when the
-		 * file is gone (journal_read.c, forget) */
-		atomic_store_explicit(&j->ctl->first_seq,
-				      j->segs[1]->first_seq,
-				      memory_order_relaxed);
+	int rc;
+	if (i == 0 && j->nsegs > 1 &&
+	    (rc = raise_first(j, j->segs[1]->first_seq)) != 0)
+		return rc;
 	jname(name, s->first_seq, ".seg");
 	if (s->lost != JLOST_GONE && unlinkat(j->dirfd, name, 0) != 0 &&
 	    errno != ENOENT)
@@ -1064,16 +1081,16 @@ int shmbus_journal_close(shmbus_journal_t *j)
 /* ---------------------------------------------------- retention, stats */
 
 /* A lost entry at the head holds nothing readable and is older than
- * what follows it: retention takes it first, whenever it runs. */
+ * what follows it: retention takes it first, whenever it runs. `files`:
+ * the segment files there would be without the ones before s. */
 static bool retain_due(const shmbus_journal_t *j, const struct jseg *s,
-		       uint64_t now)
+		       uint64_t files, uint64_t now)
 {
 	if (s->lost)
 		return true;
 	if (!s->sealed)
 		return false;
-	if (j->retain_bytes && (uint64_t)jfiles(j) * j->seg_size >
-				       j->retain_bytes)
+	if (j->retain_bytes && files * j->seg_size > j->retain_bytes)
 		return true;
 	return j->retain_age_ns && s->sealed_ns + j->retain_age_ns <= now;
 }
@@ -1084,20 +1101,23 @@ int shmbus_journal_retain(shmbus_journal_t *j)
 		return shmbus_seterr(SHMBUS_EINVAL,
 				     "journal: retention needs the writer");
 	jsealer_wait(j); /* never under an index being written */
-	uint64_t now = jrealtime_ns();
-	int removed = 0;
+	uint64_t now = jrealtime_ns(), files = jfiles(j);
+	uint32_t n = 0;
 	/* never the last segment: the active one, or the next to be */
-	while (j->nsegs > 1 && (j->retain_bytes || j->retain_age_ns) &&
-	       retain_due(j, j->segs[0], now)) {
-		int rc = seg_remove(j, 0);
-		if (rc)
-			return rc;
-		removed++;
-		j->st.removed++;
+	while (n + 1 < j->nsegs && (j->retain_bytes || j->retain_age_ns) &&
+	       retain_due(j, j->segs[n], files, now))
+		files -= j->segs[n++]->lost != JLOST_GONE;
+	if (n == 0)
+		return 0;
+	/* once for the pass, before its first unlink */
+	int rc = raise_first(j, j->segs[n]->first_seq);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		rc = seg_remove(j, 0);
+		j->st.removed += rc == 0;
 	}
-	if (removed && jsync_policy(j))
+	if (jsync_policy(j))
 		fsync(j->dirfd);
-	return removed;
+	return rc ? rc : (int)n;
 }
 
 uint64_t shmbus_journal_end(const shmbus_journal_t *j)
