@@ -42,6 +42,26 @@ uint64_t jrealtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t jboot_id(void)
+{
+	static _Atomic uint64_t id; /* 0: not read yet */
+	/* relaxed: any thread reads the same file */
+	uint64_t v = atomic_load_explicit(&id, memory_order_relaxed);
+	if (v)
+		return v;
+	char b[64] = "";
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, b, sizeof(b) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0; /* not known: a restart is assumed */
+	v = (uint64_t)crc32c(b, (size_t)n, 0) << 32 | crc32c(b, (size_t)n, 1);
+	v |= 1; /* never 0 */
+	atomic_store_explicit(&id, v, memory_order_relaxed);
+	return v;
+}
+
 void jname(char out[40], uint64_t first, const char *ext)
 {
 	snprintf(out, 40, "%020" PRIu64 "%s", first, ext);
@@ -406,6 +426,7 @@ static void seg_init(struct jseg *s, uint64_t first)
 	s->prev_first = JLINK_FIRST;
 	s->lost_to = s->gone = UINT64_MAX;
 	s->unopened = UINT64_MAX;
+	s->short_at = UINT64_MAX;
 }
 
 struct jseg *jseg_new(uint64_t first)
@@ -653,6 +674,15 @@ int jseg_add(shmbus_journal_t *j, struct jseg *s)
 	return 0;
 }
 
+void jseg_drop(shmbus_journal_t *j, uint32_t i)
+{
+	jseg_free(j->segs[i]);
+	memmove(j->segs + i, j->segs + i + 1,
+		(j->nsegs - i - 1) * sizeof(*j->segs));
+	j->nsegs--;
+	j->gen++; /* iterators find their entry again */
+}
+
 int jseg_find(const shmbus_journal_t *j, uint64_t seq)
 {
 	if (j->nsegs == 0)
@@ -706,11 +736,7 @@ static int seg_remove(shmbus_journal_t *j, uint32_t i)
 		unlinkat(j->dirfd, name, 0);
 	if (j->active == s)
 		j->active = NULL;
-	jseg_free(s);
-	memmove(j->segs + i, j->segs + i + 1,
-		(j->nsegs - i - 1) * sizeof(*j->segs));
-	j->nsegs--;
-	j->gen++;
+	jseg_drop(j, i);
 	return 0;
 }
 
@@ -854,8 +880,41 @@ static int check_order(shmbus_journal_t *j)
 	return 0;
 }
 
+/* Segment i was rolled into the next one (its link says so): that one's
+ * first record did not fit in it, so its records end past the returned
+ * offset; 0 where that is not known. */
+static uint64_t full_past(shmbus_journal_t *j, uint32_t i)
+{
+	const struct jseg *s = j->segs[i], *n = j->segs[i + 1];
+	struct jrec_header h;
+	char name[40];
+	if (n->lost || !n->linked || n->prev_first != s->first_seq)
+		return 0;
+	if (n->map) {
+		memcpy(&h, n->map + JSEG_DATA_OFF, sizeof(h));
+	} else {
+		jname(name, n->first_seq, ".seg");
+		int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+		ssize_t got = fd >= 0 ? pread(fd, &h, sizeof(h), JSEG_DATA_OFF)
+				      : -1;
+		if (fd >= 0)
+			close(fd);
+		if (got != (ssize_t)sizeof(h))
+			return 0;
+	}
+	/* its frame, as far as it can be told without the CRC: a record of
+	 * that segment's first sequence that fits a segment */
+	uint64_t frame = jrec_frame(h.len);
+	if (h.marker != JREC_MARKER || h.seq != n->first_seq ||
+	    frame > j->seg_size - JSEG_DATA_OFF)
+		return 0;
+	return j->seg_size - frame;
+}
+
 /* Scan the unsealed segments (normally only the last), writing nothing:
- * a writer's open may still refuse (STRICT, a cut in the middle). */
+ * a writer's open may still refuse (STRICT, a cut in the middle). A
+ * reader first takes a seal made since it read the header; a file that
+ * retention removed since is forgotten. */
 static int scan_unsealed(shmbus_journal_t *j)
 {
 	for (uint32_t i = 0; i < j->nsegs; i++) {
@@ -864,6 +923,13 @@ static int scan_unsealed(shmbus_journal_t *j)
 			continue;
 		bool last = i + 1 == j->nsegs;
 		int rc = jseg_map(j, s);
+		if (rc == SHMBUS_ENOENT && !j->writer) {
+			jseg_drop(j, i--);
+			continue;
+		}
+		if (rc == 0 && !j->writer &&
+		    jseal_read(j, s, (const struct jseg_header *)s->map))
+			continue;
 		if (rc == 0 && j->writer)
 			rc = jwkeys_init(j, s);
 		if (rc == 0 && s->file_size)
@@ -874,7 +940,8 @@ static int scan_unsealed(shmbus_journal_t *j)
 			rc = jscan_unsealed(j, s,
 					    last ? UINT64_MAX
 						 : j->segs[i + 1]->first_seq,
-					    !last);
+					    !last || s->seal_bad,
+					    last ? 0 : full_past(j, i));
 		if (rc)
 			return rc;
 	}
@@ -925,21 +992,27 @@ static int apply_recovery(shmbus_journal_t *j)
 }
 
 /* The end from the segments: past the last record kept; after a lost
- * last entry (damage accepted), past what it held as far as known. */
+ * last entry (damage accepted), past what it held as far as known (a
+ * reader's rebuilt page: past its first sequence). */
 static uint64_t end_of(const shmbus_journal_t *j)
 {
-	const struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
-	if (s == NULL) /* whatever the last writer published (relaxed: the
-			* writer lock we hold orders its stores before us) */
-		return atomic_load_explicit(&j->ctl->end_seq,
-					    memory_order_relaxed);
-	if (!s->lost)
-		return s->last_seq + 1;
-	return s->lost_to != UINT64_MAX ? s->lost_to : s->first_seq + 1;
+	for (uint32_t i = j->nsegs; i-- > 0;) {
+		const struct jseg *s = j->segs[i];
+		if (s->lost)
+			return s->lost_to != UINT64_MAX ? s->lost_to
+							: s->first_seq + 1;
+		if (s->count)
+			return s->last_seq + 1;
+	}
+	/* whatever the last writer published (relaxed: the writer lock we
+	 * hold orders its stores before us; a reader's own page) */
+	return atomic_load_explicit(&j->ctl->end_seq, memory_order_relaxed);
 }
 
-/* A reader of a rebuilt control page: the state a writer would publish,
- * so that the end and the first sequence read right. */
+/* A rebuilt control page, a reader's or the one a writer is about to
+ * write: the state a writer would publish, so that the end and the first
+ * sequence read right (and a writer killed before it published its own
+ * leaves a file that the next open agrees with). */
 static void publish_rebuilt(shmbus_journal_t *j)
 {
 	struct jctl *c = j->ctl;
@@ -954,12 +1027,64 @@ static void publish_rebuilt(shmbus_journal_t *j)
 			      memory_order_relaxed);
 }
 
+/* Under a sync policy, what the last writer may have left unsynced (it
+ * had synced below was_synced; its policy may have been NONE) reaches the
+ * disk before synced_seq says so: the segments from the one holding
+ * was_synced on, and the directory. */
+static int sync_recovered(shmbus_journal_t *j)
+{
+	int k = jseg_find(j, j->was_synced);
+	for (uint32_t i = k < 0 ? 0 : (uint32_t)k; i < j->nsegs; i++) {
+		const struct jseg *s = j->segs[i];
+		char name[40];
+		if (s->lost)
+			continue;
+		jname(name, s->first_seq, ".seg");
+		int fd = s->fd >= 0 ? s->fd
+				    : openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+		int bad = fd < 0 || fdatasync(fd) != 0;
+		int err = errno;
+		if (fd >= 0 && fd != s->fd)
+			close(fd);
+		if (bad)
+			return jerr_file(SHMBUS_ESYS, err, j, s->first_seq,
+					 ".seg", "fdatasync at open");
+	}
+	fsync(j->dirfd);
+	if (j->active) { /* the whole file was synced */
+		j->active->synced_off = j->active->end_off;
+		j->active->head_synced = true;
+	}
+	return j->active ? jsync_active(j) : 0;
+}
+
+/* The control file's state as the last writer left it (before this open
+ * changes it): the checks of jdamage_refuse compare the segments with it.
+ * A rebuilt page knows no end and no boot: nothing is excused. */
+static void take_was(shmbus_journal_t *j)
+{
+	const struct jctl *c = j->ctl;
+	/* relaxed: the writer lock we hold orders the last writer's stores
+	 * before us */
+	j->was_end = j->ctl_rebuilt ? 0
+				    : atomic_load_explicit(&c->end_seq,
+							   memory_order_relaxed);
+	j->was_synced = j->ctl_rebuilt
+				? 0
+				: atomic_load_explicit(&c->synced_seq,
+						       memory_order_relaxed);
+	uint64_t boot = atomic_load_explicit(&c->boot, memory_order_relaxed);
+	j->same_boot = j->ctl_rebuilt || (boot != 0 && boot == jboot_id());
+}
+
 /* Scan the unsealed segments, find the damage (journal_damage.c); a
  * writer refuses what it may not append after, and only then writes:
  * the control file if it was rebuilt, cleaning, the tail's cut, seals;
  * it takes the last segment as its active one and publishes its state. */
 static int recover(shmbus_journal_t *j)
 {
+	if (j->writer)
+		take_was(j);
 	int rc = scan_unsealed(j);
 	if (rc == 0)
 		rc = jdamage_assess(j);
@@ -967,16 +1092,15 @@ static int recover(shmbus_journal_t *j)
 		rc = check_order(j);
 	if (rc == 0 && j->writer)
 		rc = jdamage_refuse(j);
-	if (rc || !j->writer) {
-		if (rc == 0 && j->ctl_rebuilt)
-			publish_rebuilt(j);
+	if (rc == 0 && j->ctl_rebuilt)
+		publish_rebuilt(j);
+	if (rc || !j->writer)
 		return rc;
-	}
 	/* sure: from here the open writes */
 	if (j->ctl_rebuilt && (rc = jctl_rebuilt_write(j)) != 0)
 		return rc;
 	clean_dir(j);
-	if ((rc = apply_recovery(j)) != 0)
+	if ((rc = jdamage_settle(j)) != 0 || (rc = apply_recovery(j)) != 0)
 		return rc;
 	struct jseg *s = j->nsegs ? j->segs[j->nsegs - 1] : NULL;
 	if (s && !s->sealed && !s->lost) {
@@ -993,7 +1117,7 @@ static int recover(shmbus_journal_t *j)
 			    : s->first_seq;
 	/* what a crash left in the page cache reaches the disk now, so that
 	 * synced_seq tells the truth from the start */
-	if (jsync_policy(j) && j->active && (rc = jsync_active(j)) != 0)
+	if (jsync_policy(j) && (rc = sync_recovered(j)) != 0)
 		return rc;
 	struct jctl *c = j->ctl;
 	/* relaxed: the writer lock orders these for a later writer; readers
@@ -1008,10 +1132,21 @@ static int recover(shmbus_journal_t *j)
 	atomic_store_explicit(&c->seg_first, s ? s->first_seq : UINT64_MAX,
 			      memory_order_release);
 	atomic_store_explicit(&c->end_off, j->end_off, memory_order_relaxed);
-	j->synced_seq = jsync_policy(j) ? j->end_seq : 0;
+	/* what was synced before stays so (unless this open gave it up) */
+	j->synced_seq = jsync_policy(j)		 ? j->end_seq
+			: j->was_synced < j->end_seq ? j->was_synced
+						     : j->end_seq;
 	atomic_store_explicit(&c->synced_seq, j->synced_seq,
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->end_seq, j->end_seq, memory_order_release);
+	/* relaxed, and last: a writer killed before it leaves the old boot,
+	 * under which the next open excuses what this one did */
+	atomic_store_explicit(&c->boot, jboot_id(), memory_order_relaxed);
+	/* the state on disk once, so that a crash does not read it older
+	 * than the files this open changed */
+	if (msync(c, JCTL_SIZE, MS_SYNC) != 0)
+		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
+				 "msync at open");
 	return 0;
 }
 

@@ -145,6 +145,28 @@ int jdamage_assess(shmbus_journal_t *j)
 			return rc;
 		i += (uint32_t)rc; /* past the entry added before b */
 	}
+	/* An unsealed segment that is not the last whose records end before
+	 * it was full (journal_recover.c): the rest up to the next is lost */
+	for (uint32_t i = 0; i + 1 < j->nsegs; i++) {
+		const struct jseg *s = j->segs[i];
+		if (s->lost || s->sealed || s->short_at == UINT64_MAX ||
+		    j->segs[i + 1]->lost)
+			continue;
+		uint64_t from = s->count ? s->last_seq + 1 : s->first_seq + 1;
+		if (from >= j->segs[i + 1]->first_seq)
+			continue;
+		char why[160], sn[40];
+		jname(sn, s->first_seq, ".seg");
+		snprintf(why, sizeof(why),
+			 "%s, unsealed, ends at offset %" PRIu64 " before it "
+			 "was full: the records after it",
+			 sn, s->short_at);
+		int rc = add_gone(j, from, j->segs[i + 1]->first_seq,
+				  s->first_seq, why);
+		if (rc)
+			return rc;
+		j->segs[++i]->cut = true;
+	}
 	/* The newest segment the writer announced (when this listing began)
 	 * is gone: the records appended to it are lost. One made and gone
 	 * before its first record lost nothing. */
@@ -190,6 +212,68 @@ void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		snprintf(out, n, "%s: %s cannot be read", s->why, range);
 }
 
+/* Lost entry s is not refused: what a machine restart took (never
+ * another journal's file). */
+static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
+{
+	return s->lost && !s->foreign && jcrash_lost(j, s->first_seq);
+}
+
+/* The entry a writer's open appends after: the last that is not what a
+ * machine restart took, nor an empty segment that the open removes; or
+ * -1. */
+static int last_kept(const shmbus_journal_t *j)
+{
+	uint32_t k = j->nsegs;
+	while (k > 0 && (crash_took(j, j->segs[k - 1]) ||
+			 (!j->segs[k - 1]->lost && j->segs[k - 1]->count == 0)))
+		k--;
+	return (int)k - 1;
+}
+
+/* The records end below the end the last writer published. In its boot
+ * the page cache kept them all: they were taken from the file since
+ * (truncated, zeroed), and that is refused; after a restart, those it had
+ * not synced may be gone (jdamage_settle notes them). */
+static int refuse_tail(shmbus_journal_t *j)
+{
+	int k = last_kept(j);
+	if (k < 0)
+		return 0;
+	const struct jseg *s = j->segs[k];
+	char what[400];
+	if (s->lost && s->lost_to == UINT64_MAX) {
+		/* appending after it could go on under sequences it holds,
+		 * and its file, restored, would then never read again */
+		jlost_text(j, s, what, sizeof(what));
+		return shmbus_seterr(s->foreign ? SHMBUS_ECORRUPT
+						: s->lost_code,
+				     "%s: the journal's end is not known, so a "
+				     "writer cannot go on after it, also with "
+				     "SHMBUS_JOURNAL_ACCEPT_LOSS: restore the "
+				     "file from a backup, or move it out of "
+				     "the directory (its records are then lost)",
+				     what);
+	}
+	uint64_t r = s->lost ? s->lost_to : s->last_seq + 1;
+	if (r >= j->was_end || jcrash_lost(j, r) ||
+	    (j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))
+		return 0;
+	char name[40];
+	jname(name, s->first_seq, ".seg");
+	return shmbus_seterr(SHMBUS_ECORRUPT,
+			     "journal %s: sequences %" PRIu64 " to %" PRIu64
+			     " are missing: they were appended (journal.ctl's "
+			     "end is %" PRIu64 "%s), and %s ends before them "
+			     "(truncated, or overwritten): restore it from a "
+			     "backup, or open the writer with "
+			     "SHMBUS_JOURNAL_ACCEPT_LOSS to go on from %" PRIu64
+			     " (the loss is noted in its recovery report)",
+			     j->dir, r, j->was_end - 1, j->was_end,
+			     j->same_boot ? ", in this boot" : ", synced",
+			     name, r);
+}
+
 int jdamage_refuse(shmbus_journal_t *j)
 {
 	const struct jseg *first = NULL;
@@ -197,7 +281,7 @@ int jdamage_refuse(shmbus_journal_t *j)
 	bool foreign = false;
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		const struct jseg *s = j->segs[i];
-		if (!s->lost)
+		if (!s->lost || crash_took(j, s))
 			continue;
 		if (first == NULL || (s->foreign && !first->foreign))
 			first = s;
@@ -205,7 +289,7 @@ int jdamage_refuse(shmbus_journal_t *j)
 		n++;
 	}
 	if (n == 0 || (!foreign && (j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS)))
-		return 0;
+		return refuse_tail(j);
 	char what[400], more[48] = "";
 	jlost_text(j, first, what, sizeof(what));
 	if (n > 1)
@@ -235,6 +319,63 @@ int jdamage_refuse(shmbus_journal_t *j)
 			     "on after the loss (reads, verify and info keep "
 			     "reporting it)",
 			     what, more);
+}
+
+/* Entry i out of the table (a file of it set aside first). */
+static int drop_entry(shmbus_journal_t *j, uint32_t i)
+{
+	struct jseg *s = j->segs[i];
+	char name[40], aside[48];
+	if (s->lost == JLOST_FILE) {
+		jname(name, s->first_seq, ".seg");
+		snprintf(aside, sizeof(aside), "%s.lost", name);
+		if (renameat(j->dirfd, name, j->dirfd, aside) != 0 &&
+		    errno != ENOENT)
+			return jerr_file(SHMBUS_ESYS, errno, j, s->first_seq,
+					 ".seg", "setting it aside as %s",
+					 aside);
+		jnote(j, "%s set aside as %s", name, aside);
+	}
+	jseg_drop(j, i);
+	return 0;
+}
+
+int jdamage_settle(shmbus_journal_t *j)
+{
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		const struct jseg *s = j->segs[i];
+		if (s->cut && !crash_took(j, s)) /* sealed at its last record */
+			jnote(j, "loss accepted: sequences %" PRIu64 " to %" PRIu64
+				 " after the records of unsealed segment %" PRIu64,
+			      s->first_seq, s->lost_to - 1, s->gone);
+		else if (crash_took(j, s) && s->lost_to != UINT64_MAX)
+			jnote(j, "sequences %" PRIu64 " to %" PRIu64 " were "
+				 "not synced before the machine restarted, "
+				 "and are gone",
+			      s->first_seq, s->lost_to - 1);
+		else if (crash_took(j, s))
+			jnote(j, "sequences %" PRIu64 " on were not synced "
+				 "before the machine restarted, and are gone",
+			      s->first_seq);
+	}
+	int k = last_kept(j);
+	for (uint32_t i = j->nsegs; i-- > (uint32_t)(k + 1);) {
+		int rc = crash_took(j, j->segs[i]) ? drop_entry(j, i) : 0;
+		if (rc)
+			return rc;
+	}
+	/* what refuse_tail let through: taken by a restart, or accepted */
+	const struct jseg *s = k >= 0 ? j->segs[k] : NULL;
+	uint64_t r = s == NULL ? 0 : s->lost ? s->lost_to : s->last_seq + 1;
+	if (s && r < j->was_end)
+		jnote(j, "sequences %" PRIu64 " to %" PRIu64 " (to journal.ctl's "
+			 "end) %s: the end goes back to %" PRIu64,
+		      r, j->was_end - 1,
+		      jcrash_lost(j, r) ? "were not synced before the machine "
+					  "restarted, and are gone"
+					: "are gone (loss accepted)",
+		      r);
+	return 0;
 }
 
 /* ------------------------------------------- a lost control file */

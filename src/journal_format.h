@@ -217,7 +217,11 @@ struct jctl {
 	_Atomic uint64_t bus_epoch;  /* journaler: whose sequences these are */
 	_Atomic uint32_t writer_pid; /* hint only: the lock is the truth */
 	_Atomic uint32_t epoch_set;  /* bus_epoch is meaningful */
-	uint8_t reserved1[8];
+	/* the boot (a hash of its boot id; 0: not known) of the writer that
+	 * published this line, stored after the rest of it: a writer of the
+	 * same boot finds every record below end_seq (the page cache keeps
+	 * them), one after a restart only those below synced_seq */
+	_Atomic uint64_t boot;
 	/* line 3, at 192: the journaler's subscriber name on its channel,
 	 * for readers that switch from the journal to the ring. Written by
 	 * each attach under the writer lock, published by a release
@@ -230,6 +234,7 @@ struct jctl {
 _Static_assert(offsetof(struct jctl, header_crc) == 92, "control ABI");
 _Static_assert(offsetof(struct jctl, seg_first) == 128, "control ABI");
 _Static_assert(offsetof(struct jctl, bus_epoch) == 168, "control ABI");
+_Static_assert(offsetof(struct jctl, boot) == 184, "control ABI");
 _Static_assert(offsetof(struct jctl, journaler) == 192, "control ABI");
 _Static_assert(sizeof(struct jctl) == 256, "control ABI");
 #define JCTL_SIZE 4096u

@@ -65,6 +65,7 @@ struct jseg {
 	/* reading stopped here in an unsealed segment: a bad record */
 	uint64_t bad_off;
 	uint64_t synced_off; /* writer: bytes below it were synced */
+	bool head_synced;    /* writer: page 0 (header, seal) as well */
 	uint64_t wb_off;     /* writer: write-back started below it */
 	uint64_t touched;    /* mapped writer: pages asked to be touched */
 	/* the link block (linked: present, CRC good): the segment made
@@ -82,6 +83,11 @@ struct jseg {
 	uint64_t lost_to, gone;
 	char *why;
 	bool seal_bad; /* a seal marker over a block that fails its checks */
+	/* unsealed, not the last: its records end here, before it was full
+	 * (a bad record, a hole, or the next's first record would have
+	 * fitted): the sequences up to the next entry are a lost range;
+	 * UINT64_MAX: no */
+	uint64_t short_at;
 	/* writer's open: the file's size if it is short (extended by the
 	 * apply step); the scan's unfinished flush to open (UINT64_MAX:
 	 * none); the scan cut the tail */
@@ -145,6 +151,11 @@ struct shmbus_journal {
 	uint64_t newest;
 	/* the newest segment announced when the last listing began */
 	uint64_t listed_newest;
+	/* a writer's open: the control file's end and synced_seq as the
+	 * last writer left them, and whether it ran in this boot (then the
+	 * page cache kept every record below that end) */
+	uint64_t was_end, was_synced;
+	bool same_boot;
 };
 
 /*
@@ -166,6 +177,15 @@ void jfailpoint_hit(shmbus_journal_t *j);
 
 /* journal.c */
 uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
+uint64_t jboot_id(void);     /* this boot (a hash of its id), or 0 */
+
+/* A writer's open: sequences from `from` on may be gone with nothing
+ * that was promised: the machine restarted since the last writer, which
+ * had not synced them (docs/journal.md, "Damage"). */
+static inline bool jcrash_lost(const shmbus_journal_t *j, uint64_t from)
+{
+	return !j->same_boot && from >= j->was_synced;
+}
 /* Add to the recovery report's reason, after what is there. */
 void jnote(shmbus_journal_t *j, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -178,6 +198,7 @@ struct jseg *jseg_new(uint64_t first);
 int jseg_map(shmbus_journal_t *j, struct jseg *s);
 int jseg_add(shmbus_journal_t *j, struct jseg *s);
 void jseg_free(struct jseg *s);
+void jseg_drop(shmbus_journal_t *j, uint32_t i); /* out of the table */
 /* The segment holding seq (the last whose first_seq <= seq), or the first;
  * its index in j->segs, or -1 if there is none. */
 int jseg_find(const shmbus_journal_t *j, uint64_t seq);
@@ -214,11 +235,18 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 		 uint64_t after, unsigned fl, const char **why);
 /* Scan an unsealed segment from its start: every record must be below
  * `below` (the next segment's first sequence, or UINT64_MAX); a segment
- * that is not the last (middle) is not cut without ACCEPT_LOSS. Changes
+ * that is not the last (middle: or whose seal block is bad) is not cut
+ * without ACCEPT_LOSS, and one whose records end at or before full_past
+ * (where the next segment's first record would still have fitted; 0: not
+ * known) lost its last records (s->short_at, a range). Changes
  * nothing on disk: a writer's jscan_apply then opens an unfinished
  * flush's record and zeroes the tail. */
 int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
-		   bool middle);
+		   bool middle, uint64_t full_past);
+/* Valid frames after off (up to limit, above `after`), found by marker:
+ * how many; *end past the last. */
+uint64_t jvalid_after(const struct jseg *s, uint64_t off, uint64_t limit,
+		      uint64_t after, uint64_t *end);
 int jscan_apply(shmbus_journal_t *j, struct jseg *s);
 void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
 	       uint64_t next);
@@ -339,8 +367,13 @@ int jctl_rebuilt_write(shmbus_journal_t *j);
  * end (journal_refresh, and the open once the unsealed are scanned). */
 int jdamage_assess(shmbus_journal_t *j);
 void jdamage_clear(shmbus_journal_t *j); /* the JLOST_GONE entries */
-/* A writer's open: refuse damage it may not append after. */
+/* A writer's open: refuse damage it may not append after, and a last
+ * segment whose records end below the end the last writer published. */
 int jdamage_refuse(shmbus_journal_t *j);
+/* A writer's open, once it is sure: what a machine restart took noted,
+ * such entries at the end of the table dropped (a file set aside as
+ * NAME.seg.lost), so that appends go on after the records there are. */
+int jdamage_settle(shmbus_journal_t *j);
 /* s's damage in words: what, which file, which sequences. */
 void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		size_t n);

@@ -110,16 +110,6 @@ static int catch_up(shmbus_journal_t *j)
 	return journal_refresh(j);
 }
 
-/* A segment that retention removed before we mapped it. */
-static void forget(shmbus_journal_t *j, uint32_t i)
-{
-	jseg_free(j->segs[i]);
-	memmove(j->segs + i, j->segs + i + 1,
-		(j->nsegs - i - 1) * sizeof(*j->segs));
-	j->nsegs--;
-	j->gen++;
-}
-
 static bool index_helps(const shmbus_journal_iter_t *it,
 			const struct jseg *s, bool seek)
 {
@@ -138,7 +128,8 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	struct jseg *s = j->segs[i];
 	int rc = s->lost ? 0 : jseg_map(j, s);
 	if (rc == SHMBUS_ENOENT && !j->writer) {
-		forget(j, i); /* the caller finds its place again */
+		jseg_drop(j, i); /* retention removed it before we mapped it:
+				   * the caller finds its place again */
 		return 0;
 	}
 	if (rc)
@@ -347,7 +338,11 @@ static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
 	e->segment = s->first_seq;
 	e->offset = off;
 	if (!it->use_keys && !s->sealed) {
+		uint64_t end;
 		s->bad_off = off;
+		if (it->seg + 1 < j->nsegs && /* the valid records skipped */
+		    jvalid_after(s, off, jseg_limit(j, s), it->after, &end))
+			j->st.skipped_bytes += end - off;
 		then = it->seg + 1 < j->nsegs
 			       ? "the rest of this unsealed segment is not "
 				 "read: reading goes on at the next one"

@@ -123,8 +123,8 @@ static int zero_tail(shmbus_journal_t *j, struct jseg *s, uint64_t off)
  * lost with the cut. Found wherever they are (its length may be what is
  * damaged), by marker, then the full check. Returns how many; *end is
  * past the last. */
-static uint64_t valid_after(const struct jseg *s, uint64_t off,
-			    uint64_t limit, uint64_t after, uint64_t *end)
+uint64_t jvalid_after(const struct jseg *s, uint64_t off, uint64_t limit,
+		      uint64_t after, uint64_t *end)
 {
 	uint64_t n = 0;
 	const char *why;
@@ -146,30 +146,36 @@ static uint64_t valid_after(const struct jseg *s, uint64_t off,
 	return n;
 }
 
+/* The frame at off is bad (hole: there is none, and valid ones follow). */
 static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
 		    uint64_t limit, uint64_t after, const char *why,
-		    bool middle)
+		    bool middle, bool hole)
 {
 	uint64_t end;
-	uint64_t valid = valid_after(s, off, limit, after, &end);
+	uint64_t valid = jvalid_after(s, off, limit, after, &end);
 	shmbus_journal_recovery_t *r = &j->rec;
-	r->cut_records = 1 + valid;
+	r->cut_records = valid + !hole;
 	r->segment = s->first_seq;
 	r->offset = off;
 	r->bytes = end - off;
 	jnote(j, "%s", why); /* after what the open noted */
+	/* not the last (or its seal block is bad): a segment that was
+	 * full, whose records were all acknowledged; what a cut there would
+	 * lose is a range that every reader reports (journal_damage.c) */
+	if (middle)
+		s->short_at = off;
 	if (!j->writer) {
 		/* a reader stops there and cuts nothing; in the tail without
-		 * a word (the report says it), elsewhere its reads meet the
-		 * record and report it */
+		 * a word (the report says it) */
 		if (!middle)
 			s->bad_off = off;
 		return 0;
 	}
-	/* not the last: a segment that was full, whose records were all
-	 * acknowledged long ago; a cut there is a loss in the middle of the
-	 * journal, not a crash's torn tail */
-	if (middle && !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))
+	/* a loss in the middle of the journal, not a crash's torn tail,
+	 * unless a machine restart took what the last writer had not
+	 * synced */
+	if (middle && !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS) &&
+	    !jcrash_lost(j, after + 1))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
 				 "not the last segment, and unsealed: its "
 				 "record at offset %" PRIu64 " is bad (%s), "
@@ -191,7 +197,7 @@ static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
 }
 
 int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
-		   bool middle)
+		   bool middle, uint64_t full_past)
 {
 	uint64_t off = JSEG_DATA_OFF, after = s->first_seq - 1;
 	/* a writer scans a short file up to its size (extended later) */
@@ -239,10 +245,23 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 		why = "a record torn by the file's truncation";
 		r = JF_BAD;
 	}
+	/* a segment that was full ends at its last record: no valid frame
+	 * after a hole, no room left for the next segment's first record */
+	bool hole = false;
+	uint64_t end;
+	s->short_at = UINT64_MAX;
+	if (r == JF_END && middle && jvalid_after(s, off, limit, after, &end)) {
+		why = "no record at this offset, and valid records after it "
+		      "(a hole)";
+		r = JF_BAD;
+		hole = true;
+	} else if (r == JF_END && middle && off <= full_past) {
+		s->short_at = off; /* a range journal_damage.c reports */
+	}
 	s->end_off = off;
 	s->cut = false;
 	if (r == JF_BAD)
-		return tail_bad(j, s, off, limit, after, why, middle);
+		return tail_bad(j, s, off, limit, after, why, middle, hole);
 	return 0;
 }
 

@@ -66,6 +66,19 @@ static int sync_seg(shmbus_journal_t *j, struct jseg *s)
 	return 0;
 }
 
+/* msync page 0 of s: its header and seal block. */
+static int sync_head(shmbus_journal_t *j, struct jseg *s)
+{
+	if (s->head_synced)
+		return 0;
+	if (msync(s->map, PAGE, MS_SYNC) != 0)
+		return j->failed = jerr_file(SHMBUS_ESYS, errno, j,
+					     s->first_seq, ".seg",
+					     "msync of the header");
+	s->head_synced = true;
+	return 0;
+}
+
 static void synced(shmbus_journal_t *j)
 {
 	j->synced_seq = j->end_seq;
@@ -191,14 +204,22 @@ int shmbus_journal_sync(shmbus_journal_t *j)
 	int rc = jflush(j);
 	if (rc)
 		return rc;
-	/* segments this handle wrote and sealed unsynced (policy NONE) */
+	/* segments this handle wrote and sealed unsynced (policy NONE):
+	 * their records, their headers and seal blocks, and the directory's
+	 * entries for them, so that synced_seq tells the truth */
+	bool made = false;
 	for (uint32_t i = j->nsegs; i-- > 0;) {
 		struct jseg *s = j->segs[i];
-		if (!s->writable || s->synced_off >= s->end_off)
+		if (!s->writable ||
+		    (s->synced_off >= s->end_off && s->head_synced))
 			break;
-		if ((rc = sync_seg(j, s)) != 0)
+		if ((rc = sync_seg(j, s)) != 0 || (rc = sync_head(j, s)) != 0)
 			return rc;
+		made = true;
 	}
+	if (made && !jsync_policy(j) && fsync(j->dirfd) != 0)
+		return j->failed = jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX,
+					     NULL, "fsync of the directory");
 	synced(j);
 	return 0;
 }
@@ -248,10 +269,9 @@ int jseal(shmbus_journal_t *j, struct jseg *s)
 	/* release: the seal block before the flag; pairs with the acquire
 	 * in jseal_read (readers of a segment being sealed) */
 	atomic_store_explicit(&h->sealed, JSEAL_MARKER, memory_order_release);
-	if (jsync_policy(j) && msync(s->map, PAGE, MS_SYNC) != 0)
-		return j->failed = jerr_file(SHMBUS_ESYS, errno, j,
-					     s->first_seq, ".seg",
-					     "msync of the seal block");
+	s->head_synced = false;
+	if (jsync_policy(j) && (rc = sync_head(j, s)) != 0)
+		return rc;
 	s->sealed = true;
 	s->sealed_ns = h->sealed_realtime_ns;
 	free(s->live.e);
@@ -360,6 +380,7 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 			       "msync of the header");
 		goto fail;
 	}
+	s->head_synced = jsync_policy(j);
 	JFAILPOINT(j, JFP_MID_CREATE);
 	if (renameat2(j->dirfd, tmp, j->dirfd, name, RENAME_NOREPLACE) != 0) {
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "rename");

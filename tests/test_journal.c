@@ -751,13 +751,13 @@ Test(journal, retention_removes_whole_old_segments_only)
 	jt_rmrf(dir);
 }
 
-/* Dirty pages of the first page of a file (cachestat(2), Linux 6.5), or
- * -1 where the kernel cannot tell. */
-static long first_page_dirty(const char *path)
+/* Dirty pages (or under write-back) of [0, len) of a file, by
+ * cachestat(2) (Linux 6.5), or -1 where the kernel cannot tell. */
+static long file_dirty(const char *path, uint64_t len)
 {
 	struct {
 		uint64_t off, len;
-	} range = {0, 4096};
+	} range = {0, len};
 	struct {
 		uint64_t cache, dirty, writeback, evicted, recently_evicted;
 	} cs;
@@ -765,7 +765,7 @@ static long first_page_dirty(const char *path)
 	cr_assert_geq(fd, 0, "%s", path);
 	long rc = syscall(451 /* cachestat */, fd, &range, &cs, 0);
 	close(fd);
-	return rc == 0 ? (long)cs.dirty : -1;
+	return rc == 0 ? (long)(cs.dirty + cs.writeback) : -1;
 }
 
 /* Review 2: the control file's first_seq is what tells retention from a
@@ -784,12 +784,12 @@ Test(journal, retention_has_first_seq_on_disk_before_it_unlinks)
 	o.retain_bytes = 3 * 64 * KB;
 	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
 	put(j, 2000, 500, 0, 0); /* the control page is dirty again */
-	if (first_page_dirty(ctl) < 0)
+	if (file_dirty(ctl, 4096) < 0)
 		cr_skip_test("cachestat(2) is not there to tell");
 	cr_assert_gt(shmbus_journal_retain(j), 0);
 	shmbus_journal_stats_t st;
 	shmbus_journal_get_stats(j, &st);
-	cr_assert_eq(first_page_dirty(ctl), 0,
+	cr_assert_eq(file_dirty(ctl, 4096), 0,
 		     "first_seq %llu is not on disk after the unlinks",
 		     (unsigned long long)st.first_seq);
 	cr_assert_eq(shmbus_journal_close(j), 0);
@@ -927,10 +927,27 @@ static void damaged_sealed(const char *dir, const struct frame *f, uint32_t n,
 	shmbus_journal_close(j);
 }
 
+/* dir/j's control file as a writer of another boot left it (a machine
+ * restart since), synced to `synced`. */
+static void other_boot(const char *dir, uint64_t synced)
+{
+	char p[512];
+	uint64_t boot = 0x1234567890abcdefull;
+	jt_path(p, dir, "journal.ctl");
+	jt_poke(p, offsetof(struct jctl, boot), &boot, 8);
+	jt_poke(p, offsetof(struct jctl, synced_seq), &synced, 8);
+}
+
 static void damaged_active(const char *dir, const struct frame *f, uint32_t n,
 			   uint32_t k, uint32_t first_active)
 {
 	shmbus_journal_t *j;
+	/* in this boot every record below the end was acknowledged: no cut;
+	 * after a machine restart (forged) it is what the crash left */
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT, "%u: opened", k);
+	cr_assert(strstr(shmbus_errmsg(), "are missing"), "%s",
+		  shmbus_errmsg());
+	other_boot(dir, 0);
 	if (k != n - 1) /* valid records follow: STRICT refuses to cut */
 		cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_STRICT, &j),
 			     SHMBUS_ECORRUPT, "%u: %s", k, shmbus_errmsg());
@@ -981,8 +998,8 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 		}
 	}
 	/* truncation of the active segment at every record boundary and in
-	 * the middle of every record: the writer extends the file and cuts
-	 * the tail there */
+	 * the middle of every record: in this boot a loss, refused; after a
+	 * machine restart the writer extends the file and cuts the tail */
 	for (uint32_t k = first_active; k < n; k++)
 		for (int mid = 0; mid < 2; mid++) {
 			jt_copy(dir, work);
@@ -999,6 +1016,9 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 			cr_assert_eq(d.from, f[k].seg);
 			cr_assert(strstr(d.text, "truncated"), "%s", d.text);
 			shmbus_journal_close(j);
+			cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+				     "in this boot: opened");
+			other_boot(work, 0);
 			j = jopen(work, 0, 0);
 			shmbus_journal_recovery_t rec;
 			shmbus_journal_get_recovery(j, &rec);
@@ -1451,7 +1471,8 @@ Test(journal, a_seal_block_failing_its_crc_is_reported_and_resealed)
 	uint64_t at = JSEG_DATA_OFF + 100 * jrec_frame(100); /* the 101st */
 	jt_flip(jt_seg(p, dir, firsts[3], ".seg"), 150, 0x01);
 	jt_flip(p, at + 60, 0x01);
-	cr_assert_eq(ro_verify(dir, msg), 2, "the seal and the record: %s",
+	cr_assert_eq(ro_verify(dir, msg), 3,
+		     "the seal, the record, the valid records after it: %s",
 		     msg);
 	uint64_t sum = dir_sum(dir);
 	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
@@ -1504,5 +1525,294 @@ Test(journal, a_rebuilt_control_file_keeps_the_bus_epoch)
 	close(fd);
 	cr_assert_eq(got, epoch);
 	cr_assert_eq(got_set, 1);
+	jt_rmrf(dir);
+}
+
+/* --------------------------- the review of the damage handling (2, 5c) */
+
+/* Every segment file of dir/j (n records of 100 bytes) has nothing dirty
+ * left up to its last record (the writer's pages touched ahead of it
+ * are zeros). */
+static void segments_on_disk(const char *dir, uint64_t n, const char *when)
+{
+	uint64_t firsts[64];
+	char p[512];
+	uint32_t nseg = seg_firsts(dir, firsts, 64);
+	cr_assert_gt(nseg, 1);
+	for (uint32_t i = 0; i < nseg; i++) {
+		uint64_t to = i + 1 < nseg ? firsts[i + 1] : n;
+		long d = file_dirty(jt_seg(p, dir, firsts[i], ".seg"),
+				    JSEG_DATA_OFF +
+					    (to - firsts[i]) * jrec_frame(100));
+		if (d < 0)
+			cr_skip_test("cachestat(2) is not there to tell");
+		cr_assert_eq(d, 0, "%s: %s has %ld dirty pages", when, p, d);
+	}
+}
+
+/* Review 2: synced_seq is what tells a loss from what a machine crash may
+ * take, so it says the truth: an explicit sync under policy NONE writes
+ * the segments' headers and seal blocks too (and the directory), and a
+ * writer's open under a sync policy syncs what an earlier writer left. */
+Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
+{
+	char dir[256];
+	jt_tmpdir(dir);
+	/* buffered: no pages touched ahead (those are zeros, dirtied again
+	 * by the toucher whenever it runs) */
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 64 * KB);
+	for (uint64_t s = 0; s < 1000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_sync(j), 0);
+	segments_on_disk(dir, 1000, "after shmbus_journal_sync");
+	for (uint64_t s = 1000; s < 2000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0); /* policy NONE: unsynced */
+	char p[300];
+	snprintf(p, sizeof(p), "%s/j", dir);
+	shmbus_journal_opts_t o = {.sync = SHMBUS_JOURNAL_SYNC_EVERY_N};
+	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_synced(j), 2000);
+	segments_on_disk(dir, 2000, "after a syncing writer's open");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	jt_rmrf(dir);
+}
+
+/* The last segment of dir/j (n records of 100 bytes) cut to `keep`
+ * records: truncated, or its tail zeroed (a hole). */
+static void cut_last(const char *dir, uint64_t last, uint64_t keep,
+		     bool truncated)
+{
+	char p[512];
+	jt_seg(p, dir, last, ".seg");
+	uint64_t at = JSEG_DATA_OFF + keep * jrec_frame(100);
+	if (truncated) {
+		cr_assert_eq(truncate(p, (off_t)at), 0);
+		return;
+	}
+	static uint8_t zeros[64 * KB];
+	jt_poke(p, at, zeros, 64 * KB - at);
+}
+
+/* Review 5c: records below the end the last writer published are gone
+ * from the last segment (truncated, or zeroed, at a record boundary). In
+ * the same boot the page cache had kept them all: the writer refuses,
+ * naming them, and changes nothing; told to, it goes on from the records
+ * there are and says so. (Before: opened, the end went from 5000 back to
+ * the records left, nothing said.) */
+Test(journal, records_gone_below_the_published_end_are_refused)
+{
+	char dir[256], work[256], msg[512], want[128];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	uint64_t last = firsts[nseg - 1], keep = (5000 - last) / 2;
+	snprintf(want, sizeof(want), "sequences %llu to 4999 are missing",
+		 (unsigned long long)(last + keep));
+	for (int truncated = 0; truncated < 2; truncated++) {
+		jt_copy(dir, work);
+		cut_last(work, last, keep, truncated);
+		uint64_t sum = dir_sum(work);
+		shmbus_journal_t *j;
+		cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+			     "truncated %d: the writer opened", truncated);
+		cr_assert(strstr(shmbus_errmsg(), want) &&
+				  strstr(shmbus_errmsg(), "ACCEPT_LOSS"),
+			  "%s", shmbus_errmsg());
+		cr_assert_eq(dir_sum(work), sum, "a refused open changes "
+						 "nothing");
+		j = jopen(work, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+		cr_assert_eq(shmbus_journal_end(j), last + keep);
+		shmbus_journal_recovery_t rec;
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert(strstr(rec.reason, "loss accepted"), "%s",
+			  rec.reason);
+		put(j, last + keep, 100, 0, 0);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		expect_clean(work);
+		cr_assert_eq(ro_verify(work, msg), 0, "%s", msg);
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* Review 2, 5c: after a machine restart, what the last writer had not
+ * synced may legitimately be gone (the sync policy's promise): the
+ * writer opens, says what is gone, and goes on from the records there
+ * are; what it had synced must be there. Crash states forged: the
+ * control file of another boot over a last segment cut short, over a
+ * newest segment that never reached the disk. */
+Test(journal, a_machine_restart_takes_only_what_was_not_synced)
+{
+	char dir[256], work[256], msg[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	uint64_t last = firsts[nseg - 1], keep = (5000 - last) / 2;
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_t *j;
+	for (int truncated = 0; truncated < 2; truncated++) {
+		jt_copy(dir, work);
+		cut_last(work, last, keep, truncated);
+		other_boot(work, last);
+		j = jopen(work, 0, 0);
+		cr_assert_eq(shmbus_journal_end(j), last + keep,
+			     "the end goes back to the records there are");
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert(strstr(rec.reason, "not synced before the machine "
+					     "restarted"),
+			  "%s", rec.reason);
+		put(j, last + keep, 100, 0, 0);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		expect_clean(work);
+		/* synced past the cut: a loss, refused */
+		jt_copy(dir, work);
+		cut_last(work, last, keep, truncated);
+		other_boot(work, last + keep + 1);
+		cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+			     "synced records gone: opened");
+		cr_assert(strstr(shmbus_errmsg(), "are missing"), "%s",
+			  shmbus_errmsg());
+	}
+	/* the newest segment's file never reached the disk; the control
+	 * file's page did */
+	jt_copy(dir, work);
+	rm_seg(work, last);
+	other_boot(work, 0);
+	cr_assert_gt(ro_verify(work, msg), 0, "readers see it: %s", msg);
+	j = jopen(work, 0, 0);
+	cr_assert_eq(shmbus_journal_end(j), last);
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert(strstr(rec.reason, "not synced before the machine"), "%s",
+		  rec.reason);
+	for (uint64_t s = last; s < 5000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(work);
+	int rc;
+	cr_assert_eq(ro_replay(work, NULL, &rc, msg), 5000, "%s", msg);
+	/* its file there, with a header that never reached the disk */
+	jt_copy(dir, work);
+	static uint8_t zeros[4096];
+	jt_poke(jt_seg(msg, work, last, ".seg"), 0, zeros, 4096);
+	other_boot(work, last);
+	j = jopen(work, 0, 0);
+	cr_assert_eq(shmbus_journal_end(j), last);
+	for (uint64_t s = last; s < 5000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(work);
+	cr_assert_eq(ro_replay(work, NULL, &rc, msg), 5000, "%s", msg);
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* Review 5a: a segment that is not the last, left unsealed (its seal
+ * block lost), whose records end before it was full: cut short at a
+ * record boundary (truncated, or its tail zeroed), or with a hole before
+ * valid records. Its last records are a lost range for readers, and the
+ * writer refuses to seal it short; told to, it does and says so. (Before:
+ * opened, 48 records gone, verify clean.) */
+Test(journal, an_unsealed_middle_segment_cut_short_is_a_loss)
+{
+	char dir[256], work[256], msg[512], p[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	seq_journal(dir, 5000, firsts, 64);
+	uint64_t mid = firsts[1], next = firsts[2], keep = 10;
+	static uint8_t zeros[64 * KB];
+	for (int how = 0; how < 3; how++) {
+		jt_copy(dir, work);
+		jt_seg(p, work, mid, ".seg");
+		jt_poke(p, offsetof(struct jseg_header, sealed), zeros, 4);
+		unlink(jt_seg(msg, work, mid, ".idx"));
+		uint64_t at = JSEG_DATA_OFF + keep * jrec_frame(100);
+		if (how == 0)
+			cr_assert_eq(truncate(p, (off_t)at), 0);
+		else if (how == 1) /* zeroed to the end */
+			jt_poke(p, at, zeros, 64 * KB - at);
+		else /* a hole of 5 records, then valid ones */
+			jt_poke(p, at, zeros, 5 * jrec_frame(100));
+		cr_assert_gt(ro_verify(work, msg), 0, "%d: clean", how);
+		if (how > 0) { /* a file readers can map: its range */
+			shmbus_journal_t *r = jopen(work, SHMBUS_JOURNAL_READONLY,
+						    0);
+			shmbus_journal_damage_t d;
+			cr_assert_eq(shmbus_journal_get_damage(r, 0, &d), 1);
+			cr_assert_eq(d.kind, SHMBUS_JOURNAL_DAMAGE_MISSING,
+				     "%s", d.text);
+			cr_assert_eq(d.from, mid + keep, "%s", d.text);
+			cr_assert_eq(d.to, next);
+			shmbus_journal_query_t q = {
+				.flags = SHMBUS_JOURNAL_SKIP_CORRUPT};
+			uint64_t n = 0, nx = 0;
+			cr_assert_eq(shmbus_journal_replay(r, &q, count_one,
+							   &nx, &n),
+				     0);
+			shmbus_journal_stats_t st;
+			shmbus_journal_get_stats(r, &st);
+			cr_assert_eq(st.lost_seqs, next - mid - keep, "%d", how);
+			cr_assert_eq(n, 5000 - (next - mid - keep));
+			shmbus_journal_close(r);
+		}
+		uint64_t sum = dir_sum(work);
+		shmbus_journal_t *j;
+		cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+			     "%d: the writer opened", how);
+		cr_assert(strstr(shmbus_errmsg(), "ACCEPT_LOSS"), "%s",
+			  shmbus_errmsg());
+		cr_assert_eq(dir_sum(work), sum, "a refused open changes "
+						 "nothing");
+		j = jopen(work, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+		shmbus_journal_recovery_t rec;
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert(strstr(rec.reason, "loss accepted") ||
+				  strstr(rec.reason, "hole"),
+			  "%d: %s", how, rec.reason);
+		cr_assert_eq(shmbus_journal_end(j), 5000);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		expect_clean(work);
+		int rc;
+		cr_assert_eq(ro_replay(work, NULL, &rc, msg),
+			     5000 - (next - mid - keep), "%d", how);
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
+/* Review 5b: the last segment sealed (a crash between its seal and the
+ * next segment's creation), its seal block failing its CRC over a bad
+ * record with valid ones after it: it was full, so those are not a torn
+ * tail. Refused; told to, cut. (Before: 53 records cut, the end went from
+ * 117 back to 64, "sealed again from its 5 records".) */
+Test(journal, a_bad_seal_over_a_bad_record_in_the_last_segment_is_refused)
+{
+	char dir[256], p[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	for (uint32_t i = 3; i < nseg; i++)
+		rm_seg(dir, firsts[i]);
+	uint64_t sf = firsts[2], end = firsts[3];
+	jt_path(p, dir, "journal.ctl");
+	jt_poke(p, offsetof(struct jctl, seg_first), &sf, 8);
+	jt_poke(p, offsetof(struct jctl, end_seq), &end, 8);
+	jt_seg(p, dir, firsts[2], ".seg");
+	jt_flip(p, 150, 0x01); /* the seal's count */
+	jt_flip(p, JSEG_DATA_OFF + 5 * jrec_frame(100) + 60, 0x01);
+	uint64_t sum = dir_sum(dir);
+	shmbus_journal_t *j;
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT, "opened");
+	cr_assert(strstr(shmbus_errmsg(), "ACCEPT_LOSS"), "%s",
+		  shmbus_errmsg());
+	cr_assert_eq(dir_sum(dir), sum, "a refused open changes nothing");
+	j = jopen(dir, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert_eq(rec.cut_records, end - firsts[2] - 5, "%s", rec.reason);
+	cr_assert_eq(shmbus_journal_close(j), 0);
 	jt_rmrf(dir);
 }

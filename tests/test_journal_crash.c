@@ -366,3 +366,95 @@ Test(journal_crash, a_reader_process_follows_a_buffered_writer_process,
 {
 	follow_writer(true);
 }
+
+/* ------------------------- a writer killed while it rebuilds journal.ctl */
+
+static int open_writer(const char *path, uint32_t flags, shmbus_journal_t **j)
+{
+	shmbus_journal_opts_t o = {.flags = flags, .segment_size = 64 * KB};
+	*j = NULL;
+	return shmbus_journal_open(path, &o, j);
+}
+
+/* Review 3: a writer that rebuilds a lost journal.ctl writes it with the
+ * state its scan found (first sequence, newest segment, end), not empty:
+ * killed before it published its own (in its recovery: a seal block
+ * sealed again, failpoint mid_seal), the next writer opens, and a reader
+ * in between reads the journal. (Before: "sequences 0 to 348 are
+ * missing"; a reader saw an empty journal.) */
+Test(journal_crash, a_writer_killed_while_it_rebuilds_the_control_file)
+{
+	char dir[256], path[300], p[600];
+	jt_dirs(dir, path);
+	shmbus_journal_opts_t o = {.segment_size = 64 * KB,
+				   .retain_bytes = 3 * 64 * KB};
+	shmbus_journal_t *j;
+	CHECK_OK(shmbus_journal_open(path, &o, &j));
+	static uint8_t buf[1000];
+	for (uint64_t s = 1; s < 500; s++)
+		CHECK_OK(shmbus_journal_append(j, s, s, 1, s, buf, 1000));
+	CHECK_OK(shmbus_journal_close(j));
+	uint64_t firsts[16];
+	cr_assert_geq(jt_seg_firsts(path, firsts, 16), 3);
+	cr_assert_gt(firsts[0], 1, "retention removed the first segments");
+	/* the first segment's seal block bad: the open seals it again */
+	snprintf(p, sizeof(p), "%s/%020llu.seg", path,
+		 (unsigned long long)firsts[0]);
+	jt_flip(p, 140, 0x01);
+	snprintf(p, sizeof(p), "%s/journal.ctl", path);
+	cr_assert_eq(unlink(p), 0);
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		setenv("SHMBUS_JOURNAL_FAILPOINT", "mid_seal:1", 1);
+		open_writer(path, 0, &j);
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st), "the rebuilding writer was killed");
+	cr_assert_eq(access(p, F_OK), 0, "journal.ctl written");
+	shmbus_journal_t *r = jt_open_ro(path);
+	cr_assert_not_null(r, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_end(r), 500, "a reader in the window");
+	shmbus_journal_stats_t stats;
+	shmbus_journal_get_stats(r, &stats);
+	cr_assert_eq(stats.first_seq, firsts[0]);
+	shmbus_journal_close(r);
+	cr_assert_eq(open_writer(path, 0, &j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_end(j), 500);
+	CHECK_OK(shmbus_journal_close(j));
+	r = jt_open_ro(path);
+	cr_assert_eq(shmbus_journal_verify(r), 0, "%s", shmbus_errmsg());
+	shmbus_journal_close(r);
+	jt_rmrf(dir);
+}
+
+/* Review 5d: a lost journal.ctl and a last segment file that fails its
+ * checks: the journal's end is not known, so a writer refuses to go on,
+ * also told to accept the loss (it would append under sequences that
+ * file may hold, and that file, restored, would make every open fail).
+ * (Before: opened, the end went back to the file's first sequence + 1.) */
+Test(journal_crash, a_rebuilt_control_file_over_a_damaged_last_segment)
+{
+	char dir[256], path[300], p[600];
+	jt_dirs(dir, path);
+	shmbus_journal_t *j;
+	cr_assert_eq(open_writer(path, 0, &j), 0);
+	static uint8_t buf[1000];
+	for (uint64_t s = 1; s < 200; s++)
+		CHECK_OK(shmbus_journal_append(j, s, s, 1, s, buf, 1000));
+	CHECK_OK(shmbus_journal_close(j));
+	uint64_t firsts[16];
+	uint32_t n = jt_seg_firsts(path, firsts, 16);
+	snprintf(p, sizeof(p), "%s/%020llu.seg", path,
+		 (unsigned long long)firsts[n - 1]);
+	jt_flip(p, 50, 0x10); /* its header fails its CRC */
+	snprintf(p, sizeof(p), "%s/journal.ctl", path);
+	cr_assert_eq(unlink(p), 0);
+	cr_assert_eq(open_writer(path, SHMBUS_JOURNAL_ACCEPT_LOSS, &j),
+		     SHMBUS_ECORRUPT, "opened");
+	cr_assert(strstr(shmbus_errmsg(), "end is not known"), "%s",
+		  shmbus_errmsg());
+	cr_assert_neq(access(p, F_OK), 0, "nothing written");
+	jt_rmrf(dir);
+}
