@@ -431,9 +431,14 @@ static void seg_init(struct jseg *s, uint64_t first)
 
 struct jseg *jseg_new(uint64_t first)
 {
+	static _Atomic uint64_t uids;
 	struct jseg *s = malloc(sizeof(*s));
-	if (s)
+	if (s) {
 		seg_init(s, first);
+		/* relaxed: a count, unique is all it needs to be */
+		s->uid = atomic_fetch_add_explicit(&uids, 1,
+						   memory_order_relaxed);
+	}
 	else
 		shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
 	return s;
@@ -591,8 +596,10 @@ static int seg_size_check(shmbus_journal_t *j, struct jseg *s, uint64_t size)
 }
 
 /* Segment `first` as its file says: *out, or a lost entry (JLOST_FILE)
- * for a file that fails its checks; an error only if the file cannot be
- * looked at at all (permission, memory), SHMBUS_ENOENT if it is gone. */
+ * for a file whose content fails its checks (a header, a size; EIO); an
+ * error if the file cannot be looked at now (permission, no descriptor
+ * or memory left: a listing that fails, and is tried again), and
+ * SHMBUS_ENOENT if it is gone. */
 static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 {
 	struct jseg *s = jseg_new(first);
@@ -603,24 +610,35 @@ static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 	struct jseg_header h;
 	struct stat st;
 	int rc = 0;
-	bool damage = true;
+	bool damage = false;
+	ssize_t got = 0;
 	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = jerr_file(jerrno_code(errno), errno, j, first, ".seg",
 			       "open");
-		damage = rc != SHMBUS_ENOENT && rc != SHMBUS_EPERM &&
-			 rc != SHMBUS_ENOMEM;
-	} else if (fstat(fd, &st) != 0)
+	} else if (fstat(fd, &st) != 0) {
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "fstat");
-	else if (st.st_size < (off_t)sizeof(h))
-		rc = jerr_file(SHMBUS_ECORRUPT, 0, j, first, ".seg",
-			       "truncated: %lld bytes, shorter than a header",
-			       (long long)st.st_size);
-	else if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
-		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg",
-			       "reading the header");
-	else if ((rc = seg_check_header(j, s, &h)) == 0)
-		rc = seg_size_check(j, s, (uint64_t)st.st_size);
+	} else {
+		s->ino = (uint64_t)st.st_ino;
+		s->fsize = (uint64_t)st.st_size;
+		s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			      st.st_mtim.tv_nsec;
+		damage = true; /* from here: what the file holds */
+		if (st.st_size < (off_t)sizeof(h))
+			rc = jerr_file(SHMBUS_ECORRUPT, 0, j, first, ".seg",
+				       "truncated: %lld bytes, shorter than a "
+				       "header",
+				       (long long)st.st_size);
+		else if ((got = pread(fd, &h, sizeof(h), 0)) !=
+			 (ssize_t)sizeof(h)) {
+			damage = got >= 0 || errno == EIO;
+			rc = jerr_file(damage ? SHMBUS_ECORRUPT : SHMBUS_ESYS,
+				       got < 0 ? errno : 0, j, first, ".seg",
+				       "reading the header");
+		} else if ((rc = seg_check_header(j, s, &h)) == 0) {
+			rc = seg_size_check(j, s, (uint64_t)st.st_size);
+		}
+	}
 	if (fd >= 0)
 		close(fd);
 	if (rc && damage) {
@@ -754,13 +772,20 @@ bool jseg_name(const char *n, uint64_t *first, const char **ext)
 	return true;
 }
 
-/* A file of that name is in the table (a missing range's entry is not a
- * file: one restored under its name is taken). */
-static bool known(const shmbus_journal_t *j, uint64_t first)
+/* The entry of the file of that name, or -1 (a missing range's entry is
+ * not a file: one restored under its name is taken). */
+static int file_entry(const shmbus_journal_t *j, uint64_t first)
 {
 	int i = jseg_find(j, first);
-	return i >= 0 && j->segs[i]->first_seq == first &&
-	       j->segs[i]->lost != JLOST_GONE;
+	for (; i >= 0 && j->segs[i]->first_seq == first; i--)
+		if (j->segs[i]->lost != JLOST_GONE)
+			return i;
+	return -1;
+}
+
+static bool known(const shmbus_journal_t *j, uint64_t first)
+{
+	return file_entry(j, first) >= 0;
 }
 
 DIR *jdir_list(shmbus_journal_t *j)
@@ -777,14 +802,120 @@ DIR *jdir_list(shmbus_journal_t *j)
 	return d;
 }
 
+/* The file named d_name is not the one entry s was loaded from: made
+ * again under its name (another inode), or, for a file that failed its
+ * checks, changed since (restored, repaired: size, time). */
+static bool file_changed(shmbus_journal_t *j, const struct jseg *s,
+			 const struct dirent *e)
+{
+	if ((uint64_t)e->d_ino != s->ino)
+		return true;
+	struct stat st;
+	if (s->lost != JLOST_FILE ||
+	    fstatat(j->dirfd, e->d_name, &st, 0) != 0)
+		return false;
+	return (uint64_t)st.st_size != s->fsize ||
+	       (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+		       s->mtime_ns;
+}
+
+/* An entry that the listing did not return: its file is gone (retention,
+ * a writer's open that removed an empty last segment, a person). Dropped
+ * unless this handle reads it from its mapping (a sealed one, or one it
+ * read records from); kept if its name is there after all (made again
+ * during the listing: the next one looks again). */
+static bool drop_unlisted(shmbus_journal_t *j, struct jseg *s)
+{
+	char name[40];
+	struct stat st;
+	if (s->map && !s->sealed && !s->lost)
+		jseal_read(j, s, (const struct jseg_header *)s->map);
+	if (s->map && (s->sealed || s->count))
+		return false;
+	jname(name, s->first_seq, ".seg");
+	return fstatat(j->dirfd, name, &st, 0) != 0 && errno == ENOENT;
+}
+
+/* A listing's changes to the table, made only once it is whole: a
+ * listing that fails changes nothing, and the next one tries again. */
+struct listing {
+	struct jseg **add;   /* new entries */
+	uint32_t *replace;   /* ... of which those for entry i, or UINT32_MAX */
+	uint32_t n, cap;
+	uint8_t *seen;	     /* entries of the table it returned */
+};
+
+static int listing_take(struct listing *l, struct jseg *s, uint32_t replace)
+{
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? 2 * l->cap : 16;
+		struct jseg **a = realloc(l->add, cap * sizeof(*a));
+		if (a)
+			l->add = a;
+		uint32_t *r = a ? realloc(l->replace, cap * sizeof(*r)) : NULL;
+		if (r == NULL)
+			return shmbus_seterr(SHMBUS_ENOMEM,
+					     "journal: out of memory");
+		l->replace = r;
+		l->cap = cap;
+	}
+	l->add[l->n] = s;
+	l->replace[l->n++] = replace;
+	return 0;
+}
+
+/* The listing into the table: replaced entries, dropped ones, new ones;
+ * iterators find their place again (gen). */
+static int listing_commit(shmbus_journal_t *j, struct listing *l)
+{
+	uint32_t n0 = j->nsegs;
+	for (uint32_t k = 0; k < l->n; k++)
+		if (l->replace[k] != UINT32_MAX) {
+			uint32_t i = l->replace[k];
+			jseg_free(j->segs[i]);
+			j->segs[i] = l->add[k];
+			l->seen[i] = 1;
+			l->add[k] = NULL;
+			j->gen++;
+		}
+	for (uint32_t i = n0; i-- > 0;)
+		if (!l->seen[i] && drop_unlisted(j, j->segs[i]))
+			jseg_drop(j, i);
+	int rc = 0;
+	for (uint32_t k = 0; k < l->n; k++) {
+		if (l->add[k] == NULL)
+			continue;
+		if (rc == 0 && (rc = jseg_add(j, l->add[k])) == 0)
+			l->add[k] = NULL;
+	}
+	return rc;
+}
+
+static void listing_free(struct listing *l)
+{
+	for (uint32_t k = 0; k < l->n; k++)
+		jseg_free(l->add[k]);
+	free(l->add);
+	free(l->replace);
+	free(l->seen);
+}
+
 /* Walk the directory: load segments not yet known (all of them at open,
  * and from a reader's refresh the ones created since), a file that fails
- * its checks as a lost entry. Changes nothing on disk. */
+ * its checks as a lost entry; a known name whose file changed is loaded
+ * again, entries whose file is gone are dropped. Changes nothing on
+ * disk. */
 static int list_dir(shmbus_journal_t *j)
 {
-	DIR *d = jdir_list(j);
-	if (d == NULL)
-		return SHMBUS_ESYS;
+	struct listing l = {0};
+	l.seen = calloc(j->nsegs + 1, 1);
+	DIR *d = l.seen ? jdir_list(j) : NULL;
+	if (d == NULL) {
+		free(l.seen);
+		return l.seen ? SHMBUS_ESYS
+			      : shmbus_seterr(SHMBUS_ENOMEM,
+					      "journal: out of memory");
+	}
 	jdamage_clear(j); /* assessed again after the listing */
 	/* A reader takes only segments up to the newest one the writer had
 	 * announced before this listing began: those were in place then, and
@@ -793,6 +924,7 @@ static int list_dir(shmbus_journal_t *j)
 	 * checks is taken whatever its name: a segment is whole before it is
 	 * renamed in, so that is damage, not one being made. */
 	bool all = j->writer || j->ctl_rebuilt;
+	uint64_t had_newest = j->listed_newest;
 	/* acquire: pairs with the release in seg_create, after the rename
 	 * (the writer: its lock orders the last writer's stores) */
 	j->listed_newest = j->ctl_rebuilt
@@ -807,8 +939,17 @@ static int list_dir(shmbus_journal_t *j)
 		uint64_t first;
 		const char *ext;
 		if (!jseg_name(e->d_name, &first, &ext) ||
-		    strcmp(ext, ".seg") != 0 || known(j, first))
+		    strcmp(ext, ".seg") != 0)
 			continue;
+		int i = file_entry(j, first);
+		if (i >= 0) {
+			struct jseg *k = j->segs[i];
+			l.seen[i] = 1;
+			/* one this handle reads from its mapping is kept */
+			if ((k->map && (k->sealed || k->count) && !k->lost) ||
+			    !file_changed(j, k, e))
+				continue;
+		}
 		struct jseg *s;
 		rc = seg_load(j, first, &s);
 		if (rc == SHMBUS_ENOENT) { /* retention removed it */
@@ -819,10 +960,19 @@ static int list_dir(shmbus_journal_t *j)
 			jseg_free(s); /* not announced yet */
 			continue;
 		}
-		if (rc == 0 && (rc = jseg_add(j, s)) != 0)
+		if (rc == 0 &&
+		    (rc = listing_take(&l, s, i >= 0 ? (uint32_t)i
+						     : UINT32_MAX)) != 0)
 			jseg_free(s);
 	}
 	closedir(d);
+	if (rc == 0)
+		rc = listing_commit(j, &l);
+	listing_free(&l);
+	if (rc) { /* the table as it was: its missing ranges too */
+		j->listed_newest = had_newest;
+		jdamage_assess(j);
+	}
 	return rc;
 }
 

@@ -105,9 +105,12 @@ static int check_link(shmbus_journal_t *j, uint32_t i, uint64_t kept,
 			return 0;
 		from = kept;
 	} else {
-		const struct jseg *a = j->segs[i - 1];
+		struct jseg *a = j->segs[i - 1];
 		if (a->lost || prev == a->first_seq)
 			return 0;
+		/* where its records end: sealed since we looked, maybe */
+		if (!a->sealed && a->map)
+			jseal_read(j, a, (const struct jseg_header *)a->map);
 		from = a->count ? a->last_seq + 1 : a->first_seq + 1;
 	}
 	if (hint && from < kept)

@@ -36,6 +36,10 @@ struct jsparse_acc {
 /* One segment file as this handle knows it. */
 struct jseg {
 	uint64_t first_seq;
+	uint64_t uid; /* this entry, for iterators (never reused) */
+	/* the file as listed: a name whose file changed is loaded again */
+	uint64_t ino, fsize;
+	int64_t mtime_ns;
 	int fd;	      /* -1 until mapped */
 	uint8_t *map; /* the whole file, or NULL until first use */
 	size_t map_size;

@@ -42,6 +42,7 @@ struct shmbus_journal_iter {
 	uint64_t gen;	    /* j->gen when seg was found */
 	uint32_t seg;	    /* its index in j->segs */
 	uint64_t seg_first; /* its first sequence, to find it again */
+	uint64_t seg_uid;   /* ... and that it is still that entry */
 	bool positioned;
 	bool time_pending; /* still looking for the first late enough */
 	bool use_keys;	   /* following the key index of a sealed segment */
@@ -53,6 +54,13 @@ struct shmbus_journal_iter {
 	bool any;	/* ... unless no record was read in this segment */
 	uint64_t skipped; /* sequences retention removed before we read them */
 	uint64_t skip_cap; /* ... counted below it (jiter_count_skips_below) */
+	/* the lowest sequence not passed yet (read, reported lost, counted):
+	 * where the iterator goes on if its entry was replaced */
+	uint64_t next;
+	/* at a lost range of an end not known when it was reported: its
+	 * sequences from lost_lo are counted when the iterator leaves it */
+	bool lost_open;
+	uint64_t lost_lo;
 };
 
 #define QUERY_FLAGS                                                           \
@@ -79,6 +87,7 @@ int shmbus_journal_iter_open(shmbus_journal_t *j,
 	it->q = *q;
 	it->to = q->to_seq ? q->to_seq : UINT64_MAX;
 	it->skip_cap = it->to;
+	it->next = q->from_seq;
 	it->time_pending = (q->flags & SHMBUS_JOURNAL_BY_TIME) != 0;
 	*out = it;
 	return 0;
@@ -91,9 +100,33 @@ void shmbus_journal_iter_close(shmbus_journal_iter_t *it)
 
 /* ---------------------------------------------------------- segments */
 
+/* The reader at it->off of its last segment, unsealed, finds no record
+ * there, while the writer's end, in that segment, is past it: the file
+ * under that name is not the one we mapped (a writer's open removed an
+ * empty one, and it was made again). */
+static bool stale_last(const shmbus_journal_t *j, const struct jseg *last,
+		       const shmbus_journal_iter_t *it, uint64_t hint)
+{
+	if (it == NULL || it->seg + 1 != j->nsegs || last->sealed ||
+	    last->lost || last->map == NULL || hint != last->first_seq)
+		return false;
+	/* acquire: pairs with the writer's release of end_seq, after the
+	 * record and end_off: a record below that end_off is visible */
+	(void)atomic_load_explicit(&j->ctl->end_seq, memory_order_acquire);
+	uint64_t end = atomic_load_explicit(&j->ctl->end_off,
+					    memory_order_relaxed);
+	if (end <= it->off || it->off + sizeof(struct jrec_header) > j->seg_size)
+		return false;
+	/* acquire: pairs with the release store of the marker */
+	return atomic_load_explicit(&jrec_at(last, it->off)->marker,
+				    memory_order_acquire) == 0;
+}
+
 /* Readers: segments the writer made since we looked, if the control
- * file's hint says there are any (no system call otherwise). */
-static int catch_up(shmbus_journal_t *j)
+ * file's hint says there are any (no system call otherwise); or, at the
+ * end of an unsealed last segment, that segment made again (stale_last).
+ * A newest segment below our last: ours was removed. */
+static int catch_up(shmbus_journal_t *j, const shmbus_journal_iter_t *it)
 {
 	if (j->writer)
 		return 0;
@@ -105,8 +138,12 @@ static int catch_up(shmbus_journal_t *j)
 	 * a reader sees that seal too */
 	uint64_t hint = atomic_load_explicit(&j->ctl->seg_first,
 					     memory_order_acquire);
-	if (hint == UINT64_MAX || (last && hint <= last->first_seq))
+	if (hint == UINT64_MAX ||
+	    (last && hint == last->first_seq && !stale_last(j, last, it, hint)))
 		return 0;
+	if (last && hint < last->first_seq &&
+	    (last->sealed || last->lost || last->map == NULL))
+		return 0; /* not one a writer's open removes */
 	return journal_refresh(j);
 }
 
@@ -117,7 +154,7 @@ static bool index_helps(const shmbus_journal_iter_t *it,
 		return false;
 	if (it->q.flags & SHMBUS_JOURNAL_BY_KEY)
 		return true;
-	return seek && (it->time_pending || it->q.from_seq > s->first_seq);
+	return seek && (it->time_pending || it->next > s->first_seq);
 }
 
 /* Start reading segment i: at its first record, at the query's key in its
@@ -137,6 +174,7 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	it->lost_said = false;
 	it->seg = i;
 	it->seg_first = s->first_seq;
+	it->seg_uid = s->uid;
 	it->gen = j->gen;
 	it->positioned = true;
 	it->off = JSEG_DATA_OFF;
@@ -156,7 +194,7 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	if (!seek || e == NULL || (s->sealed && !indexed))
 		return 0;
 	int k = it->time_pending ? jsparse_time(e, n, it->q.from_time)
-				 : jsparse_seq(e, n, it->q.from_seq);
+				 : jsparse_seq(e, n, it->next);
 	if (k >= 0) {
 		it->off = e[k].off;
 		it->after = e[k].seq - 1;
@@ -178,7 +216,7 @@ static uint32_t time_segment(const shmbus_journal_t *j, uint64_t ts)
 static int start(shmbus_journal_iter_t *it)
 {
 	shmbus_journal_t *j = it->j;
-	int rc = catch_up(j);
+	int rc = catch_up(j, NULL);
 	if (rc || j->nsegs == 0)
 		return rc;
 	uint32_t i = it->time_pending
@@ -187,12 +225,12 @@ static int start(shmbus_journal_iter_t *it)
 	return enter(it, i, true);
 }
 
-/* Moving on from it->after to a segment that starts at next_first: the
+/* Moving on from it->next to a segment that starts at next_first: the
  * sequences between that retention removed before we read them (the
  * control file's first_seq, raised before a removal, passed us). */
 static void note_retention(shmbus_journal_iter_t *it, uint64_t next_first)
 {
-	uint64_t expected = it->after + 1;
+	uint64_t expected = it->next;
 	/* relaxed: seg_remove stores it (relaxed) before the unlink that
 	 * made us move on, and the system calls between order the two; at
 	 * worst a count is one removal late */
@@ -215,29 +253,60 @@ uint64_t shmbus_journal_iter_skipped(const shmbus_journal_iter_t *it)
 	return it ? it->skipped : 0;
 }
 
-/* Segments were removed (retention): find ours, or the first after it. */
+/* The table changed (a removal, a listing): find our entry again; if it
+ * was replaced (a file restored or made again under its name, a lost
+ * range assessed again), go on where we were, at it->next. */
 static int refind(shmbus_journal_iter_t *it)
 {
 	shmbus_journal_t *j = it->j;
 	int i = jseg_find(j, it->seg_first);
-	if (i >= 0 && j->segs[i]->first_seq == it->seg_first) {
-		/* a file restored under the name of the missing range we
-		 * were at: read it from its start */
-		if (!j->segs[i]->lost && j->segs[i]->map == NULL)
-			return enter(it, (uint32_t)i, true);
-		it->seg = (uint32_t)i;
-		it->gen = j->gen;
-		return 0;
-	}
-	uint32_t next = i < 0 || j->segs[i]->first_seq > it->seg_first
-				? 0
-				: (uint32_t)i + 1;
-	if (next >= j->nsegs) {
+	for (int k = i; k >= 0 && j->segs[k]->first_seq == it->seg_first; k--)
+		if (j->segs[k]->uid == it->seg_uid) {
+			it->seg = (uint32_t)k;
+			it->gen = j->gen;
+			return 0;
+		}
+	i = jseg_find(j, it->next);
+	if (i < 0) {
 		it->positioned = false;
 		return 0;
 	}
-	note_retention(it, j->segs[next]->first_seq);
-	return enter(it, next, true);
+	const struct jseg *s = j->segs[i];
+	bool past = s->lost && s->lost_to != UINT64_MAX &&
+		    s->lost_to <= it->next;
+	if (past || s->first_seq > it->next) {
+		/* next is past entry i (or before the first one) */
+		uint32_t n = s->first_seq > it->next ? (uint32_t)i
+						     : (uint32_t)i + 1;
+		if (n >= j->nsegs) {
+			it->positioned = false;
+			return 0;
+		}
+		note_retention(it, j->segs[n]->first_seq);
+		i = (int)n;
+	}
+	bool said = it->lost_open && j->segs[i]->lost &&
+		    j->segs[i]->first_seq <= it->lost_lo;
+	int rc = enter(it, (uint32_t)i, true);
+	it->lost_said |= said; /* the range we were at, reported */
+	return rc;
+}
+
+/* Leaving a lost range whose end was not known when it was reported: its
+ * sequences up to next_first, counted now. */
+static void lost_close(shmbus_journal_iter_t *it, uint64_t next_first)
+{
+	if (!it->lost_open)
+		return;
+	uint64_t cap = it->to < it->skip_cap ? it->to : it->skip_cap;
+	uint64_t hi = next_first < cap ? next_first : cap;
+	if (hi > it->lost_lo)
+		it->j->st.lost_seqs += hi - it->lost_lo;
+	it->lost_open = false;
+	if (next_first > it->next)
+		it->next = next_first;
+	it->after = next_first - 1;
+	it->any = false;
 }
 
 /* At the end of segment it->seg: the next one, if there is one. Returns
@@ -248,9 +317,11 @@ static int next_segment(shmbus_journal_iter_t *it)
 	struct jseg *s = j->segs[it->seg];
 	bool was_sealed = s->sealed;
 	if (it->seg + 1 >= j->nsegs) {
-		int rc = catch_up(j);
+		int rc = catch_up(j, it);
 		if (rc)
 			return rc;
+		if (it->gen != j->gen)
+			return 1; /* the listing changed the table: refind */
 	}
 	/* The end we met may have been a record not yet written, and the
 	 * writer has since finished this segment (sealing it before it makes
@@ -265,6 +336,8 @@ static int next_segment(shmbus_journal_iter_t *it)
 		it->done = true;
 		return 0;
 	}
+	if (s->lost)
+		lost_close(it, j->segs[it->seg + 1]->first_seq);
 	note_retention(it, j->segs[it->seg + 1]->first_seq);
 	int rc = enter(it, it->seg + 1, true);
 	return rc ? rc : 1;
@@ -368,8 +441,9 @@ static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 		shmbus_journal_entry_t *e)
 {
 	shmbus_journal_t *j = it->j;
-	uint64_t lo = s->first_seq > it->q.from_seq ? s->first_seq
-						    : it->q.from_seq;
+	/* what we read already is not lost (a range may begin inside
+	 * records a listing had not seen yet) */
+	uint64_t lo = s->first_seq > it->next ? s->first_seq : it->next;
 	uint64_t cap = it->to < it->skip_cap ? it->to : it->skip_cap;
 	uint64_t hi = s->lost_to < cap ? s->lost_to : cap;
 	it->lost_said = true;
@@ -377,11 +451,20 @@ static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 		it->after = s->lost_to - 1;
 		it->any = false;
 	}
-	if (lo >= hi || s->first_seq >= cap)
+	if (lo >= hi || s->first_seq >= cap) {
+		if (s->lost_to != UINT64_MAX && s->lost_to > it->next)
+			it->next = s->lost_to;
 		return 0;
+	}
 	j->st.lost_ranges++;
-	if (s->lost_to != UINT64_MAX)
+	if (s->lost_to != UINT64_MAX) {
 		j->st.lost_seqs += hi - lo;
+		it->next = s->lost_to;
+	} else { /* counted when its end is known: lost_close */
+		it->lost_open = true;
+		it->lost_lo = lo;
+		it->next = lo;
+	}
 	memset(e, 0, sizeof(*e));
 	e->segment = s->first_seq;
 	char what[400];
@@ -392,6 +475,9 @@ static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 
 static bool wanted(shmbus_journal_iter_t *it, const struct jrec_header *h)
 {
+	if (h->seq < it->next) /* passed already, before a refind */
+		return false;
+	it->next = h->seq + 1;
 	if (h->seq < it->q.from_seq)
 		return false;
 	if ((it->q.flags & SHMBUS_JOURNAL_BY_KEY) && h->key != it->q.key)
