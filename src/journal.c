@@ -720,7 +720,7 @@ int jseg_find(const shmbus_journal_t *j, uint64_t seq)
  * file below it is unlinked: the damage checks tell retention from loss
  * by it (journal_damage.c), also after a machine crash that kept the
  * unlink and lost a later write-back of this page. */
-static int raise_first(shmbus_journal_t *j, uint64_t first)
+int jraise_first(shmbus_journal_t *j, uint64_t first)
 {
 	/* relaxed: readers learn of a removal when the file is gone, and
 	 * load this after the system calls that told them */
@@ -742,7 +742,7 @@ static int seg_remove(shmbus_journal_t *j, uint32_t i)
 	char name[40];
 	int rc;
 	if (i == 0 && j->nsegs > 1 &&
-	    (rc = raise_first(j, j->segs[1]->first_seq)) != 0)
+	    (rc = jraise_first(j, j->segs[1]->first_seq)) != 0)
 		return rc;
 	jname(name, s->first_seq, ".seg");
 	if (s->lost != JLOST_GONE && unlinkat(j->dirfd, name, 0) != 0 &&
@@ -1395,7 +1395,7 @@ int shmbus_journal_retain(shmbus_journal_t *j)
 	if (n == 0)
 		return 0;
 	/* once for the pass, before its first unlink */
-	int rc = raise_first(j, j->segs[n]->first_seq);
+	int rc = jraise_first(j, j->segs[n]->first_seq);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
 		rc = seg_remove(j, 0);
 		j->st.removed += rc == 0;

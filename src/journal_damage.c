@@ -381,6 +381,37 @@ int jdamage_settle(shmbus_journal_t *j)
 	return 0;
 }
 
+int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
+			       uint64_t *to)
+{
+	if (j == NULL || !j->writer ||
+	    !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "journal: accepting a loss needs the "
+				     "writer, opened with "
+				     "SHMBUS_JOURNAL_ACCEPT_LOSS");
+	/* the missing ranges before the first file: never a file's */
+	uint32_t n = 0;
+	while (n < j->nsegs && j->segs[n]->lost == JLOST_GONE)
+		n++;
+	if (n == 0)
+		return 0;
+	uint64_t lo = j->segs[0]->first_seq;
+	uint64_t hi = n < j->nsegs ? j->segs[n]->first_seq : j->end_seq;
+	int rc = jraise_first(j, hi);
+	if (rc)
+		return rc;
+	while (n--)
+		jseg_drop(j, 0);
+	if (j->nsegs == 0) /* no file: a journal that starts at its end */
+		j->newest = JLINK_FIRST;
+	if (from)
+		*from = lo;
+	if (to)
+		*to = hi;
+	return 1;
+}
+
 /* ------------------------------------------- a lost control file */
 
 struct found {

@@ -211,6 +211,8 @@ int jseg_find(const shmbus_journal_t *j, uint64_t seq);
 bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 		const struct jseg_header *h);
 int jctl_write(shmbus_journal_t *j, const struct jctl *tmpl);
+/* The writer: the control file's first_seq raised to first, on disk. */
+int jraise_first(shmbus_journal_t *j, uint64_t first);
 uint32_t jctl_crc(const struct jctl *c);
 int jctl_map(shmbus_journal_t *j, int fd);
 bool jseg_name(const char *n, uint64_t *first, const char **ext);

@@ -1816,3 +1816,40 @@ Test(journal, a_bad_seal_over_a_bad_record_in_the_last_segment_is_refused)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	jt_rmrf(dir);
 }
+
+/* Review 6: the way out of a loss nobody needs: move the segments before
+ * it out, and acknowledge what is then missing at the head (the writer,
+ * with ACCEPT_LOSS, shmbus_journal_accept_loss): the journal starts after
+ * it, reads clean, and writers open without ACCEPT_LOSS. (Before: moving
+ * the segments out left the writer refusing "sequences 0 to N are
+ * missing", with no way to say the loss was seen.) */
+Test(journal, a_loss_at_the_head_is_acknowledged_for_good)
+{
+	char dir[256], msg[512];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	seq_journal(dir, 5000, firsts, 64);
+	rm_seg(dir, firsts[3]); /* the loss */
+	for (int i = 0; i < 3; i++)
+		rm_seg(dir, firsts[i]); /* moved out: nobody needs them */
+	shmbus_journal_t *j;
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
+	j = jopen(dir, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+	uint64_t from = 1, to = 1;
+	cr_assert_eq(shmbus_journal_accept_loss(j, &from, &to), 1, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(from, 0);
+	cr_assert_eq(to, firsts[4]);
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_accept_loss(j, NULL, NULL), 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(dir);
+	int rc;
+	cr_assert_eq(ro_replay(dir, NULL, &rc, msg), 5000 - firsts[4]);
+	cr_assert_eq(rc, 0, "%s", msg);
+	/* only the writer that accepts losses may */
+	j = jopen(dir, 0, 0);
+	cr_assert_eq(shmbus_journal_accept_loss(j, NULL, NULL), SHMBUS_EINVAL);
+	shmbus_journal_close(j);
+	jt_rmrf(dir);
+}

@@ -2124,6 +2124,44 @@ Test(tool, journal_verify_and_info_show_damage_beyond_records)
 	expect_out(want);
 }
 
+/* Review 6: `journal accept-loss` is the way out of a loss nobody needs:
+ * with the segments before it moved out, it acknowledges what is missing
+ * at the head, and the journal reads clean and opens for a writer again;
+ * a loss it cannot acknowledge is printed, exit status 1. (Before: an
+ * unknown verb, and no way but ACCEPT_LOSS on every open.) */
+Test(tool, journal_accept_loss_acknowledges_a_loss_for_good)
+{
+	char dir[256], p[512], want[256], path[300];
+	uint64_t f[64];
+	journal_make(dir);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	int n = (int)jt_seg_firsts(path, f, 64);
+	cr_assert_geq(n, 5, "only %d segments", n);
+	cr_assert_eq(unlink(jt_seg(p, dir, f[2], ".seg")), 0); /* the loss */
+	/* with segments before it: still reported, and said what to do */
+	cr_expect_eq(tool("journal accept-loss %s/j", dir), 1, "%s", out);
+	expect_out("still reported:");
+	expect_out("move the segment files before it out");
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(unlink(jt_seg(p, dir, f[i], ".seg")), 0);
+		unlink(jt_seg(p, dir, f[i], ".idx"));
+	}
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), SHMBUS_ECORRUPT);
+	cr_expect_eq(tool("journal accept-loss %s/j", dir), 0, "%s", out);
+	snprintf(want, sizeof(want), "acknowledged: sequences 10 to %llu are "
+				     "gone; the journal starts at %llu",
+		 (unsigned long long)f[3] - 1, (unsigned long long)f[3]);
+	expect_out(want);
+	cr_expect_eq(tool("journal verify %s/j", dir), 0, "%s", out);
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	/* a writer there: it says to stop it */
+	cr_expect_eq(tool("journal accept-loss %s/j 2>&1", dir), 2, "%s", out);
+	expect_out("stop its writer");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+}
+
 Test(tool, journal_bad_dirs_get_clear_errors)
 {
 	static const struct {

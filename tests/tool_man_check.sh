@@ -19,7 +19,7 @@ for cmd in $cmds; do
   done
 done
 # the journal's verbs: named in its section, every option of each
-for verb in info dump verify replay; do
+for verb in info dump verify replay accept-loss; do
   grep -q "^\.SS journal .*\b$verb\b" "$page" || { echo "no journal $verb"; exit 1; }
   for opt in $("$tool" journal "$verb" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
     grep -qF -- "$opt" <<<"$text" || { echo "journal $verb $opt is not in the man page"; exit 1; }

@@ -1,8 +1,9 @@
 /*
- * shmbus journal info|dump|verify|replay DIR ...: a journal directory
- * (include/shmbus/journal.h), always through a read-only handle, which may
- * run next to the writer and never changes a file. This file dispatches the
- * verbs, parses the options they share and does info and verify;
+ * shmbus journal info|dump|verify|replay|accept-loss DIR ...: a journal
+ * directory (include/shmbus/journal.h), through a read-only handle, which
+ * may run next to the writer and never changes a file -- but for
+ * accept-loss, which opens the writer. This file dispatches the verbs,
+ * parses the options they share and does info, verify and accept-loss;
  * journal_dump.c reads records out (dump, replay).
  */
 #define _GNU_SOURCE
@@ -25,9 +26,11 @@ static const char help[] =
 	"       shmbus journal verify DIR\n"
 	"       shmbus journal replay DIR BUS CHANNEL [QUERY] "
 	"[--skip-corrupt]\n"
+	"       shmbus journal accept-loss DIR\n"
 	"\n"
 	"A journal directory, as shmbus_journal_open or a journaler made it,\n"
-	"read without changing anything, also while its writer runs.\n"
+	"read without changing anything, also while its writer runs (but\n"
+	"accept-loss, which writes).\n"
 	"QUERY is any of --from SEQ, --to SEQ (exclusive), --since NS (the\n"
 	"bus clock) and --key K. `shmbus journal VERB --help` says more.\n";
 
@@ -92,6 +95,20 @@ static const char replay_help[] =
 	"ring is full (Ctrl-C stops it). A record longer than the channel's\n"
 	"records stops the replay there. Options as `shmbus journal dump`'s;\n"
 	"--skip-corrupt counts corrupt records and goes on.\n";
+
+static const char accept_help[] =
+	"usage: shmbus journal accept-loss DIR\n"
+	"\n"
+	"Says that the sequences lost from the journal in DIR are known to be\n"
+	"gone, so that its writer opens again without\n"
+	"SHMBUS_JOURNAL_ACCEPT_LOSS. It opens the writer with it (stop the\n"
+	"journaler first) -- what the open then gives up is printed -- and\n"
+	"acknowledges the sequences missing before the first segment file for\n"
+	"good: reads, verify and info no longer report them. A loss between\n"
+	"segment files is acknowledged once the segments before it are moved\n"
+	"out of DIR; a file that fails its checks, once it is moved out.\n"
+	"What is still reported is printed.\n"
+	"Exit status: 0 nothing left to report, 1 damage left, 2 failed.\n";
 
 /* A number option: its value, checked, where it goes. */
 static int number(struct jopts *o, int key, const char *arg)
@@ -161,6 +178,7 @@ static const struct verb {
 	{"verify", "DIR", verify_help, NULL, 1, journal_verify},
 	{"replay", "DIR BUS CHANNEL", replay_help, replay_opts, 3,
 	 journal_replay},
+	{"accept-loss", "DIR", accept_help, NULL, 1, journal_accept_loss},
 };
 
 /* After the command line parsed: what the options say together. */
@@ -181,7 +199,8 @@ int cmd_journal(int argc, char **argv)
 {
 	if (argc < 2)
 		return cli_usage_error("journal", "expects VERB DIR: info, "
-						  "dump, verify or replay");
+						  "dump, verify, replay or "
+						  "accept-loss");
 	const char *name = argv[1];
 	if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
 		fputs(help, stdout);
@@ -207,7 +226,7 @@ int cmd_journal(int argc, char **argv)
 	if (name[0] == '-')
 		return cli_usage_error("journal", "unknown option '%s'", name);
 	return cli_usage_error("journal", "unknown verb '%s': info, dump, "
-					  "verify or replay",
+					  "verify, replay or accept-loss",
 			       name);
 }
 
@@ -445,4 +464,57 @@ int journal_verify(const struct jopts *o, char **pos)
 		printf("clean\n");
 	shmbus_journal_close(j);
 	return bad || damaged ? 1 : 0;
+}
+
+/* --------------------------------------------------------- accept-loss */
+
+/* The writer opened with SHMBUS_JOURNAL_ACCEPT_LOSS; the loss at the head
+ * acknowledged; what is still reported, listed. */
+int journal_accept_loss(const struct jopts *o, char **pos)
+{
+	shmbus_journal_opts_t jo = {.flags = SHMBUS_JOURNAL_ACCEPT_LOSS};
+	shmbus_journal_t *j;
+	int rc = shmbus_journal_open(pos[0], &jo, &j);
+	if (rc == SHMBUS_EBUSY) {
+		fprintf(stderr, "shmbus %s: %s; stop its writer (the "
+				"journaler) and run this again\n",
+			o->cmd, shmbus_errmsg());
+		return 2;
+	}
+	if (rc) {
+		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
+		return 2;
+	}
+	shmbus_journal_recovery_t r;
+	shmbus_journal_get_recovery(j, &r);
+	if (r.reason[0])
+		printf("opened: %s\n", r.reason);
+	uint64_t from, to;
+	rc = shmbus_journal_accept_loss(j, &from, &to);
+	if (rc < 0) {
+		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
+		shmbus_journal_close(j);
+		return 2;
+	}
+	if (rc)
+		printf("acknowledged: sequences %llu to %llu are gone; the "
+		       "journal starts at %llu\n",
+		       (unsigned long long)from, (unsigned long long)to - 1,
+		       (unsigned long long)to);
+	else
+		printf("acknowledged: nothing (no loss before the first "
+		       "segment file)\n");
+	uint32_t left = damage_count(j);
+	shmbus_journal_damage_t d;
+	for (uint32_t i = 0; shmbus_journal_get_damage(j, i, &d); i++)
+		printf("still reported: %s\n", d.text);
+	if (left)
+		printf("move the segment files before it out of %s (or the "
+		       "file that fails its checks) and run this again\n",
+		       pos[0]);
+	if (shmbus_journal_close(j)) {
+		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
+		return 2;
+	}
+	return left ? 1 : 0;
 }

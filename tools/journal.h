@@ -24,5 +24,6 @@ int journal_info(const struct jopts *o, char **pos);
 int journal_verify(const struct jopts *o, char **pos);
 int journal_dump(const struct jopts *o, char **pos);
 int journal_replay(const struct jopts *o, char **pos);
+int journal_accept_loss(const struct jopts *o, char **pos);
 
 #endif

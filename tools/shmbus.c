@@ -29,7 +29,7 @@ static const struct command {
 	 "remove a durable subscriber name nobody reads", cmd_unsubscribe},
 	{"destroy", "BUS", "remove a bus and its channels", cmd_destroy},
 	{"journal", "VERB DIR ...", "a journal on disk: info, dump, verify, "
-	 "replay", cmd_journal},
+	 "replay, accept-loss", cmd_journal},
 #ifdef SHMBUS_HAVE_BRIDGE
 	{"bridge", "DIRECTION ...", "to and from Kafka or Redis Streams",
 	 cmd_bridge},

@@ -383,6 +383,22 @@ SHMBUS_API int shmbus_journal_get_damage(const shmbus_journal_t *j,
 					 uint32_t i,
 					 shmbus_journal_damage_t *d);
 
+/*
+ * A loss, acknowledged for good: the writer, opened with
+ * SHMBUS_JOURNAL_ACCEPT_LOSS, raises the control file's first sequence
+ * past the sequences missing before its first segment file (on disk
+ * before it returns), so that reads, verify and later writers' opens take
+ * them for what retention removed and report nothing. A loss between two
+ * segment files is acknowledged this way once the files before it are
+ * moved out of the directory (the journal then starts after it); a file
+ * that fails its checks stays reported until it is moved out, or
+ * retention removes it. 1 with the range [*from, *to) acknowledged (from
+ * and to may be NULL), 0 if the journal's head had no loss, or an error.
+ * `shmbus journal accept-loss DIR` does this.
+ */
+SHMBUS_API int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
+					  uint64_t *to);
+
 /* ------------------------------------- journaling a channel (journaler) */
 
 typedef struct shmbus_journal_attach_opts {
