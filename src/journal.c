@@ -976,6 +976,20 @@ static int list_dir(shmbus_journal_t *j)
 	return rc;
 }
 
+/* journal.ctl.PID.tmp of a process that is gone (jctl_write's, killed
+ * before its link): removed; a live one may be linking its own. */
+static void clean_ctl_tmp(shmbus_journal_t *j, const char *name)
+{
+	const size_t pre = strlen(CTL_NAME ".");
+	char *end;
+	if (strncmp(name, CTL_NAME ".", pre) != 0)
+		return;
+	long pid = strtol(name + pre, &end, 10);
+	if (pid > 0 && strcmp(end, ".tmp") == 0 && kill((pid_t)pid, 0) != 0 &&
+	    errno == ESRCH)
+		unlinkat(j->dirfd, name, 0);
+}
+
 /* A writer's open, once it is sure: what crashes leave (temporary files,
  * a reserved next segment, indexes without a segment) removed. */
 static void clean_dir(shmbus_journal_t *j)
@@ -987,8 +1001,10 @@ static void clean_dir(shmbus_journal_t *j)
 	while ((e = readdir(d)) != NULL) {
 		uint64_t first;
 		const char *ext;
-		if (!jseg_name(e->d_name, &first, &ext))
+		if (!jseg_name(e->d_name, &first, &ext)) {
+			clean_ctl_tmp(j, e->d_name);
 			continue;
+		}
 		if (strcmp(ext, ".seg.tmp") == 0 ||
 		    strcmp(ext, ".idx.tmp") == 0) {
 			unlinkat(j->dirfd, e->d_name, 0);
@@ -1122,6 +1138,10 @@ static int apply_recovery(shmbus_journal_t *j)
 		if (rc == 0 && s->count == 0) {
 			rc = seg_remove(j, i--);
 			j->rec.removed++;
+			/* on disk before a later segment of the same name or
+			 * below it can be: a crash must not leave both */
+			if (rc == 0)
+				fsync(j->dirfd);
 		} else if (rc == 0 && (!last || s->seal_bad)) {
 			/* a bad seal block: the segment was full once, and
 			 * every record in it checked */

@@ -62,9 +62,13 @@ static int flush_batch(void *ctx)
 }
 
 /* The journal's sequences are one bus epoch's: claim it for this bus, or
- * refuse a journal that holds another epoch's records. */
-static int claim_epoch(shmbus_journal_t *j, uint64_t epoch)
+ * refuse a journal that holds another epoch's records, or whose end is
+ * past every sequence this bus has claimed (a control file's end, taken
+ * after a lost newest segment, that is not true: the journaler would
+ * drop every record below it as journaled). */
+static int claim_epoch(shmbus_journal_t *j, shmbus_channel_t *ch)
 {
+	uint64_t epoch = shmbus_epoch(ch->bus);
 	struct jctl *c = j->ctl;
 	/* acquire: pairs with the release store of epoch_set below, made by
 	 * an earlier journaler of this directory */
@@ -79,6 +83,19 @@ static int claim_epoch(shmbus_journal_t *j, uint64_t epoch)
 				     "%016llx): journal this bus elsewhere",
 				     j->dir, (unsigned long long)had,
 				     (unsigned long long)epoch);
+	/* relaxed: producers' claims only grow; one claimed after this load
+	 * is above every record journaled before it */
+	uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
+					      memory_order_relaxed);
+	if (set && had == epoch && j->end_seq > claim)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "journal %s: its end, %llu, is past every "
+				     "sequence channel '%s' has claimed (%llu) "
+				     "on the bus it journals: journal.ctl's end "
+				     "is damaged; move the journal aside and "
+				     "journal the channel into a new directory",
+				     j->dir, (unsigned long long)j->end_seq,
+				     ch->name, (unsigned long long)claim);
 	/* relaxed: published by the release below */
 	atomic_store_explicit(&c->bus_epoch, epoch, memory_order_relaxed);
 	/* release: the epoch before the flag that says it is meaningful */
@@ -256,7 +273,7 @@ int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 	if (j->jr == NULL)
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
 	if (rc == 0)
-		rc = claim_epoch(j, shmbus_epoch(ch->bus));
+		rc = claim_epoch(j, ch);
 	if (rc == 0)
 		rc = open_dlq(j, ch, &jo);
 	if (rc == 0)

@@ -310,6 +310,15 @@ int jdamage_refuse(shmbus_journal_t *j)
 				     "If so, remove it and open again: the "
 				     "writer rebuilds it from the segments",
 				     what, more);
+	if (foreign && j->ctl_rebuilt)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "%s%s: journal.ctl is missing, and was "
+				     "rebuilt as the journal of the newest "
+				     "segment (id %016" PRIx64 "): move the "
+				     "other journal's segments out of this "
+				     "directory (if the newest is the stranger, "
+				     "move it out instead)",
+				     what, more, j->journal_id);
 	if (foreign)
 		return shmbus_seterr(SHMBUS_ECORRUPT,
 				     "%s%s: move the other journal's segment "
@@ -492,21 +501,17 @@ static int read_headers(shmbus_journal_t *j, struct found **out, uint32_t *nf,
 	return rc;
 }
 
-/* The journal the segments here belong to: the id most of them carry
- * (the newest among equals); its oldest creation time, the newest
- * segment's channel and the newest bus epoch recorded. */
+/* The journal the segments here belong to: the newest segment's (the one
+ * its writer made last; files of another journal dropped here are older,
+ * however many: a vote would let them outnumber ours); its oldest
+ * creation time, the newest segment's channel and the newest bus epoch
+ * recorded. */
 static struct jctl rebuilt(const struct found *f, uint32_t nf)
 {
-	uint32_t best = 0, votes = 0;
-	for (uint32_t a = 0; a < nf; a++) {
-		uint32_t v = 0;
-		for (uint32_t b = 0; b < nf; b++)
-			v += f[b].id == f[a].id;
-		if (v > votes || (v == votes && f[a].first > f[best].first)) {
+	uint32_t best = 0;
+	for (uint32_t a = 1; a < nf; a++)
+		if (f[a].first > f[best].first)
 			best = a;
-			votes = v;
-		}
-	}
 	const struct found *w = &f[best];
 	struct jctl c;
 	memset(&c, 0, sizeof(c));

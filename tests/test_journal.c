@@ -1853,3 +1853,64 @@ Test(journal, a_loss_at_the_head_is_acknowledged_for_good)
 	shmbus_journal_close(j);
 	jt_rmrf(dir);
 }
+
+/* Review 7: a lost journal.ctl is rebuilt as the journal of the newest
+ * segment, however many files of another journal lie about (a vote made
+ * them ours, and ours "another journal's"); a writer killed in jctl_write
+ * leaves journal.ctl.PID.tmp, which the next writer removes. */
+Test(journal, a_rebuilt_control_file_is_the_newest_segments_journal)
+{
+	char dir[256], other[256], p[512], q[1200];
+	uint64_t firsts[64];
+	jt_tmpdir(dir);
+	jt_tmpdir(other);
+	uint32_t nother = seq_journal(other, 5000, firsts, 64);
+	shmbus_journal_t *j = jopen(dir, 0, 64 * KB);
+	for (uint64_t s = 100000; s < 101000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	uint32_t nours = seg_firsts(dir, firsts, 64);
+	cr_assert_gt(nother, nours, "theirs outnumber ours");
+	snprintf(q, sizeof(q), "cp %s/j/*.seg %s/j/", other, dir);
+	cr_assert_eq(system(q), 0);
+	cr_assert_eq(unlink(jt_path(p, dir, "journal.ctl")), 0);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_damage_t d;
+	uint32_t n = 0;
+	for (uint32_t i = 0; shmbus_journal_get_damage(j, i, &d); i++) {
+		if (d.kind == SHMBUS_JOURNAL_DAMAGE_CONTROL)
+			continue;
+		cr_assert_lt(d.segment, 100000, "ours called foreign: %s",
+			     d.text);
+		n++;
+	}
+	cr_assert_eq(n, nother);
+	shmbus_journal_query_t sk = {.flags = SHMBUS_JOURNAL_SKIP_CORRUPT};
+	uint64_t got = 0, next = 0;
+	cr_assert_eq(shmbus_journal_replay(j, &sk, count_one, &next, &got), 0);
+	cr_assert_eq(got, 1000);
+	shmbus_journal_close(j);
+	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT);
+	cr_assert(strstr(shmbus_errmsg(), "00000000000000000000.seg") &&
+			  strstr(shmbus_errmsg(), "move the other journal's"),
+		  "%s", shmbus_errmsg());
+	/* theirs out: the writer rebuilds it, and a leftover of a writer
+	 * killed in jctl_write goes */
+	snprintf(q, sizeof(q), "rm %s/j/0000000000000000[0-4]*.*", dir);
+	cr_assert_eq(system(q), 0);
+	pid_t gone = test_fork();
+	if (gone == 0)
+		_exit(0);
+	cr_assert_eq(child_status(gone), 0);
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "journal.ctl.%d.tmp", (int)gone);
+	jt_copy_file(jt_seg(p, dir, firsts[0], ".seg"),
+		     jt_path(q, dir, tmp));
+	j = jopen(dir, 0, 0);
+	cr_assert_eq(shmbus_journal_end(j), 101000);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_assert_neq(access(q, F_OK), 0, "%s is left", tmp);
+	expect_clean(dir);
+	jt_rmrf(other);
+	jt_rmrf(dir);
+}

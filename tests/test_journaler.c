@@ -399,3 +399,45 @@ Test(journaler, spill_mid_batch_and_a_replay_start_while_evicted)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	shmbus_close(bus);
 }
+
+/* Review 7: after a lost newest segment, a writer that accepts the loss
+ * takes the control file's end (not CRC-protected): one past every
+ * sequence the bus has claimed is refused by the journaler, which would
+ * otherwise drop every record below it as journaled. (Before: attached,
+ * and the records published after it never reached the journal.) */
+Test(journaler, an_end_past_the_bus_is_refused)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("end"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(bus_name, &bus, "orders", 1024, 4096, 0);
+	shmbus_journal_opts_t jo = {.segment_size = 64 * 1024,
+				    .flags = SHMBUS_JOURNAL_ACCEPT_LOSS};
+	shmbus_journal_attach_opts_t ao = {.journal = &jo};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	static uint8_t rec[1000];
+	for (uint64_t k = 0; k < 200; k++)
+		cr_assert_eq(shmbus_publish(p, rec, sizeof(rec), k), 0);
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	uint64_t firsts[16], garbage = 1ull << 40;
+	uint32_t n = jt_seg_firsts(jdir, firsts, 16);
+	cr_assert_geq(n, 2);
+	char p1[600];
+	snprintf(p1, sizeof(p1), "%s/%020llu.seg", jdir,
+		 (unsigned long long)firsts[n - 1]);
+	cr_assert_eq(unlink(p1), 0);
+	snprintf(p1, sizeof(p1), "%s/journal.ctl", jdir);
+	jt_poke(p1, 144 /* end_seq */, &garbage, 8);
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, &ao, &j), SHMBUS_ECORRUPT,
+		     "attached");
+	cr_assert(strstr(shmbus_errmsg(), "is past every sequence"), "%s",
+		  shmbus_errmsg());
+	shmbus_producer_close(p);
+	shmbus_close(bus);
+}

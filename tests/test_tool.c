@@ -2162,6 +2162,58 @@ Test(tool, journal_accept_loss_acknowledges_a_loss_for_good)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 }
 
+/* Review 7: a damage's text, cut by the library at its buffer inside a
+ * character of a directory's UTF-8 name, is still in `info --json` (cut
+ * before that character). (Before: json_pack failed on it, and the
+ * damage was left out of the array without a word.) */
+Test(tool, journal_info_json_keeps_damage_cut_inside_a_character)
+{
+	char dir[256], path[600], p[700];
+	journal_dir(dir, 0);
+	/* two names of 100 two-byte characters, the second after an 'x' or
+	 * not: in one of the two texts, the byte where the library cuts is
+	 * the first of a character's two */
+	for (int x = 0; x < 2; x++) {
+		int at = snprintf(path, sizeof(path), "%s/%d", dir, x);
+		cr_assert_eq(mkdir(path, 0700), 0, "%s", path);
+		for (int k = 0; k < 2; k++) {
+			at += snprintf(path + at, sizeof(path) - (size_t)at,
+				       "/%s", k && x ? "x" : "");
+			for (int i = 0; i < 100; i++)
+				at += snprintf(path + at,
+					       sizeof(path) - (size_t)at,
+					       "\u00e9");
+			cr_assert_eq(mkdir(path, 0700), 0, "%s", path);
+		}
+		snprintf(path + at, sizeof(path) - (size_t)at, "/j");
+		shmbus_journal_opts_t jo = {.segment_size = 65536};
+		shmbus_journal_t *j;
+		cr_assert_eq(shmbus_journal_open(path, &jo, &j), 0, "%s",
+			     shmbus_errmsg());
+		static uint8_t buf[1000];
+		for (uint64_t s = 0; s < 200; s++)
+			cr_assert_eq(shmbus_journal_append(j, s, s, 1, s, buf,
+							   1000),
+				     0);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		uint64_t f[16];
+		cr_assert_geq(jt_seg_firsts(path, f, 16), 3);
+		snprintf(p, sizeof(p), "%s/%020llu.seg", path,
+			 (unsigned long long)f[1]);
+		cr_assert_eq(unlink(p), 0);
+		cr_assert_eq(tool("journal info '%s' --json", path), 0, "%s",
+			     out);
+		json_t *doc = json_loads(out, 0, NULL);
+		cr_assert_not_null(doc, "%s", out);
+		json_t *dm = json_object_get(doc, "damage");
+		cr_assert_eq(json_array_size(dm), 1, "%d: %s", x, out);
+		const char *text = json_string_value(
+			json_object_get(json_array_get(dm, 0), "text"));
+		cr_assert(text && strstr(text, "\u00e9\u00e9"), "%s", out);
+		json_decref(doc);
+	}
+}
+
 Test(tool, journal_bad_dirs_get_clear_errors)
 {
 	static const struct {

@@ -319,6 +319,30 @@ static void info_text(const struct info *in)
 	fmt_wrap(stdout, 11, in->rec.reason, 80);
 }
 
+/* A damage's text as JSON: the library cuts it at its buffer's size,
+ * maybe inside a character (a directory's name in UTF-8): cut before
+ * that character; bytes that are not UTF-8 at all become '?'. */
+static json_t *text_json(const char *text)
+{
+	char buf[sizeof(((shmbus_journal_damage_t *)0)->text)];
+	snprintf(buf, sizeof(buf), "%s", text);
+	json_t *v = json_string(buf);
+	size_t n = strlen(buf), k = n;
+	/* the last character's lead byte, up to 3 continuation bytes back */
+	while (v == NULL && k > 0 && n - k < 4 &&
+	       ((unsigned char)buf[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (v == NULL && k > 0 && (unsigned char)buf[k - 1] >= 0xc0) {
+		buf[k - 1] = '\0';
+		v = json_string(buf);
+	}
+	if (v == NULL) {
+		char safe[sizeof(buf)];
+		v = json_string(fmt_name(safe, text, sizeof(safe) - 1));
+	}
+	return v;
+}
+
 static int info_json(const struct info *in)
 {
 	const shmbus_journal_recovery_t *r = &in->rec;
@@ -357,7 +381,7 @@ static int info_json(const struct info *in)
 			     d.kind == SHMBUS_JOURNAL_DAMAGE_UNREADABLE;
 		json_array_append_new(
 			dmg,
-			json_pack("{s:s, s:o, s:o, s:o, s:s}", "kind",
+			json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind",
 				  kinds[d.kind < 5 ? d.kind : 0], "from",
 				  range ? codec_u64(d.from) : json_null(),
 				  "to",
@@ -367,7 +391,7 @@ static int info_json(const struct info *in)
 				  "segment",
 				  d.segment != UINT64_MAX ? codec_u64(d.segment)
 							  : json_null(),
-				  "text", d.text));
+				  "text", text_json(d.text)));
 	}
 	json_object_set_new(doc, "damage", dmg ? dmg : json_null());
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
