@@ -104,12 +104,15 @@ enum shmbus_journal_flags {
 	 * flushes before its cursor moves. */
 	SHMBUS_JOURNAL_BUFFERED = 1u << 2,
 	/* Writer: open a journal that has lost sequences (a segment file
-	 * missing, or one that fails its checks: shmbus_journal_get_damage)
-	 * and append after them. Without it such an open fails with
+	 * missing, or one that fails its checks: shmbus_journal_get_damage;
+	 * records gone from below the end the last writer published) and
+	 * append after them. Without it such an open fails with
 	 * SHMBUS_ECORRUPT naming the damage and changes nothing; with it,
 	 * the damage stays where it is and every read, verify and info go
-	 * on reporting it, until retention removes it. Never needed after
-	 * a crash of a process; docs/journal.md, "Damage", says when. */
+	 * on reporting it, until retention removes it or
+	 * shmbus_journal_accept_loss acknowledges it. Never needed after a
+	 * crash of a process, nor for what a machine crash took that was
+	 * not synced; docs/journal.md, "Damage", says when. */
 	SHMBUS_JOURNAL_ACCEPT_LOSS = 1u << 3,
 };
 
@@ -310,7 +313,8 @@ typedef struct shmbus_journal_stats {
 	uint64_t indexes_rebuilt; /* missing or bad index files rebuilt */
 	/* ranges that could not be read (a segment missing, or failing its
 	 * checks) met by this handle's reads, and the sequences of them
-	 * that the reads wanted (a range whose end is not known counts 0) */
+	 * that the reads wanted and had not read (a range whose end is not
+	 * known is counted when a read moves past it) */
 	uint64_t lost_ranges;
 	uint64_t lost_seqs;
 } shmbus_journal_stats_t;
