@@ -215,11 +215,53 @@ void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		snprintf(out, n, "%s: %s cannot be read", s->why, range);
 }
 
+/* The control file's acknowledged ranges, if they check; else none. */
+static struct jctl_acked *acked(const shmbus_journal_t *j)
+{
+	struct jctl_acked *a =
+		(struct jctl_acked *)((uint8_t *)j->ctl + JCTL_ACKED_OFF);
+	if (a->n == 0 || a->n > JCTL_ACKED_MAX ||
+	    a->crc != crc32c(a->r, a->n * sizeof(a->r[0]), 0))
+		return NULL;
+	return a;
+}
+
 /* Lost entry s is not refused: what a machine restart took (never
- * another journal's file). */
+ * another journal's file), now or at an earlier open that recorded it. */
 static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
 {
-	return s->lost && !s->foreign && jcrash_lost(j, s->first_seq);
+	if (!s->lost || s->foreign)
+		return false;
+	if (jcrash_lost(j, s->first_seq))
+		return true;
+	const struct jctl_acked *a = acked(j);
+	for (uint32_t i = 0; a && i < a->n; i++)
+		if (a->r[i].from <= s->first_seq && s->lost_to != UINT64_MAX &&
+		    s->lost_to <= a->r[i].to)
+			return true;
+	return false;
+}
+
+/* A writer's open: [from, to) recorded as taken for good (a range of a
+ * machine restart that stays in the middle of the journal); ranges below
+ * the oldest segment are dropped, and the oldest one if there is no room
+ * (a later open refuses it again: never silent). */
+static void ack(shmbus_journal_t *j, uint64_t from, uint64_t to)
+{
+	struct jctl_acked *a =
+		(struct jctl_acked *)((uint8_t *)j->ctl + JCTL_ACKED_OFF);
+	struct jctl_acked n = {0};
+	const struct jctl_acked *had = acked(j);
+	uint64_t oldest = j->nsegs ? j->segs[0]->first_seq : 0;
+	for (uint32_t i = 0; had && i < had->n; i++)
+		if (had->r[i].to > oldest)
+			n.r[n.n++] = had->r[i];
+	if (n.n == JCTL_ACKED_MAX)
+		memmove(n.r, n.r + 1, --n.n * sizeof(n.r[0]));
+	n.r[n.n].from = from;
+	n.r[n.n++].to = to;
+	n.crc = crc32c(n.r, n.n * sizeof(n.r[0]), 0);
+	memcpy(a, &n, sizeof(n)); /* on disk with the open's msync */
 }
 
 /* The entry a writer's open appends after: the last that is not what a
@@ -356,16 +398,18 @@ int jdamage_settle(shmbus_journal_t *j)
 {
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		const struct jseg *s = j->segs[i];
-		if (s->cut && !crash_took(j, s)) /* sealed at its last record */
+		bool now = jcrash_lost(j, s->first_seq); /* this restart's */
+		if (s->lost == JLOST_GONE && s->cut && !crash_took(j, s))
+			/* sealed at its last record by apply_recovery */
 			jnote(j, "loss accepted: sequences %" PRIu64 " to %" PRIu64
 				 " after the records of unsealed segment %" PRIu64,
 			      s->first_seq, s->lost_to - 1, s->gone);
-		else if (crash_took(j, s) && s->lost_to != UINT64_MAX)
+		else if (now && crash_took(j, s) && s->lost_to != UINT64_MAX)
 			jnote(j, "sequences %" PRIu64 " to %" PRIu64 " were "
 				 "not synced before the machine restarted, "
 				 "and are gone",
 			      s->first_seq, s->lost_to - 1);
-		else if (crash_took(j, s))
+		else if (now && crash_took(j, s))
 			jnote(j, "sequences %" PRIu64 " on were not synced "
 				 "before the machine restarted, and are gone",
 			      s->first_seq);
@@ -375,6 +419,15 @@ int jdamage_settle(shmbus_journal_t *j)
 		int rc = crash_took(j, j->segs[i]) ? drop_entry(j, i) : 0;
 		if (rc)
 			return rc;
+	}
+	/* those that stay, in the middle (not a cut that apply_recovery
+	 * seals away): for good, so that the next open, of this boot, does
+	 * not refuse them */
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		const struct jseg *g = j->segs[i];
+		if (!g->cut && jcrash_lost(j, g->first_seq) &&
+		    crash_took(j, g) && g->lost_to != UINT64_MAX)
+			ack(j, g->first_seq, g->lost_to);
 	}
 	/* what refuse_tail let through: taken by a restart, or accepted */
 	const struct jseg *s = k >= 0 ? j->segs[k] : NULL;

@@ -240,4 +240,25 @@ _Static_assert(sizeof(struct jctl) == 256, "control ABI");
 #define JCTL_SIZE 4096u
 #define JCTL_CRC_TO 92u
 
+/*
+ * After the header, at JCTL_ACKED_OFF: sequences a writer's open took as
+ * gone for good in the middle of the journal -- what a machine restart
+ * took that was not synced (docs/journal.md, "Damage") -- so that later
+ * writers, of the same boot, do not refuse them again (readers go on
+ * reporting them). Written whole by the writer under its lock; trusted
+ * only if its CRC passes. Zeros in journals made before it existed.
+ */
+#define JCTL_ACKED_MAX 64u
+struct jctl_acked {
+	uint32_t n;
+	uint32_t crc; /* CRC32C of r[0, n) */
+	struct {
+		uint64_t from, to; /* [from, to) */
+	} r[JCTL_ACKED_MAX];
+};
+#define JCTL_ACKED_OFF 256u
+_Static_assert(JCTL_ACKED_OFF >= sizeof(struct jctl) &&
+		       JCTL_ACKED_OFF + sizeof(struct jctl_acked) <= JCTL_SIZE,
+	       "control ABI");
+
 #endif /* SHMBUS_JOURNAL_FORMAT_H */

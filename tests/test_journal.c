@@ -1705,6 +1705,28 @@ Test(journal, a_machine_restart_takes_only_what_was_not_synced)
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	expect_clean(work);
 	cr_assert_eq(ro_replay(work, NULL, &rc, msg), 5000, "%s", msg);
+	/* a segment in the middle whose header never reached the disk: the
+	 * first writer after the restart says so; it stays a range readers
+	 * report, and the writers after it, of this boot, open too */
+	jt_copy(dir, work);
+	jt_poke(jt_seg(msg, work, firsts[3], ".seg"), 0, zeros, 4096);
+	other_boot(work, firsts[3]);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(jopen_rc(work, 0, &j), 0, "open %d: %s", k,
+			     shmbus_errmsg());
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert(k > 0 || strstr(rec.reason, "not synced before the "
+						      "machine"),
+			  "%s", rec.reason);
+		cr_assert_eq(shmbus_journal_end(j), 5000);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+	}
+	cr_assert_eq(ro_verify(work, msg), 1, "%s", msg);
+	cr_assert(strstr(msg, "cannot be read"), "%s", msg);
+	other_boot(work, firsts[3] - 1); /* synced into it: a loss */
+	cr_assert_eq(jopen_rc(work, 0, &j), 0, "recorded: %s",
+		     shmbus_errmsg());
+	shmbus_journal_close(j);
 	jt_rmrf(work);
 	jt_rmrf(dir);
 }
