@@ -25,6 +25,13 @@
  * failing its checks) is an entry of the segment table like the others:
  * an iterator that reaches it reports it once (SHMBUS_ECORRUPT, offset
  * 0), counts the sequences the query wanted of it, and goes on after it.
+ *
+ * The table changes under an iterator (retention, a listing that loads a
+ * file made again under a known name, missing ranges assessed again):
+ * it finds its entry again by identity (uid), and if that entry is gone,
+ * goes on at the lowest sequence it has not passed (`next`), so that
+ * nothing below it is delivered or counted twice and nothing above it is
+ * skipped.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
