@@ -177,12 +177,16 @@ static int tail_bad(shmbus_journal_t *j, struct jseg *s, uint64_t off,
 	if (middle && !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS) &&
 	    !jcrash_lost(j, after + 1))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
-				 "not the last segment, and unsealed: its "
-				 "record at offset %" PRIu64 " is bad (%s), "
+				 "%s: its record at offset %" PRIu64
+				 " is bad (%s), "
 				 "with %" PRIu64 " valid records after it "
 				 "that a cut would lose: restore the file "
 				 "from a backup, or open the writer with "
 				 "SHMBUS_JOURNAL_ACCEPT_LOSS to cut it there",
+				 s->seal_bad ? "its seal block fails its CRC "
+					       "(it was full: not a torn tail)"
+					     : "not the last segment, and "
+					       "unsealed",
 				 off, why, valid);
 	if (valid && (j->flags & SHMBUS_JOURNAL_STRICT))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, s->first_seq, ".seg",
