@@ -7,9 +7,10 @@
  *   valgrind --tool=callgrind build/bench/hotpath 1000 64 block
  *   valgrind --tool=callgrind build/bench/hotpath 2000 64 block
  *
- * Arguments: rounds (of 64 records), payload bytes, stall policy (block or
- * evict: an evict channel's subscriber copies each record out and checks
- * it before its handler sees it).
+ * Arguments: rounds (of 64 records), payload bytes, and the reader: block
+ * (a subscriber of a block-policy channel), evict (of an evict-policy
+ * channel: it copies each record out and checks it before its handler
+ * sees it), group or keyed (a competing group of one member).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,12 +33,15 @@ static int count(const shmbus_record_t *r, void *ctx)
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: hotpath ROUNDS BYTES block|evict\n");
+		fprintf(stderr, "usage: hotpath ROUNDS BYTES "
+				"block|evict|group|keyed\n");
 		return 2;
 	}
 	uint64_t rounds = strtoull(argv[1], NULL, 10);
 	uint32_t size = (uint32_t)strtoul(argv[2], NULL, 10);
 	int evict = strcmp(argv[3], "evict") == 0;
+	int keyed = strcmp(argv[3], "keyed") == 0;
+	int group = keyed || strcmp(argv[3], "group") == 0;
 	if (size < 8 || size > 4096) {
 		fprintf(stderr, "hotpath: BYTES is 8..4096\n");
 		return 2;
@@ -52,13 +56,15 @@ int main(int argc, char **argv)
 		.record_size = size,
 		.capacity = 4 * BATCH,
 		.stall_policy = evict ? SHMBUS_STALL_EVICT : SHMBUS_STALL_BLOCK};
-	shmbus_sub_opts_t so = {.name = "hot",
-				.flags = SHMBUS_SUB_NO_LATENCY};
+	shmbus_sub_opts_t so = {
+		.name = "hot",
+		.flags = SHMBUS_SUB_NO_LATENCY | (keyed ? SHMBUS_GROUP_KEYED : 0)};
 	uint64_t sum = 0;
 	if (shmbus_open(name, NULL, &bus) ||
 	    shmbus_channel_open(bus, "hot", &co, &ch) ||
 	    shmbus_producer_open(ch, NULL, &p) ||
-	    shmbus_subscribe(ch, count, &sum, &so, &s)) {
+	    (group ? shmbus_group_join(ch, count, &sum, &so, &s)
+		   : shmbus_subscribe(ch, count, &sum, &so, &s))) {
 		fprintf(stderr, "hotpath: %s\n", shmbus_errmsg());
 		shmbus_unlink(name);
 		return 1;
@@ -67,7 +73,7 @@ int main(int argc, char **argv)
 	for (uint64_t r = 0; r < rounds; r++) {
 		for (uint32_t i = 0; i < BATCH; i++) {
 			memcpy(buf, &i, sizeof(i));
-			if (shmbus_publish(p, buf, size, i))
+			if (shmbus_publish(p, buf, size, r * BATCH + i))
 				return 1;
 		}
 		if (shmbus_poll(s, BATCH) != (int)BATCH)

@@ -1,6 +1,8 @@
 /*
  * group: 1 producer -> a competing-consumer group of 2 members
- * (shmbus_group_join): each record must reach exactly one member. Each
+ * (shmbus_group_join): each record must reach exactly one member; group1:
+ * of one member, against `throughput`'s plain subscriber (what the group
+ * protocol costs a record, on two processes). Each
  * member marks the counters it handled in a bitmap of its own in shared
  * memory (no contention between members); the parent checks afterwards
  * that every counter is marked exactly once.
@@ -15,28 +17,37 @@
 #include "bench.h"
 #include "timer.h"
 
-#define MEMBERS 2
+#define MAX_MEMBERS 2
 #define STALL_NS 2000000000ull /* no progress this long, producer done */
+
+struct group_cfg {
+	bool keyed;
+	int members;
+};
 
 struct layout {
 	_Atomic uint64_t *handled;
-	uint64_t *bits[MEMBERS]; /* one bitmap per member */
-	uint64_t words;		 /* per bitmap */
+	uint64_t *bits[MAX_MEMBERS]; /* one bitmap per member */
+	uint64_t words;		     /* per bitmap */
 };
 
 static void layout_at(struct run *r, struct layout *l)
 {
+	const struct group_cfg *cfg = r->arg;
 	uint64_t total = r->warmup + r->count;
 	l->words = (total + 63) / 64;
 	l->handled = (_Atomic uint64_t *)r->scratch;
-	for (int m = 0; m < MEMBERS; m++)
-		l->bits[m] = (uint64_t *)((uint8_t *)r->scratch + 4096) +
-			     (size_t)m * l->words;
+	for (int m = 0; m < MAX_MEMBERS; m++)
+		l->bits[m] = m < cfg->members
+				     ? (uint64_t *)((uint8_t *)r->scratch +
+						    4096) +
+					       (size_t)m * l->words
+				     : NULL;
 }
 
-static size_t scratch_for(uint64_t total)
+static size_t scratch_for(uint64_t total, int members)
 {
-	return 4096 + MEMBERS * ((total + 63) / 64) * 8;
+	return 4096 + (size_t)members * ((total + 63) / 64) * 8;
 }
 
 struct member {
@@ -155,9 +166,10 @@ static int child(struct run *r, int idx)
 	struct member m = {.bits = l.bits[idx - 1],
 			   .total = r->warmup + r->count};
 	memset(m.bits, 0, l.words * 8); /* fault it in before any clock */
+	const struct group_cfg *cfg = r->arg;
 	shmbus_sub_opts_t so = {.name = "group",
 				.wait = r->wait,
-				.flags = r->arg ? SHMBUS_GROUP_KEYED : 0};
+				.flags = cfg->keyed ? SHMBUS_GROUP_KEYED : 0};
 	shmbus_sub_t *s;
 	rc = shmbus_group_join(ch, on_record, &m, &so, &s);
 	if (rc) {
@@ -194,7 +206,7 @@ static int check(struct run *r, char *why, size_t len)
 		uint64_t want = w + 1 < l.words || total % 64 == 0
 					? ~0ull
 					: (1ull << (total % 64)) - 1;
-		uint64_t a = l.bits[0][w], b = l.bits[1][w];
+		uint64_t a = l.bits[0][w], b = l.bits[1] ? l.bits[1][w] : 0;
 		missing += (uint64_t)__builtin_popcountll(want & ~(a | b));
 		dup += (uint64_t)__builtin_popcountll(a & b);
 	}
@@ -205,15 +217,17 @@ static int check(struct run *r, char *why, size_t len)
 	return missing || dup;
 }
 
-static int group(const struct bench_opts *o, const char *name, bool keyed)
+static int group(const struct bench_opts *o, const char *name, bool keyed,
+		 int members)
 {
 	struct run r;
+	struct group_cfg cfg = {keyed, members};
 	uint64_t count = default_count(o, false);
 	uint64_t total = count + default_warmup(o, count);
-	if (run_init(&r, o, name, o->size ? o->size : 64, 1 + MEMBERS,
-		     scratch_for(total)))
+	if (run_init(&r, o, name, o->size ? o->size : 64, 1 + members,
+		     scratch_for(total, members)))
 		return 1;
-	r.arg = keyed ? &r : NULL; /* non-NULL: a keyed group */
+	r.arg = &cfg;
 	r.count = count;
 	r.warmup = total - count;
 	int rc = run_procs(&r, child);
@@ -229,18 +243,19 @@ static int group(const struct bench_opts *o, const char *name, bool keyed)
 	}
 	uint64_t worst = 0, flt = 0;
 	char split[64] = "";
-	for (int i = 1; i <= MEMBERS; i++) {
+	for (int i = 1; i <= members; i++) {
 		const struct proc_result *pr = &r.ctl->res[i];
 		worst = pr->elapsed_ns > worst ? pr->elapsed_ns : worst;
 		flt = pr->minflt > flt ? pr->minflt : flt;
 	}
+	uint64_t second = members > 1 ? r.ctl->res[2].delivered : 0;
 	snprintf(split, sizeof(split), "%llu/%llu",
 		 (unsigned long long)r.ctl->res[1].delivered,
-		 (unsigned long long)r.ctl->res[2].delivered);
+		 (unsigned long long)second);
 	struct result res;
 	result_init(&res, &r);
 	result_from_tp(&res, r.count, worst, r.size);
-	snprintf(res.variant, sizeof(res.variant), "members=%d", MEMBERS);
+	snprintf(res.variant, sizeof(res.variant), "members=%d", members);
 	res.slot_size = r.ctl->res[0].slot_size;
 	res.minflt = flt;
 	res.minflt_peer = r.ctl->res[0].minflt;
@@ -254,9 +269,9 @@ static int group(const struct bench_opts *o, const char *name, bool keyed)
 			 r.nprocs, o->ncpus, wait_name(r.wait),
 			 wait_name(o->wait));
 	snprintf(res.extra_json, sizeof(res.extra_json),
-		 ",\"members\":%d,\"member_records\":[%llu,%llu]", MEMBERS,
+		 ",\"members\":%d,\"member_records\":[%llu,%llu]", members,
 		 (unsigned long long)r.ctl->res[1].delivered,
-		 (unsigned long long)r.ctl->res[2].delivered);
+		 (unsigned long long)second);
 	report_result(o, &res);
 	run_free(&r);
 	return 0;
@@ -264,10 +279,20 @@ static int group(const struct bench_opts *o, const char *name, bool keyed)
 
 int wl_group(const struct bench_opts *o)
 {
-	return group(o, "group", false);
+	return group(o, "group", false, 2);
 }
 
 int wl_group_keyed(const struct bench_opts *o)
 {
-	return group(o, "group-keyed", true);
+	return group(o, "group-keyed", true, 2);
+}
+
+int wl_group1(const struct bench_opts *o)
+{
+	return group(o, "group1", false, 1);
+}
+
+int wl_group1_keyed(const struct bench_opts *o)
+{
+	return group(o, "group1-keyed", true, 1);
 }
