@@ -66,14 +66,24 @@ int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from);
 int live_wait(shmbus_sub_t *s, uint64_t timeout_ns);
 void live_free(shmbus_sub_t *s);
 
-static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
+/* The fields of a handed-over record that are the same for every record
+ * of a poll: set once (the read loop keeps one record and refills the
+ * rest, record_fill). */
+static inline void record_constants(const shmbus_sub_t *s, shmbus_record_t *r)
+{
+	r->channel_id = s->ch->id;
+	r->attempt = 1;
+	r->reserved = 0;
+}
+
+static inline void record_fill(shmbus_record_t *r, uint32_t record_size,
 			       uint64_t seq, uint32_t marker, uint32_t lf,
 			       uint64_t ts, uint64_t key, uint64_t origin,
 			       const void *data)
 {
 	uint32_t len = lf & SLOT_LEN_MASK;
-	if (len > s->ch->record_size) /* a corrupt length never overruns */
-		len = s->ch->record_size;
+	if (len > record_size) /* a corrupt length never overruns */
+		len = record_size;
 	r->data = data;
 	r->len = len;
 	r->flags = lf >> 24;
@@ -81,10 +91,17 @@ static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
 	r->timestamp = ts;
 	r->key = key;
 	r->origin = origin ? origin - 1 : seq;
-	r->channel_id = s->ch->id;
 	r->producer = marker & MARKER_PART_MASK;
-	r->attempt = 1;
-	r->reserved = 0;
+}
+
+static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
+			       uint64_t seq, uint32_t marker, uint32_t lf,
+			       uint64_t ts, uint64_t key, uint64_t origin,
+			       const void *data)
+{
+	record_constants(s, r);
+	record_fill(r, s->ch->record_size, seq, marker, lf, ts, key, origin,
+		    data);
 }
 
 /* Publish-to-now latency of a record about to be handled, into the row's

@@ -148,6 +148,9 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 			return (int)done;
 	}
 	uint64_t seq = s->next_seq;
+	const uint32_t record_size = ch->record_size, slot_size = ch->slot_size;
+	shmbus_record_t r; /* refilled per record, the rest set once */
+	record_constants(s, &r);
 	while (done < max) {
 		uint32_t lim = max - done < s->batch ? max - done : s->batch;
 		if (s->n_after) {
@@ -178,11 +181,10 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 							  memory_order_acquire);
 			uint32_t tag = marker_tag(m);
 			if (__builtin_expect(tag == want, 1)) {
-				shmbus_record_t r;
 				if (!evictable)
-					fill_record(s, &r, seq, m, h->len_flags,
-						    h->timestamp, h->key,
-						    h->origin, h + 1);
+					record_fill(&r, record_size, seq, m,
+						    h->len_flags, h->timestamp,
+						    h->key, h->origin, h + 1);
 				else if (!copy_intact(s, h, seq, m, &r))
 					return rejoin(s, seq);
 				if (n == 0 && s->lat)
@@ -197,7 +199,7 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 			} else {
 				break;
 			}
-			slot += ch->slot_size;
+			slot += slot_size;
 			if (slot == end) {
 				slot = ch->slots;
 				want = marker_tag_make(++lap, SLOT_COMMITTED);
