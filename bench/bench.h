@@ -47,6 +47,7 @@ struct bench_opts {
 	char bus[SHMBUS_NAME_MAX + 1];
 	uint32_t capacity; /* ring slots for throughput workloads */
 	uint32_t stall_policy; /* shmbus_stall_policy of every channel */
+	bool no_timestamp;     /* channels with SHMBUS_CH_NO_TIMESTAMP */
 	unsigned timeout_s;
 	double timer_overhead_ns;
 	char dir[256]; /* journal: where its files go; "" = /var/tmp */

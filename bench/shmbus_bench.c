@@ -124,7 +124,7 @@ static void usage(FILE *f)
 		"[--cpus A,B] [--json]\n"
 		"                    [--bus NAME] [--keep] [--capacity SLOTS] "
 		"[--stall block|evict]\n"
-		"                    [--timeout S]\n\n"
+		"                    [--no-timestamp] [--timeout S]\n\n"
 		"workloads:\n");
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		fprintf(f, "  %-15s %s\n", workloads[i].name,
@@ -153,6 +153,9 @@ static void usage(FILE *f)
 		"  --stall    the channels' stall policy (default block; "
 		"evict: subscribers\n"
 		"             copy each record out and check it)\n"
+		"  --no-timestamp  channels whose records carry no publish time "
+		"(no clock read\n"
+		"             per commit)\n"
 		"  --timeout  seconds one run may take before its "
 		"processes are killed (120)\n"
 		"  --dir      journal: directory on the disk to measure "
@@ -231,6 +234,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{"keep", no_argument, 0, 'k'},
 		{"capacity", required_argument, 0, 'C'},
 		{"stall", required_argument, 0, 'S'},
+		{"no-timestamp", no_argument, 0, 'T'},
 		{"timeout", required_argument, 0, 't'},
 		{"dir", required_argument, 0, 'D'},
 		{"help", no_argument, 0, 'h'},
@@ -291,6 +295,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return -1;
 			}
 			o->capacity = (uint32_t)v;
+			break;
+		case 'T':
+			o->no_timestamp = true;
 			break;
 		case 'S':
 			if (strcmp(optarg, "block") == 0) {

@@ -40,6 +40,11 @@ struct journaler {
 	shmbus_journal_t *dlq;
 	uint64_t dlq_next; /* the next DLQ id to journal */
 	uint8_t *dlq_buf;  /* header + one record */
+	/* SHMBUS_CH_NO_TIMESTAMP: records are stamped with the time their
+	 * batch is journaled (0: not read yet in this batch) */
+	bool stamp;
+	uint64_t batch_ns;
+	const struct bus_clock *clock;
 };
 
 static int on_record(const shmbus_record_t *r, void *ctx)
@@ -51,6 +56,14 @@ static int on_record(const shmbus_record_t *r, void *ctx)
 	 * cursor moved */
 	if (j->end_seq != 0 && r->seq < j->end_seq)
 		return 0;
+	struct journaler *jr = j->jr;
+	if (__builtin_expect(jr->stamp && r->timestamp == 0, 0)) {
+		if (jr->batch_ns == 0) /* one clock read per batch */
+			jr->batch_ns = bus_clock_now(jr->clock);
+		shmbus_record_t stamped = *r;
+		stamped.timestamp = jr->batch_ns;
+		return shmbus_journal_append_record(j, &stamped, j->channel_id);
+	}
 	return shmbus_journal_append_record(j, r, j->channel_id);
 }
 
@@ -58,7 +71,9 @@ static int on_record(const shmbus_record_t *r, void *ctx)
  * where readers, and producers of a sync channel, wait for it. */
 static int flush_batch(void *ctx)
 {
-	return jflush(ctx);
+	shmbus_journal_t *j = ctx;
+	j->jr->batch_ns = 0;
+	return jflush(j);
 }
 
 /* The journal's sequences are one bus epoch's: claim it for this bus, or
@@ -156,6 +171,8 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 				     "'%.*s' (unsubscribe that name to "
 				     "replace it)",
 				     ch->name, JNAME_BYTES, ch->subs[had].name);
+	j->jr->stamp = (ch->flags & SHMBUS_CH_NO_TIMESTAMP) != 0;
+	j->jr->clock = &ch->bus->clock;
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
 	if (rc == 0) {
 		j->jr->sub->before_advance = flush_batch;

@@ -472,7 +472,8 @@ _Static_assert(sizeof(struct ch_schema) == 64 + 64 * 64 + 128 * 32,
 
 /* every channel flag this ABI knows (shmbus_channel_flags) */
 #define CHANNEL_FLAGS                                                          \
-	(SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE | SHMBUS_CH_JOURNAL_SYNC)
+	(SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE |                      \
+	 SHMBUS_CH_JOURNAL_SYNC | SHMBUS_CH_NO_TIMESTAMP)
 
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */

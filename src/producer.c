@@ -50,6 +50,7 @@ struct shmbus_producer {
 	struct sb_participant *row; /* our counters live there */
 	uint64_t published, waits;
 	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
+	bool stamp;	   /* records carry their publish time */
 	int journal_row;   /* the journaler the last claim saw */
 	uint32_t journal_gen; /* and its row's generation */
 	uint64_t journal_timeout_ns;
@@ -353,7 +354,8 @@ int shmbus_claim_write(shmbus_producer_t *p, const shmbus_claim_t *c,
 
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
-	uint64_t ts = bus_clock_now(&p->clock); /* one read per batch */
+	/* one clock read per batch, none on a SHMBUS_CH_NO_TIMESTAMP channel */
+	uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
 	shmbus_channel_t *ch = p->ch;
 	struct slot_walk w = walk_from(ch, c->seq);
 	uint32_t marker = marker_make(lap_of(ch, c->seq), SLOT_COMMITTED,
@@ -496,6 +498,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
 	p->journal_sync = (ch->flags & SHMBUS_CH_JOURNAL_SYNC) != 0;
+	p->stamp = !(ch->flags & SHMBUS_CH_NO_TIMESTAMP);
 	p->journal_timeout_ns =
 		opts ? opts->journal_timeout_ms * 1000000ull : 0;
 	p->space_timeout_ns = opts ? opts->space_timeout_ms * 1000000ull : 0;

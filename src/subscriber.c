@@ -822,7 +822,9 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	}
 	s->ent->participant = s->part;
 	s->ent->wait = s->wait;
-	if (!(opts->flags & SHMBUS_SUB_NO_LATENCY))
+	/* latency needs the records' publish time */
+	if (!(opts->flags & SHMBUS_SUB_NO_LATENCY) &&
+	    !(ch->flags & SHMBUS_CH_NO_TIMESTAMP))
 		s->lat = &ch->stats[s->index];
 	s->lat_left = 1; /* the first batch is sampled */
 	s->clock = &ch->bus->clock;

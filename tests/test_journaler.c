@@ -441,3 +441,57 @@ Test(journaler, an_end_past_the_bus_is_refused)
 	shmbus_producer_close(p);
 	shmbus_close(bus);
 }
+
+/* A channel without timestamps: the journaler stamps each batch with the
+ * time it journals it, so that replay by time works (by journal time). */
+Test(journaler, records_without_timestamps_get_the_journal_time)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("nts"));
+	shmbus_t *bus;
+	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = REC,
+				   .capacity = 64,
+				   .flags = SHMBUS_CH_NO_TIMESTAMP};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t t0 = shmbus_clock_ns(bus);
+	publish_range(p, 0, 10);
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	uint64_t t1 = shmbus_clock_ns(bus);
+	publish_range(p, 10, 20);
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t n = 0;
+	while (shmbus_journal_iter_next(it, &e) == 1) {
+		cr_expect(e.rec.timestamp >= t0, "seq %lu: time %lu",
+			  e.rec.seq, e.rec.timestamp);
+		cr_expect(e.rec.seq < 10 ? e.rec.timestamp <= t1
+					 : e.rec.timestamp >= t1,
+			  "seq %lu journaled at %lu, the batches split at %lu",
+			  e.rec.seq, e.rec.timestamp, t1);
+		n++;
+	}
+	shmbus_journal_iter_close(it);
+	cr_expect_eq(n, 20);
+	/* by time: from t1, the second batch alone */
+	shmbus_journal_query_t q = {.flags = SHMBUS_JOURNAL_BY_TIME,
+				    .from_time = t1};
+	cr_assert_eq(shmbus_journal_iter_open(j, &q, &it), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+	cr_expect_eq(e.rec.seq, 10);
+	shmbus_journal_iter_close(it);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_producer_close(p);
+	shmbus_close(bus);
+}

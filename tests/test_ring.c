@@ -522,3 +522,34 @@ Test(ring, awake_block_readers_cost_the_writers_no_shared_write)
 	cr_expect_eq(atomic_load(&h->data_sleepers), 0);
 	teardown(&f);
 }
+
+/* SHMBUS_CH_NO_TIMESTAMP: no clock read at commit, timestamp 0, and no
+ * latency sampled (it would be nonsense against 0). */
+Test(ring, a_channel_without_timestamps_carries_none)
+{
+	struct fixture f = setup("nots", 8, SHMBUS_CH_NO_TIMESTAMP);
+	struct stamp st = {.ts = 1};
+	shmbus_sub_opts_t so = {.name = "t"};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_subscribe(f.ch, take_stamp, &st, &so, &s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, &p), 0);
+	for (int i = 0; i < 40; i++) {
+		uint64_t v = 0;
+		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
+		cr_assert_eq(shmbus_poll(s, 1), 1);
+		cr_assert_eq(st.ts, 0, "a timestamp %lu", st.ts);
+	}
+	shmbus_sub_info_t info;
+	cr_assert_eq(shmbus_sub_list(f.ch, &info, 1), 1);
+	uint64_t samples = 0;
+	for (uint32_t b = 0; b < SHMBUS_LAT_BUCKETS; b++)
+		samples += atomic_load(&f.ch->stats[0].lat[b]);
+	cr_expect_eq(samples, 0, "%lu latency samples against no time",
+		     samples);
+	/* a second open must agree on the flag */
+	shmbus_channel_opts_t o = {.record_size = 40, .capacity = 8};
+	shmbus_channel_t *again;
+	cr_expect_eq(shmbus_channel_open(f.bus, "C", &o, &again), SHMBUS_EEXIST);
+	teardown(&f);
+}

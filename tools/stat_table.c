@@ -132,9 +132,13 @@ static void channel(FILE *out, const char *bus, const struct snap_channel *c)
 	fprintf(out, "; records of %s, %u slots; ",
 		fmt_bytes(a, in->record_size), in->capacity);
 	if (in->schema_fields)
-		fprintf(out, "%u fields\n", in->schema_fields);
+		fprintf(out, "%u fields", in->schema_fields);
 	else
-		fprintf(out, "no schema\n");
+		fprintf(out, "no schema");
+	/* no publish times: no latency either (the columns say -) */
+	fprintf(out, "%s\n", in->flags & SHMBUS_CH_NO_TIMESTAMP
+				    ? "; no timestamps"
+				    : "");
 	fprintf(out, "  published %s, tombstones %s\n",
 		fmt_count(a, in->claimed, 20), fmt_count(b, in->tombstones, 20));
 	fprintf(out, "  dead letters %s of %u (dropped %s, refused %s)\n",

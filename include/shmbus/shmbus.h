@@ -147,6 +147,12 @@ enum shmbus_channel_flags {
 	 * journaler left cleanly before journaling it returns
 	 * SHMBUS_ETIMEDOUT within 2 s. Back-pressure channels only. */
 	SHMBUS_CH_JOURNAL_SYNC = 1u << 2,
+	/* Records carry no publish time: a commit reads no clock (10-30 ns
+	 * of a round trip where the clock is the vDSO's, as on most VMs).
+	 * rec->timestamp is 0, subscribers sample no latency, and the
+	 * journaler stamps each batch with the time it journals it, so that
+	 * replay by time still works (by journal time). */
+	SHMBUS_CH_NO_TIMESTAMP = 1u << 3,
 };
 
 enum shmbus_stall_policy {
