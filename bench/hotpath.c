@@ -13,7 +13,8 @@
  * sees it), group or keyed (a competing group of one member); and, if a
  * fourth argument `claim` is given, the producer claims the 64 slots at
  * once, fills them in place and commits once (as `throughput` does),
- * instead of publishing each record.
+ * instead of publishing each record; with `single`, each record is
+ * published and polled on its own (as a round trip does).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 {
 	if (argc != 4 && argc != 5) {
 		fprintf(stderr, "usage: hotpath ROUNDS BYTES "
-				"block|evict|group|keyed [claim]\n");
+				"block|evict|group|keyed [claim|single]\n");
 		return 2;
 	}
 	uint64_t rounds = strtoull(argv[1], NULL, 10);
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 	int keyed = strcmp(argv[3], "keyed") == 0;
 	int group = keyed || strcmp(argv[3], "group") == 0;
 	int batch = argc == 5 && strcmp(argv[4], "claim") == 0;
+	int single = argc == 5 && strcmp(argv[4], "single") == 0;
 	if (size < 8 || size > 4096) {
 		fprintf(stderr, "hotpath: BYTES is 8..4096\n");
 		return 2;
@@ -90,7 +92,11 @@ int main(int argc, char **argv)
 			memcpy(buf, &i, sizeof(i));
 			if (shmbus_publish(p, buf, size, r * BATCH + i))
 				return 1;
+			if (single && shmbus_poll(s, 1) != 1)
+				return 1;
 		}
+		if (single)
+			continue;
 		if (shmbus_poll(s, BATCH) != (int)BATCH)
 			return 1;
 	}

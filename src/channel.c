@@ -382,6 +382,7 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	ch->record_size = c.record_size;
 	ch->slot_size = slot_size;
 	ch->capacity = c.capacity;
+	ch->slots_end = ch->slots + (size_t)ch->capacity * ch->slot_size;
 	ch->log2 = log2;
 	ch->mask = c.capacity - 1;
 	ch->flags = c.flags;

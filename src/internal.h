@@ -43,6 +43,7 @@ struct shmbus_channel {
 	struct ch_header *hdr;
 	struct ch_subscriber *subs;
 	uint8_t *slots;
+	uint8_t *slots_end; /* slots + capacity * slot_size */
 	uint32_t id;
 	uint32_t record_size;
 	uint32_t slot_size;

@@ -129,7 +129,8 @@ static inline void claim_fill(const shmbus_channel_t *ch, shmbus_claim_t *c)
 	c->mask = ch->mask;
 }
 
-static int claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
+static inline __attribute__((always_inline)) int
+claim_single(shmbus_producer_t *p, uint32_t n, shmbus_claim_t *c,
 			bool try_only)
 {
 	uint64_t seq = p->next_seq, end = seq + n;
@@ -267,7 +268,7 @@ static inline struct slot_walk walk_from(const shmbus_channel_t *ch,
 					 uint64_t seq)
 {
 	struct slot_walk w = {(uint8_t *)slot_at(ch, seq), ch->slots,
-			      ch->slots + (size_t)ch->capacity * ch->slot_size,
+			      ch->slots_end,
 			      ch->slot_size};
 	return w;
 }
@@ -352,6 +353,29 @@ int shmbus_claim_write(shmbus_producer_t *p, const shmbus_claim_t *c,
 	return 0;
 }
 
+/* After the markers of n records ending at end are stored: the counter,
+ * then whoever waits for them. */
+static inline int committed(shmbus_producer_t *p, uint64_t end, uint32_t n)
+{
+	p->published += n;
+	/* relaxed: a statistic for tools, on our own participant row */
+	atomic_store_explicit(&p->row->published, p->published,
+			      memory_order_relaxed);
+	/* subscribers asleep for data (block strategy): a load of a line
+	 * nobody writes while they are awake (wait.h, "Sleepers") */
+	wake_sleepers(&p->hdr->data_ec, &p->hdr->data_sleepers);
+	/* relaxed: a poller added after this load finds the channel ready
+	 * (poller_add sets its bit itself) */
+	uint64_t pollers = atomic_load_explicit(&p->hdr->poller_mask,
+						memory_order_relaxed);
+	if (pollers)
+		poller_notify(p->ch, pollers);
+	if (__builtin_expect(p->journal_sync, 0))
+		return journal_sync_wait(p->ch, p->journal_row, p->journal_gen,
+					 p->wait, end, p->journal_timeout_ns);
+	return 0;
+}
+
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
 	/* one clock read per batch, none on a SHMBUS_CH_NO_TIMESTAMP channel */
@@ -371,24 +395,7 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 		if (w.slot == w.begin) /* the next lap */
 			marker += 1u << 16;
 	}
-	p->published += c->n;
-	/* relaxed: a statistic for tools, on our own participant row */
-	atomic_store_explicit(&p->row->published, p->published,
-			      memory_order_relaxed);
-	/* subscribers asleep for data (block strategy): a load of a line
-	 * nobody writes while they are awake (wait.h, "Sleepers") */
-	wake_sleepers(&p->hdr->data_ec, &p->hdr->data_sleepers);
-	/* relaxed: a poller added after this load finds the channel ready
-	 * (poller_add sets its bit itself) */
-	uint64_t pollers = atomic_load_explicit(&p->hdr->poller_mask,
-						memory_order_relaxed);
-	if (pollers)
-		poller_notify(ch, pollers);
-	if (__builtin_expect(p->journal_sync, 0))
-		return journal_sync_wait(ch, p->journal_row, p->journal_gen,
-					 p->wait,
-					 c->seq + c->n, p->journal_timeout_ns);
-	return 0;
+	return committed(p, c->seq + c->n, c->n);
 }
 
 static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
@@ -401,13 +408,25 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	int rc = claim_slots(p, 1, &c, try_only);
 	if (rc)
 		return rc;
+	/* one record: shmbus_commit's walk, written straight. The slot's
+	 * first store comes first: its line's ownership (from the reader's
+	 * core, far away perhaps) is fetched while the copy and the clock
+	 * read run, not after them */
 	struct slot_header *h = slot_at(p->ch, c.seq);
 	slot_defaults(h, len, key, origin, flags);
 	/* relaxed words on every channel: spies, overwrite readers and
 	 * evicted subscribers may copy the slot while we write it (copy.h) */
 	copy_in_relaxed(h + 1, data, len);
 	FAILPOINT(FP_BEFORE_COMMIT);
-	return shmbus_commit(p, &c);
+	uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
+	__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
+	/* release: header and payload before the marker; pairs with the
+	 * reader's acquire load of the marker */
+	atomic_store_explicit(&h->marker,
+			      marker_make(lap_of(p->ch, c.seq), SLOT_COMMITTED,
+					  p->part),
+			      memory_order_release);
+	return committed(p, c.seq + 1, 1);
 }
 
 int shmbus_publish(shmbus_producer_t *p, const void *data, uint32_t len,

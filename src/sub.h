@@ -35,6 +35,8 @@ struct shmbus_sub {
 	struct registry_node *reg_node; /* its channel's handlers */
 	shmbus_sub_stats_t stats;
 	shmbus_sub_stats_t base; /* the row's counters when this handle began */
+	uint64_t fails_stored;	 /* failed + retried + dead-lettered, as
+				  * last stored in the row */
 	struct retry_policy rp;
 	struct retry_hold hold;
 	uint64_t rng; /* back-off jitter */

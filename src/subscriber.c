@@ -136,7 +136,15 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 	    atomic_load_explicit(&s->ent->state, memory_order_acquire) ==
 		    SUB_EVICTED)
 		return rejoin(s, s->next_seq);
-	uint32_t done = (uint32_t)retry_poll(s, max);
+	/* relaxed: a hint, as in retry_poll, which the call spares a
+	 * subscriber with nothing to retry */
+	uint32_t done =
+		__builtin_expect(atomic_load_explicit(&s->ent->retry_due,
+						      memory_order_relaxed) ==
+					 UINT64_MAX,
+				 1)
+			? 0
+			: (uint32_t)retry_poll(s, max);
 	if (__builtin_expect(s->hold.active, 0)) {
 		if (done < max) {
 			enum held h = poll_held(s);
@@ -168,7 +176,7 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 		/* walk the slots with a pointer, and the expected marker tag
 		 * with it: a multiply and a shift less per record */
 		uint8_t *slot = (uint8_t *)slot_at(ch, seq);
-		uint8_t *end = ch->slots + (size_t)ch->capacity * ch->slot_size;
+		uint8_t *end = ch->slots_end;
 		uint64_t lap = lap_of(ch, seq);
 		uint32_t want = marker_tag_make(lap, SLOT_COMMITTED);
 		uint32_t n = 0;
@@ -475,6 +483,12 @@ static void publish_counters(shmbus_sub_t *s)
 	atomic_store_explicit(&e->delivered,
 			      s->base.delivered + s->stats.delivered,
 			      memory_order_relaxed);
+	/* the failure counters rarely move: stored when they did */
+	uint64_t fails = s->stats.failed + s->stats.retried +
+			 s->stats.dead_lettered;
+	if (__builtin_expect(fails == s->fails_stored, 1))
+		return;
+	s->fails_stored = fails;
 	atomic_store_explicit(&e->failed, s->base.failed + s->stats.failed,
 			      memory_order_relaxed);
 	atomic_store_explicit(&e->retried, s->base.retried + s->stats.retried,
