@@ -6,16 +6,23 @@
 # figure is reported as the median over rounds and as its ratio to the
 # floor measured in the same round (median of the per-round ratios).
 #
-# Output: a Markdown table on stdout and in bench/out/compare.md, the raw
-# JSON lines (with their round) in bench/out/compare.json, and, when gnuplot
-# is installed, bench/out/latency.png and bench/out/throughput.png.
+# Output, in OUT (default: compare-out beside the binary, in the build
+# tree, never the source tree): a Markdown table on stdout and in
+# OUT/compare.md, the raw JSON lines (with their round) in
+# OUT/compare.json, and, when gnuplot is installed, OUT/latency.png and
+# OUT/throughput.png.
+#
+# Before each round it waits (up to 10 minutes) for a load average under
+# 0.3, and says so; -n does not wait.
 #
 # usage: bench/compare.sh [-r ROUNDS] [-l LAT_COUNT] [-t TP_COUNT]
 #                         [-s "SIZES"] [-w WAIT] [-c CPUS] [-b BINARY]
+#                         [-o OUT] [-n]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out=$here/out
+out=""
+quiet=1
 bin=$here/../build/bench/shmbus_bench
 rounds=3
 lat_count=50000
@@ -24,8 +31,8 @@ sizes="8 64 256 1024 4096"
 wait=spin
 cpus=""
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-while getopts "r:l:t:s:w:c:b:h" opt; do
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while getopts "r:l:t:s:w:c:b:o:nh" opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
 	l) lat_count=$OPTARG ;;
@@ -34,6 +41,8 @@ while getopts "r:l:t:s:w:c:b:h" opt; do
 	w) wait=$OPTARG ;;
 	c) cpus=$OPTARG ;;
 	b) bin=$OPTARG ;;
+	o) out=$OPTARG ;;
+	n) quiet=0 ;;
 	h) usage 0 ;;
 	*) usage 2 >&2 ;;
 	esac
@@ -41,14 +50,16 @@ done
 [ -x "$bin" ] || { echo "compare.sh: no $bin (build first, or -b)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "compare.sh: needs python3" >&2; exit 2; }
 
+[ -n "$out" ] || out=$(cd "$(dirname "$bin")" && pwd)/compare-out
 mkdir -p "$out"
-# Run a snapshot of the program and of the shmbus library it loads: a
-# rebuild during the run (other work in the tree) must not swap either.
+# Run a snapshot of the program and of the shmbus libraries it loads
+# (libshmbus, and libshmbus_bridge for the bridge workload): a rebuild
+# during the run (other work in the tree) must not swap any of them.
 snap=$out/bin
 rm -rf "$snap" && mkdir -p "$snap"
 cp "$bin" "$snap/shmbus_bench"
-lib=$(ldd "$bin" | awk '/libshmbus/ {print $3}')
-[ -n "$lib" ] && cp -L "$lib" "$snap/"
+ldd "$bin" | awk '$1 ~ /^libshmbus(_bridge)?\.so/ {print $3}' |
+	while read -r lib; do cp -L "$lib" "$snap/"; done
 export LD_LIBRARY_PATH=$snap${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 bin=$snap/shmbus_bench
 raw=$out/compare.json.tmp
@@ -87,8 +98,24 @@ for line in sys.stdin:
 ' "$round" >>"$raw"
 }
 
+# A quiet machine before each round: another process's work shows up as
+# milliseconds in every tail on two cores.
+wait_quiet() {
+	local load
+	for _ in $(seq 600); do
+		load=$(cut -d' ' -f1 /proc/loadavg)
+		python3 -c "import sys; sys.exit(0 if $load < 0.3 else 1)" && {
+			echo "compare.sh: round $1: load average $load" >&2
+			return
+		}
+		sleep 1
+	done
+	echo "compare.sh: round $1: load average still $load after 10 minutes; going on" >&2
+}
+
 load=$(cut -d' ' -f1 /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do
+	[ "$quiet" = 1 ] && wait_quiet "$r"
 	run "$r" floor 8 "$lat_count"
 	for s in 32 64; do
 		run "$r" pingpong "$s" "$lat_count"
