@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -217,6 +218,17 @@ static int open_dir(shmbus_journal_t *j, const char *dir)
 	if (j->dirfd < 0)
 		return jerr_file(jerrno_code(errno), errno, j, UINT64_MAX,
 				 NULL, "open");
+	/* The writer lock, before anything is listed: the directory's, which
+	 * is never removed or made again (journal.ctl may be, under a running
+	 * writer: a lock on it alone let a second writer rebuild it and take
+	 * the new file's). The kernel drops it when the process dies. A
+	 * filesystem without flock on directories leaves the control file's
+	 * lock (ctl_open) alone. */
+	if (j->writer && flock(j->dirfd, LOCK_EX | LOCK_NB) != 0 &&
+	    errno == EWOULDBLOCK)
+		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, NULL,
+				 "another process writes this journal (its "
+				 "directory is locked)");
 	return 0;
 }
 

@@ -514,6 +514,38 @@ Test(journal, a_second_writer_is_refused_readers_are_not)
 	jt_rmrf(dir);
 }
 
+static uint64_t dir_sum(const char *dir);
+
+/* Review 3, 9: journal.ctl deleted under a running writer. The next
+ * writer's open would rebuild it from the segments and lock the new file,
+ * then clean the first one's temporary files and cut its live tail: it is
+ * refused, its lock being the directory's; readers still open (on a
+ * control page rebuilt in memory), and the first writer goes on.
+ * (Before: the second writer opened, "journal.ctl was missing: rebuilt
+ * from 3 segments", while the first was appending.) */
+Test(journal, a_second_writer_is_refused_after_journal_ctl_is_deleted)
+{
+	char dir[256], p[512];
+	jt_tmpdir(dir);
+	shmbus_journal_t *w = jopen(dir, 0, 64 * KB), *w2, *r;
+	for (uint64_t s = 0; s < 1000; s++)
+		put(w, s, 100, s % 5, s);
+	cr_assert_eq(unlink(jt_path(p, dir, "journal.ctl")), 0);
+	uint64_t sum = dir_sum(dir);
+	cr_assert_eq(jopen_rc(dir, 0, &w2), SHMBUS_EBUSY, "second writer: %s",
+		     w2 ? "opened" : shmbus_errmsg());
+	cr_assert(strstr(shmbus_errmsg(), "another process writes"), "%s",
+		  shmbus_errmsg());
+	cr_assert_eq(dir_sum(dir), sum, "a refused open changes nothing");
+	cr_assert_eq(jopen_rc(dir, SHMBUS_JOURNAL_READONLY, &r), 0, "%s",
+		     shmbus_errmsg());
+	shmbus_journal_close(r);
+	for (uint64_t s = 1000; s < 1500; s++)
+		put(w, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(w), 0);
+	jt_rmrf(dir);
+}
+
 Test(journal, appends_refuse_old_sequences_and_oversized_records)
 {
 	char dir[256];
