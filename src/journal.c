@@ -43,24 +43,35 @@ uint64_t jrealtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t jboot_id(void)
+/* This boot's id, read once by each writer's open, before it takes the
+ * lock: a hash of /proc's boot_id (never 0), or 0 where it cannot be
+ * known (no /proc, or not allowed to read it: nothing is excused then).
+ * Any other failure (no descriptor or memory left) fails the open: it
+ * would be taken for "not known", and a writer would refuse what a
+ * machine restart took. */
+static int boot_read(shmbus_journal_t *j)
 {
-	static _Atomic uint64_t id; /* 0: not read yet */
-	/* relaxed: any thread reads the same file */
-	uint64_t v = atomic_load_explicit(&id, memory_order_relaxed);
-	if (v)
-		return v;
+	static const char path[] = "/proc/sys/kernel/random/boot_id";
 	char b[64] = "";
-	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, b, sizeof(b) - 1) : -1;
+	int err = n < 0 ? errno : 0;
 	if (fd >= 0)
 		close(fd);
-	if (n <= 0)
-		return 0; /* not known: a restart is assumed */
-	v = (uint64_t)crc32c(b, (size_t)n, 0) << 32 | crc32c(b, (size_t)n, 1);
-	v |= 1; /* never 0 */
-	atomic_store_explicit(&id, v, memory_order_relaxed);
-	return v;
+	j->boot = 0;
+	if (n > 0) {
+		j->boot = (uint64_t)crc32c(b, (size_t)n, 0) << 32 |
+			  crc32c(b, (size_t)n, 1);
+		j->boot |= 1; /* never 0 */
+		return 0;
+	}
+	if (n == 0 || err == ENOENT || err == ENOTDIR || err == EACCES ||
+	    err == EPERM)
+		return 0;
+	return shmbus_seterr_sys(jerrno_code(err), err,
+				 "journal %s: reading %s (a writer's open "
+				 "needs it to tell a machine restart)",
+				 j->dir, path);
 }
 
 void jname(char out[40], uint64_t first, const char *ext)
@@ -1255,8 +1266,11 @@ static void take_was(shmbus_journal_t *j)
 				? 0
 				: atomic_load_explicit(&c->synced_seq,
 						       memory_order_relaxed);
-	uint64_t boot = atomic_load_explicit(&c->boot, memory_order_relaxed);
-	j->same_boot = j->ctl_rebuilt || (boot != 0 && boot == jboot_id());
+	j->boot_was = j->ctl_rebuilt ? j->boot
+				     : atomic_load_explicit(&c->boot,
+							    memory_order_relaxed);
+	/* a boot that is not known (0, either side) excuses nothing */
+	j->restart = j->boot_was != 0 && j->boot != 0 && j->boot_was != j->boot;
 }
 
 /* Scan the unsealed segments, find the damage (journal_damage.c); a
@@ -1323,7 +1337,7 @@ static int recover(shmbus_journal_t *j)
 	atomic_store_explicit(&c->end_seq, j->end_seq, memory_order_release);
 	/* relaxed, and last: a writer killed before it leaves the old boot,
 	 * under which the next open excuses what this one did */
-	atomic_store_explicit(&c->boot, jboot_id(), memory_order_relaxed);
+	atomic_store_explicit(&c->boot, j->boot, memory_order_relaxed);
 	/* the state on disk once, so that a crash does not read it older
 	 * than the files this open changed */
 	if (msync(c, JCTL_SIZE, MS_SYNC) != 0)
@@ -1348,6 +1362,8 @@ int shmbus_journal_open(const char *dir, const shmbus_journal_opts_t *opts,
 	failpoint_arm(j);
 	if (rc == 0)
 		rc = open_dir(j, dir);
+	if (rc == 0 && j->writer)
+		rc = boot_read(j);
 	if (rc == 0)
 		rc = ctl_open(j);
 	if (rc == 0)

@@ -315,7 +315,9 @@ static int refuse_tail(shmbus_journal_t *j)
 			     "SHMBUS_JOURNAL_ACCEPT_LOSS to go on from %" PRIu64
 			     " (the loss is noted in its recovery report)",
 			     j->dir, r, j->was_end - 1, j->was_end,
-			     j->same_boot ? ", in this boot" : ", synced",
+			     j->restart		   ? ", synced"
+			     : j->boot_was == j->boot ? ", in this boot"
+						     : ", its writer's boot not known",
 			     name, r);
 }
 
@@ -646,6 +648,10 @@ int jctl_rebuilt_write(shmbus_journal_t *j)
 		return jerr_file(SHMBUS_EBUSY, 0, j, UINT64_MAX, CTL_NAME,
 				 "replaced while this open rebuilt it: open "
 				 "again");
+	/* relaxed: under the writer lock. The boot at once, so that a writer
+	 * killed before it publishes its state leaves one (its end is the
+	 * scan's, its synced_seq 0: nothing is excused in this boot) */
+	atomic_store_explicit(&j->ctl->boot, j->boot, memory_order_relaxed);
 	jnote(j, "journal.ctl was missing: rebuilt from %u segments "
 		 "(journal id %016" PRIx64 "%s)",
 	      jfiles(j), c.journal_id,

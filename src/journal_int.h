@@ -156,10 +156,12 @@ struct shmbus_journal {
 	/* the newest segment announced when the last listing began */
 	uint64_t listed_newest;
 	/* a writer's open: the control file's end and synced_seq as the
-	 * last writer left them, and whether it ran in this boot (then the
-	 * page cache kept every record below that end) */
+	 * last writer left them; this boot and the last writer's (0: not
+	 * known); whether the machine restarted since (only then can the
+	 * page cache have lost what that writer had not synced) */
 	uint64_t was_end, was_synced;
-	bool same_boot;
+	uint64_t boot, boot_was;
+	bool restart;
 };
 
 /*
@@ -181,14 +183,13 @@ void jfailpoint_hit(shmbus_journal_t *j);
 
 /* journal.c */
 uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
-uint64_t jboot_id(void);     /* this boot (a hash of its id), or 0 */
 
 /* A writer's open: sequences from `from` on may be gone with nothing
  * that was promised: the machine restarted since the last writer, which
  * had not synced them (docs/journal.md, "Damage"). */
 static inline bool jcrash_lost(const shmbus_journal_t *j, uint64_t from)
 {
-	return !j->same_boot && from >= j->was_synced;
+	return j->restart && from >= j->was_synced;
 }
 /* Add to the recovery report's reason, after what is there. */
 void jnote(shmbus_journal_t *j, const char *fmt, ...)

@@ -1763,6 +1763,61 @@ Test(journal, a_machine_restart_takes_only_what_was_not_synced)
 	jt_rmrf(dir);
 }
 
+/* dir/j's control file: the boot of its last writer. */
+static uint64_t ctl_boot(const char *dir)
+{
+	char p[512];
+	uint64_t b = 0;
+	int fd = open(jt_path(p, dir, "journal.ctl"), O_RDONLY);
+	cr_assert_eq(pread(fd, &b, 8, offsetof(struct jctl, boot)), 8);
+	close(fd);
+	return b;
+}
+
+/* Review 3, 1: a control file whose boot is 0 (written before the field
+ * existed, or by a writer killed before it published its own) says
+ * nothing about a restart: nothing is excused, and what a writer of the
+ * same boot refuses is refused (a middle segment deleted, the last one
+ * truncated), by every writer after it too. (Before: taken as a machine
+ * restart: both opened, the segment's range acknowledged for good, the
+ * truncated tail cut, verify clean.) */
+Test(journal, an_unknown_boot_excuses_nothing)
+{
+	char dir[256], work[256], msg[512], p[512];
+	uint64_t firsts[64], zero = 0;
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	uint32_t nseg = seq_journal(dir, 5000, firsts, 64);
+	shmbus_journal_t *j = jopen(dir, 0, 0);
+	shmbus_journal_close(j);
+	cr_assert_neq(ctl_boot(dir), 0, "a writer publishes its boot");
+	for (int how = 0; how < 2; how++) {
+		jt_copy(dir, work);
+		if (how == 0)
+			rm_seg(work, firsts[3]);
+		else
+			cr_assert_eq(truncate(jt_seg(p, work, firsts[nseg - 1],
+						     ".seg"),
+					      JSEG_DATA_OFF +
+						      5 * jrec_frame(100)),
+				     0);
+		jt_poke(jt_path(p, work, "journal.ctl"),
+			offsetof(struct jctl, boot), &zero, 8);
+		uint64_t sum = dir_sum(work);
+		for (int k = 0; k < 2; k++) {
+			cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT,
+				     "%d, open %d: opened", how, k);
+			cr_assert(strstr(shmbus_errmsg(), "are missing"), "%s",
+				  shmbus_errmsg());
+		}
+		cr_assert_eq(dir_sum(work), sum, "a refused open changes "
+						 "nothing");
+		cr_assert_gt(ro_verify(work, msg), 0, "%d: %s", how, msg);
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
 /* Review 5a: a segment that is not the last, left unsealed (its seal
  * block lost), whose records end before it was full: cut short at a
  * record boundary (truncated, or its tail zeroed), or with a hole before

@@ -14,6 +14,8 @@
 #include "helpers.h"
 #include "jhelpers.h"
 
+#include "journal_format.h"
+
 
 #define KB 1024ull
 
@@ -382,7 +384,8 @@ static int open_writer(const char *path, uint32_t flags, shmbus_journal_t **j)
  * killed before it published its own (in its recovery: a seal block
  * sealed again, failpoint mid_seal), the next writer opens, and a reader
  * in between reads the journal. (Before: "sequences 0 to 348 are
- * missing"; a reader saw an empty journal.) */
+ * missing"; a reader saw an empty journal.) Review 3, 1: the file is
+ * written with the writer's boot. (Before: 0.) */
 Test(journal_crash, a_writer_killed_while_it_rebuilds_the_control_file)
 {
 	char dir[256], path[300], p[600];
@@ -414,6 +417,12 @@ Test(journal_crash, a_writer_killed_while_it_rebuilds_the_control_file)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFSIGNALED(st), "the rebuilding writer was killed");
 	cr_assert_eq(access(p, F_OK), 0, "journal.ctl written");
+	/* with its boot: a 0 would say nothing of the next restart */
+	uint64_t boot = 0;
+	int fd = open(p, O_RDONLY);
+	cr_assert_eq(pread(fd, &boot, 8, offsetof(struct jctl, boot)), 8);
+	close(fd);
+	cr_assert_neq(boot, 0, "journal.ctl rebuilt without the boot");
 	shmbus_journal_t *r = jt_open_ro(path);
 	cr_assert_not_null(r, "%s", shmbus_errmsg());
 	cr_assert_eq(shmbus_journal_end(r), 500, "a reader in the window");
