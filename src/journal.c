@@ -1226,29 +1226,8 @@ static void publish_rebuilt(shmbus_journal_t *j)
  * was_synced on, and the directory. */
 static int sync_recovered(shmbus_journal_t *j)
 {
-	int k = jseg_find(j, j->was_synced);
-	for (uint32_t i = k < 0 ? 0 : (uint32_t)k; i < j->nsegs; i++) {
-		const struct jseg *s = j->segs[i];
-		char name[40];
-		if (s->lost)
-			continue;
-		jname(name, s->first_seq, ".seg");
-		int fd = s->fd >= 0 ? s->fd
-				    : openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
-		int bad = fd < 0 || fdatasync(fd) != 0;
-		int err = errno;
-		if (fd >= 0 && fd != s->fd)
-			close(fd);
-		if (bad)
-			return jerr_file(SHMBUS_ESYS, err, j, s->first_seq,
-					 ".seg", "fdatasync at open");
-	}
-	fsync(j->dirfd);
-	if (j->active) { /* the whole file was synced */
-		j->active->synced_off = j->active->end_off;
-		j->active->head_synced = true;
-	}
-	return j->active ? jsync_active(j) : 0;
+	int rc = jsync_from(j, j->was_synced);
+	return rc ? rc : j->active ? jsync_active(j) : 0;
 }
 
 /* The control file's state as the last writer left it (before this open
@@ -1358,6 +1337,7 @@ int shmbus_journal_open(const char *dir, const shmbus_journal_opts_t *opts,
 	if (j == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
 	j->dirfd = j->ctl_fd = -1;
+	j->dir_synced = UINT64_MAX - 1; /* none yet */
 	int rc = take_opts(j, opts);
 	failpoint_arm(j);
 	if (rc == 0)

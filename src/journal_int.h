@@ -151,8 +151,10 @@ struct shmbus_journal {
 	/* journal.ctl was missing: ctl is an anonymous page made from the
 	 * segments (a writer writes the file once its open is sure) */
 	bool ctl_rebuilt;
-	/* writer: the link of the next segment it makes */
-	uint64_t newest;
+	/* writer: the link of the next segment it makes; the newest segment
+	 * whose name an fsync of the directory made durable (UINT64_MAX - 1:
+	 * none) */
+	uint64_t newest, dir_synced;
 	/* the newest segment announced when the last listing began */
 	uint64_t listed_newest;
 	/* a writer's open: the control file's end and synced_seq as the
@@ -287,6 +289,10 @@ int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
 int jflush(shmbus_journal_t *j);
 int jstage_init(shmbus_journal_t *j); /* SHMBUS_JOURNAL_BUFFERED */
 int jsync_active(shmbus_journal_t *j);
+/* Every segment from the one holding sequence `from` on reaches the disk
+ * (records, header, seal), then the directory's entries: what synced_seq
+ * then says. A failure is sticky (j->failed). */
+int jsync_from(shmbus_journal_t *j, uint64_t from);
 
 /* journal_index.c */
 int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a);

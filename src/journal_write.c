@@ -195,6 +195,49 @@ int jsync_active(shmbus_journal_t *j)
 	return 0;
 }
 
+/* A segment that is not the active one (sealed, by this handle or an
+ * earlier writer: mapped read-only, or not at all), by name. */
+static int sync_file(shmbus_journal_t *j, const struct jseg *s)
+{
+	char name[40];
+	jname(name, s->first_seq, ".seg");
+	int fd = s->fd >= 0 ? s->fd
+			    : openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	int bad = fd < 0 || fdatasync(fd) != 0;
+	int err = errno;
+	if (fd >= 0 && fd != s->fd)
+		close(fd);
+	if (bad)
+		return j->failed = jerr_file(SHMBUS_ESYS, err, j, s->first_seq,
+					     ".seg", "fdatasync");
+	return 0;
+}
+
+int jsync_from(shmbus_journal_t *j, uint64_t from)
+{
+	int k = jseg_find(j, from);
+	for (uint32_t i = k < 0 ? 0 : (uint32_t)k; i < j->nsegs; i++) {
+		struct jseg *s = j->segs[i];
+		int rc = s->lost	  ? 0
+			 : s == j->active ? sync_seg(j, s)
+					  : sync_file(j, s);
+		if (rc == 0 && s == j->active)
+			rc = sync_head(j, s);
+		if (rc)
+			return rc;
+	}
+	/* the names: only when a segment was made since the last time (an
+	 * fsync of a directory flushes the disk's cache even with nothing
+	 * to write) */
+	if (j->dir_synced == j->newest)
+		return 0;
+	if (fsync(j->dirfd) != 0)
+		return j->failed = jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX,
+					     NULL, "fsync of the directory");
+	j->dir_synced = j->newest;
+	return 0;
+}
+
 int shmbus_journal_sync(shmbus_journal_t *j)
 {
 	if (j == NULL || !j->writer)
@@ -204,22 +247,14 @@ int shmbus_journal_sync(shmbus_journal_t *j)
 	int rc = jflush(j);
 	if (rc)
 		return rc;
-	/* segments this handle wrote and sealed unsynced (policy NONE):
-	 * their records, their headers and seal blocks, and the directory's
-	 * entries for them, so that synced_seq tells the truth */
-	bool made = false;
-	for (uint32_t i = j->nsegs; i-- > 0;) {
-		struct jseg *s = j->segs[i];
-		if (!s->writable ||
-		    (s->synced_off >= s->end_off && s->head_synced))
-			break;
-		if ((rc = sync_seg(j, s)) != 0 || (rc = sync_head(j, s)) != 0)
-			return rc;
-		made = true;
-	}
-	if (made && !jsync_policy(j) && fsync(j->dirfd) != 0)
-		return j->failed = jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX,
-					     NULL, "fsync of the directory");
+	/* from where the syncs so far reached (this handle's, its open's, an
+	 * earlier writer's): segments that earlier writers sealed unsynced
+	 * under policy NONE included, so that synced_seq tells the truth
+	 * (relaxed: a statement about the disk) */
+	rc = jsync_from(j, atomic_load_explicit(&j->ctl->synced_seq,
+						memory_order_relaxed));
+	if (rc)
+		return rc;
 	synced(j);
 	return 0;
 }
@@ -386,8 +421,8 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg", "rename");
 		goto fail;
 	}
-	if (jsync_policy(j))
-		fsync(j->dirfd);
+	if (jsync_policy(j) && fsync(j->dirfd) == 0)
+		j->dir_synced = first;
 	if ((rc = jsparse_init(j, &s->live)) != 0 ||
 	    (rc = jwkeys_init(j, s)) != 0 || (rc = jseg_add(j, s)) != 0) {
 		unlinkat(j->dirfd, name, 0);

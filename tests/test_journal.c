@@ -1585,7 +1585,8 @@ static void segments_on_disk(const char *dir, uint64_t n, const char *when)
 /* Review 2: synced_seq is what tells a loss from what a machine crash may
  * take, so it says the truth: an explicit sync under policy NONE writes
  * the segments' headers and seal blocks too (and the directory), and a
- * writer's open under a sync policy syncs what an earlier writer left. */
+ * writer's open under a sync policy syncs what an earlier writer left,
+ * as does a sync under NONE. */
 Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
 {
 	char dir[256];
@@ -1606,6 +1607,19 @@ Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
 	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
 	cr_assert_eq(shmbus_journal_synced(j), 2000);
 	segments_on_disk(dir, 2000, "after a syncing writer's open");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	/* Review 3, 4: under NONE, a sync after a reopen reaches the
+	 * segments the last writer sealed and left unsynced (before: synced
+	 * 3001, 16 dirty pages left in each of them) */
+	j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 0);
+	for (uint64_t s = 2000; s < 3000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 0);
+	put(j, 3000, 100, 0, 3000);
+	cr_assert_eq(shmbus_journal_sync(j), 0, "%s", shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_synced(j), 3001);
+	segments_on_disk(dir, 3001, "after a sync by the next writer");
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	jt_rmrf(dir);
 }
