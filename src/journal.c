@@ -1250,6 +1250,10 @@ static void take_was(shmbus_journal_t *j)
 							    memory_order_relaxed);
 	/* a boot that is not known (0, either side) excuses nothing */
 	j->restart = j->boot_was != 0 && j->boot != 0 && j->boot_was != j->boot;
+	if (j->ctl_rebuilt)
+		memset(&j->losses, 0, sizeof(j->losses));
+	else
+		jlosses_read(j, &j->losses);
 }
 
 /* Scan the unsealed segments, find the damage (journal_damage.c); a

@@ -215,53 +215,15 @@ void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		snprintf(out, n, "%s: %s cannot be read", s->why, range);
 }
 
-/* The control file's acknowledged ranges, if they check; else none. */
-static struct jctl_acked *acked(const shmbus_journal_t *j)
-{
-	struct jctl_acked *a =
-		(struct jctl_acked *)((uint8_t *)j->ctl + JCTL_ACKED_OFF);
-	if (a->n == 0 || a->n > JCTL_ACKED_MAX ||
-	    a->crc != crc32c(a->r, a->n * sizeof(a->r[0]), 0))
-		return NULL;
-	return a;
-}
-
 /* Lost entry s is not refused: what a machine restart took (never
- * another journal's file), now or at an earlier open that recorded it. */
+ * another journal's file), now or at an earlier open that recorded it in
+ * the loss table. */
 static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
 {
 	if (!s->lost || s->foreign)
 		return false;
-	if (jcrash_lost(j, s->first_seq))
-		return true;
-	const struct jctl_acked *a = acked(j);
-	for (uint32_t i = 0; a && i < a->n; i++)
-		if (a->r[i].from <= s->first_seq && s->lost_to != UINT64_MAX &&
-		    s->lost_to <= a->r[i].to)
-			return true;
-	return false;
-}
-
-/* A writer's open: [from, to) recorded as taken for good (a range of a
- * machine restart that stays in the middle of the journal); ranges below
- * the oldest segment are dropped, and the oldest one if there is no room
- * (a later open refuses it again: never silent). */
-static void ack(shmbus_journal_t *j, uint64_t from, uint64_t to)
-{
-	struct jctl_acked *a =
-		(struct jctl_acked *)((uint8_t *)j->ctl + JCTL_ACKED_OFF);
-	struct jctl_acked n = {0};
-	const struct jctl_acked *had = acked(j);
-	uint64_t oldest = j->nsegs ? j->segs[0]->first_seq : 0;
-	for (uint32_t i = 0; had && i < had->n; i++)
-		if (had->r[i].to > oldest)
-			n.r[n.n++] = had->r[i];
-	if (n.n == JCTL_ACKED_MAX)
-		memmove(n.r, n.r + 1, --n.n * sizeof(n.r[0]));
-	n.r[n.n].from = from;
-	n.r[n.n++].to = to;
-	n.crc = crc32c(n.r, n.n * sizeof(n.r[0]), 0);
-	memcpy(a, &n, sizeof(n)); /* on disk with the open's msync */
+	return jcrash_lost(j, s->first_seq) ||
+	       jlosses_covers(&j->losses, s->first_seq, s->lost_to, false);
 }
 
 /* The entry a writer's open appends after: the last that is not what a
@@ -321,6 +283,37 @@ static int refuse_tail(shmbus_journal_t *j)
 			     name, r);
 }
 
+/* What this open will record in the loss table: the ranges a machine
+ * restart took that stay in the middle (not a cut that apply_recovery
+ * seals away), so that the next open, of this boot, does not refuse them.
+ * An open that could not record them refuses: never silent. */
+static int plan_losses(shmbus_journal_t *j)
+{
+	struct jctl_losses *t = &j->losses;
+	j->losses_dirty =
+		jlosses_prune(t, j->nsegs ? j->segs[0]->first_seq : 0);
+	int k = last_kept(j);
+	for (int i = 0; i <= k; i++) {
+		const struct jseg *g = j->segs[i];
+		if (g->cut || !jcrash_lost(j, g->first_seq) ||
+		    !crash_took(j, g) || g->lost_to == UINT64_MAX)
+			continue;
+		int rc = jlosses_add(t, g->first_seq, g->lost_to);
+		if (rc < 0)
+			return shmbus_seterr(
+				SHMBUS_ECORRUPT,
+				"journal %s: sequences %" PRIu64 " to %" PRIu64
+				" are missing, and journal.ctl's loss table "
+				"holds %u ranges already, all of them still in "
+				"the journal: restore the files, or let "
+				"retention remove the oldest",
+				j->dir, g->first_seq, g->lost_to - 1,
+				JCTL_LOSSES_MAX);
+		j->losses_dirty |= rc > 0;
+	}
+	return 0;
+}
+
 int jdamage_refuse(shmbus_journal_t *j)
 {
 	const struct jseg *first = NULL;
@@ -335,8 +328,10 @@ int jdamage_refuse(shmbus_journal_t *j)
 		foreign |= s->foreign;
 		n++;
 	}
-	if (n == 0 || (!foreign && (j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS)))
-		return refuse_tail(j);
+	if (n == 0 || (!foreign && (j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))) {
+		int rc = refuse_tail(j);
+		return rc ? rc : plan_losses(j);
+	}
 	char what[400], more[48] = "";
 	jlost_text(j, first, what, sizeof(what));
 	if (n > 1)
@@ -422,15 +417,10 @@ int jdamage_settle(shmbus_journal_t *j)
 		if (rc)
 			return rc;
 	}
-	/* those that stay, in the middle (not a cut that apply_recovery
-	 * seals away): for good, so that the next open, of this boot, does
-	 * not refuse them */
-	for (uint32_t i = 0; i < j->nsegs; i++) {
-		const struct jseg *g = j->segs[i];
-		if (!g->cut && jcrash_lost(j, g->first_seq) &&
-		    crash_took(j, g) && g->lost_to != UINT64_MAX)
-			ack(j, g->first_seq, g->lost_to);
-	}
+	/* as plan_losses said */
+	int rc = j->losses_dirty ? jlosses_write(j, &j->losses) : 0;
+	if (rc)
+		return rc;
 	/* what refuse_tail let through: taken by a restart, or accepted */
 	const struct jseg *s = k >= 0 ? j->segs[k] : NULL;
 	uint64_t r = s == NULL ? 0 : s->lost ? s->lost_to : s->last_seq + 1;

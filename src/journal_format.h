@@ -241,24 +241,44 @@ _Static_assert(sizeof(struct jctl) == 256, "control ABI");
 #define JCTL_CRC_TO 92u
 
 /*
- * After the header, at JCTL_ACKED_OFF: sequences a writer's open took as
- * gone for good in the middle of the journal -- what a machine restart
- * took that was not synced (docs/journal.md, "Damage") -- so that later
- * writers, of the same boot, do not refuse them again (readers go on
- * reporting them). Written whole by the writer under its lock; trusted
- * only if its CRC passes. Zeros in journals made before it existed.
+ * The loss table, after the header: ranges of sequences that are gone and
+ * were let through by a writer's open (what a machine restart took that
+ * was not synced, or a loss opened with ACCEPT_LOSS), so that later
+ * writers do not refuse them again; and which of those an operator
+ * acknowledged (shmbus_journal_accept_loss), which readers then no longer
+ * report (docs/journal.md, "Damage"). The files show every loss by
+ * themselves: losing this table loses no report, it only makes writers
+ * refuse, and readers report, what it let through.
+ *
+ * Two copies, each in sectors of its own, each with a generation and a
+ * CRC over all of it (generation, journal id, count, ranges): a writer
+ * writes the copy that does not hold the table, msyncs, then the other,
+ * and msyncs, so that a torn write or a damaged byte in either leaves
+ * the other whole; the valid copy with the highest generation is the
+ * table. Only the writer writes it, under its lock; a reader copies a
+ * copy out and checks it. Bytes [256, 1288) held an earlier version's
+ * table (one copy, no generation): ignored.
  */
-#define JCTL_ACKED_MAX 64u
-struct jctl_acked {
-	uint32_t n;
-	uint32_t crc; /* CRC32C of r[0, n) */
-	struct {
-		uint64_t from, to; /* [from, to) */
-	} r[JCTL_ACKED_MAX];
+#define JCTL_LOSSES_MAX 62u
+struct jloss {
+	uint64_t from, to; /* [from, to) */
 };
-#define JCTL_ACKED_OFF 256u
-_Static_assert(JCTL_ACKED_OFF >= sizeof(struct jctl) &&
-		       JCTL_ACKED_OFF + sizeof(struct jctl_acked) <= JCTL_SIZE,
+struct jctl_losses {
+	uint64_t gen;	     /* 0: never written */
+	uint64_t journal_id; /* = the control file's */
+	uint64_t acked;	     /* bit i: r[i] acknowledged */
+	uint32_t n;
+	uint32_t crc; /* CRC32C of [0, 28), then of r[0, n) */
+	struct jloss r[JCTL_LOSSES_MAX];
+};
+#define JCTL_LOSSES_OFF 1024u /* the first copy; the second after it */
+#define JCTL_LOSSES_CRC_TO 28u
+_Static_assert(sizeof(struct jctl_losses) == 1024, "control ABI");
+_Static_assert(offsetof(struct jctl_losses, crc) == JCTL_LOSSES_CRC_TO,
+	       "control ABI");
+_Static_assert(JCTL_LOSSES_OFF >= sizeof(struct jctl) &&
+		       JCTL_LOSSES_OFF + 2 * sizeof(struct jctl_losses) <=
+			       JCTL_SIZE,
 	       "control ABI");
 
 #endif /* SHMBUS_JOURNAL_FORMAT_H */

@@ -164,6 +164,10 @@ struct shmbus_journal {
 	uint64_t was_end, was_synced;
 	uint64_t boot, boot_was;
 	bool restart;
+	/* a writer's open: the loss table as read, then as it will be
+	 * written (dirty: it changed) */
+	struct jctl_losses losses;
+	bool losses_dirty;
 };
 
 /*
@@ -387,6 +391,20 @@ int jdamage_refuse(shmbus_journal_t *j);
  * such entries at the end of the table dropped (a file set aside as
  * NAME.seg.lost), so that appends go on after the records there are. */
 int jdamage_settle(shmbus_journal_t *j);
+/* journal_losses.c: the loss table in journal.ctl */
+/* The table (its valid copy of the highest generation), or an empty one. */
+void jlosses_read(const shmbus_journal_t *j, struct jctl_losses *t);
+/* Every sequence of [from, to) is in a range of t (acked: one that was
+ * acknowledged). */
+bool jlosses_covers(const struct jctl_losses *t, uint64_t from, uint64_t to,
+		    bool acked);
+/* Ranges wholly below oldest dropped; whether any was. */
+bool jlosses_prune(struct jctl_losses *t, uint64_t oldest);
+/* [from, to) into t: 1 added, 0 covered already, -1 no room. */
+int jlosses_add(struct jctl_losses *t, uint64_t from, uint64_t to);
+/* t as the table, on disk (both copies) before it returns. */
+int jlosses_write(shmbus_journal_t *j, struct jctl_losses *t);
+
 /* s's damage in words: what, which file, which sequences. */
 void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		size_t n);

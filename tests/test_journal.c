@@ -1777,6 +1777,96 @@ Test(journal, a_machine_restart_takes_only_what_was_not_synced)
 	jt_rmrf(dir);
 }
 
+/* Copy i of dir/j's loss table; whether it checks. */
+static bool ctl_losses(const char *dir, int i, struct jctl_losses *t)
+{
+	char p[512];
+	int fd = open(jt_path(p, dir, "journal.ctl"), O_RDONLY);
+	cr_assert_eq(pread(fd, t, sizeof(*t),
+			   JCTL_LOSSES_OFF + (off_t)i * (off_t)sizeof(*t)),
+		     (ssize_t)sizeof(*t));
+	close(fd);
+	uint32_t c = crc32c(t, JCTL_LOSSES_CRC_TO, 0);
+	return t->gen && t->n <= JCTL_LOSSES_MAX &&
+	       t->crc == crc32c(t->r, t->n * sizeof(t->r[0]), c);
+}
+
+/* Review 3, 6: the ranges a machine restart took in the middle of the
+ * journal are recorded in journal.ctl in two copies, each range once
+ * however many restarts record it again; a byte damaged in either copy
+ * costs nothing; both damaged, the range is refused again (never let
+ * through silently); a table with no room left refuses a new range
+ * rather than dropping one. (Before: one copy at offset 256, the range
+ * added again at every restart, one damaged byte and the next open of
+ * the boot was refused "1152.seg: bad magic", a full table dropped its
+ * oldest range.) */
+Test(journal, the_loss_table_keeps_each_range_once_in_two_copies)
+{
+	char dir[256], work[256], p[512];
+	uint64_t firsts[64];
+	static uint8_t zeros[4096];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	seq_journal(dir, 5000, firsts, 64);
+	jt_copy(dir, work);
+	jt_poke(jt_seg(p, work, firsts[3], ".seg"), 0, zeros, 4096);
+	shmbus_journal_t *j;
+	for (int k = 0; k < 4; k++) { /* four restarts, the same range */
+		other_boot(work, firsts[3]);
+		cr_assert_eq(jopen_rc(work, 0, &j), 0, "restart %d: %s", k,
+			     shmbus_errmsg());
+		cr_assert_eq(shmbus_journal_close(j), 0);
+	}
+	struct jctl_losses t[2];
+	for (int i = 0; i < 2; i++) {
+		cr_assert(ctl_losses(work, i, &t[i]), "copy %d fails", i);
+		cr_assert_eq(t[i].n, 1, "copy %d: %u ranges", i, t[i].n);
+		cr_assert_eq(t[i].r[0].from, firsts[3]);
+		cr_assert_eq(t[i].r[0].to, firsts[4]);
+		cr_assert_eq(t[i].acked, 0);
+	}
+	cr_assert_eq(t[0].gen, t[1].gen);
+	jt_path(p, work, "journal.ctl");
+	for (int i = 0; i < 2; i++) { /* one copy damaged, then the other */
+		jt_flip(p, JCTL_LOSSES_OFF + i * sizeof(t[0]) +
+				   offsetof(struct jctl_losses, r) + 3,
+			0x55);
+		int rc = jopen_rc(work, 0, &j);
+		if (i == 0) {
+			cr_assert_eq(rc, 0, "one copy damaged: %s",
+				     shmbus_errmsg());
+			cr_assert_eq(shmbus_journal_close(j), 0);
+			continue;
+		}
+		cr_assert_eq(rc, SHMBUS_ECORRUPT, "both damaged: opened");
+		cr_assert(strstr(shmbus_errmsg(), "cannot be read"), "%s",
+			  shmbus_errmsg());
+	}
+	/* no room: 62 other ranges recorded */
+	jt_copy(dir, work);
+	jt_poke(jt_seg(p, work, firsts[3], ".seg"), 0, zeros, 4096);
+	struct jctl_losses full = {.gen = 1, .n = JCTL_LOSSES_MAX};
+	shmbus_journal_t *r = jopen(work, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_info_t info;
+	shmbus_journal_get_info(r, &info);
+	shmbus_journal_close(r);
+	full.journal_id = info.journal_id;
+	for (uint32_t i = 0; i < JCTL_LOSSES_MAX; i++)
+		full.r[i] = (struct jloss){10000 + 2 * i, 10001 + 2 * i};
+	full.crc = crc32c(full.r, sizeof(full.r),
+			  crc32c(&full, JCTL_LOSSES_CRC_TO, 0));
+	jt_poke(jt_path(p, work, "journal.ctl"), JCTL_LOSSES_OFF, &full,
+		sizeof(full));
+	other_boot(work, firsts[3]);
+	uint64_t sum = dir_sum(work);
+	cr_assert_eq(jopen_rc(work, 0, &j), SHMBUS_ECORRUPT, "full: opened");
+	cr_assert(strstr(shmbus_errmsg(), "loss table"), "%s",
+		  shmbus_errmsg());
+	cr_assert_eq(dir_sum(work), sum, "a refused open changes nothing");
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
 /* dir/j's control file: the boot of its last writer. */
 static uint64_t ctl_boot(const char *dir)
 {
