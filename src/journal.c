@@ -1245,9 +1245,9 @@ static void take_was(shmbus_journal_t *j)
 				? 0
 				: atomic_load_explicit(&c->synced_seq,
 						       memory_order_relaxed);
-	j->boot_was = j->ctl_rebuilt ? j->boot
-				     : atomic_load_explicit(&c->boot,
-							    memory_order_relaxed);
+	j->boot_was = atomic_load_explicit(&c->boot, memory_order_relaxed);
+	if (j->ctl_rebuilt)
+		j->boot_was = j->boot;
 	/* a boot that is not known (0, either side) excuses nothing */
 	j->restart = j->boot_was != 0 && j->boot != 0 && j->boot_was != j->boot;
 	if (j->ctl_rebuilt)

@@ -83,6 +83,13 @@ static int add_gone(shmbus_journal_t *j, uint64_t from, uint64_t to,
 	return rc;
 }
 
+/* Where a range missing after entry a begins: past its records (an entry
+ * without: past its name, the first record it had). */
+static uint64_t after_records(const struct jseg *a)
+{
+	return a->count ? a->last_seq + 1 : a->first_seq + 1;
+}
+
 /* b's link names another segment than the entry before it (or, for the
  * first, one that retention has not removed): the sequences between are
  * missing. Returns 1 if it added an entry (before b), 0, or an error. */
@@ -111,7 +118,7 @@ static int check_link(shmbus_journal_t *j, uint32_t i, uint64_t kept,
 		/* where its records end: sealed since we looked, maybe */
 		if (!a->sealed && a->map)
 			jseal_read(j, a, (const struct jseg_header *)a->map);
-		from = a->count ? a->last_seq + 1 : a->first_seq + 1;
+		from = after_records(a);
 	}
 	if (hint && from < kept)
 		from = kept;
@@ -153,9 +160,15 @@ int jdamage_assess(shmbus_journal_t *j)
 	for (uint32_t i = 0; i + 1 < j->nsegs; i++) {
 		const struct jseg *s = j->segs[i];
 		if (s->lost || s->sealed || s->short_at == UINT64_MAX ||
-		    j->segs[i + 1]->lost)
+		    j->segs[i + 1]->lost == JLOST_GONE)
 			continue;
-		uint64_t from = s->count ? s->last_seq + 1 : s->first_seq + 1;
+		/* one without records is gone whole: from past the records
+		 * before it, as the next segment's link will say once a
+		 * writer removed it (its name is its first record's) */
+		const struct jseg *a = i ? j->segs[i - 1] : NULL;
+		uint64_t from = s->count		 ? s->last_seq + 1
+				: a == NULL || a->lost ? s->first_seq
+						       : after_records(a);
 		if (from >= j->segs[i + 1]->first_seq)
 			continue;
 		char why[160], sn[40];
@@ -277,16 +290,18 @@ static int refuse_tail(shmbus_journal_t *j)
 			     "SHMBUS_JOURNAL_ACCEPT_LOSS to go on from %" PRIu64
 			     " (the loss is noted in its recovery report)",
 			     j->dir, r, j->was_end - 1, j->was_end,
-			     j->restart		   ? ", synced"
-			     : j->boot_was == j->boot ? ", in this boot"
-						     : ", its writer's boot not known",
+			     j->restart ? ", synced"
+			     : j->boot_was == j->boot
+				     ? ", in this boot"
+				     : ", its writer's boot not known",
 			     name, r);
 }
 
 /* What this open will record in the loss table: the ranges a machine
- * restart took that stay in the middle (not a cut that apply_recovery
- * seals away), so that the next open, of this boot, does not refuse them.
- * An open that could not record them refuses: never silent. */
+ * restart took that stay in the middle (after the records of a segment
+ * it seals or removes, too: the next segment's link then names a missing
+ * one), so that the writers after it do not refuse them. An open that
+ * could not record them refuses: never silent. */
 static int plan_losses(shmbus_journal_t *j)
 {
 	struct jctl_losses *t = &j->losses;
@@ -295,8 +310,8 @@ static int plan_losses(shmbus_journal_t *j)
 	int k = last_kept(j);
 	for (int i = 0; i <= k; i++) {
 		const struct jseg *g = j->segs[i];
-		if (g->cut || !jcrash_lost(j, g->first_seq) ||
-		    !crash_took(j, g) || g->lost_to == UINT64_MAX)
+		if (!jcrash_lost(j, g->first_seq) || !crash_took(j, g) ||
+		    g->lost_to == UINT64_MAX)
 			continue;
 		int rc = jlosses_add(t, g->first_seq, g->lost_to);
 		if (rc < 0)

@@ -259,8 +259,11 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 		      "(a hole)";
 		r = JF_BAD;
 		hole = true;
-	} else if (r == JF_END && middle && off <= full_past) {
-		s->short_at = off; /* a range journal_damage.c reports */
+	} else if (r == JF_END && middle &&
+		   (off <= full_past || s->count == 0)) {
+		/* a range journal_damage.c reports (a segment is made for a
+		 * record: one that is not the last and has none lost them) */
+		s->short_at = off;
 	}
 	s->end_off = off;
 	s->cut = false;

@@ -1922,6 +1922,54 @@ Test(journal, an_unknown_boot_excuses_nothing)
 	jt_rmrf(dir);
 }
 
+/* Review 3, 5: after a machine restart, a segment that is not the last
+ * is unsealed and empty (its seal and records never reached the disk):
+ * the first writer opens, says what is gone, and removes the file; the
+ * range stays reported by readers, and later writers of the boot open
+ * too. The first segment as well. (Before: the first open said "1153 to
+ * 1535", removed the file and recorded nothing; the second was refused
+ * "1152.seg, the segment made before 1536.seg, is gone".) */
+Test(journal, an_empty_unsealed_segment_after_a_restart_stays_a_range)
+{
+	char dir[256], work[256], msg[512], p[512], want[128];
+	uint64_t firsts[64];
+	static uint8_t zeros[64 * KB];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	seq_journal(dir, 5000, firsts, 64);
+	const uint32_t which[] = {3, 0};
+	for (int w = 0; w < 2; w++) {
+		uint64_t from = firsts[which[w]], to = firsts[which[w] + 1];
+		jt_copy(dir, work);
+		jt_seg(p, work, from, ".seg");
+		jt_poke(p, offsetof(struct jseg_header, sealed), zeros, 4);
+		jt_poke(p, JSEG_DATA_OFF, zeros, 64 * KB - JSEG_DATA_OFF);
+		unlink(jt_seg(p, work, from, ".idx"));
+		other_boot(work, from);
+		snprintf(want, sizeof(want), "sequences %llu to %llu",
+			 (unsigned long long)from, (unsigned long long)to - 1);
+		cr_assert_gt(ro_verify(work, msg), 0, "%d: clean", w);
+		cr_assert(strstr(msg, want), "%d: %s", w, msg);
+		shmbus_journal_t *j;
+		for (int k = 0; k < 3; k++) {
+			cr_assert_eq(jopen_rc(work, 0, &j), 0,
+				     "%d, open %d: %s", w, k, shmbus_errmsg());
+			shmbus_journal_recovery_t rec;
+			shmbus_journal_get_recovery(j, &rec);
+			cr_assert(k > 0 || (strstr(rec.reason, want) &&
+					    strstr(rec.reason, "not synced")),
+				  "%d: %s", w, rec.reason);
+			cr_assert_eq(shmbus_journal_end(j), 5000);
+			cr_assert_eq(shmbus_journal_close(j), 0);
+		}
+		cr_assert_gt(ro_verify(work, msg), 0, "%d: clean after", w);
+		cr_assert(strstr(msg, want), "%d: %s", w, msg);
+		reads_stop_or_skip(work, 5000, from, to, want);
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
 /* Review 5a: a segment that is not the last, left unsealed (its seal
  * block lost), whose records end before it was full: cut short at a
  * record boundary (truncated, or its tail zeroed), or with a hole before
