@@ -530,7 +530,8 @@ bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 	    h->count == 0 || h->last_seq < s->first_seq ||
 	    /* every record takes at least a header */
 	    h->count > (h->end_off - JSEG_DATA_OFF) /
-			       sizeof(struct jrec_header)) {
+			       sizeof(struct jrec_header) ||
+	    (h->lost_to && h->lost_to <= h->last_seq + 1)) {
 		s->seal_bad = true;
 		return false;
 	}
@@ -541,6 +542,7 @@ bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 	s->ts_min = h->ts_min;
 	s->ts_max = h->ts_max;
 	s->sealed_ns = h->sealed_realtime_ns;
+	s->seal_lost_to = h->lost_to;
 	s->sealed = true;
 	free(s->live.e);
 	memset(&s->live, 0, sizeof(s->live));
@@ -1169,6 +1171,12 @@ static int apply_recovery(shmbus_journal_t *j)
 			/* a bad seal block: the segment was full once, and
 			 * every record in it checked */
 			bool again = s->seal_bad;
+			/* its last records lost (a cut, or it ended short,
+			 * let through): its seal says so, for every reader
+			 * after (the next segment's link names it) */
+			const struct jseg *g = last ? NULL : j->segs[i + 1];
+			if (g && g->lost == JLOST_GONE && g->cut)
+				s->seal_lost_to = g->lost_to;
 			rc = jseal(j, s);
 			if (rc == 0 && again)
 				jnote(j, "segment %" PRIu64 ": its seal block "

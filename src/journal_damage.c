@@ -132,6 +132,71 @@ static int check_link(shmbus_journal_t *j, uint32_t i, uint64_t kept,
 	return rc ? rc : 1;
 }
 
+/* Segment i's last records are lost, the rest up to the next entry too:
+ * it is unsealed, not the last, and its records end before it was full
+ * (journal_recover.c), or a writer sealed it short after such a loss (its
+ * seal's lost_to). Returns 1 if it added an entry (after it), 0, or an
+ * error. */
+static int short_range(shmbus_journal_t *j, uint32_t i)
+{
+	const struct jseg *s = j->segs[i], *n = NULL;
+	if (i + 1 < j->nsegs)
+		n = j->segs[i + 1];
+	if (s->lost || (n && n->lost == JLOST_GONE)) /* a link's, or ours */
+		return 0;
+	uint64_t from, to;
+	char why[160], sn[40];
+	jname(sn, s->first_seq, ".seg");
+	if (s->sealed && s->seal_lost_to) {
+		from = s->last_seq + 1;
+		to = n && n->first_seq < s->seal_lost_to ? n->first_seq
+							 : s->seal_lost_to;
+		snprintf(why, sizeof(why),
+			 "%s was sealed short after a loss: the records "
+			 "after its last",
+			 sn);
+	} else if (!s->sealed && n && s->short_at != UINT64_MAX) {
+		/* one without records is gone whole: from past the records
+		 * before it, as the next segment's link will say once a
+		 * writer removed it (its name is its first record's) */
+		const struct jseg *a = i ? j->segs[i - 1] : NULL;
+		from = s->count		       ? s->last_seq + 1
+		       : a == NULL || a->lost ? s->first_seq
+					      : after_records(a);
+		to = n->first_seq;
+		snprintf(why, sizeof(why),
+			 "%s, unsealed, ends at offset %" PRIu64 " before it "
+			 "was full: the records after it",
+			 sn, s->short_at);
+	} else {
+		return 0;
+	}
+	if (from >= to)
+		return 0;
+	int rc = add_gone(j, from, to, s->first_seq, why);
+	if (rc)
+		return rc;
+	/* an unsealed one's: what a writer's open seals away (after it) */
+	j->segs[i + 1]->cut = !s->sealed;
+	return 1;
+}
+
+/* The acknowledged ranges of the loss table, on the lost entries they
+ * cover (a rebuilt control page has none). */
+static void mark_acked(shmbus_journal_t *j)
+{
+	struct jctl_losses t;
+	if (j->ctl_rebuilt)
+		memset(&t, 0, sizeof(t));
+	else
+		jlosses_read(j, &t);
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		struct jseg *s = j->segs[i];
+		s->acked = s->lost && !s->foreign &&
+			   jlosses_covers(&t, s->first_seq, s->lost_to, true);
+	}
+}
+
 int jdamage_assess(shmbus_journal_t *j)
 {
 	jdamage_clear(j);
@@ -155,33 +220,11 @@ int jdamage_assess(shmbus_journal_t *j)
 			return rc;
 		i += (uint32_t)rc; /* past the entry added before b */
 	}
-	/* An unsealed segment that is not the last whose records end before
-	 * it was full (journal_recover.c): the rest up to the next is lost */
-	for (uint32_t i = 0; i + 1 < j->nsegs; i++) {
-		const struct jseg *s = j->segs[i];
-		if (s->lost || s->sealed || s->short_at == UINT64_MAX ||
-		    j->segs[i + 1]->lost == JLOST_GONE)
-			continue;
-		/* one without records is gone whole: from past the records
-		 * before it, as the next segment's link will say once a
-		 * writer removed it (its name is its first record's) */
-		const struct jseg *a = i ? j->segs[i - 1] : NULL;
-		uint64_t from = s->count		 ? s->last_seq + 1
-				: a == NULL || a->lost ? s->first_seq
-						       : after_records(a);
-		if (from >= j->segs[i + 1]->first_seq)
-			continue;
-		char why[160], sn[40];
-		jname(sn, s->first_seq, ".seg");
-		snprintf(why, sizeof(why),
-			 "%s, unsealed, ends at offset %" PRIu64 " before it "
-			 "was full: the records after it",
-			 sn, s->short_at);
-		int rc = add_gone(j, from, j->segs[i + 1]->first_seq,
-				  s->first_seq, why);
-		if (rc)
+	for (uint32_t i = 0; i < j->nsegs; i++) {
+		int rc = short_range(j, i);
+		if (rc < 0)
 			return rc;
-		j->segs[++i]->cut = true;
+		i += (uint32_t)rc; /* past the entry added after it */
 	}
 	/* The newest segment the writer announced (when this listing began)
 	 * is gone: the records appended to it are lost. One made and gone
@@ -206,6 +249,7 @@ int jdamage_assess(shmbus_journal_t *j)
 			     : end > s->first_seq ? end
 						  : UINT64_MAX;
 	}
+	mark_acked(j);
 	return 0;
 }
 
@@ -297,23 +341,39 @@ static int refuse_tail(shmbus_journal_t *j)
 			     name, r);
 }
 
-/* What this open will record in the loss table: the ranges a machine
- * restart took that stay in the middle (after the records of a segment
- * it seals or removes, too: the next segment's link then names a missing
- * one), so that the writers after it do not refuse them. An open that
- * could not record them refuses: never silent. */
+/* Where the range of lost entry i is recorded from: a missing one from
+ * past the records before it, where the next segment's link will say it
+ * begins once a later segment is made (a newest segment missing: from
+ * its name now). */
+static uint64_t record_from(const shmbus_journal_t *j, uint32_t i)
+{
+	const struct jseg *g = j->segs[i], *a = i ? j->segs[i - 1] : NULL;
+	if (g->lost != JLOST_GONE || a == NULL || a->lost ||
+	    after_records(a) >= g->first_seq)
+		return g->first_seq;
+	return after_records(a);
+}
+
+/* What this open will record in the loss table: every lost range it lets
+ * through (what a machine restart took, a loss it was told to accept)
+ * that stays (the end goes back over those at the end), so that the
+ * writers after it do not refuse it again. An open that could not record
+ * one refuses: never silent. */
 static int plan_losses(shmbus_journal_t *j)
 {
-	struct jctl_losses *t = &j->losses;
+	struct jctl_losses *t = &j->losses_new;
+	*t = j->losses;
 	j->losses_dirty =
 		jlosses_prune(t, j->nsegs ? j->segs[0]->first_seq : 0);
 	int k = last_kept(j);
 	for (int i = 0; i <= k; i++) {
 		const struct jseg *g = j->segs[i];
-		if (!jcrash_lost(j, g->first_seq) || !crash_took(j, g) ||
-		    g->lost_to == UINT64_MAX)
+		if (!g->lost || g->foreign || g->lost_to == UINT64_MAX)
 			continue;
-		int rc = jlosses_add(t, g->first_seq, g->lost_to);
+		uint64_t from = record_from(j, (uint32_t)i);
+		int rc = jlosses_add(t, from, g->lost_to, false);
+		/* let through by ACCEPT_LOSS, and new: for the report */
+		j->segs[i]->accepted = rc > 0 && !jcrash_lost(j, g->first_seq);
 		if (rc < 0)
 			return shmbus_seterr(
 				SHMBUS_ECORRUPT,
@@ -322,8 +382,7 @@ static int plan_losses(shmbus_journal_t *j)
 				"holds %u ranges already, all of them still in "
 				"the journal: restore the files, or let "
 				"retention remove the oldest",
-				j->dir, g->first_seq, g->lost_to - 1,
-				JCTL_LOSSES_MAX);
+				j->dir, from, g->lost_to - 1, JCTL_LOSSES_MAX);
 		j->losses_dirty |= rc > 0;
 	}
 	return 0;
@@ -411,11 +470,10 @@ int jdamage_settle(shmbus_journal_t *j)
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		const struct jseg *s = j->segs[i];
 		bool now = jcrash_lost(j, s->first_seq); /* this restart's */
-		if (s->lost == JLOST_GONE && s->cut && !crash_took(j, s))
-			/* sealed at its last record by apply_recovery */
+		if (s->accepted)
 			jnote(j, "loss accepted: sequences %" PRIu64 " to %" PRIu64
-				 " after the records of unsealed segment %" PRIu64,
-			      s->first_seq, s->lost_to - 1, s->gone);
+				 ", reported until acknowledged",
+			      s->first_seq, s->lost_to - 1);
 		else if (now && crash_took(j, s) && s->lost_to != UINT64_MAX)
 			jnote(j, "sequences %" PRIu64 " to %" PRIu64 " were "
 				 "not synced before the machine restarted, "
@@ -433,7 +491,7 @@ int jdamage_settle(shmbus_journal_t *j)
 			return rc;
 	}
 	/* as plan_losses said */
-	int rc = j->losses_dirty ? jlosses_write(j, &j->losses) : 0;
+	int rc = j->losses_dirty ? jlosses_write(j, &j->losses_new) : 0;
 	if (rc)
 		return rc;
 	/* what refuse_tail let through: taken by a restart, or accepted */
@@ -450,8 +508,7 @@ int jdamage_settle(shmbus_journal_t *j)
 	return 0;
 }
 
-int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
-			       uint64_t *to)
+static int accepting(const shmbus_journal_t *j)
 {
 	if (j == NULL || !j->writer ||
 	    !(j->flags & SHMBUS_JOURNAL_ACCEPT_LOSS))
@@ -459,6 +516,56 @@ int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
 				     "journal: accepting a loss needs the "
 				     "writer, opened with "
 				     "SHMBUS_JOURNAL_ACCEPT_LOSS");
+	return 0;
+}
+
+int shmbus_journal_accept_range(shmbus_journal_t *j, uint64_t from,
+				uint64_t *to)
+{
+	int rc = accepting(j);
+	if (rc)
+		return rc;
+	uint32_t i = 0;
+	while (i < j->nsegs && !(j->segs[i]->lost && !j->segs[i]->acked &&
+				 j->segs[i]->first_seq == from))
+		i++;
+	if (i == j->nsegs)
+		return shmbus_seterr(SHMBUS_ENOENT,
+				     "journal %s: no lost range begins at "
+				     "%" PRIu64 " (shmbus journal info lists "
+				     "them, each from its first sequence)",
+				     j->dir, from);
+	struct jseg *g = j->segs[i];
+	char what[400];
+	jlost_text(j, g, what, sizeof(what));
+	if (g->foreign || g->lost_to == UINT64_MAX)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "%s: not acknowledged: %s", what,
+				     g->foreign ? "move the other journal's "
+						  "segment out of the directory"
+						: "its end is not known");
+	struct jctl_losses t;
+	jlosses_read(j, &t);
+	jlosses_prune(&t, j->segs[0]->first_seq);
+	if (jlosses_add(&t, record_from(j, i), g->lost_to, true) < 0)
+		return shmbus_seterr(SHMBUS_ECORRUPT,
+				     "%s: not acknowledged: journal.ctl's loss "
+				     "table holds %u ranges already",
+				     what, JCTL_LOSSES_MAX);
+	if ((rc = jlosses_write(j, &t)) != 0)
+		return rc;
+	g->acked = true;
+	if (to)
+		*to = g->lost_to;
+	return 1;
+}
+
+int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
+			       uint64_t *to)
+{
+	int rc = accepting(j);
+	if (rc)
+		return rc;
 	/* the missing ranges before the first file: never a file's */
 	uint32_t n = 0;
 	while (n < j->nsegs && j->segs[n]->lost == JLOST_GONE)
@@ -467,7 +574,7 @@ int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
 		return 0;
 	uint64_t lo = j->segs[0]->first_seq;
 	uint64_t hi = n < j->nsegs ? j->segs[n]->first_seq : j->end_seq;
-	int rc = jraise_first(j, hi);
+	rc = jraise_first(j, hi);
 	if (rc)
 		return rc;
 	while (n--)
@@ -686,7 +793,7 @@ int shmbus_journal_get_damage(const shmbus_journal_t *j, uint32_t i,
 	}
 	for (uint32_t s = 0; s < j->nsegs; s++) {
 		const struct jseg *g = j->segs[s];
-		if (g->lost && k++ == i) {
+		if (g->lost && !g->acked && k++ == i) {
 			d->kind = g->lost == JLOST_GONE
 					  ? SHMBUS_JOURNAL_DAMAGE_MISSING
 					  : SHMBUS_JOURNAL_DAMAGE_UNREADABLE;

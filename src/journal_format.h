@@ -98,7 +98,10 @@ struct jseg_header {
 	uint64_t last_seq;
 	uint64_t ts_min, ts_max;
 	uint64_t sealed_realtime_ns;
-	uint64_t reserved1;
+	/* 0, or: the records that were in this segment after last_seq are
+	 * gone, and so are the sequences up to this one (a writer sealed it
+	 * short after a loss it let through); readers report the range */
+	uint64_t lost_to;
 	uint8_t reserved2[64];
 };
 _Static_assert(offsetof(struct jseg_header, channel) == 48, "segment ABI");
@@ -107,7 +110,7 @@ _Static_assert(offsetof(struct jseg_header, prev_first) == 104, "seg ABI");
 _Static_assert(offsetof(struct jseg_header, link_crc) == 124, "seg ABI");
 _Static_assert(offsetof(struct jseg_header, sealed) == 128, "segment ABI");
 _Static_assert(offsetof(struct jseg_header, end_off) == 136, "segment ABI");
-_Static_assert(offsetof(struct jseg_header, reserved1) == 184, "seg ABI");
+_Static_assert(offsetof(struct jseg_header, lost_to) == 184, "seg ABI");
 _Static_assert(sizeof(struct jseg_header) == 256, "segment ABI");
 #define JSEG_SEAL_CRC_FROM 136u
 #define JSEG_SEAL_CRC_TO 192u

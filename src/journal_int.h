@@ -87,6 +87,13 @@ struct jseg {
 	uint64_t lost_to, gone;
 	char *why;
 	bool seal_bad; /* a seal marker over a block that fails its checks */
+	/* sealed short: the seal's lost_to (0: none); a writer's open sets it
+	 * before it seals a segment whose last records are lost */
+	uint64_t seal_lost_to;
+	/* a lost entry an operator acknowledged (the loss table): not
+	 * reported, not counted, not refused */
+	bool acked;
+	bool accepted; /* a writer's open let it through (ACCEPT_LOSS) */
 	/* unsealed, not the last: its records end here, before it was full
 	 * (a bad record, a hole, or the next's first record would have
 	 * fitted): the sequences up to the next entry are a lost range;
@@ -164,9 +171,9 @@ struct shmbus_journal {
 	uint64_t was_end, was_synced;
 	uint64_t boot, boot_was;
 	bool restart;
-	/* a writer's open: the loss table as read, then as it will be
-	 * written (dirty: it changed) */
-	struct jctl_losses losses;
+	/* a writer's open: the loss table as read, and as it will write it
+	 * (dirty: it changed) */
+	struct jctl_losses losses, losses_new;
 	bool losses_dirty;
 };
 
@@ -400,8 +407,10 @@ bool jlosses_covers(const struct jctl_losses *t, uint64_t from, uint64_t to,
 		    bool acked);
 /* Ranges wholly below oldest dropped; whether any was. */
 bool jlosses_prune(struct jctl_losses *t, uint64_t oldest);
-/* [from, to) into t: 1 added, 0 covered already, -1 no room. */
-int jlosses_add(struct jctl_losses *t, uint64_t from, uint64_t to);
+/* [from, to) into t (acked: as acknowledged): 1 added, 0 held already,
+ * -1 no room. */
+int jlosses_add(struct jctl_losses *t, uint64_t from, uint64_t to,
+		bool acked);
 /* t as the table, on disk (both copies) before it returns. */
 int jlosses_write(shmbus_journal_t *j, struct jctl_losses *t);
 

@@ -105,13 +105,20 @@ bool jlosses_prune(struct jctl_losses *t, uint64_t oldest)
 	return changed;
 }
 
-int jlosses_add(struct jctl_losses *t, uint64_t from, uint64_t to)
+int jlosses_add(struct jctl_losses *t, uint64_t from, uint64_t to,
+		bool acked)
 {
-	if (jlosses_covers(t, from, to, false))
+	if (jlosses_covers(t, from, to, acked))
 		return 0;
+	for (uint32_t i = 0; acked && i < t->n; i++)
+		if (t->r[i].from == from && t->r[i].to == to) {
+			t->acked |= UINT64_C(1) << i; /* recorded, now seen */
+			return 1;
+		}
 	if (t->n == JCTL_LOSSES_MAX)
 		return -1;
 	t->acked &= ~(UINT64_C(1) << t->n);
+	t->acked |= (uint64_t)acked << t->n;
 	t->r[t->n].from = from;
 	t->r[t->n++].to = to;
 	return 1;

@@ -442,8 +442,9 @@ static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
 }
 
 /* The iterator reached lost entry s: SHMBUS_ECORRUPT naming it, counted,
- * or 0 if the query wants none of its sequences. Reading goes on after
- * it (retention does not count it: `after` is its end). */
+ * or 0 if the query wants none of its sequences or it was acknowledged.
+ * Reading goes on after it (retention does not count it: `after` is its
+ * end). */
 static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 		shmbus_journal_entry_t *e)
 {
@@ -458,7 +459,8 @@ static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 		it->after = s->lost_to - 1;
 		it->any = false;
 	}
-	if (lo >= hi || s->first_seq >= cap) {
+	/* one an operator acknowledged reads as a gap in the sequences */
+	if (s->acked || lo >= hi || s->first_seq >= cap) {
 		if (s->lost_to != UINT64_MAX && s->lost_to > it->next)
 			it->next = s->lost_to;
 		return 0;

@@ -299,6 +299,7 @@ int jseal(shmbus_journal_t *j, struct jseg *s)
 	h->ts_min = s->ts_min;
 	h->ts_max = s->ts_max;
 	h->sealed_realtime_ns = jrealtime_ns();
+	h->lost_to = s->seal_lost_to;
 	h->seal_crc = crc32c(s->map + JSEG_SEAL_CRC_FROM,
 			     JSEG_SEAL_CRC_TO - JSEG_SEAL_CRC_FROM, 0);
 	/* release: the seal block before the flag; pairs with the acquire

@@ -2035,10 +2035,34 @@ Test(journal, an_unsealed_middle_segment_cut_short_is_a_loss)
 			  "%d: %s", how, rec.reason);
 		cr_assert_eq(shmbus_journal_end(j), 5000);
 		cr_assert_eq(shmbus_journal_close(j), 0);
+		/* Review 3, 3: sealed at its last record, the segment's seal
+		 * says the rest is lost: reported by every read after, and
+		 * later writers open (before: verify clean) */
+		char want[128];
+		snprintf(want, sizeof(want), "sequences %llu to %llu",
+			 (unsigned long long)(mid + keep),
+			 (unsigned long long)next - 1);
+		cr_assert_gt(ro_verify(work, msg), 0, "%d: clean after the "
+			     "loss was accepted", how);
+		cr_assert(strstr(msg, want), "%d: %s", how, msg);
+		reads_stop_or_skip(work, 5000, mid + keep, next, want);
+		cr_assert_eq(jopen_rc(work, 0, &j), 0, "%s", shmbus_errmsg());
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		/* until it is acknowledged, where it is */
+		j = jopen(work, SHMBUS_JOURNAL_ACCEPT_LOSS, 0);
+		uint64_t to = 0;
+		uint64_t lo = mid + keep;
+		cr_assert_eq(shmbus_journal_accept_range(j, lo - 1, &to),
+			     SHMBUS_ENOENT);
+		cr_assert_eq(shmbus_journal_accept_range(j, lo, &to), 1, "%s",
+			     shmbus_errmsg());
+		cr_assert_eq(to, next);
+		cr_assert_eq(shmbus_journal_close(j), 0);
 		expect_clean(work);
 		int rc;
 		cr_assert_eq(ro_replay(work, NULL, &rc, msg),
 			     5000 - (next - mid - keep), "%d", how);
+		cr_assert_eq(rc, 0, "%s", msg);
 	}
 	jt_rmrf(work);
 	jt_rmrf(dir);

@@ -2125,10 +2125,15 @@ Test(tool, journal_verify_and_info_show_damage_beyond_records)
 }
 
 /* Review 6: `journal accept-loss` is the way out of a loss nobody needs:
- * with the segments before it moved out, it acknowledges what is missing
- * at the head, and the journal reads clean and opens for a writer again;
- * a loss it cannot acknowledge is printed, exit status 1. (Before: an
- * unknown verb, and no way but ACCEPT_LOSS on every open.) */
+ * it acknowledges the range that begins at FROM, or without it what is
+ * missing at the head once the segments before the loss are moved out,
+ * and the journal reads clean and opens for a writer again; a loss it did
+ * not acknowledge is printed, exit status 1. (Before: an unknown verb,
+ * and no way but ACCEPT_LOSS on every open.) Review 3, 3: a range in the
+ * middle is acknowledged where it is, by its first sequence; the open
+ * that lets it through records it, so that later writers open, while
+ * reads report it until then. (Before: no FROM; a middle loss was
+ * acknowledged only by moving every segment before it out.) */
 Test(tool, journal_accept_loss_acknowledges_a_loss_for_good)
 {
 	char dir[256], p[512], want[256], path[300];
@@ -2138,15 +2143,38 @@ Test(tool, journal_accept_loss_acknowledges_a_loss_for_good)
 	int n = (int)jt_seg_firsts(path, f, 64);
 	cr_assert_geq(n, 5, "only %d segments", n);
 	cr_assert_eq(unlink(jt_seg(p, dir, f[2], ".seg")), 0); /* the loss */
-	/* with segments before it: still reported, and said what to do */
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), SHMBUS_ECORRUPT);
+	/* nothing at the head: still reported, and said what to do */
 	cr_expect_eq(tool("journal accept-loss %s/j", dir), 1, "%s", out);
 	expect_out("still reported:");
-	expect_out("move the segment files before it out");
+	expect_out("acknowledge each with");
+	cr_assert_eq(shmbus_journal_open(path, NULL, &j), 0, "recorded: %s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	cr_expect_eq(tool("journal verify %s/j", dir), 1, "%s", out);
+	shmbus_journal_t *r = jt_open_ro(path);
+	shmbus_journal_damage_t d;
+	cr_assert_eq(shmbus_journal_get_damage(r, 0, &d), 1);
+	shmbus_journal_close(r);
+	cr_expect_eq(tool("journal accept-loss %s/j %llu 2>&1", dir,
+			  (unsigned long long)d.from + 1),
+		     2, "%s", out);
+	expect_out("no lost range begins at");
+	cr_expect_eq(tool("journal accept-loss %s/j %llu", dir,
+			  (unsigned long long)d.from),
+		     0, "%s", out);
+	snprintf(want, sizeof(want), "acknowledged: sequences %llu to %llu "
+				     "are gone; reads, verify and info no "
+				     "longer report them",
+		 (unsigned long long)d.from, (unsigned long long)d.to - 1);
+	expect_out(want);
+	cr_expect_eq(tool("journal verify %s/j", dir), 0, "%s", out);
+	/* the segments before it moved out: the head, acknowledged */
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(unlink(jt_seg(p, dir, f[i], ".seg")), 0);
 		unlink(jt_seg(p, dir, f[i], ".idx"));
 	}
-	shmbus_journal_t *j;
 	cr_assert_eq(shmbus_journal_open(path, NULL, &j), SHMBUS_ECORRUPT);
 	cr_expect_eq(tool("journal accept-loss %s/j", dir), 0, "%s", out);
 	snprintf(want, sizeof(want), "acknowledged: sequences 10 to %llu are "

@@ -26,7 +26,7 @@ static const char help[] =
 	"       shmbus journal verify DIR\n"
 	"       shmbus journal replay DIR BUS CHANNEL [QUERY] "
 	"[--skip-corrupt]\n"
-	"       shmbus journal accept-loss DIR\n"
+	"       shmbus journal accept-loss DIR [FROM]\n"
 	"\n"
 	"A journal directory, as shmbus_journal_open or a journaler made it,\n"
 	"read without changing anything, also while its writer runs (but\n"
@@ -97,16 +97,16 @@ static const char replay_help[] =
 	"--skip-corrupt counts corrupt records and goes on.\n";
 
 static const char accept_help[] =
-	"usage: shmbus journal accept-loss DIR\n"
+	"usage: shmbus journal accept-loss DIR [FROM]\n"
 	"\n"
-	"Says that the sequences lost from the journal in DIR are known to be\n"
-	"gone, so that its writer opens again without\n"
-	"SHMBUS_JOURNAL_ACCEPT_LOSS. It opens the writer with it (stop the\n"
-	"journaler first) -- what the open then gives up is printed -- and\n"
-	"acknowledges the sequences missing before the first segment file for\n"
-	"good: reads, verify and info no longer report them. A loss between\n"
-	"segment files is acknowledged once the segments before it are moved\n"
-	"out of DIR; a file that fails its checks, once it is moved out.\n"
+	"Says that sequences lost from the journal in DIR are known to be\n"
+	"gone, for good: reads, verify and info no longer report them. It\n"
+	"opens the writer with SHMBUS_JOURNAL_ACCEPT_LOSS (stop the journaler\n"
+	"first) -- what the open then lets through is printed -- and\n"
+	"acknowledges the lost range that begins at FROM (`info` lists each\n"
+	"from its first sequence), or without FROM the sequences missing\n"
+	"before the first segment file: the journal then starts after them.\n"
+	"A file of another journal is not acknowledged: move it out of DIR.\n"
 	"What is still reported is printed.\n"
 	"Exit status: 0 nothing left to report, 1 damage left, 2 failed.\n";
 
@@ -170,15 +170,16 @@ static const struct option replay_opts[] = {QUERY_OPTS, {0}};
 static const struct verb {
 	const char *name, *args, *help;
 	const struct option *opts;
-	int npos;
+	int npos, more; /* positional arguments, and optional ones after */
 	int (*run)(const struct jopts *o, char **pos);
 } verbs[] = {
-	{"info", "DIR", info_help, info_opts, 1, journal_info},
-	{"dump", "DIR", dump_help, dump_opts, 1, journal_dump},
-	{"verify", "DIR", verify_help, NULL, 1, journal_verify},
-	{"replay", "DIR BUS CHANNEL", replay_help, replay_opts, 3,
+	{"info", "DIR", info_help, info_opts, 1, 0, journal_info},
+	{"dump", "DIR", dump_help, dump_opts, 1, 0, journal_dump},
+	{"verify", "DIR", verify_help, NULL, 1, 0, journal_verify},
+	{"replay", "DIR BUS CHANNEL", replay_help, replay_opts, 3, 0,
 	 journal_replay},
-	{"accept-loss", "DIR", accept_help, NULL, 1, journal_accept_loss},
+	{"accept-loss", "DIR [FROM]", accept_help, NULL, 1, 1,
+	 journal_accept_loss},
 };
 
 /* After the command line parsed: what the options say together. */
@@ -213,10 +214,10 @@ int cmd_journal(int argc, char **argv)
 		char cmd[32];
 		snprintf(cmd, sizeof(cmd), "journal %s", v->name);
 		struct jopts o = {.cmd = cmd};
-		const struct cli_spec spec = {cmd,     v->args, v->help,
-					      v->opts, v->npos, v->npos,
-					      on_opt};
-		char *pos[3];
+		const struct cli_spec spec = {
+			cmd,	 v->args,		v->help, v->opts,
+			v->npos, v->npos + v->more, on_opt};
+		char *pos[3] = {NULL}; /* an optional one not given: NULL */
 		int npos;
 		int rc = cli_parse(&spec, argc - 1, argv + 1, &o, pos, &npos);
 		if (rc != CLI_GO)
@@ -492,8 +493,36 @@ int journal_verify(const struct jopts *o, char **pos)
 
 /* --------------------------------------------------------- accept-loss */
 
-/* The writer opened with SHMBUS_JOURNAL_ACCEPT_LOSS; the loss at the head
- * acknowledged; what is still reported, listed. */
+/* The range [from, to) acknowledged: at FROM, or the loss at the head. */
+static int acknowledge(const struct jopts *o, shmbus_journal_t *j,
+		       const char *at)
+{
+	uint64_t from = 0, to = 0;
+	if (at && cli_u64(o->cmd, "FROM", at, 0, UINT64_MAX - 1, &from))
+		return -1;
+	int rc = at ? shmbus_journal_accept_range(j, from, &to)
+		    : shmbus_journal_accept_loss(j, &from, &to);
+	if (rc < 0) {
+		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
+		return -1;
+	}
+	if (rc && at)
+		printf("acknowledged: sequences %llu to %llu are gone; reads, "
+		       "verify and info no longer report them\n",
+		       (unsigned long long)from, (unsigned long long)to - 1);
+	else if (rc)
+		printf("acknowledged: sequences %llu to %llu are gone; the "
+		       "journal starts at %llu\n",
+		       (unsigned long long)from, (unsigned long long)to - 1,
+		       (unsigned long long)to);
+	else
+		printf("acknowledged: nothing (no loss before the first "
+		       "segment file)\n");
+	return 0;
+}
+
+/* The writer opened with SHMBUS_JOURNAL_ACCEPT_LOSS; a loss acknowledged
+ * (pos[1], or the one at the head); what is still reported, listed. */
 int journal_accept_loss(const struct jopts *o, char **pos)
 {
 	shmbus_journal_opts_t jo = {.flags = SHMBUS_JOURNAL_ACCEPT_LOSS};
@@ -513,29 +542,19 @@ int journal_accept_loss(const struct jopts *o, char **pos)
 	shmbus_journal_get_recovery(j, &r);
 	if (r.reason[0])
 		printf("opened: %s\n", r.reason);
-	uint64_t from, to;
-	rc = shmbus_journal_accept_loss(j, &from, &to);
-	if (rc < 0) {
-		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
+	if (acknowledge(o, j, pos[1])) {
 		shmbus_journal_close(j);
 		return 2;
 	}
-	if (rc)
-		printf("acknowledged: sequences %llu to %llu are gone; the "
-		       "journal starts at %llu\n",
-		       (unsigned long long)from, (unsigned long long)to - 1,
-		       (unsigned long long)to);
-	else
-		printf("acknowledged: nothing (no loss before the first "
-		       "segment file)\n");
 	uint32_t left = damage_count(j);
 	shmbus_journal_damage_t d;
 	for (uint32_t i = 0; shmbus_journal_get_damage(j, i, &d); i++)
 		printf("still reported: %s\n", d.text);
 	if (left)
-		printf("move the segment files before it out of %s (or the "
-		       "file that fails its checks) and run this again\n",
-		       pos[0]);
+		printf("acknowledge each with `shmbus %s %s FROM` (its first "
+		       "sequence), once you know it is gone; or restore the "
+		       "files\n",
+		       o->cmd, pos[0]);
 	if (shmbus_journal_close(j)) {
 		fprintf(stderr, "shmbus %s: %s\n", o->cmd, shmbus_errmsg());
 		return 2;

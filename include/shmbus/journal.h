@@ -108,11 +108,15 @@ enum shmbus_journal_flags {
 	 * records gone from below the end the last writer published) and
 	 * append after them. Without it such an open fails with
 	 * SHMBUS_ECORRUPT naming the damage and changes nothing; with it,
-	 * the damage stays where it is and every read, verify and info go
-	 * on reporting it, until retention removes it or
-	 * shmbus_journal_accept_loss acknowledges it. Never needed after a
-	 * crash of a process, nor for what a machine crash took that was
-	 * not synced; docs/journal.md, "Damage", says when. */
+	 * the damage stays where it is, recorded in the control file so
+	 * that later writers open without the flag, and every read, verify
+	 * and info go on reporting it, until retention removes it or
+	 * shmbus_journal_accept_range (or _accept_loss, at the head)
+	 * acknowledges it. Records gone from the end of the last segment:
+	 * the end goes back to the records there are (the recovery report
+	 * says so). Never needed after a crash of a process, nor for what a
+	 * machine crash took that was not synced; docs/journal.md, "Damage",
+	 * says when. */
 	SHMBUS_JOURNAL_ACCEPT_LOSS = 1u << 3,
 };
 
@@ -402,6 +406,20 @@ SHMBUS_API int shmbus_journal_get_damage(const shmbus_journal_t *j,
  */
 SHMBUS_API int shmbus_journal_accept_loss(shmbus_journal_t *j, uint64_t *from,
 					  uint64_t *to);
+
+/*
+ * One lost range acknowledged for good, anywhere in the journal: the one
+ * that begins at `from` (shmbus_journal_get_damage's from), recorded as
+ * acknowledged in the control file's loss table (on disk before it
+ * returns), so that reads skip it as a gap in the sequences, and verify,
+ * info and later writers' opens report nothing. The writer, opened with
+ * SHMBUS_JOURNAL_ACCEPT_LOSS. 1 with *to (may be NULL) its end; an error
+ * if no lost range begins there (SHMBUS_ENOENT), if it is another
+ * journal's segment or its end is not known (SHMBUS_ECORRUPT: move that
+ * file out). `shmbus journal accept-loss DIR FROM` does this.
+ */
+SHMBUS_API int shmbus_journal_accept_range(shmbus_journal_t *j, uint64_t from,
+					   uint64_t *to);
 
 /* ------------------------------------- journaling a channel (journaler) */
 
