@@ -662,6 +662,13 @@ static int seg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out)
 				       "reading the header");
 		} else if ((rc = seg_check_header(j, s, &h)) == 0) {
 			rc = seg_size_check(j, s, (uint64_t)st.st_size);
+		} else {
+			/* all zeros, the file reserved whole: a header that
+			 * never reached the disk (what a machine crash leaves
+			 * of one not synced), not one that is wrong */
+			static const struct jseg_header zero;
+			s->zero_head = !memcmp(&h, &zero, sizeof(h)) &&
+				       (uint64_t)st.st_size == j->seg_size;
 		}
 	}
 	if (fd >= 0)

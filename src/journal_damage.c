@@ -240,6 +240,7 @@ int jdamage_assess(shmbus_journal_t *j)
 		int rc = add_gone(j, newest, end, newest, why);
 		if (rc)
 			return rc;
+		j->segs[jseg_find(j, newest)]->newest_gone = true;
 	}
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		struct jseg *s = j->segs[i];
@@ -272,6 +273,20 @@ void jlost_text(const shmbus_journal_t *j, const struct jseg *s, char *out,
 		snprintf(out, n, "%s: %s cannot be read", s->why, range);
 }
 
+/* Lost entry s is what a machine crash leaves of what was not synced: a
+ * header of zeros (the file renamed into place, its page never written
+ * back), the newest segment missing (its rename never reached the disk),
+ * the records after an unsealed segment's (its pages and seal never
+ * written back). Not a segment missing in the middle or at the head:
+ * renames reach the disk in order (ext4, XFS, btrfs), and retention's
+ * first_seq is on disk before it unlinks; not a header that is there and
+ * wrong, nor one the disk cannot read. */
+static bool crash_kind(const struct jseg *s)
+{
+	return s->lost == JLOST_FILE ? s->zero_head
+				     : s->newest_gone || s->cut;
+}
+
 /* Lost entry s is not refused: what a machine restart took (never
  * another journal's file), now or at an earlier open that recorded it in
  * the loss table. */
@@ -279,7 +294,7 @@ static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
 {
 	if (!s->lost || s->foreign)
 		return false;
-	return jcrash_lost(j, s->first_seq) ||
+	return (jcrash_lost(j, s->first_seq) && crash_kind(s)) ||
 	       jlosses_covers(&j->losses, s->first_seq, s->lost_to, false);
 }
 

@@ -83,6 +83,11 @@ struct jseg {
 	 * (gone: the file a link or the control file names). */
 	uint8_t lost;
 	bool foreign; /* JLOST_FILE: a segment of another journal */
+	/* what a machine crash leaves of what was not synced (a writer's
+	 * open after a restart excuses only these): JLOST_FILE, a header of
+	 * zeros; JLOST_GONE, the newest segment announced (and cut, below:
+	 * the records after an unsealed segment's) */
+	bool zero_head, newest_gone;
 	int lost_code;
 	uint64_t lost_to, gone;
 	char *why;
@@ -199,7 +204,8 @@ uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
 
 /* A writer's open: sequences from `from` on may be gone with nothing
  * that was promised: the machine restarted since the last writer, which
- * had not synced them (docs/journal.md, "Damage"). */
+ * had not synced them (docs/journal.md, "Damage"), if what is gone is of
+ * a kind a crash leaves (journal_damage.c). */
 static inline bool jcrash_lost(const shmbus_journal_t *j, uint64_t from)
 {
 	return j->restart && from >= j->was_synced;
