@@ -1245,6 +1245,24 @@ static int sync_recovered(shmbus_journal_t *j)
 	return rc ? rc : j->active ? jsync_active(j) : 0;
 }
 
+/* Under policy NONE, what the last writer sealed and may have left
+ * unsynced (from the segment holding was_synced on) is synced by the
+ * syncer (journal_sealer.c), which raises synced_seq past it; each seal
+ * of this writer adds its segment. */
+static void sync_left(shmbus_journal_t *j)
+{
+	int k = jseg_find(j, j->was_synced);
+	j->dsync_from = k < 0 ? 0 : j->segs[k]->first_seq;
+	for (uint32_t i = j->nsegs; i-- > (uint32_t)(k < 0 ? 0 : k);) {
+		const struct jseg *s = j->segs[i];
+		if (s->sealed && !s->lost && s->last_seq + 1 > j->was_synced) {
+			jsealer_durable(j, j->dsync_from, s->first_seq,
+					s->last_seq + 1);
+			return;
+		}
+	}
+}
+
 /* The control file's state as the last writer left it (before this open
  * changes it): the checks of jdamage_refuse compare the segments with it.
  * A rebuilt page knows no end and no boot: nothing is excused. */
@@ -1341,6 +1359,8 @@ static int recover(shmbus_journal_t *j)
 	if (msync(c, JCTL_SIZE, MS_SYNC) != 0)
 		return jerr_file(SHMBUS_ESYS, errno, j, UINT64_MAX, CTL_NAME,
 				 "msync at open");
+	if (!jsync_policy(j))
+		sync_left(j);
 	return 0;
 }
 

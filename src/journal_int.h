@@ -167,6 +167,9 @@ struct shmbus_journal {
 	 * whose name an fsync of the directory made durable (UINT64_MAX - 1:
 	 * none) */
 	uint64_t newest, dir_synced;
+	/* policy NONE: segments named from here on may be unsynced (the one
+	 * holding the synced_seq its open found) */
+	uint64_t dsync_from;
 	/* the newest segment announced when the last listing began */
 	uint64_t listed_newest;
 	/* a writer's open: the control file's end and synced_seq as the
@@ -356,6 +359,14 @@ void jsealer_prepare(shmbus_journal_t *j);
 void jsealer_writeback(shmbus_journal_t *j, int fd, uint64_t from,
 		       uint64_t to);
 bool jsealer_next(shmbus_journal_t *j, int *fd, uint8_t **map);
+/* Policy NONE: have the segment files named from `from` (the first time;
+ * after, from where the last pass ended) up to `last` synced, then the
+ * directory, and synced_seq raised to upto, by the syncer thread; the
+ * writer does not wait. */
+void jsealer_durable(shmbus_journal_t *j, uint64_t from, uint64_t last,
+		     uint64_t upto);
+/* The errno of an fdatasync of the syncer that failed, or 0. */
+int jsealer_sync_error(shmbus_journal_t *j);
 /* Tests (tests/fuzz_journal.c), before any journal is open: writers start
  * no sealer thread and do its jobs themselves, as when the thread cannot
  * start (the same functions, without a thread's start and hand-offs for

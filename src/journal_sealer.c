@@ -33,13 +33,30 @@
  * temporary name that an open cleans up, and the roll writes its header
  * and renames it into place.
  *
- * The thread blocks every signal (they are the application's) and belongs
+ * Under policy NONE a second thread, the syncer, gives synced_seq a floor:
+ * each segment, once sealed, is fdatasynced (records, header, seal), then
+ * the directory, and synced_seq is raised past its records, so that a
+ * machine crash can take only what the active segment and the segments
+ * sealed last held (docs/journal.md, "Damage", relies on it). A thread of
+ * its own, because an fdatasync of a segment can take long and the writer
+ * waits for the sealer's other jobs; the writer never waits for it: it
+ * posts the newest sealed segment (a newer one replaces one not started:
+ * one pass syncs every segment from where the last ended) and goes on.
+ * The data would reach the disk within the kernel's write-back delay
+ * anyway; the syncer only has it done sooner, for files the writer no
+ * longer writes (their write-back write-protects no page it touches, and
+ * takes no lock of the file it appends to). A failed fdatasync is sticky:
+ * the writer's next seal and sync report it (after a write-back error the
+ * page cache's state is not known, and a later fdatasync may succeed).
+ *
+ * The threads block every signal (they are the application's) and belong
  * to the process that opened the handle.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +94,14 @@ struct jsealer {
 	uint64_t first_seq;
 	struct jindex ix; /* keys: in the writer's keybuf; sparse: ours */
 	struct jidx_key *tmp;
+	/* the syncer (policy NONE), under mu: sync the segment files named
+	 * from sync_from up to sync_last, then raise synced_seq to
+	 * sync_upto; done: the synced_seq it raised last */
+	pthread_t syncer;
+	pthread_cond_t scv;
+	bool syncer_on;
+	uint64_t sync_from, sync_last, sync_upto, sync_done;
+	int sync_err; /* an fdatasync's errno: sticky */
 };
 
 static void *sealing(void *arg)
@@ -151,6 +176,84 @@ static void *sealing(void *arg)
 	return NULL;
 }
 
+/* The segment files named from..last, then the directory: 0, an errno
+ * of an fdatasync, or -1 if it could not look now (no descriptor left:
+ * the next job tries again). Its own descriptor of the directory: the
+ * writer's is shared with listings that move its offset. */
+static int sync_named(shmbus_journal_t *j, uint64_t from, uint64_t last)
+{
+	int dfd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	int err = 0;
+	for (struct dirent *e; err == 0 && (e = readdir(d)) != NULL;) {
+		uint64_t first;
+		const char *ext;
+		if (!jseg_name(e->d_name, &first, &ext) ||
+		    strcmp(ext, ".seg") != 0 || first < from || first > last)
+			continue;
+		int fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = errno == ENOENT ? 0 : -1; /* retention's */
+			continue;
+		}
+		if (fdatasync(fd) != 0)
+			err = errno;
+		close(fd);
+	}
+	if (err == 0 && fsync(dfd) != 0)
+		err = errno;
+	closedir(d);
+	return err;
+}
+
+static void *syncing(void *arg)
+{
+	shmbus_journal_t *j = arg;
+	struct jsealer *z = j->sealer;
+	uint64_t tried = 0; /* a job that could not look: wait for the next */
+	pthread_mutex_lock(&z->mu);
+	for (;;) {
+		while (!z->stop && (z->sync_upto <= z->sync_done ||
+				    z->sync_upto == tried))
+			pthread_cond_wait(&z->scv, &z->mu);
+		if (z->stop)
+			break;
+		uint64_t from = z->sync_from, last = z->sync_last;
+		uint64_t upto = z->sync_upto;
+		pthread_mutex_unlock(&z->mu);
+		int err = sync_named(j, from, last);
+		if (err == 0) {
+			/* relaxed: a statement about the disk; a max, as the
+			 * writer stores its own (never below ours) */
+			uint64_t had = atomic_load_explicit(
+				&j->ctl->synced_seq, memory_order_relaxed);
+			while (had < upto &&
+			       !atomic_compare_exchange_weak_explicit(
+				       &j->ctl->synced_seq, &had, upto,
+				       memory_order_relaxed,
+				       memory_order_relaxed))
+				;
+		}
+		pthread_mutex_lock(&z->mu);
+		if (err > 0) {
+			z->sync_err = err;
+			break;
+		}
+		tried = err ? upto : 0;
+		if (err == 0) {
+			z->sync_done = upto;
+			z->sync_from = last + 1;
+		}
+	}
+	pthread_mutex_unlock(&z->mu);
+	return NULL;
+}
+
 static bool disabled; /* jsealer_disable: written before any writer */
 
 void jsealer_disable(void)
@@ -167,6 +270,7 @@ static struct jsealer *start(shmbus_journal_t *j)
 		return NULL;
 	pthread_mutex_init(&z->mu, NULL);
 	pthread_cond_init(&z->cv, NULL);
+	pthread_cond_init(&z->scv, NULL);
 	z->next_fd = -1;
 	j->sealer = z;
 	sigset_t all, old;
@@ -176,6 +280,7 @@ static struct jsealer *start(shmbus_journal_t *j)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err == 0)
 		return z;
+	pthread_cond_destroy(&z->scv);
 	pthread_cond_destroy(&z->cv);
 	pthread_mutex_destroy(&z->mu);
 	free(z);
@@ -290,6 +395,41 @@ bool jsealer_next(shmbus_journal_t *j, int *fd, uint8_t **map)
 	return took;
 }
 
+void jsealer_durable(shmbus_journal_t *j, uint64_t from, uint64_t last,
+		     uint64_t upto)
+{
+	struct jsealer *z = j->sealer ? j->sealer : start(j);
+	if (z == NULL)
+		return; /* no floor: synced_seq stays where it was */
+	pthread_mutex_lock(&z->mu);
+	if (!z->syncer_on) {
+		z->sync_from = from;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		z->syncer_on =
+			pthread_create(&z->syncer, NULL, syncing, j) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (upto > z->sync_upto) {
+		z->sync_last = last;
+		z->sync_upto = upto;
+		pthread_cond_signal(&z->scv);
+	}
+	pthread_mutex_unlock(&z->mu);
+}
+
+int jsealer_sync_error(shmbus_journal_t *j)
+{
+	struct jsealer *z = j->sealer;
+	if (z == NULL)
+		return 0;
+	pthread_mutex_lock(&z->mu);
+	int err = z->sync_err;
+	pthread_mutex_unlock(&z->mu);
+	return err;
+}
+
 void jsealer_stop(shmbus_journal_t *j)
 {
 	struct jsealer *z = j->sealer;
@@ -298,8 +438,11 @@ void jsealer_stop(shmbus_journal_t *j)
 	pthread_mutex_lock(&z->mu);
 	z->stop = true; /* the jobs under way are finished first */
 	pthread_cond_broadcast(&z->cv);
+	pthread_cond_broadcast(&z->scv);
 	pthread_mutex_unlock(&z->mu);
 	pthread_join(z->thread, NULL); /* the write-backs queued started */
+	if (z->syncer_on) /* a sync under way ends; one waiting is dropped */
+		pthread_join(z->syncer, NULL);
 	if (z->next_fd >= 0) { /* reserved and never used */
 		char tmp[48];
 		jname(tmp, JSEG_PREPARED, ".seg.tmp");
@@ -307,6 +450,7 @@ void jsealer_stop(shmbus_journal_t *j)
 		close(z->next_fd);
 		unlinkat(j->dirfd, tmp, 0);
 	}
+	pthread_cond_destroy(&z->scv);
 	pthread_cond_destroy(&z->cv);
 	pthread_mutex_destroy(&z->mu);
 	free(z);

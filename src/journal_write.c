@@ -90,6 +90,17 @@ static void synced(shmbus_journal_t *j)
 			      memory_order_relaxed);
 }
 
+/* A failed fdatasync of the syncer (policy NONE), made sticky. */
+static int syncer_failed(shmbus_journal_t *j)
+{
+	int err = jsealer_sync_error(j);
+	if (err && !j->failed)
+		j->failed = jerr_file(SHMBUS_ESYS, err, j, UINT64_MAX, NULL,
+				      "fdatasync of a sealed segment: appends "
+				      "refused until reopened");
+	return j->failed;
+}
+
 /* Readers may read up to the writer's end. */
 static void publish_end(shmbus_journal_t *j)
 {
@@ -242,7 +253,7 @@ int shmbus_journal_sync(shmbus_journal_t *j)
 {
 	if (j == NULL || !j->writer)
 		return SHMBUS_EINVAL;
-	if (j->failed)
+	if (syncer_failed(j))
 		return j->failed;
 	int rc = jflush(j);
 	if (rc)
@@ -279,7 +290,7 @@ int shmbus_journal_tick(shmbus_journal_t *j)
 int jseal(shmbus_journal_t *j, struct jseg *s)
 {
 	int rc = s == j->active ? jflush(j) : 0;
-	if (rc)
+	if (rc || (rc = syncer_failed(j)) != 0)
 		return rc;
 	/* the index: sorted and written by the sealer thread while we go
 	 * on, or here */
@@ -308,6 +319,9 @@ int jseal(shmbus_journal_t *j, struct jseg *s)
 	s->head_synced = false;
 	if (jsync_policy(j) && (rc = sync_head(j, s)) != 0)
 		return rc;
+	if (!jsync_policy(j)) /* the floor of synced_seq, off this thread */
+		jsealer_durable(j, j->dsync_from, s->first_seq,
+				s->last_seq + 1);
 	s->sealed = true;
 	s->sealed_ns = h->sealed_realtime_ns;
 	free(s->live.e);

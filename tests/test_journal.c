@@ -800,6 +800,23 @@ static long file_dirty(const char *path, uint64_t len)
 	return rc == 0 ? (long)(cs.dirty + cs.writeback) : -1;
 }
 
+/* The first sequences of the segment files in dir/j, sorted. */
+static uint32_t seg_firsts(const char *dir, uint64_t *firsts, uint32_t max)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/j", dir);
+	return jt_seg_firsts(p, firsts, max);
+}
+
+/* dir/j's synced_seq, once it reached at least `floor` (the writer's
+ * syncer runs on its own: up to 10 s). */
+static uint64_t synced_reaches(shmbus_journal_t *j, uint64_t floor)
+{
+	for (int ms = 0; shmbus_journal_synced(j) < floor && ms < 10000; ms++)
+		usleep(1000);
+	return shmbus_journal_synced(j);
+}
+
 /* Review 2: the control file's first_seq is what tells retention from a
  * loss, so it reaches the disk before retention's unlink can: a machine
  * crash never leaves a removed segment with an older first_seq on disk
@@ -815,6 +832,10 @@ Test(journal, retention_has_first_seq_on_disk_before_it_unlinks)
 	jt_path(ctl, dir, "journal.ctl");
 	o.retain_bytes = 3 * 64 * KB;
 	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
+	/* the syncer done (it raises synced_seq in the control page) */
+	uint64_t firsts[64];
+	uint32_t nseg = seg_firsts(dir, firsts, 64);
+	cr_assert_geq(synced_reaches(j, firsts[nseg - 1]), firsts[nseg - 1]);
 	put(j, 2000, 500, 0, 0); /* the control page is dirty again */
 	if (file_dirty(ctl, 4096) < 0)
 		cr_skip_test("cachestat(2) is not there to tell");
@@ -1066,14 +1087,6 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 }
 
 /* ------------------------------------------- damage (issue 13: 8-10) */
-
-/* The first sequences of the segment files in dir/j, sorted. */
-static uint32_t seg_firsts(const char *dir, uint64_t *firsts, uint32_t max)
-{
-	char p[300];
-	snprintf(p, sizeof(p), "%s/j", dir);
-	return jt_seg_firsts(p, firsts, max);
-}
 
 /* n records 0..n-1 of 100 bytes (about 390 a 64 KiB segment), key seq %
  * 5; the writer closed. Returns the segment files, their firsts. */
@@ -1567,16 +1580,17 @@ Test(journal, a_rebuilt_control_file_keeps_the_bus_epoch)
 
 /* --------------------------- the review of the damage handling (2, 5c) */
 
-/* Every segment file of dir/j (n records of 100 bytes) has nothing dirty
- * left up to its last record (the writer's pages touched ahead of it
- * are zeros). */
-static void segments_on_disk(const char *dir, uint64_t n, const char *when)
+/* Every segment file of dir/j (n records of 100 bytes; sealed: but the
+ * last) has nothing dirty left up to its last record (the writer's pages
+ * touched ahead of it are zeros). */
+static void segments_on_disk(const char *dir, uint64_t n, bool sealed,
+			     const char *when)
 {
 	uint64_t firsts[64];
 	char p[512];
 	uint32_t nseg = seg_firsts(dir, firsts, 64);
 	cr_assert_gt(nseg, 1);
-	for (uint32_t i = 0; i < nseg; i++) {
+	for (uint32_t i = 0; i + sealed < nseg; i++) {
 		uint64_t to = i + 1 < nseg ? firsts[i + 1] : n;
 		long d = file_dirty(jt_seg(p, dir, firsts[i], ".seg"),
 				    JSEG_DATA_OFF +
@@ -1602,7 +1616,7 @@ Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
 	for (uint64_t s = 0; s < 1000; s++)
 		put(j, s, 100, s % 5, s);
 	cr_assert_eq(shmbus_journal_sync(j), 0);
-	segments_on_disk(dir, 1000, "after shmbus_journal_sync");
+	segments_on_disk(dir, 1000, false, "after shmbus_journal_sync");
 	for (uint64_t s = 1000; s < 2000; s++)
 		put(j, s, 100, s % 5, s);
 	cr_assert_eq(shmbus_journal_close(j), 0); /* policy NONE: unsynced */
@@ -1611,7 +1625,7 @@ Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
 	shmbus_journal_opts_t o = {.sync = SHMBUS_JOURNAL_SYNC_EVERY_N};
 	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
 	cr_assert_eq(shmbus_journal_synced(j), 2000);
-	segments_on_disk(dir, 2000, "after a syncing writer's open");
+	segments_on_disk(dir, 2000, false, "after a syncing writer's open");
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	/* Review 3, 4: under NONE, a sync after a reopen reaches the
 	 * segments the last writer sealed and left unsynced (before: synced
@@ -1624,7 +1638,38 @@ Test(journal, synced_seq_covers_headers_seals_and_earlier_writers)
 	put(j, 3000, 100, 0, 3000);
 	cr_assert_eq(shmbus_journal_sync(j), 0, "%s", shmbus_errmsg());
 	cr_assert_eq(shmbus_journal_synced(j), 3001);
-	segments_on_disk(dir, 3001, "after a sync by the next writer");
+	segments_on_disk(dir, 3001, false, "after a sync by the next writer");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	jt_rmrf(dir);
+}
+
+/* Review 3, 2: under policy NONE synced_seq has a floor: each segment,
+ * once sealed, reaches the disk (records, header, seal, the directory's
+ * entries), synced by the writer's syncer thread, off the appending
+ * thread, and synced_seq rises past it; a writer's open has what an
+ * earlier writer sealed and left unsynced synced the same way. A machine
+ * crash then takes at most what the active segment and the segments
+ * sealed last held. (Before: synced_seq stayed 0 for ever under NONE,
+ * and a restart excused the loss of a segment sealed days before.) */
+Test(journal, under_none_sealed_segments_are_synced_off_the_append_path)
+{
+	char dir[256], p[512];
+	uint64_t firsts[64], zero = 0;
+	jt_tmpdir(dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 64 * KB);
+	for (uint64_t s = 0; s < 3000; s++)
+		put(j, s, 100, s % 5, s);
+	uint32_t nseg = seg_firsts(dir, firsts, 64);
+	uint64_t floor = firsts[nseg - 1]; /* the active segment's first */
+	cr_assert_geq(synced_reaches(j, floor), floor, "no sync under NONE");
+	cr_assert_lt(shmbus_journal_synced(j), 3000, "the active one's");
+	segments_on_disk(dir, floor, true, "sealed under NONE");
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	/* the floor as an earlier writer left it: 0 */
+	jt_poke(jt_path(p, dir, "journal.ctl"),
+		offsetof(struct jctl, synced_seq), &zero, 8);
+	j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 0);
+	cr_assert_geq(synced_reaches(j, floor), floor, "not at open");
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	jt_rmrf(dir);
 }

@@ -590,6 +590,14 @@ Test(journal_crash, a_file_that_cannot_be_opened_now_is_not_damage)
 		for (; s < 231; s++)
 			CHECK_OK(shmbus_journal_append(w, s, s, 1, s, buf,
 						       1000));
+		/* the writer's syncer done with the sealed segments (it
+		 * takes descriptors of its own while it syncs them) */
+		uint64_t sf[16];
+		uint32_t ns = jt_seg_firsts(path, sf, 16);
+		for (int ms = 0; shmbus_journal_synced(w) < sf[ns - 1] &&
+				 ms < 10000;
+		     ms++)
+			usleep(1000);
 		/* every descriptor taken but one (the listing's) */
 		struct rlimit lim = {64, 64}, had;
 		getrlimit(RLIMIT_NOFILE, &had);
