@@ -1113,14 +1113,60 @@ static uint64_t full_past(shmbus_journal_t *j, uint32_t i)
  * a writer's open may still refuse (STRICT, a cut in the middle). A
  * reader first takes a seal made since it read the header; a file that
  * retention removed since is forgotten. */
+/* A sealed segment whose records are all there, as its seal says. */
+static bool records_whole(const struct jseg *s)
+{
+	uint64_t off = JSEG_DATA_OFF, after = s->first_seq - 1, n = 0;
+	const char *why;
+	while (off < s->end_off) {
+		unsigned fl = n == 0 && s->first_seq == 0 ? JFC_ANY_SEQ : 0;
+		if (jframe_check(s, off, s->end_off, after, fl, &why) != JF_OK)
+			return false;
+		const struct jrec_header *h = jrec_at(s, off);
+		after = h->seq;
+		off += jrec_frame(h->len);
+		n++;
+	}
+	return off == s->end_off && n == s->count && after == s->last_seq;
+}
+
+/* A writer's open after a machine restart: a segment sealed with records
+ * at or above what the last writer had synced. Under policy NONE its seal
+ * may have reached the disk and its records not (page 0 written back
+ * first): its records are checked, and if they are not all there it is
+ * taken as unsealed (scanned, then sealed again or cut: what a crash took
+ * of what was not synced). */
+static int check_sealed(shmbus_journal_t *j, struct jseg *s)
+{
+	if (!j->writer || !j->restart || !s->sealed || s->lost ||
+	    s->last_seq < j->was_synced)
+		return 0;
+	int rc = jseg_map(j, s);
+	if (rc || records_whole(s))
+		return rc;
+	munmap(s->map, s->map_size); /* mapped again to write */
+	s->map = NULL;
+	jindex_drop(s);
+	s->sealed = false;
+	s->seal_lost_to = 0;
+	s->unsealed = true;
+	s->end_off = JSEG_DATA_OFF;
+	s->count = s->last_seq = s->ts_max = 0;
+	s->ts_min = UINT64_MAX;
+	return jsparse_init(j, &s->live);
+}
+
 static int scan_unsealed(shmbus_journal_t *j)
 {
 	for (uint32_t i = 0; i < j->nsegs; i++) {
 		struct jseg *s = j->segs[i];
+		int rc = check_sealed(j, s);
+		if (rc)
+			return rc;
 		if (s->sealed || s->lost)
 			continue;
 		bool last = i + 1 == j->nsegs;
-		int rc = jseg_map(j, s);
+		rc = jseg_map(j, s);
 		if (rc == SHMBUS_ENOENT && !j->writer) {
 			jseg_drop(j, i--);
 			continue;
@@ -1165,6 +1211,18 @@ static int apply_recovery(shmbus_journal_t *j)
 				       "%" PRIu64 " bytes",
 				       s->file_size);
 		s->file_size = 0;
+		if (rc == 0 && s->unsealed && last) {
+			/* its seal on disk over records that are not all
+			 * there (check_sealed): the active segment again */
+			struct jseg_header *h = (struct jseg_header *)s->map;
+			/* relaxed: under the writer lock, before the end is
+			 * published; readers take it as unsealed from here */
+			atomic_store_explicit(&h->sealed, 0,
+					      memory_order_relaxed);
+			char idx[40];
+			jname(idx, s->first_seq, ".idx");
+			unlinkat(j->dirfd, idx, 0);
+		}
 		if (rc == 0)
 			rc = jscan_apply(j, s);
 		if (rc == 0 && s->count == 0) {

@@ -110,6 +110,9 @@ struct jseg {
 	uint64_t file_size;
 	uint64_t unopened;
 	bool cut;
+	/* writer's open after a restart: sealed on disk over records that
+	 * are not all there, taken as unsealed */
+	bool unsealed;
 };
 
 enum { JLOST_NONE, JLOST_FILE, JLOST_GONE };

@@ -1857,6 +1857,66 @@ Test(journal, a_machine_restart_excuses_only_what_a_crash_leaves)
 	jt_rmrf(dir);
 }
 
+/* Review 3, 7: under policy NONE a seal can reach the disk before the
+ * records it seals. After a machine restart, a sealed segment holding
+ * records at or above synced_seq is checked record by record: one whose
+ * records are not all there is treated as unsealed (sealed short again in
+ * the middle, the range reported; cut at the end). (Before: trusted by its
+ * seal, its records read as corrupt for ever -- "N corrupt records" --
+ * and nothing could acknowledge them.) */
+Test(journal, a_seal_that_reached_the_disk_before_its_records)
+{
+	char dir[256], work[256], msg[512], p[512], want[128];
+	uint64_t firsts[64];
+	static uint8_t zeros[64 * KB];
+	uint32_t nseg = work_journal(dir, work, firsts);
+	uint64_t mid = firsts[nseg - 2], next = firsts[nseg - 1];
+	for (int keep = 0; keep < 2; keep++) { /* none of its records, half */
+		jt_copy(dir, work);
+		uint64_t at = JSEG_DATA_OFF +
+			      keep * (next - mid) / 2 * jrec_frame(100);
+		jt_poke(jt_seg(p, work, mid, ".seg"), at, zeros, 64 * KB - at);
+		other_boot(work, mid);
+		shmbus_journal_t *j;
+		cr_assert_eq(jopen_rc(work, 0, &j), 0, "%s", shmbus_errmsg());
+		shmbus_journal_recovery_t rec;
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert(strstr(rec.reason, "not synced"), "%s", rec.reason);
+		cr_assert_eq(shmbus_journal_end(j), 5000);
+		cr_assert_eq(shmbus_journal_close(j), 0);
+		uint64_t from = mid + keep * (next - mid) / 2;
+		snprintf(want, sizeof(want), "sequences %llu to %llu",
+			 (unsigned long long)from,
+			 (unsigned long long)next - 1);
+		cr_assert_eq(ro_verify(work, msg), 1, "%d: %s", keep, msg);
+		cr_assert(strstr(msg, "0 corrupt records") && strstr(msg, want),
+			  "%d: %s", keep, msg);
+		reads_stop_or_skip(work, 5000, from, next, want);
+		cr_assert_eq(jopen_rc(work, 0, &j), 0, "%s", shmbus_errmsg());
+		cr_assert_eq(shmbus_journal_close(j), 0);
+	}
+	/* the last segment sealed (the next never made), its records half
+	 * there: cut, and the writer goes on from them */
+	jt_copy(dir, work);
+	for (uint32_t i = nseg - 1; i < nseg; i++)
+		rm_seg(work, firsts[i]);
+	jt_path(p, work, "journal.ctl");
+	jt_poke(p, offsetof(struct jctl, seg_first), &mid, 8);
+	jt_poke(p, offsetof(struct jctl, end_seq), &next, 8);
+	uint64_t half = mid + (next - mid) / 2;
+	uint64_t at = JSEG_DATA_OFF + (half - mid) * jrec_frame(100);
+	jt_poke(jt_seg(p, work, mid, ".seg"), at, zeros, 64 * KB - at);
+	other_boot(work, mid);
+	shmbus_journal_t *j = jopen(work, 0, 0);
+	cr_assert_eq(shmbus_journal_end(j), half);
+	for (uint64_t s = half; s < 5000; s++)
+		put(j, s, 100, s % 5, s);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	expect_clean(work);
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}
+
 /* Copy i of dir/j's loss table; whether it checks. */
 static bool ctl_losses(const char *dir, int i, struct jctl_losses *t)
 {
