@@ -58,11 +58,10 @@ static int boot_read(shmbus_journal_t *j)
 	int err = n < 0 ? errno : 0;
 	if (fd >= 0)
 		close(fd);
-	j->boot = 0;
+	j->boot_id = 0;
 	if (n > 0) {
-		j->boot = (uint64_t)crc32c(b, (size_t)n, 0) << 32 |
-			  crc32c(b, (size_t)n, 1);
-		j->boot |= 1; /* never 0 */
+		j->boot_id = (uint64_t)crc32c(b, (size_t)n, 0) << 32 |
+			     crc32c(b, (size_t)n, 1);
 		return 0;
 	}
 	if (n == 0 || err == ENOENT || err == ENOTDIR || err == EACCES ||
@@ -359,6 +358,22 @@ static int ctl_take(shmbus_journal_t *j)
 	return ctl_channel(j);
 }
 
+/* What a writer publishes as its boot: this boot's id and the control
+ * file's device and inode, so that a file restored from a backup or a
+ * copy (another inode) in the same boot counts as another boot: the page
+ * cache of this boot never held what its writer wrote. Never 0; 0 if the
+ * boot is not known. */
+static uint64_t boot_tag(const shmbus_journal_t *j, const struct stat *st)
+{
+	if (j->boot_id == 0)
+		return 0;
+	const uint64_t k[3] = {j->boot_id, (uint64_t)st->st_dev,
+			       (uint64_t)st->st_ino};
+	return ((uint64_t)crc32c(k, sizeof(k), 0) << 32 |
+		crc32c(k, sizeof(k), 1)) |
+	       1;
+}
+
 /* Map the control file fd (the handle owns it from here), check it, and
  * take the writer lock. */
 int jctl_map(shmbus_journal_t *j, int fd)
@@ -372,6 +387,7 @@ int jctl_map(shmbus_journal_t *j, int fd)
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
 				 "truncated: %lld bytes, expected %u",
 				 (long long)st.st_size, JCTL_SIZE);
+	j->boot = boot_tag(j, &st);
 	void *m = mmap(NULL, JCTL_SIZE,
 		       PROT_READ | (j->writer ? PROT_WRITE : 0), MAP_SHARED,
 		       fd, 0);

@@ -176,11 +176,13 @@ struct shmbus_journal {
 	/* the newest segment announced when the last listing began */
 	uint64_t listed_newest;
 	/* a writer's open: the control file's end and synced_seq as the
-	 * last writer left them; this boot and the last writer's (0: not
-	 * known); whether the machine restarted since (only then can the
-	 * page cache have lost what that writer had not synced) */
+	 * last writer left them; this boot's id, and the boot as published
+	 * (with the control file's device and inode) by us and by the last
+	 * writer (0: not known); whether the machine restarted since (only
+	 * then can the page cache have lost what that writer had not
+	 * synced) */
 	uint64_t was_end, was_synced;
-	uint64_t boot, boot_was;
+	uint64_t boot_id, boot, boot_was;
 	bool restart;
 	/* a writer's open: the loss table as read, and as it will write it
 	 * (dirty: it changed) */
