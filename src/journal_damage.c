@@ -287,15 +287,22 @@ static bool crash_kind(const struct jseg *s)
 				     : s->newest_gone || s->cut;
 }
 
-/* Lost entry s is not refused: what a machine restart took (never
- * another journal's file), now or at an earlier open that recorded it in
- * the loss table. */
+/* Lost entry s is what the machine restart since the last writer took
+ * (never another journal's file): at the end, the end goes back over it. */
+static bool restart_took(const shmbus_journal_t *j, const struct jseg *s)
+{
+	return s->lost && !s->foreign && jcrash_lost(j, s->first_seq) &&
+	       crash_kind(s);
+}
+
+/* Lost entry s is not refused: what a machine restart took, or a range an
+ * earlier open let through and recorded in the loss table (the end stays
+ * past that one: it was not given back then). */
 static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
 {
-	if (!s->lost || s->foreign)
-		return false;
-	return (jcrash_lost(j, s->first_seq) && crash_kind(s)) ||
-	       jlosses_covers(&j->losses, s->first_seq, s->lost_to, false);
+	return restart_took(j, s) ||
+	       (s->lost && !s->foreign &&
+		jlosses_covers(&j->losses, s->first_seq, s->lost_to, false));
 }
 
 /* The entry a writer's open appends after: the last that is not what a
@@ -304,7 +311,7 @@ static bool crash_took(const shmbus_journal_t *j, const struct jseg *s)
 static int last_kept(const shmbus_journal_t *j)
 {
 	uint32_t k = j->nsegs;
-	while (k > 0 && (crash_took(j, j->segs[k - 1]) ||
+	while (k > 0 && (restart_took(j, j->segs[k - 1]) ||
 			 (!j->segs[k - 1]->lost && j->segs[k - 1]->count == 0)))
 		k--;
 	return (int)k - 1;
@@ -501,7 +508,7 @@ int jdamage_settle(shmbus_journal_t *j)
 	}
 	int k = last_kept(j);
 	for (uint32_t i = j->nsegs; i-- > (uint32_t)(k + 1);) {
-		int rc = crash_took(j, j->segs[i]) ? drop_entry(j, i) : 0;
+		int rc = restart_took(j, j->segs[i]) ? drop_entry(j, i) : 0;
 		if (rc)
 			return rc;
 	}
