@@ -9,24 +9,35 @@
  * Protocol, per member:
  *   1. fetch-add a chunk [a, b) of `next` (relaxed: it only divides the work;
  *      the words decide ownership);
- *   2. for each published s in the chunk: CAS word[s] from free-for-lap(s)
- *      to TAKEN(lap, me). Winning the CAS *is* recording the claim, so no
- *      record is lost if a member dies right after winning: the word names it;
- *   3. run the handler; release-store DONE(lap, me);
+ *   2. take the published prefix of what is left of the chunk as one run:
+ *      CAS the word of its first record (the run's head) from free-for-lap
+ *      to TAKEN(lap, me, length). Winning the CAS *is* recording the claim,
+ *      so no record is lost if a member dies right after winning: the head
+ *      names it. One CAS a run, not a record: a locked instruction orders
+ *      every load around it, and far apart that is a miss per record;
+ *   3. run the handlers; store DONE into the run's other words, then (release)
+ *      into its head. Whoever meets a TAKEN head skips its whole run (the
+ *      other words keep older laps' values until then, so they look free);
  *   4. advance the floor over contiguous DONE words (acquire loads, then a
  *      release CAS-max of the row's cursor): the floor never passes a record
  *      that is not done, and producers reuse a slot only after the floor
  *      passed it, i.e. after its handler returned.
- * Recovery, when a member finds nothing new (`next` not published):
+ * Recovery, when a member finds nothing new (`next` not published), walks
+ * from the floor, skipping TAKEN runs by their length:
  *   - free words below `next` were fetched by a member that died (or is
- *     slow) before taking them: take them by the same CAS (no duplicate);
- *   - the word at the floor TAKEN by a member whose kernel lock is gone:
- *     CAS it from TAKEN(lap, dead) to TAKEN(lap, me) and handle it again
- *     (at-least-once: the dead member may have run its handler);
- *   - TAKEN(lap, me) words are a previous holder of my member index, which
- *     was dead when I got the index: handle them again likewise.
- * Semantics: exactly once while no member dies; at-least-once across a
- * member's death, duplicates being records the dead member had taken.
+ *     slow) before taking them: take them as runs of one (the CAS decides,
+ *     no duplicate; a run of one never covers the head of a run a slow
+ *     member is about to take, a longer one could);
+ *   - the run at the floor TAKEN by a member whose kernel lock is gone:
+ *     CAS its head from TAKEN(lap, dead, n) to TAKEN(lap, me, n) and handle
+ *     the run again (at-least-once: the dead member may have run handlers);
+ *   - runs TAKEN naming my member index are a previous holder of my index,
+ *     which was dead when I got the index: handle them again likewise.
+ * Walkers stand only on a run's head or a word of no run: the floor, the
+ * end of a run skipped or handled, or the next word after a DONE one (a
+ * DONE run's words are all DONE). Semantics: exactly once while no member
+ * dies; at-least-once across a member's death, the duplicates being the
+ * records of the run the dead member had taken (at most GROUP_RUN_MAX).
  */
 #define _GNU_SOURCE
 #include "group.h"
@@ -39,12 +50,12 @@
 #include "sub.h"
 #include "wait.h"
 
-#define CHUNK 16u
+#define CHUNK GROUP_RUN_MAX
 #define LIVENESS_CHECK_NS 1000000u /* at most one lock probe per ms */
 
 static inline uint32_t gw_state(uint64_t w)
 {
-	return (uint32_t)(w >> 8) & 0xff;
+	return (uint32_t)(w >> 8) & 3;
 }
 static inline uint32_t gw_member(uint64_t w)
 {
@@ -54,10 +65,24 @@ static inline bool gw_free_for(uint64_t w, uint64_t lap)
 {
 	return (w >> 16) < lap || gw_state(w) == GW_FREE;
 }
+/* How many records a word read at seq covers: its run's length if it is a
+ * TAKEN head of seq's lap (a corrupt length clamped), else 1. */
+static inline uint32_t gw_span(uint64_t w, uint64_t lap)
+{
+	uint32_t n = (uint32_t)(w >> 10) & 63;
+	if (gw_state(w) != GW_TAKEN || (w >> 16) != lap || n == 0)
+		return 1;
+	return n < CHUNK ? n : CHUNK;
+}
 
 static inline struct ch_subscriber *group_row(const shmbus_sub_t *s)
 {
 	return s->ent;
+}
+
+static inline _Atomic uint64_t *word_at(const shmbus_sub_t *s, uint64_t seq)
+{
+	return &s->gm.grp->word[seq & s->ch->mask];
 }
 
 /* The marker of seq if it is published (COMMITTED or TOMBSTONE), else 0. */
@@ -74,60 +99,154 @@ static inline uint32_t published(const shmbus_channel_t *ch, uint64_t seq)
 	return 0;
 }
 
-/* We own seq's word (TAKEN by us): run the handler (delivery number
- * `attempt`), then mark it DONE -- unless the handler failed and the member
- * must hold it (retry.h): the word stays TAKEN by us, so the floor waits
- * and no other member takes it while we live. */
-static void run_taken(shmbus_sub_t *s, uint64_t seq, uint32_t m,
-		      uint32_t attempt)
+/* How far a barrier lets this member go (no limit without one). */
+static inline bool barrier_allows(shmbus_sub_t *s, uint64_t seq)
+{
+	if (s->n_after == 0)
+		return true;
+	if ((int64_t)(s->barrier - seq) <= 0)
+		s->barrier = barrier_min(s->ch, s->after, s->n_after,
+					 seq + s->ch->capacity);
+	return (int64_t)(s->barrier - seq) > 0;
+}
+
+
+/* Keyed groups: the partition of a record's key (0..KEY_PARTITIONS-1). */
+static inline uint32_t key_partition(uint64_t key)
+{
+	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 58);
+}
+
+/* The records from seq on, at most n, that can join one run: published,
+ * let through by the barrier, their words free for their laps (a word of
+ * this lap is another run's, or DONE already: a keyed member's rescan
+ * meets those), and, for a keyed member, of partitions it owns. Their
+ * markers into marks[]. The first is the caller's to check. */
+static uint32_t run_extent(shmbus_sub_t *s, uint64_t seq, uint32_t n,
+			   uint32_t *marks)
+{
+	const shmbus_channel_t *ch = s->ch;
+	_Atomic uint64_t *words = s->gm.grp->word;
+	const bool keyed = s->gm.grp->keyed;
+	uint32_t k = 1;
+	for (; k < n; k++) {
+		uint64_t q = seq + k;
+		if ((marks[k] = published(ch, q)) == 0 || !barrier_allows(s, q))
+			break;
+		/* relaxed: our take's CAS decides; this only ends a run */
+		uint64_t w = atomic_load_explicit(&words[q & ch->mask],
+						  memory_order_relaxed);
+		if (!gw_free_for(w, lap_of(ch, q)))
+			break;
+		/* the key was written before the marker (acquire above) */
+		if (keyed && !((s->gm.owned >> key_partition(
+					 slot_at(ch, q)->key)) & 1))
+			break;
+	}
+	return k;
+}
+
+/* Our run [head, head + k) is handled: DONE into its other words, then its
+ * head; if its record head + k is held (retry.h), that one becomes a
+ * TAKEN run of one of ours, so the floor waits and nobody else takes it,
+ * and the records after it are nobody's again (their words never left an
+ * older lap). */
+static void run_done(shmbus_sub_t *s, uint64_t head, uint32_t k)
 {
 	shmbus_channel_t *ch = s->ch;
-	uint64_t lap = lap_of(ch, seq);
-	FAILPOINT(FP_GROUP_AFTER_TAKE);
-	if (marker_tag(m) == marker_tag_make(lap, SLOT_COMMITTED)) {
-		struct slot_header *h = slot_at(ch, seq);
-		shmbus_record_t r;
-		fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
-			    h->origin, h + 1);
-		r.attempt = attempt;
-		if (s->lat)
-			lat_sample(s, r.timestamp);
-		if (dispatch(s, &r) != RETRY_CONSUMED)
-			return;
-	} else {
-		s->stats.tombstones++;
+	uint32_t me = s->gm.member;
+	if (s->hold.active) {
+		uint64_t h = head + k;
+		/* relaxed: published by the head's release below; with k == 0
+		 * it shortens our own run, and a walker that read the old
+		 * length only finds the records after it later */
+		atomic_store_explicit(word_at(s, h),
+				      gword_run(lap_of(ch, h), GW_TAKEN, me, 1),
+				      memory_order_relaxed);
 	}
-	FAILPOINT(FP_GROUP_BEFORE_DONE);
-	/* release: the handler's effects before DONE; pairs with the acquire
-	 * in advance_floor */
-	atomic_store_explicit(&s->gm.grp->word[seq & ch->mask],
-			      gword(lap, GW_DONE, s->gm.member),
+	if (k == 0)
+		return;
+	_Atomic uint64_t *words = s->gm.grp->word;
+	for (uint32_t i = 1; i < k; i++)
+		/* relaxed: published by the head's release below */
+		atomic_store_explicit(&words[(head + i) & ch->mask],
+				      gword(lap_of(ch, head + i), GW_DONE, me),
+				      memory_order_relaxed);
+	/* release: the handlers' effects and the words above before DONE;
+	 * pairs with the acquire in advance_floor */
+	atomic_store_explicit(&words[head & ch->mask],
+			      gword(lap_of(ch, head), GW_DONE, me),
 			      memory_order_release);
 }
 
-/* Take seq if its word is free (or `from` names it), and handle it.
- * Returns 1 if handled, 0 if someone else owns it, -1 if unpublished. */
-static int take(shmbus_sub_t *s, uint64_t seq, uint64_t from)
+/* We own the run [head, head + n) (its head TAKEN by us; marks[] its
+ * markers): run the handlers (delivery number `attempt`), then mark it
+ * done. A handler that must hold its record ends the run there. Returns
+ * how many records were handled, the held one included. */
+static uint32_t run_taken(shmbus_sub_t *s, uint64_t head, uint32_t n,
+			  const uint32_t *marks, uint32_t attempt)
 {
 	shmbus_channel_t *ch = s->ch;
-	uint32_t m = published(ch, seq);
-	if (m == 0)
+	FAILPOINT(FP_GROUP_AFTER_TAKE);
+	shmbus_record_t r;
+	record_constants(s, &r);
+	r.attempt = attempt;
+	uint32_t record_size = ch->record_size, k;
+	for (k = 0; k < n; k++) {
+		uint64_t seq = head + k;
+		if (marker_tag(marks[k]) !=
+		    marker_tag_make(lap_of(ch, seq), SLOT_COMMITTED)) {
+			s->stats.tombstones++;
+			continue;
+		}
+		struct slot_header *h = slot_at(ch, seq);
+		record_fill(&r, record_size, seq, marks[k], h->len_flags,
+			    h->timestamp, h->key, h->origin, h + 1);
+		if (s->lat)
+			lat_sample(s, r.timestamp);
+		if (dispatch(s, &r) != RETRY_CONSUMED)
+			break;
+	}
+	FAILPOINT(FP_GROUP_BEFORE_DONE);
+	run_done(s, head, k);
+	return k + (k < n); /* k < n: held */
+}
+
+/* Take the run of up to n records at head, its head word now `from` (a
+ * free word, or a run we take over), and handle it. Returns records
+ * handled, 0 if someone else won the head (*seen: its word then), or -1
+ * if head cannot join a run (not published, or held back). */
+static int take_run(shmbus_sub_t *s, uint64_t head, uint32_t n,
+		    uint64_t from, uint64_t *seen)
+{
+	uint32_t marks[CHUNK];
+	uint64_t lap = lap_of(s->ch, head);
+	if ((marks[0] = published(s->ch, head)) == 0 ||
+	    !barrier_allows(s, head))
 		return -1;
-	uint64_t lap = lap_of(ch, seq);
-	_Atomic uint64_t *w = &s->gm.grp->word[seq & ch->mask];
-	/* acquire: pairs with the release of DONE by the previous lap's
-	 * member (the CAS below re-checks the value) */
-	uint64_t cur = atomic_load_explicit(w, memory_order_acquire);
-	if (from == 0 ? !gw_free_for(cur, lap) : cur != from)
-		return 0;
-	/* acq_rel: winning orders our reads of the record after the previous
-	 * owner's DONE (or the producer's commit) */
+	n = run_extent(s, head, n < CHUNK ? n : CHUNK, marks);
+	*seen = from;
+	/* acq_rel: winning orders our reads of the records after the previous
+	 * owner's DONE (or the producer's commit); failing, *seen is the
+	 * winner's word, whose run the caller skips */
 	if (!atomic_compare_exchange_strong_explicit(
-		    w, &cur, gword(lap, GW_TAKEN, s->gm.member),
-		    memory_order_acq_rel, memory_order_relaxed))
+		    word_at(s, head), seen,
+		    gword_run(lap, GW_TAKEN, s->gm.member, n),
+		    memory_order_acq_rel, memory_order_acquire))
 		return 0;
-	run_taken(s, seq, m, 1);
-	return 1;
+	return (int)run_taken(s, head, n, marks, 1);
+}
+
+/* Take the run at head if its word is free for its lap. */
+static int take_free(shmbus_sub_t *s, uint64_t head, uint32_t n,
+		     uint64_t *seen)
+{
+	/* acquire: pairs with the release of DONE by the previous lap's
+	 * member (the CAS in take_run re-checks the value) */
+	*seen = atomic_load_explicit(word_at(s, head), memory_order_acquire);
+	if (!gw_free_for(*seen, lap_of(s->ch, head)))
+		return 0;
+	return take_run(s, head, n, *seen, seen);
 }
 
 /* Held at a record (retry.h): deliver it again once due. Returns 1 if it
@@ -138,8 +257,8 @@ static int poll_held(shmbus_sub_t *s)
 		return 0;
 	s->hold.active = false;
 	s->stats.retried++;
-	run_taken(s, s->hold.seq, published(s->ch, s->hold.seq),
-		  s->hold.attempts + 1);
+	uint32_t m = published(s->ch, s->hold.seq);
+	run_taken(s, s->hold.seq, 1, &m, s->hold.attempts + 1);
 	return !s->hold.active;
 }
 
@@ -150,13 +269,18 @@ static void advance_floor(shmbus_sub_t *s)
 	/* acquire: pairs with the release CAS of the floor below */
 	uint64_t f0 = atomic_load_explicit(&row->cursor, memory_order_acquire);
 	uint64_t f = f0, lim = f0 + ch->capacity;
+	/* a DONE word of f's lap, whoever's: the member and run bits aside */
+	const uint64_t mask = ~0xfcffull;
+	uint64_t done = gword(lap_of(ch, f), GW_DONE, 0);
+	_Atomic uint64_t *words = s->gm.grp->word;
 	while (f != lim) {
 		/* acquire: pairs with the member's release of DONE */
-		uint64_t w = atomic_load_explicit(
-			&s->gm.grp->word[f & ch->mask], memory_order_acquire);
-		if (gw_state(w) != GW_DONE || (w >> 16) != lap_of(ch, f))
+		uint64_t w = atomic_load_explicit(&words[f & ch->mask],
+						  memory_order_acquire);
+		if ((w & mask) != done)
 			break;
-		f++;
+		if ((++f & ch->mask) == 0)
+			done = gword(lap_of(ch, f), GW_DONE, 0);
 	}
 	uint64_t cur = f0;
 	/* release: every DONE we saw before producers may reuse the slots;
@@ -189,6 +313,34 @@ static bool member_dead(shmbus_sub_t *s, uint32_t member)
 	return !shm_byte_held(s->ch->map.fd, byte);
 }
 
+/* Whether the floor has stood at `floor` for LIVENESS_CHECK_NS since the
+ * last time this said so: a lock probe is a system call, at most one a
+ * LIVENESS_CHECK_NS. */
+static bool floor_stuck(shmbus_sub_t *s, uint64_t floor)
+{
+	uint64_t now = mono_ns();
+	if (s->gm.stuck_floor != floor) {
+		s->gm.stuck_floor = floor;
+		s->gm.stuck_since = now;
+		return false;
+	}
+	if (now - s->gm.stuck_since < LIVENESS_CHECK_NS)
+		return false;
+	s->gm.stuck_since = now;
+	return true;
+}
+
+/* A TAKEN run of a dead member, or of an earlier holder of our index, at
+ * head (its word w): take it over and handle all of it again. */
+static int take_over(shmbus_sub_t *s, uint64_t head, uint64_t w)
+{
+	uint64_t seen;
+	int r = take_run(s, head, gw_span(w, lap_of(s->ch, head)), w, &seen);
+	if (r > 0)
+		s->gm.redelivered += (uint64_t)r;
+	return r;
+}
+
 /* Nothing new to take: look below `next` for orphans. */
 static int recover(shmbus_sub_t *s, uint32_t max)
 {
@@ -199,53 +351,28 @@ static int recover(shmbus_sub_t *s, uint32_t max)
 					      memory_order_acquire);
 	uint64_t next = atomic_load_explicit(&g->next, memory_order_relaxed);
 	uint32_t done = 0;
-	for (uint64_t seq = floor; seq != next && done < max; seq++) {
+	uint64_t seq = floor;
+	while (seq != next && done < max) {
 		if ((int64_t)(next - seq) <= 0 || seq - floor >= ch->capacity)
 			break;
-		/* acquire: pairs with the release of DONE (take re-checks) */
-		uint64_t w = atomic_load_explicit(&g->word[seq & ch->mask],
-						  memory_order_acquire);
-		uint64_t lap = lap_of(ch, seq);
-		int r = 0;
-		if (gw_free_for(w, lap)) {
-			r = take(s, seq, 0);
-		} else if (gw_state(w) == GW_TAKEN && (w >> 16) == lap) {
+		uint64_t lap = lap_of(ch, seq), w;
+		/* runs of one: see the protocol above */
+		int r = take_free(s, seq, 1, &w);
+		if (r == 0 && gw_state(w) == GW_TAKEN && (w >> 16) == lap) {
 			uint32_t owner = gw_member(w);
-			bool stale = owner == s->gm.member;
-			if (!stale && seq == floor) {
-				/* the floor is blocked: is its owner alive?
-				 * A lock probe is a system call: rate-limit */
-				uint64_t now = mono_ns();
-				if (s->gm.stuck_floor != floor) {
-					s->gm.stuck_floor = floor;
-					s->gm.stuck_since = now;
-				} else if (now - s->gm.stuck_since >=
-					   LIVENESS_CHECK_NS) {
-					s->gm.stuck_since = now;
-					stale = member_dead(s, owner);
-				}
-			}
-			if (stale && (r = take(s, seq, w)) > 0)
-				s->gm.redelivered++;
+			if (owner == s->gm.member ||
+			    (seq == floor && floor_stuck(s, floor) &&
+			     member_dead(s, owner)))
+				r = take_over(s, seq, w);
 		}
 		if (r < 0)
 			break;
-		done += (uint32_t)(r > 0);
+		done += (uint32_t)r;
+		seq += r > 0 ? (uint64_t)r : gw_span(w, lap);
 		if (s->hold.active)
 			break;
 	}
 	return (int)done;
-}
-
-/* How far a barrier lets this member go (no limit without one). */
-static bool barrier_allows(shmbus_sub_t *s, uint64_t seq)
-{
-	if (s->n_after == 0)
-		return true;
-	if ((int64_t)(s->barrier - seq) <= 0)
-		s->barrier = barrier_min(s->ch, s->after, s->n_after,
-					 seq + s->ch->capacity);
-	return (int64_t)(s->barrier - seq) > 0;
 }
 
 static int keyed_poll(shmbus_sub_t *s, uint32_t max);
@@ -278,9 +405,9 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 				&gm->grp->next, k, memory_order_relaxed);
 			gm->cend = gm->cnext + k;
 		}
-		if (!barrier_allows(s, gm->cnext))
-			break;
-		int r = take(s, gm->cnext, 0);
+		uint64_t left = gm->cend - gm->cnext, w;
+		uint32_t n = left < max - done ? (uint32_t)left : max - done;
+		int r = take_free(s, gm->cnext, n, &w);
 		if (r < 0) {
 			/* Not published yet: keep the chunk. Or the rest of
 			 * the chunk was taken over by idle members and the
@@ -294,7 +421,10 @@ int group_poll(shmbus_sub_t *s, uint32_t max)
 								  : gm->cend;
 			continue;
 		}
-		gm->cnext++;
+		/* taken by a recovering member: skip what it took */
+		uint64_t step = r > 0 ? (uint64_t)r
+				      : gw_span(w, lap_of(s->ch, gm->cnext));
+		gm->cnext = step < left ? gm->cnext + step : gm->cend;
 		done += (uint32_t)r;
 		if (s->hold.active)
 			break;
@@ -476,11 +606,6 @@ int group_remove(shmbus_channel_t *ch, uint32_t row)
  * bus lock; the hand-over is a CAS, so a concurrent want is not lost.
  */
 
-static inline uint32_t key_partition(uint64_t key)
-{
-	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 58); /* 0..63 */
-}
-
 /* Owner of a partition word read from shared memory: a value that names
  * no member slot is treated as "none". */
 static inline uint32_t pw_owner(uint64_t w)
@@ -633,18 +758,8 @@ static void keyed_refresh(shmbus_sub_t *s)
 static void keyed_takeover(shmbus_sub_t *s, uint64_t floor)
 {
 	struct group_member *gm = &s->gm;
-	uint32_t m = published(s->ch, floor);
-	if (m == 0)
+	if (published(s->ch, floor) == 0 || !floor_stuck(s, floor))
 		return;
-	uint64_t now = mono_ns();
-	if (gm->stuck_floor != floor) {
-		gm->stuck_floor = floor;
-		gm->stuck_since = now;
-		return;
-	}
-	if (now - gm->stuck_since < LIVENESS_CHECK_NS)
-		return;
-	gm->stuck_since = now;
 	uint32_t q = key_partition(slot_at(s->ch, floor)->key);
 	/* acquire here and below: pairs with the partition CASes */
 	uint32_t owner = pw_owner(atomic_load_explicit(
@@ -682,26 +797,23 @@ static int keyed_poll(shmbus_sub_t *s, uint32_t max)
 			break;
 		/* the key was written before the marker (acquire above) */
 		uint32_t q = key_partition(slot_at(ch, seq)->key);
-		if ((gm->owned >> q) & 1) {
-			int r = take(s, seq, 0);
-			if (r == 0) {
-				/* ours, yet taken: by a dead former owner, or
-				 * by an earlier holder of our member index */
-				uint64_t w = atomic_load_explicit(
-					&gm->grp->word[seq & ch->mask],
-					memory_order_acquire);
-				uint32_t o = gw_member(w);
-				if (gw_state(w) == GW_TAKEN &&
-				    (w >> 16) == lap_of(ch, seq) &&
-				    (o == gm->member || !member_alive(s, o)) &&
-				    (r = take(s, seq, w)) > 0)
-					gm->redelivered++;
-			}
-			if (r < 0)
-				break;
-			done += (uint32_t)(r > 0);
+		if (!((gm->owned >> q) & 1)) {
+			seq++;
+			continue;
 		}
-		seq++;
+		uint64_t w;
+		int r = take_free(s, seq, max - done, &w);
+		if (r == 0 && gw_state(w) == GW_TAKEN &&
+		    (w >> 16) == lap_of(ch, seq) &&
+		    (gw_member(w) == gm->member ||
+		     !member_alive(s, gw_member(w))))
+			/* ours, yet taken: by a dead former owner, or by an
+			 * earlier holder of our member index */
+			r = take_over(s, seq, w);
+		if (r < 0)
+			break;
+		done += (uint32_t)r;
+		seq += r > 0 ? (uint64_t)r : gw_span(w, lap_of(ch, seq));
 		if (s->hold.active)
 			break; /* poll_held has it; scan on past it later */
 	}

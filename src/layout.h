@@ -286,19 +286,31 @@ _Static_assert(sizeof(struct ch_subscriber) == 4 * SHMBUS_CACHELINE,
  * a subscriber row (cursor = floor); this area holds the take counter, the
  * members and one ownership word per slot:
  *
- *   word = lap << 16 | state << 8 | member      state: 0 free, TAKEN, DONE
+ *   word = lap << 16 | run << 10 | state << 8 | member
  *
- * A word whose lap is below the slot's current lap (or whose state is 0) is
- * free for that lap. A member takes a record by CAS of the word from free
- * to TAKEN(lap, me) -- winning and recording are one atomic step -- and
- * release-stores DONE(lap, me) after its handler returned.
+ * state: 0 free, TAKEN, DONE. A word whose lap is below the slot's current
+ * lap (or whose state is 0) is free for that lap. A member takes a run of
+ * published records, at most GROUP_RUN_MAX, by CAS of the run's first word
+ * (its head) from free to TAKEN(lap, me, run length) -- winning and
+ * recording are one atomic step; the run's other words keep older laps'
+ * values meanwhile, so whoever meets a TAKEN head skips the whole run.
+ * After its handlers the member stores DONE(lap, me) into the other words,
+ * then, with release, into the head.
  */
 #define SHMBUS_MAX_MEMBERS 64u
+#define GROUP_RUN_MAX 16u
 enum group_word_state { GW_FREE = 0, GW_TAKEN = 1, GW_DONE = 2 };
+
+static inline uint64_t gword_run(uint64_t lap, uint32_t st, uint32_t member,
+				 uint32_t run)
+{
+	return lap << 16 | (uint64_t)(run & 63) << 10 | (uint64_t)st << 8 |
+	       member;
+}
 
 static inline uint64_t gword(uint64_t lap, uint32_t st, uint32_t member)
 {
-	return lap << 16 | (uint64_t)st << 8 | member;
+	return gword_run(lap, st, member, 0);
 }
 
 struct ch_group_member {

@@ -256,8 +256,10 @@ Test(group, members_killed_at_failpoints_lose_nothing, .timeout = 300)
 			const char *spec = NULL;
 			long mid = 0;
 			if (kind < 2) {
+				/* the places are passed once a run of up to
+				 * 16 records */
 				snprintf(fp, sizeof(fp), "%s:%d", points[kind],
-					 1 + rand() % 50);
+					 1 + rand() % 6);
 				spec = fp;
 			} else {
 				mid = 1 + rand() % 50;
@@ -303,26 +305,49 @@ Test(group, members_killed_at_failpoints_lose_nothing, .timeout = 300)
 	shmbus_unlink(name);
 }
 
+/* Two members A and B of "workers" in this process, with a producer. */
+struct pair {
+	const char *name;
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	struct ledger *lg;
+	struct member_ctx ma, mb;
+	shmbus_sub_t *a, *b;
+	shmbus_producer_t *p;
+};
+
+static void pair_open(struct pair *t, const char *tag, uint32_t cap,
+		      uint64_t n)
+{
+	_Atomic uint32_t *first;
+	t->name = test_bus(tag);
+	t->ch = open_ch(t->name, &t->bus, cap);
+	t->lg = ledger_new(n, &first);
+	t->ma = (struct member_ctx){t->lg, first, n, 1, 0, NULL};
+	t->mb = (struct member_ctx){t->lg, first, n, 2, 0, NULL};
+	shmbus_sub_opts_t so = {.name = "workers"};
+	cr_assert_eq(shmbus_group_join(t->ch, on_work, &t->ma, &so, &t->a), 0);
+	cr_assert_eq(shmbus_group_join(t->ch, on_work, &t->mb, &so, &t->b), 0);
+	t->ma.floor = t->mb.floor = floor_of(t->ch, "workers");
+	cr_assert_eq(shmbus_producer_open(t->ch, NULL, &t->p), 0);
+}
+
+static void pair_close(struct pair *t)
+{
+	shmbus_close(t->bus);
+	shmbus_unlink(t->name);
+}
+
 Test(group, a_chunk_taken_over_while_its_owner_was_away)
 {
 	/* A fetches a chunk but handles only part of it; B, idle, takes the
 	 * rest over; the floor passes it and producers lap those slots. A
 	 * must drop the stale remainder, not wait for it forever. */
-	const char *name = test_bus("gstale");
-	shmbus_t *bus;
-	shmbus_channel_t *ch = open_ch(name, &bus, 4);
-	const uint64_t n = 64;
-	_Atomic uint32_t *first;
-	struct ledger *lg = ledger_new(n, &first);
-	struct member_ctx ma = {lg, first, n, 1, 0, NULL};
-	struct member_ctx mb = {lg, first, n, 2, 0, NULL};
-	shmbus_sub_opts_t so = {.name = "workers"};
-	shmbus_sub_t *a, *b;
-	cr_assert_eq(shmbus_group_join(ch, on_work, &ma, &so, &a), 0);
-	cr_assert_eq(shmbus_group_join(ch, on_work, &mb, &so, &b), 0);
-	ma.floor = mb.floor = floor_of(ch, "workers");
-	shmbus_producer_t *p;
-	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct pair t;
+	pair_open(&t, "gstale", 4, 64);
+	shmbus_producer_t *p = t.p;
+	shmbus_sub_t *a = t.a, *b = t.b;
+	struct ledger *lg = t.lg;
 	uint64_t v = 0;
 	for (; v < 2; v++)
 		cr_assert_eq(shmbus_publish(p, &v, 8, 0), 0);
@@ -338,8 +363,35 @@ Test(group, a_chunk_taken_over_while_its_owner_was_away)
 	cr_expect_eq(got, 4, "A handled %d of the 4 new records", got);
 	for (uint64_t i = 0; i < 8; i++)
 		cr_expect_eq(atomic_load(&lg->count[i]), 1, "seq %lu", i);
-	shmbus_close(bus);
-	shmbus_unlink(name);
+	pair_close(&t);
+}
+
+Test(group, a_taken_run_is_skipped_whole)
+{
+	/* B has taken the run [0, 4) (one CAS of its head; the run's other
+	 * words still hold an older lap's value, so they look free) and is
+	 * in its handlers. A, idle, recovers below the take counter: it must
+	 * skip the run whole and take only 4..7 (stepping one word at a time
+	 * it would take 1, 2 and 3 out of B's hands). */
+	const uint64_t n = 8;
+	struct pair t;
+	pair_open(&t, "grun", 16, n);
+	shmbus_channel_t *ch = t.ch;
+	struct ledger *lg = t.lg;
+	for (uint64_t v = 0; v < n; v++)
+		cr_assert_eq(shmbus_publish(t.p, &v, 8, 0), 0);
+	struct ch_group *g = group_at(ch, 0);
+	atomic_store(&g->word[0], gword_run(lap_of(ch, 0), GW_TAKEN,
+					    1 /* B joined second */, 4));
+	atomic_store(&g->next, n); /* fetched: what is left is orphaned */
+	cr_expect_eq(shmbus_poll(t.a, 64), 4);
+	for (uint64_t i = 0; i < n; i++)
+		cr_expect_eq(atomic_load(&lg->count[i]), i >= 4,
+			     "seq %lu handled %u times", i,
+			     atomic_load(&lg->count[i]));
+	cr_expect_eq(atomic_load(t.ma.floor), 0, "the floor waits for B's "
+						 "run");
+	pair_close(&t);
 }
 
 /* ------------------------------------------------------- keyed groups */

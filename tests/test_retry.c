@@ -294,6 +294,53 @@ Test(retry, full_segment_holds_then_drains)
 	shmbus_close(bus);
 }
 
+static int fail_once(const shmbus_record_t *r, void *ctx);
+
+Test(retry, a_group_member_held_mid_run_lets_the_rest_go)
+{
+	/* A takes the run [0, 8) with one CAS; 1 fails into the one-entry
+	 * segment, 2 fails and finds it full: A holds 2. The run ends there:
+	 * 0 and 1 are done, 2 stays A's, and 3..7 are nobody's, so B takes
+	 * them while A waits (a run left whole would keep them from B until
+	 * A's hold ends). */
+	shmbus_t *bus;
+	shmbus_channel_t *ch = chan(test_bus("rgh"), &bus, 1, 0, 0);
+	static struct log la, lb;
+	log_reset(&la, UINT64_MAX, 0, 0);
+	log_reset(&lb, UINT64_MAX, 0, 0);
+	shmbus_sub_opts_t so = {.name = "g",
+				.retry = {.base_us = 2000, .cap_us = 2000}};
+	shmbus_sub_t *a, *b;
+	struct twice t = {&la, {0}};
+	cr_assert_eq(shmbus_group_join(ch, fail_once, &t, &so, &a), 0);
+	cr_assert_eq(shmbus_group_join(ch, logging, &lb, &so, &b), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	publish_range(p, 0, 8);
+	cr_expect_eq(shmbus_poll(a, 64), 3, "0, 1 and the held 2");
+	cr_expect_eq(la.n, 3);
+	cr_expect_eq(shmbus_poll(b, 64), 5, "B takes 3..7");
+	cr_assert_eq(lb.n, 5);
+	for (uint64_t i = 0; i < 5; i++)
+		cr_expect_eq(lb.val[i], 3 + i);
+	_Atomic uint64_t *floor = NULL;
+	for (uint32_t i = 0; i < ch->max_subs; i++)
+		if (strcmp(ch->subs[i].name, "g") == 0)
+			floor = &ch->subs[i].cursor;
+	cr_assert(floor);
+	cr_expect_eq(atomic_load(floor), 2, "the floor waits at the held "
+					    "record");
+	poll_until(a, &la, 5);
+	cr_assert_eq(la.n, 5, "A delivers 1 and 2 again");
+	uint64_t seen[8] = {0};
+	for (uint64_t i = 0; i < la.n; i++)
+		seen[la.val[i]]++;
+	cr_expect(seen[0] == 1 && seen[1] == 2 && seen[2] == 2);
+	shmbus_poll(a, 64); /* moves the floor over the retried 2 */
+	cr_expect_eq(atomic_load(floor), 8);
+	shmbus_close(bus);
+}
+
 /* fails records 1 and 2 once each (full_segment_holds_then_drains) */
 static int fail_once(const shmbus_record_t *r, void *ctx)
 {

@@ -6,6 +6,6 @@
 #define SHMBUS_VERSION_PATCH 0
 
 /* Version of the shared-memory layout; objects of another ABI are refused. */
-#define SHMBUS_ABI_VERSION 5
+#define SHMBUS_ABI_VERSION 6
 
 #endif /* SHMBUS_VERSION_H */
