@@ -170,6 +170,7 @@ int wl_floor(const struct bench_opts *o);
 int wl_floorring(const struct bench_opts *o);
 int wl_pingpong(const struct bench_opts *o);
 int wl_pingpong_after(const struct bench_opts *o);
+int wl_pingpong_handler(const struct bench_opts *o);
 int wl_throughput(const struct bench_opts *o);
 int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);

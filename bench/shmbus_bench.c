@@ -58,6 +58,8 @@ static const struct workload {
 	{"floor", wl_floor, "cache-line ping-pong: the latency floor"},
 	{"floorring", wl_floorring, "minimal SPSC ring: the throughput floor"},
 	{"pingpong", wl_pingpong, "round trip over two shmbus channels"},
+	{"pingpong-handler", wl_pingpong_handler,
+	 "round trip, B replying from its handler (as Aeron's pong)"},
 	{"pingpong-after", wl_pingpong_after,
 	 "pingpong, B's reader behind a dependency barrier"},
 	{"throughput", wl_throughput, "1 producer -> 1 subscriber"},

@@ -4,6 +4,11 @@
  * by A. At --size 32 a record (32-byte header + payload) fills exactly one
  * 64-byte slot, one cache line, like the floor's message.
  *
+ * pingpong-handler: the same, but B publishes the reply inside its handler,
+ * before its poll has moved its cursor (as Aeron's pong offers from its
+ * fragment handler): the reader's bookkeeping after a record leaves the
+ * round trip's path.
+ *
  * manychannels: the same round trip, but B consumes through a poller
  * subscribed to MANY_CHANNELS channels of which only "ping" is active: what
  * a subscriber on many event types pays to find the active one.
@@ -28,9 +33,11 @@ struct pp_ctx {
 	uint8_t *echo; /* pong side: the payload, to send back */
 	shmbus_poller_t *poller; /* manychannels: B's poller */
 	shmbus_sub_t *upstream;	 /* pingpong-after: B's first subscriber */
+	shmbus_producer_t *reply; /* pingpong-handler: B replies from here */
+	int reply_rc;
 };
 
-enum pp_mode { PP_PLAIN, PP_MANY, PP_AFTER };
+enum pp_mode { PP_PLAIN, PP_MANY, PP_AFTER, PP_HANDLER };
 
 static int count_only(const shmbus_record_t *rec, void *arg)
 {
@@ -45,7 +52,9 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 	struct pp_ctx *c = arg;
 	memcpy(&c->got, rec->data, sizeof(c->got));
 	c->len = rec->len;
-	if (c->echo)
+	if (c->reply) /* as Aeron's pong: the reply before the poll returns */
+		c->reply_rc = shmbus_publish(c->reply, rec->data, rec->len, 0);
+	else if (c->echo)
 		memcpy(c->echo, rec->data, rec->len);
 	return 0;
 }
@@ -202,7 +211,8 @@ static int pong(struct run *r, int idx, shmbus_producer_t *p, shmbus_sub_t *s,
 					  (unsigned long long)i,
 					  (unsigned long long)c->got, c->len);
 		}
-		rc = shmbus_publish(p, c->echo, c->len, 0);
+		rc = c->reply ? c->reply_rc
+			      : shmbus_publish(p, c->echo, c->len, 0);
 		if (rc)
 			return child_fail(r, idx, "publish: %s",
 					  shmbus_strerror(rc));
@@ -220,6 +230,8 @@ static int child(struct run *r, int idx)
 	if (idx == 1 && (c.echo = malloc(r->size)) == NULL)
 		return child_fail(r, idx, "out of memory");
 	int rc = setup(r, idx, &bus, &p, &s, &c);
+	if (rc == 0 && idx == 1 && *(enum pp_mode *)r->arg == PP_HANDLER)
+		c.reply = p;
 	if (rc == 0)
 		rc = idx == 0 ? ping(r, idx, p, s, &c) : pong(r, idx, p, s, &c);
 	shmbus_close(bus);
@@ -255,7 +267,9 @@ static int pingpong(const struct bench_opts *o, const char *name,
 				 : "",
 			 mode == PP_MANY    ? "; B polls 1000 channels, 1 active"
 			 : mode == PP_AFTER ? "; B's reader runs after an upstream"
-					    : "");
+			 : mode == PP_HANDLER
+				 ? "; B replies from its handler"
+				 : "");
 		report_result(o, &res);
 	}
 	run_free(&r);
@@ -270,6 +284,11 @@ int wl_pingpong(const struct bench_opts *o)
 int wl_manychannels(const struct bench_opts *o)
 {
 	return pingpong(o, "manychannels", PP_MANY);
+}
+
+int wl_pingpong_handler(const struct bench_opts *o)
+{
+	return pingpong(o, "pingpong-handler", PP_HANDLER);
 }
 
 int wl_pingpong_after(const struct bench_opts *o)
