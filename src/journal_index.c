@@ -37,17 +37,6 @@ int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a)
 	return 0;
 }
 
-void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
-		 uint64_t off)
-{
-	if (off >= a->next && a->n < a->cap) {
-		a->e[a->n++] = (struct jidx_sparse){seq, a->ts_hi, off};
-		a->next = off + JIDX_STRIDE;
-	}
-	if (ts > a->ts_hi)
-		a->ts_hi = ts;
-}
-
 /* -------------------------------------------------------------- build */
 
 /* Stable LSD radix sort by key through tmp (n entries), 11 bits a pass

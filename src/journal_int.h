@@ -282,8 +282,10 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 uint64_t jvalid_after(const struct jseg *s, uint64_t off, uint64_t limit,
 		      uint64_t after, uint64_t *end);
 int jscan_apply(shmbus_journal_t *j, struct jseg *s);
-void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
-	       uint64_t next);
+/* A record of s at off (the next one at next) noted: sparse entry, key,
+ * time stamps, count. Inline: the writer calls it for every append. */
+static inline void jseg_note(struct jseg *s, const struct jrec_header *h,
+			     uint64_t off, uint64_t next);
 /* writer: s->wkeys, in the writer's keybuf; done with them; handed to
  * the sealer (the next segment takes the other array); the sort's
  * scratch; unmap the keybuf */
@@ -321,8 +323,16 @@ int jsync_from(shmbus_journal_t *j, uint64_t from);
 
 /* journal_index.c */
 int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a);
-void jsparse_add(struct jsparse_acc *a, uint64_t seq, uint64_t ts,
-		 uint64_t off);
+static inline void jsparse_add(struct jsparse_acc *a, uint64_t seq,
+			       uint64_t ts, uint64_t off)
+{
+	if (__builtin_expect(off >= a->next, 0) && a->n < a->cap) {
+		a->e[a->n++] = (struct jidx_sparse){seq, a->ts_hi, off};
+		a->next = off + JIDX_STRIDE;
+	}
+	if (ts > a->ts_hi)
+		a->ts_hi = ts;
+}
 struct jindex {
 	struct jidx_sparse *sparse;
 	struct jidx_key *keys;
@@ -451,6 +461,20 @@ static inline const struct jrec_header *jrec_at(const struct jseg *s,
 						uint64_t off)
 {
 	return (const struct jrec_header *)(s->map + off);
+}
+
+static inline void jseg_note(struct jseg *s, const struct jrec_header *h,
+			     uint64_t off, uint64_t next)
+{
+	jsparse_add(&s->live, h->seq, h->timestamp, off);
+	if (s->n_wkeys < s->cap_wkeys) /* cap_wkeys is 0 without wkeys */
+		s->wkeys[s->n_wkeys++] = (struct jidx_key){h->key, off};
+	if (h->timestamp < s->ts_min)
+		s->ts_min = h->timestamp;
+	s->ts_max = s->live.ts_hi;
+	s->count++;
+	s->last_seq = h->seq;
+	s->end_off = next;
 }
 
 #endif /* SHMBUS_JOURNAL_INT_H */

@@ -88,20 +88,6 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 	return unopened ? JF_UNOPENED : JF_OK;
 }
 
-void jseg_note(struct jseg *s, const struct jrec_header *h, uint64_t off,
-	       uint64_t next)
-{
-	jsparse_add(&s->live, h->seq, h->timestamp, off);
-	if (s->wkeys && s->n_wkeys < s->cap_wkeys)
-		s->wkeys[s->n_wkeys++] = (struct jidx_key){h->key, off};
-	if (h->timestamp < s->ts_min)
-		s->ts_min = h->timestamp;
-	s->ts_max = s->live.ts_hi;
-	s->count++;
-	s->last_seq = h->seq;
-	s->end_off = next;
-}
-
 /* Zero [off, end of segment): cheaply where the filesystem can (the range
  * becomes unwritten space, still reserved), else by writing zeros. */
 static int zero_tail(shmbus_journal_t *j, struct jseg *s, uint64_t off)
