@@ -262,6 +262,17 @@ enum {
 	JFC_RECOVERING = 1u << 1,
 	JFC_NO_CRC = 1u << 2, /* framing only: the writer's own records */
 };
+/* m has some of JREC_MARKER's bytes and zeros in the others: a buffered
+ * writer's pwrite of the marker seen under way (journal_recover.c). */
+static inline bool jmarker_opening(uint32_t m)
+{
+	for (int i = 0; i < 4; i++) {
+		uint32_t b = (m >> (8 * i)) & 0xff;
+		if (b && b != ((JREC_MARKER >> (8 * i)) & 0xff))
+			return false;
+	}
+	return true;
+}
 /* Check the frame at off (limit: end of the usable bytes); its sequence
  * must be above `after`. JF_OK, JF_END (no record there), or JF_BAD with
  * the reason in *why. */

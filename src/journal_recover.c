@@ -17,6 +17,15 @@
  * every 8-byte boundary) are counted in the report as lost with it; with
  * SHMBUS_JOURNAL_STRICT their presence makes the open fail instead.
  *
+ * A buffered writer opens a chunk by writing its first marker with a
+ * pwrite of its own (not through its mapping, whose store faulted the
+ * page in at every flush and had write-back write-protect it again): the
+ * kernel may copy those four bytes one at a time, so a reader of an
+ * unsealed segment may see some of the marker's bytes and zeros in the
+ * others. That is "not yet" (JF_END) to a reader; a bit flipped in a
+ * marker never looks like it (no byte of "JREC" is one bit from 0), and
+ * a process's death never leaves it (the copy of a syscall completes).
+ *
  * One frame with no marker is not torn: the first of a buffered flush,
  * written whole by its pwrite, whose writer died before it stored the
  * marker that opens the chunk. Its length, CRC and sequence say so; the
@@ -63,6 +72,9 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 		if (m == 0 && (!(fl & JFC_RECOVERING) ||
 			       all_zero((const uint8_t *)h + 4, hsz - 4)))
 			return JF_END;
+		if (m != 0 && !(fl & JFC_RECOVERING) && !s->sealed &&
+		    jmarker_opening(m))
+			return JF_END; /* a buffered writer's pwrite under way */
 		if (m != 0) {
 			*why = "bad record marker";
 			return JF_BAD;

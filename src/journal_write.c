@@ -17,12 +17,18 @@
  * kernel copies whole pages into the page cache, where a first store
  * through the mapping costs a page fault and a zero-fill of the page
  * before our bytes land in it. The chunk's first marker is left 0 in the
- * buffer and release-stored through the mapping after the pwrite
- * returned: a reader stops at that record until then, so it never sees
- * the inside of a chunk the kernel is still copying (its copy has no
- * order). A writer killed between the two leaves a chunk whose first
- * marker is 0 over a record whose CRC holds; recovery opens it
- * (journal_recover.c).
+ * buffer and written by a pwrite of its own after the chunk's returned
+ * (a release fence between): a reader stops at that record until then,
+ * so it never sees the inside of a chunk the kernel is still copying
+ * (its copy has no order), and a reader that sees only some of the
+ * marker's bytes takes it as not yet written (journal_recover.c). Not a
+ * store through the writer's mapping: that faulted the chunk's first
+ * page in at every flush, and left it writable in the writer's page
+ * table, so that write-back had to write-protect it again with a TLB
+ * shootdown of the writer's CPU (a fifth and a sixth of the time at 64 B,
+ * bench/RESULTS.md). A writer killed between the two pwrites leaves a
+ * chunk whose first marker is 0 over a record whose CRC holds; recovery
+ * opens it (journal_recover.c).
  *
  * For a synchronous producer mode (several processes appending in bus
  * order), the writer state that an append reads and moves is exactly the
@@ -175,13 +181,22 @@ int jflush(shmbus_journal_t *j)
 		left -= (uint64_t)w;
 	}
 	JFAILPOINT(j, JFP_MID_FLUSH);
-	struct jrec_header *first = (struct jrec_header *)(s->map +
-							   j->stage_off);
 	/* release: the chunk's bytes (the kernel's copy, made in this
-	 * thread) before the marker that opens them; pairs with the acquire
-	 * in jframe_check */
-	atomic_store_explicit(&first->marker, JREC_MARKER,
-			      memory_order_release);
+	 * thread) before the marker that opens them, which the kernel copies
+	 * in the next pwrite; pairs with the acquire in jframe_check */
+	atomic_thread_fence(memory_order_release);
+	static const uint32_t marker = JREC_MARKER;
+	ssize_t w;
+	do
+		w = pwrite(s->fd, &marker, sizeof(marker), (off_t)j->stage_off);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)sizeof(marker))
+		return j->failed = jerr_file(
+			       SHMBUS_ESYS, w < 0 ? errno : EIO, j,
+			       s->first_seq, ".seg",
+			       "write of the marker at %" PRIu64
+			       ": appends refused until reopened",
+			       j->stage_off);
 	j->stage_fill = 0;
 	publish_end(j);
 	writeback_ahead(j, s, false);

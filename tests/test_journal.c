@@ -963,6 +963,70 @@ static uint32_t frames_of(const char *dir, struct frame *f, uint32_t max)
 	return n;
 }
 
+/* Write 4 bytes at off of a file. */
+static void poke32(const char *path, uint64_t off, uint32_t v)
+{
+	int fd = open(path, O_RDWR);
+	cr_assert(fd >= 0 && pwrite(fd, &v, 4, (off_t)off) == 4, "%s", path);
+	close(fd);
+}
+
+/* A buffered writer opens each flushed chunk with a pwrite of its first
+ * marker, which the kernel may copy a byte at a time: a reader that sees
+ * part of it stops there, as at a marker of 0, and goes on once it is
+ * whole; a marker with a bit flipped is still corrupt. */
+Test(journal, a_marker_seen_while_its_pwrite_copies_it_is_not_yet_a_record)
+{
+	char dir[256], p[512];
+	jt_tmpdir(dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 1 << 20);
+	for (uint64_t seq = 0; seq < 20; seq++) {
+		put(j, seq, 40 + (uint32_t)seq, seq, seq);
+		if (seq % 10 == 9)
+			cr_assert_eq(shmbus_journal_flush(j), 0);
+	}
+	static struct frame f[20];
+	cr_assert_eq(frames_of(dir, f, 20), 20);
+	jt_seg(p, dir, f[10].seg, ".seg");
+	shmbus_journal_t *r = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(r, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t got = 0;
+	int rc;
+	/* "J", "JR", "JRE" copied, the rest still 0 */
+	static const uint32_t part[] = {0x4a, 0x524a, 0x45524a};
+	for (int k = 0; k < 3; k++) {
+		poke32(p, f[10].off, part[k]);
+		while ((rc = shmbus_journal_iter_next(it, &e)) == 1)
+			cr_assert_eq(e.rec.seq, got++);
+		cr_assert_eq(rc, 0, "marker 0x%x: %d %s", part[k], rc,
+			     shmbus_errmsg());
+		cr_assert_eq(got, 10, "marker 0x%x: stops before it", part[k]);
+	}
+	poke32(p, f[10].off, JREC_MARKER);
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1) {
+		cr_assert_eq(e.rec.seq, got++);
+		cr_assert(jt_same(e.rec.data, e.rec.seq, e.rec.len));
+	}
+	cr_assert_eq(rc, 0, "%s", shmbus_errmsg());
+	cr_assert_eq(got, 20, "goes on once it is whole");
+	shmbus_journal_iter_close(it);
+	/* one bit off: corrupt, as before */
+	poke32(p, f[10].off, JREC_MARKER ^ 0x400);
+	cr_assert_eq(shmbus_journal_iter_open(r, NULL, &it), 0);
+	got = 0;
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1)
+		got++;
+	cr_assert_eq(rc, SHMBUS_ECORRUPT, "a flipped bit: %d", rc);
+	cr_assert_eq(got, 10);
+	shmbus_journal_iter_close(it);
+	poke32(p, f[10].off, JREC_MARKER);
+	shmbus_journal_close(r);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	jt_rmrf(dir);
+}
+
 /* Copy src/j to dst/j, as a journal of this boot: a copied control file
  * is another inode, which counts as another boot (its writer's page cache
  * is not this one's) until a writer has opened the copy. */
