@@ -35,12 +35,17 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_hw(const void *p, size_t n,
 	/* one dependent chain either way: unrolled for the loop's own
 	 * instructions, half of them at 8 bytes a step */
 	for (; n >= 32; n -= 32, b += 32) {
-		uint64_t w[4];
-		memcpy(w, b, 32);
-		c = _mm_crc32_u64(c, w[0]);
-		c = _mm_crc32_u64(c, w[1]);
-		c = _mm_crc32_u64(c, w[2]);
-		c = _mm_crc32_u64(c, w[3]);
+		/* word by word: one memcpy of 32 bytes compiled to vector
+		 * stores on the stack, read back 8 bytes at a time */
+		uint64_t w0, w1, w2, w3;
+		memcpy(&w0, b, 8);
+		memcpy(&w1, b + 8, 8);
+		memcpy(&w2, b + 16, 8);
+		memcpy(&w3, b + 24, 8);
+		c = _mm_crc32_u64(c, w0);
+		c = _mm_crc32_u64(c, w1);
+		c = _mm_crc32_u64(c, w2);
+		c = _mm_crc32_u64(c, w3);
 	}
 	for (; n >= 8; n -= 8, b += 8) {
 		uint64_t w;

@@ -34,10 +34,14 @@
  * skipped.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "journal_int.h"
@@ -68,7 +72,23 @@ struct shmbus_journal_iter {
 	 * sequences from lost_lo are counted when the iterator leaves it */
 	bool lost_open;
 	uint64_t lost_lo;
+	/* a scan of a sealed segment reads it with pread into win, a window
+	 * of WIN bytes at win_off (win_len of them read), from wfd, its file
+	 * (wuid: that entry's; -1: none, or not that file) */
+	int wfd;
+	uint64_t wuid;
+	uint8_t *win;
+	uint64_t win_off, win_len;
 };
+
+/* Why a window: a record read through the mapping costs the first touch
+ * of each page of it from this process -- a page fault, and on the
+ * project's VM (shadow paging) an exit per page even after the pages
+ * were mapped: CRC32C of 120 bytes took 66-98 ns through a mapping of a
+ * segment in the page cache, 6 ns from a buffer in the cache. pread
+ * copies the same bytes into a buffer that stays in the cache, at memory
+ * speed. */
+#define WIN (256u << 10)
 
 #define QUERY_FLAGS                                                           \
 	(SHMBUS_JOURNAL_SKIP_CORRUPT | SHMBUS_JOURNAL_BY_KEY |                 \
@@ -96,12 +116,17 @@ int shmbus_journal_iter_open(shmbus_journal_t *j,
 	it->skip_cap = it->to;
 	it->next = q->from_seq;
 	it->time_pending = (q->flags & SHMBUS_JOURNAL_BY_TIME) != 0;
+	it->wfd = -1;
 	*out = it;
 	return 0;
 }
 
 void shmbus_journal_iter_close(shmbus_journal_iter_t *it)
 {
+	if (it && it->wfd >= 0)
+		close(it->wfd);
+	if (it)
+		free(it->win);
 	free(it);
 }
 
@@ -519,12 +544,107 @@ static void fill(shmbus_journal_entry_t *e, const struct jseg *s,
 	e->offset = off;
 }
 
+/* The window holds [off, off + need) of s, read if it did not: a pointer
+ * to off in it, or NULL (no window: the caller reads the mapping). The
+ * file is opened by name, and used only if it is the one listed (a file
+ * made again under the name is not). */
+static const uint8_t *window_read(shmbus_journal_iter_t *it,
+				  const struct jseg *s, uint64_t off,
+				  uint64_t need)
+{
+	if (need > WIN)
+		return NULL;
+	if (it->wuid != s->uid + 1) {
+		if (it->wfd >= 0)
+			close(it->wfd);
+		it->wfd = -1;
+		it->wuid = s->uid + 1;
+		it->win_len = 0;
+		char name[40];
+		struct stat st;
+		jname(name, s->first_seq, ".seg");
+		int fd = openat(it->j->dirfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && (fstat(fd, &st) != 0 ||
+				(uint64_t)st.st_ino != s->ino)) {
+			close(fd);
+			fd = -1;
+		}
+		it->wfd = fd;
+	}
+	if (it->wfd < 0 || (it->win == NULL && !(it->win = malloc(WIN))))
+		return NULL;
+	uint64_t want = s->end_off - off < WIN ? s->end_off - off : WIN;
+	ssize_t n;
+	do
+		n = pread(it->wfd, it->win, want, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	it->win_off = off;
+	it->win_len = n > 0 ? (uint64_t)n : 0;
+	return it->win_len >= need ? it->win : NULL;
+}
+
+static inline const uint8_t *window(shmbus_journal_iter_t *it,
+				    const struct jseg *s, uint64_t off,
+				    uint64_t need)
+{
+	if (__builtin_expect(it->wuid == s->uid + 1 && off >= it->win_off &&
+				     off + need <= it->win_off + it->win_len,
+			     1))
+		return it->win + (off - it->win_off);
+	return window_read(it, s, off, need);
+}
+
+/* The common step, inline: the next frame of a sealed segment, whole
+ * (marker, length, CRC) and above the one before, wanted by a query that
+ * is neither by key nor still looking for a time. true: delivered in e.
+ * false: anything else (the segment's end, a bad frame, a filter), which
+ * the general step below checks again and handles; the checks are
+ * jframe_check's and wanted()'s, in the same order. Replay of 64-byte
+ * records went from 244 instructions a record to 128 (callgrind). */
+static inline bool sealed_step(shmbus_journal_iter_t *it, struct jseg *s,
+			       shmbus_journal_entry_t *e)
+{
+	const uint64_t hsz = sizeof(struct jrec_header);
+	uint64_t off = it->off;
+	if (!s->sealed || s->lost || off > s->end_off ||
+	    s->end_off - off < hsz || off % JREC_ALIGN)
+		return false;
+	const struct jrec_header *h =
+		(const struct jrec_header *)window(it, s, off, hsz);
+	/* the window's copy was read after the seal, whose acquire (in
+	 * jseal_read) orders every record before it */
+	if (h == NULL || h->len > s->end_off - off - hsz)
+		return false;
+	h = (const struct jrec_header *)window(it, s, off, jrec_frame(h->len));
+	if (h == NULL ||
+	    atomic_load_explicit(&h->marker, memory_order_relaxed) !=
+		    JREC_MARKER ||
+	    h->len > s->end_off - off - hsz ||
+	    crc32c((const uint8_t *)h + JREC_CRC_FROM,
+		   hsz - JREC_CRC_FROM + h->len, 0) != h->crc ||
+	    (!it->any && h->seq <= it->after) || h->seq >= it->to ||
+	    h->seq < it->next || h->seq < it->q.from_seq)
+		return false;
+	it->off = off + jrec_frame(h->len);
+	it->after = h->seq;
+	it->any = false;
+	it->next = h->seq + 1;
+	fill(e, s, h, off);
+	return true;
+}
+
 int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 			     shmbus_journal_entry_t *e)
 {
 	if (it == NULL || e == NULL)
 		return SHMBUS_EINVAL;
 	shmbus_journal_t *j = it->j;
+	if (__builtin_expect(it->positioned && !it->done && it->gen == j->gen &&
+				     !it->use_keys && !it->time_pending &&
+				     !(it->q.flags & SHMBUS_JOURNAL_BY_KEY),
+			     1) &&
+	    sealed_step(it, j->segs[it->seg], e))
+		return 1;
 	for (;;) {
 		int rc = 0;
 		if (it->done)

@@ -963,6 +963,57 @@ static uint32_t frames_of(const char *dir, struct frame *f, uint32_t max)
 	return n;
 }
 
+/* A scan of a sealed segment reads it through a window of the iterator
+ * (256 KiB, pread): frames that cross the window's end, frames larger
+ * than it (read through the mapping), and every record's data still
+ * whole when the next one has been read. */
+static uint32_t window_len(uint64_t seq)
+{
+	return seq % 9 == 4   ? 300 * KB + (uint32_t)seq
+	       : seq % 9 == 7 ? 70 * KB - (uint32_t)seq
+			      : (uint32_t)(seq * 997 % 5000);
+}
+
+Test(journal, sealed_segments_read_through_a_window_whole)
+{
+	char dir[256];
+	jt_tmpdir(dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_BUFFERED, 4 << 20);
+	static uint8_t buf[400 * KB];
+	uint64_t n = 0;
+	for (uint64_t seq = 0; seq < 200; seq++) {
+		uint32_t len = window_len(seq);
+		jt_fill(buf, seq, len);
+		cr_assert_eq(shmbus_journal_append(j, seq, seq, 1, seq, buf,
+						   len),
+			     0, "%s", shmbus_errmsg());
+	}
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e, prev = {0};
+	int rc;
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1) {
+		cr_assert_eq(e.rec.seq, n);
+		cr_assert_eq(e.rec.len, window_len(n));
+		cr_assert(jt_same(e.rec.data, e.rec.seq, e.rec.len), "%llu",
+			  (unsigned long long)n);
+		if (n)
+			cr_assert(jt_same(prev.rec.data, prev.rec.seq,
+					  prev.rec.len),
+				  "the record before %llu, after it was read",
+				  (unsigned long long)n);
+		prev = e;
+		n++;
+	}
+	cr_assert_eq(rc, 0, "%s", shmbus_errmsg());
+	cr_assert_eq(n, 200);
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+	jt_rmrf(dir);
+}
+
 /* Write 4 bytes at off of a file. */
 static void poke32(const char *path, uint64_t off, uint32_t v)
 {

@@ -235,8 +235,9 @@ typedef struct shmbus_journal_query {
 } shmbus_journal_query_t;
 
 typedef struct shmbus_journal_entry {
-	/* rec.data points into the journal's mapping, valid until the next
-	 * call on the iterator; rec.channel_id is the record's type,
+	/* rec.data points into the journal's mapping or the iterator's read
+	 * buffer, valid until the next call on the iterator (or its close);
+	 * rec.channel_id is the record's type,
 	 * rec.attempt is 1 */
 	shmbus_record_t rec;
 	uint32_t type;
