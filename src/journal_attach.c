@@ -68,12 +68,15 @@ static int on_record(const shmbus_record_t *r, void *ctx)
 }
 
 /* The end of a batch, before the cursor moves: the batch into the file,
- * where readers, and producers of a sync channel, wait for it. */
+ * where readers, and producers of a sync channel, wait for it; under
+ * EVERY_N, on the disk too (group commit: one sync for the batch, where
+ * each append synced in turn; a producer's commit still returns only
+ * once its record is synced, as it waits for this cursor). */
 static int flush_batch(void *ctx)
 {
 	shmbus_journal_t *j = ctx;
 	j->jr->batch_ns = 0;
-	return jflush(j);
+	return jbatch_end(j);
 }
 
 /* The journal's sequences are one bus epoch's: claim it for this bus, or
@@ -286,6 +289,7 @@ int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 	jo.flags &= ~(uint32_t)SHMBUS_JOURNAL_BUFFERED; /* dead letters: few */
 	if (rc)
 		return rc;
+	j->group = true; /* synced per batch, in flush_batch */
 	j->jr = calloc(1, sizeof(*j->jr));
 	if (j->jr == NULL)
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");

@@ -148,6 +148,10 @@ struct shmbus_journal {
 	uint64_t end_seq;    /* last appended + 1; 0: never a record */
 	uint64_t synced_seq;
 	uint32_t unsynced; /* records since the last sync */
+	/* the journaler's: under EVERY_N, appends do not sync; the end of
+	 * each batch does (jbatch_end), before the cursor that tells
+	 * producers their records are in moves: one sync for the batch */
+	bool group;
 	uint64_t last_sync_ns;
 	int failed; /* sticky: a sync or a flush failed */
 	/* SHMBUS_JOURNAL_BUFFERED: frames of the active segment from
@@ -325,6 +329,9 @@ static inline void jwriter_advice(const shmbus_journal_t *j, void *map)
 int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
 		 int *fd, uint8_t **map);
 int jflush(shmbus_journal_t *j);
+/* A group-commit writer's batch is over: flushed, and synced if the
+ * policy says its records must be. */
+int jbatch_end(shmbus_journal_t *j);
 int jstage_init(shmbus_journal_t *j); /* SHMBUS_JOURNAL_BUFFERED */
 int jsync_active(shmbus_journal_t *j);
 /* Every segment from the one holding sequence `from` on reaches the disk

@@ -203,6 +203,14 @@ int jflush(shmbus_journal_t *j)
 	return 0;
 }
 
+int jbatch_end(shmbus_journal_t *j)
+{
+	if (j->sync == SHMBUS_JOURNAL_SYNC_EVERY_N && j->unsynced &&
+	    j->unsynced >= j->sync_every)
+		return jsync_active(j); /* flushes first */
+	return jflush(j);
+}
+
 int shmbus_journal_flush(shmbus_journal_t *j)
 {
 	if (j == NULL || !j->writer)
@@ -502,7 +510,7 @@ static int after_append(shmbus_journal_t *j)
 {
 	switch (j->sync) {
 	case SHMBUS_JOURNAL_SYNC_EVERY_N:
-		if (++j->unsynced < j->sync_every)
+		if (++j->unsynced < j->sync_every || j->group)
 			return 0;
 		return jsync_active(j);
 	case SHMBUS_JOURNAL_SYNC_INTERVAL:

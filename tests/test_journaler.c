@@ -8,6 +8,7 @@
  * it skipped is counted and is exactly the gap in its sequences.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include "helpers.h"
 #include "jhelpers.h"
@@ -55,6 +56,17 @@ static void drain(shmbus_sub_t *s, shmbus_journal_t *j)
 	if (j)
 		while (shmbus_journal_poll(j, 256) > 0)
 			;
+}
+
+/* The journaler of ch into d, with jo. */
+static shmbus_journal_t *attach(shmbus_channel_t *ch, const char *d,
+				shmbus_journal_opts_t *jo)
+{
+	shmbus_journal_attach_opts_t ao = {.journal = jo};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_attach(ch, d, &ao, &j), 0, "%s",
+		     shmbus_errmsg());
+	return j;
 }
 
 /* The dead-letter journal holds exactly the keys `want` (in DLQ id order,
@@ -413,10 +425,7 @@ Test(journaler, an_end_past_the_bus_is_refused)
 		test_channel(bus_name, &bus, "orders", 1024, 4096, 0);
 	shmbus_journal_opts_t jo = {.segment_size = 64 * 1024,
 				    .flags = SHMBUS_JOURNAL_ACCEPT_LOSS};
-	shmbus_journal_attach_opts_t ao = {.journal = &jo};
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_attach(ch, jdir, &ao, &j), 0, "%s",
-		     shmbus_errmsg());
+	shmbus_journal_t *j = attach(ch, jdir, &jo);
 	shmbus_producer_t *p;
 	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
 	static uint8_t rec[1000];
@@ -434,6 +443,7 @@ Test(journaler, an_end_past_the_bus_is_refused)
 	cr_assert_eq(unlink(p1), 0);
 	snprintf(p1, sizeof(p1), "%s/journal.ctl", jdir);
 	jt_poke(p1, 144 /* end_seq */, &garbage, 8);
+	shmbus_journal_attach_opts_t ao = {.journal = &jo};
 	cr_assert_eq(shmbus_journal_attach(ch, jdir, &ao, &j), SHMBUS_ECORRUPT,
 		     "attached");
 	cr_assert(strstr(shmbus_errmsg(), "is past every sequence"), "%s",
@@ -493,5 +503,94 @@ Test(journaler, records_without_timestamps_get_the_journal_time)
 	shmbus_journal_iter_close(it);
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	shmbus_producer_close(p);
+	shmbus_close(bus);
+}
+
+/* Group commit: under EVERY_N with sync_every 1 the journaler syncs once
+ * per batch, at its end, before its cursor moves (what a producer of a
+ * synchronous channel waits for), not once per record: a batch of 64
+ * records is one sync, and every record of it is synced when the poll
+ * returns. A producer thread of a synchronous channel then finds its
+ * record synced when its commit returns. */
+struct sync_pub {
+	shmbus_channel_t *ch;
+	const char *jdir;
+	uint64_t n, unsynced; /* commits that returned before the sync */
+};
+
+static void *sync_publisher(void *arg)
+{
+	struct sync_pub *sp = arg;
+	shmbus_producer_t *p;
+	CHECK_OK(shmbus_producer_open(sp->ch, NULL, &p));
+	shmbus_journal_t *ro = jt_open_ro(sp->jdir);
+	uint8_t rec[REC];
+	for (uint64_t k = 0; k < sp->n; k++) {
+		shmbus_claim_t c;
+		CHECK_OK(shmbus_claim(p, 4, &c));
+		for (uint32_t i = 0; i < 4; i++) {
+			jt_fill(rec, 4 * k + i, REC);
+			memcpy(shmbus_claim_payload(p, &c, i), rec, REC);
+			CHECK_OK(shmbus_claim_set(p, &c, i, REC, 4 * k + i));
+		}
+		CHECK_OK(shmbus_commit(p, &c));
+		if (shmbus_journal_synced(ro) < c.seq + 4)
+			sp->unsynced++;
+	}
+	shmbus_journal_close(ro);
+	shmbus_producer_close(p);
+	return NULL;
+}
+
+Test(journaler, every_1_syncs_once_a_batch_before_the_cursor_moves)
+{
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("grp"));
+	shmbus_t *bus;
+	shmbus_channel_t *ch =
+		test_channel(bus_name, &bus, "orders", REC, 256, 0);
+	shmbus_journal_opts_t jo = {.sync = SHMBUS_JOURNAL_SYNC_EVERY_N,
+				    .sync_every = 1};
+	shmbus_journal_t *j = attach(ch, jdir, &jo);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	publish_range(p, 0, 64);
+	shmbus_journal_stats_t st;
+	shmbus_journal_get_stats(j, &st);
+	uint64_t syncs = st.syncs;
+	cr_assert_eq(shmbus_journal_poll(j, 256), 64);
+	shmbus_journal_get_stats(j, &st);
+	cr_expect_eq(st.syncs - syncs, 1, "syncs for a batch of 64: %llu",
+		     (unsigned long long)(st.syncs - syncs));
+	cr_expect_eq(shmbus_journal_synced(j), 64);
+	cr_expect_eq(shmbus_journal_end(j), 64);
+	shmbus_producer_close(p);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_channel_close(ch);
+	/* a synchronous channel: each commit returns with its records
+	 * synced, the journaler a thread of its own */
+	shmbus_channel_opts_t o = {.record_size = REC,
+				   .capacity = 256,
+				   .flags = SHMBUS_CH_JOURNAL_SYNC |
+					    SHMBUS_CH_MULTI_PRODUCER};
+	cr_assert_eq(shmbus_channel_open(bus, "sync", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	char sdir[400];
+	snprintf(sdir, sizeof(sdir), "%s/sync", dir);
+	j = attach(ch, sdir, &jo);
+	cr_assert_eq(shmbus_journal_start(j, -1), 0);
+	struct sync_pub sp[2] = {{ch, sdir, 200, 0}, {ch, sdir, 200, 0}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, sync_publisher, &sp[i]),
+			     0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	cr_expect_eq(sp[0].unsynced + sp[1].unsynced, 0,
+		     "commits returned before their records were synced");
+	shmbus_journal_get_stats(j, &st);
+	cr_expect_eq(shmbus_journal_synced(j), 1600);
+	cr_expect_leq(st.syncs, 400, "one sync per commit of 4 at most: %llu",
+		      (unsigned long long)st.syncs);
+	cr_assert_eq(shmbus_journal_close(j), 0);
 	shmbus_close(bus);
 }

@@ -65,6 +65,11 @@ typedef struct shmbus_journal_iter shmbus_journal_iter_t;
  *             needed to read it) before returning. A record is durable
  *             once shmbus_journal_synced() has passed it; with
  *             sync_every = 1, every append that returned is durable.
+ *             The attached journaler (shmbus_journal_attach) commits in
+ *             groups: it syncs at the end of each batch, if sync_every
+ *             appends are unsynced, before its cursor moves -- one sync
+ *             for the batch, and a commit to a synchronous channel
+ *             still returns only once its records are synced.
  *   INTERVAL  an append that finds sync_interval_us passed since the
  *             last sync syncs (itself included) before it returns;
  *             shmbus_journal_tick() does the same when idle (the attached
