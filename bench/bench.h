@@ -152,7 +152,7 @@ struct result {
 	double msgs_per_s, mb_per_s, elapsed_ms;
 	uint64_t minflt, minflt_peer;
 	uint32_t slot_size; /* 0 = not applicable */
-	char note[160];	    /* one human line, also "note" in JSON */
+	char note[256];	    /* one human line, also "note" in JSON */
 	char extra_json[320]; /* ,"key":value pairs */
 };
 void result_init(struct result *res, const struct run *r);
@@ -176,6 +176,9 @@ int wl_multiproducer(const struct bench_opts *o);
 int wl_fanout(const struct bench_opts *o);
 int wl_failing(const struct bench_opts *o);
 int wl_journaled(const struct bench_opts *o);
+int wl_journal_tp(const struct bench_opts *o);
+int wl_journal_group(const struct bench_opts *o);
+int wl_journal_latency(const struct bench_opts *o);
 int wl_overwrite(const struct bench_opts *o);
 int wl_overwrite_stalled(const struct bench_opts *o);
 int wl_overwrite_alone(const struct bench_opts *o);

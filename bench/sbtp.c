@@ -65,7 +65,7 @@ static int on_record(const shmbus_record_t *rec, void *arg)
 
 static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		   uint64_t tag, uint64_t *next, uint64_t n,
-		   struct samples *claims, uint64_t pace)
+		   struct samples *claims, uint64_t pace, uint32_t batch)
 {
 	uint32_t off = tagged ? 16 : 8;
 	uint64_t start = pace ? now_ns() : 0, sent = 0;
@@ -74,7 +74,7 @@ static int produce(shmbus_producer_t *p, uint32_t size, bool tagged,
 		 * claim-to-commit) */
 		while (pace && now_ns() - start < sent * 1000000000ull / pace)
 			cpu_relax();
-		uint32_t k = n < BENCH_BATCH ? (uint32_t)n : BENCH_BATCH;
+		uint32_t k = n < batch ? (uint32_t)n : batch;
 		shmbus_claim_t c;
 		uint64_t t0 = claims ? now_ns() : 0;
 		int rc = shmbus_claim(p, k, &c);
@@ -138,12 +138,12 @@ static int producer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 	struct proc_result *res = &r->ctl->res[idx];
 	uint64_t next = 0;
 	struct samples claims = {0};
-	if (cfg->time_claims &&
-	    samples_init(&claims, r->count / BENCH_BATCH + 1))
+	uint32_t batch = cfg->batch ? cfg->batch : BENCH_BATCH;
+	if (cfg->time_claims && samples_init(&claims, r->count / batch + 1))
 		return child_fail(r, idx, "no memory for claim samples");
 	barrier_wait(r); /* every subscriber joined */
 	int rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
-			 r->warmup, NULL, cfg->pace);
+			 r->warmup, NULL, cfg->pace, batch);
 	atomic_fetch_add_explicit(&r->ctl->producers_done, 1,
 				  memory_order_release);
 	barrier_wait(r);
@@ -151,7 +151,7 @@ static int producer(struct run *r, int idx, const struct sbtp_cfg *cfg,
 	if (rc == 0)
 		rc = produce(p, r->size, cfg->tagged, (uint64_t)idx, &next,
 			     r->count, cfg->time_claims ? &claims : NULL,
-			     cfg->pace);
+			     cfg->pace, batch);
 	res->elapsed_ns = now_ns() - t0;
 	if (cfg->time_claims) {
 		samples_summary(&claims, &res->lat);
@@ -207,7 +207,11 @@ static int journaler(struct run *r, int idx, const struct sbtp_cfg *cfg,
 	char dir[320];
 	journal_dir(r, dir);
 	bench_rmrf(dir);
-	shmbus_journal_attach_opts_t ao = {.wait = r->wait};
+	shmbus_journal_opts_t jo = {
+		.sync = cfg->sync_every ? SHMBUS_JOURNAL_SYNC_EVERY_N
+					: SHMBUS_JOURNAL_SYNC_NONE,
+		.sync_every = cfg->sync_every};
+	shmbus_journal_attach_opts_t ao = {.wait = r->wait, .journal = &jo};
 	shmbus_journal_t *j;
 	int rc = shmbus_journal_attach(ch, dir, &ao, &j);
 	if (rc)
@@ -306,7 +310,8 @@ int sbtp_run(const struct bench_opts *o, const struct sbtp_cfg *cfg,
 	if (run_init(&r, o, cfg->name, size, np + ns, 0))
 		return 1;
 	r.arg = (void *)cfg;
-	r.count = default_count(o, false);
+	r.count = o->count || !cfg->count ? default_count(o, false)
+					  : cfg->count;
 	r.warmup = default_warmup(o, r.count);
 	int rc = run_procs(&r, child);
 	if (rc) {
@@ -342,7 +347,7 @@ int sbtp_run(const struct bench_opts *o, const struct sbtp_cfg *cfg,
 		res.note, sizeof(res.note),
 		"%d producer(s) -> %d subscriber(s), claims of <= %u, "
 		"ring of %u slots",
-		np, ns, BENCH_BATCH, o->capacity);
+		np, ns, cfg->batch ? cfg->batch : BENCH_BATCH, o->capacity);
 	if (r.wait != o->wait && off < sizeof(res.note))
 		snprintf(res.note + off, sizeof(res.note) - off,
 			 "; %d processes on %d cpus: wait %s, not %s",
@@ -358,14 +363,19 @@ int sbtp_run(const struct bench_opts *o, const struct sbtp_cfg *cfg,
 		size_t n = strlen(res.extra_json);
 		snprintf(res.extra_json + n, sizeof(res.extra_json) - n,
 			 ",\"claim_commit_p50_ns\":%llu,"
-			 "\"claim_commit_p99_ns\":%llu",
+			 "\"claim_commit_p99_ns\":%llu,"
+			 "\"claim_commit_p999_ns\":%llu",
 			 (unsigned long long)l->p50,
-			 (unsigned long long)l->p99);
+			 (unsigned long long)l->p99,
+			 (unsigned long long)l->p999);
 		n = strlen(res.note);
 		snprintf(res.note + n, sizeof(res.note) - n,
-			 "; claim-to-commit of %u: p50 %llu ns, p99 %llu ns",
-			 BENCH_BATCH, (unsigned long long)l->p50,
-			 (unsigned long long)l->p99);
+			 "; claim-to-commit of %u: p50 %llu ns, p99 %llu ns, "
+			 "p99.9 %llu ns",
+			 cfg->batch ? cfg->batch : BENCH_BATCH,
+			 (unsigned long long)l->p50,
+			 (unsigned long long)l->p99,
+			 (unsigned long long)l->p999);
 	}
 	report_result(o, &res);
 	run_free(&r);

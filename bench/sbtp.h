@@ -22,6 +22,10 @@ struct sbtp_cfg {
 	/* the last subscriber is a journaler (shmbus_journal_attach) into a
 	 * fresh directory under the bench's --dir */
 	bool journal;
+	/* the journaler's policy: EVERY_N with this N (0: NONE) */
+	uint32_t sync_every;
+	uint32_t batch;	   /* records a claim (0: BENCH_BATCH) */
+	uint64_t count;	   /* records a producer without --count (0: usual) */
 };
 
 /* One run at one size, reported; 0 ok. */

@@ -101,6 +101,11 @@ static const struct workload {
 	{"bridge-redis", wl_bridge_redis, "bus -> Redis XADD vs redis-benchmark"},
 	{"journal", wl_journal,
 	 "journal write (each sync policy) and replay vs raw disk"},
+	{"journal-tp", wl_journal_tp, "1 producer -> journaler: its sustained rate"},
+	{"journal-group", wl_journal_group,
+	 "4 sync producers -> journaler, every-1: group commit"},
+	{"journal-latency", wl_journal_latency,
+	 "sync single-record publish, paced: p50/p99/p99.9"},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

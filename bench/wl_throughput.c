@@ -115,3 +115,87 @@ int wl_journaled(const struct bench_opts *o)
 		}
 	return failed;
 }
+
+/*
+ * journal-tp: does a journaled channel keep up? 1 producer -> the
+ * journaler alone (an asynchronous durable subscriber that appends,
+ * buffered, flushed per batch; policy none), flat out; the figure is the
+ * journaler's sustained rate, every record appended. Two rounds.
+ */
+int wl_journal_tp(const struct bench_opts *o)
+{
+	int failed = 0;
+	for (int round = 0; round < 2 && !interrupted(); round++) {
+		struct sbtp_cfg cfg = {.name = "journal-tp",
+				       .producers = 1,
+				       .subscribers = 1,
+				       .journal = true};
+		snprintf(cfg.variant, sizeof(cfg.variant), "journaler");
+		failed |= sbtp_run(o, &cfg, o->size ? o->size : 64);
+	}
+	return failed;
+}
+
+/*
+ * journal-group: group commit. 4 producers -> a SHMBUS_CH_JOURNAL_SYNC
+ * channel whose journaler syncs under EVERY_N with N = 1: each commit
+ * returns once its records are on the disk. Claims of 64 and of 1 record;
+ * the figure is records/s synced (compare the journal workload's every-1
+ * line: one fdatasync per append).
+ */
+int wl_journal_group(const struct bench_opts *o)
+{
+	static const uint32_t batches[] = {64, 1};
+	static const uint64_t counts[] = {40000, 4000};
+	int failed = 0;
+	for (int b = 0; b < 2 && !interrupted(); b++) {
+		struct sbtp_cfg cfg = {
+			.name = "journal-group",
+			.producers = 4,
+			.subscribers = 1,
+			.chflags = SHMBUS_CH_JOURNAL_SYNC |
+				   SHMBUS_CH_MULTI_PRODUCER,
+			.tagged = true,
+			.time_claims = true,
+			.journal = true,
+			.sync_every = 1,
+			.batch = batches[b],
+			.count = counts[b]};
+		snprintf(cfg.variant, sizeof(cfg.variant),
+			 "every-1,producers=4,claims=%u", batches[b]);
+		failed |= sbtp_run(o, &cfg, o->size ? o->size : 64);
+	}
+	return failed;
+}
+
+/*
+ * journal-latency: Chronicle Queue's measure. 1 producer -> a
+ * SHMBUS_CH_JOURNAL_SYNC channel and its journaler (two processes; policy
+ * none: "journaled" is in the file, as Chronicle's writer-to-reader), 40 B
+ * records, one a claim, paced at each rate; the producer's claim-to-commit
+ * (the commit returns once the journaler appended the record) p50, p99,
+ * p99.9 at each. The answer is the highest rate whose p99 <= 10 us.
+ */
+int wl_journal_latency(const struct bench_opts *o)
+{
+	static const uint64_t paces[] = {100000,  250000,  500000, 1000000,
+					 1600000, 2400000, 3200000};
+	int failed = 0;
+	for (size_t i = 0; i < sizeof(paces) / sizeof(paces[0]) &&
+			   !interrupted();
+	     i++) {
+		struct sbtp_cfg cfg = {.name = "journal-latency",
+				       .producers = 1,
+				       .subscribers = 1,
+				       .chflags = SHMBUS_CH_JOURNAL_SYNC,
+				       .time_claims = true,
+				       .journal = true,
+				       .pace = paces[i],
+				       .batch = 1,
+				       .count = 200000};
+		snprintf(cfg.variant, sizeof(cfg.variant), "paced=%llu/s",
+			 (unsigned long long)paces[i]);
+		failed |= sbtp_run(o, &cfg, o->size ? o->size : 40);
+	}
+	return failed;
+}
