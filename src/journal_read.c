@@ -599,8 +599,7 @@ static inline const uint8_t *window(shmbus_journal_iter_t *it,
  * is neither by key nor still looking for a time. true: delivered in e.
  * false: anything else (the segment's end, a bad frame, a filter), which
  * the general step below checks again and handles; the checks are
- * jframe_check's and wanted()'s, in the same order. Replay of 64-byte
- * records went from 244 instructions a record to 128 (callgrind). */
+ * jframe_check's and wanted()'s, in the same order. */
 static inline bool sealed_step(shmbus_journal_iter_t *it, struct jseg *s,
 			       shmbus_journal_entry_t *e)
 {
