@@ -472,6 +472,9 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 	uint8_t *m = s->map;
 	s->map_size = j->seg_size;
 	s->writable = true;
+	struct stat st;
+	if (fstat(s->fd, &st) == 0) /* as a listing would have it */
+		s->ino = (uint64_t)st.st_ino;
 	s->synced_off = JSEG_DATA_OFF;
 	fill_header(j, (struct jseg_header *)m, first);
 	if (jsync_policy(j) && msync(m, PAGE, MS_SYNC) != 0) {
