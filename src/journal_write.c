@@ -17,18 +17,14 @@
  * kernel copies whole pages into the page cache, where a first store
  * through the mapping costs a page fault and a zero-fill of the page
  * before our bytes land in it. The chunk's first marker is left 0 in the
- * buffer and written by a pwrite of its own after the chunk's returned
- * (a release fence between): a reader stops at that record until then,
- * so it never sees the inside of a chunk the kernel is still copying
- * (its copy has no order), and a reader that sees only some of the
- * marker's bytes takes it as not yet written (journal_recover.c). Not a
- * store through the writer's mapping: that faulted the chunk's first
- * page in at every flush, and left it writable in the writer's page
- * table, so that write-back had to write-protect it again with a TLB
- * shootdown of the writer's CPU (a fifth and a sixth of the time at 64 B,
- * bench/RESULTS.md). A writer killed between the two pwrites leaves a
- * chunk whose first marker is 0 over a record whose CRC holds; recovery
- * opens it (journal_recover.c).
+ * buffer and written after the chunk's pwrite returned (chunk_open: by
+ * a pwrite of its own for a chunk of a page or more, a release store
+ * through the mapping for a smaller one): a reader stops at that record
+ * until then, so it never sees the inside of a chunk the kernel is still
+ * copying (its copy has no order), and a reader that sees only some of
+ * the marker's bytes takes it as not yet written (journal_recover.c). A
+ * writer killed between the two leaves a chunk whose first marker is 0
+ * over a record whose CRC holds; recovery opens it (journal_recover.c).
  *
  * For a synchronous producer mode (several processes appending in bus
  * order), the writer state that an append reads and moves is exactly the
@@ -554,7 +550,7 @@ static int after_append(shmbus_journal_t *j)
 
 /* r: the record's header as it will be stored (marker and crc unset).
  * Inlined into both appends, so that r's fields go straight into the
- * frame: the whole path is some 150 instructions for a 64-byte record
+ * frame: some 230 instructions a buffered 64-byte record, 320 before
  * (bench/RESULTS.md, callgrind). */
 static inline __attribute__((always_inline)) int
 put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
@@ -600,10 +596,12 @@ put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
 	       sizeof(*h) - JREC_CRC_FROM);
 	if (__builtin_expect(j->fp_id == JFP_MID_RECORD, 0)) {
 		uint32_t half = r->len / 2;
-		memcpy(h + 1, data, half);
+		if (r->len)
+			memcpy(h + 1, data, half);
 		jfailpoint_hit(j); /* payload half copied, no CRC, no marker */
-		memcpy((uint8_t *)(h + 1) + half, (const uint8_t *)data + half,
-		       r->len - half);
+		if (r->len)
+			memcpy((uint8_t *)(h + 1) + half,
+			       (const uint8_t *)data + half, r->len - half);
 	} else if (r->len) {
 		memcpy(h + 1, data, r->len);
 	}
