@@ -9,6 +9,19 @@ if [[ -n $warnings ]]; then
   echo "groff: $warnings"
   exit 1
 fi
+# mandoc's linter (what man pages are checked with on the BSDs and by
+# distributions' lintian): no warning at all
+if command -v mandoc >/dev/null; then
+  lint=$(mandoc -T lint -W warning "$page" 2>&1) || { echo "mandoc: $lint"; exit 1; }
+  [[ -z $lint ]] || { echo "mandoc: $lint"; exit 1; }
+else
+  echo "mandoc not found (apt-get install mandoc): mandoc -T lint skipped"
+fi
+# as man shows it in an 80-column terminal: no line past 80 columns
+# (examples in .nf blocks are not filled, so a long one runs over)
+wide=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -rLL=78n -P -cbou "$page" 2>/dev/null |
+  awk 'length($0) > 80 { print NR ": " $0 }')
+[[ -z $wide ]] || { echo "past 80 columns: $wide"; exit 1; }
 text=$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tascii -P -cbou "$page" 2>/dev/null)
 cmds="ls stat top tail pub dlq watchdog unsubscribe destroy journal"
 "$tool" bridge --help >/dev/null 2>&1 && cmds+=" bridge" # when built
