@@ -20,12 +20,15 @@
 
 #include <shmbus/shmbus.h>
 
-#include "hist.h" /* bench/: the benchmark's own percentile code */
 #include "order.h"
+
+/* Latencies, kept whole and sorted at the end for exact percentiles. */
+#define MAX_SAMPLES (4u << 20)
 
 struct state {
 	shmbus_t *bus;
-	struct samples lat;
+	uint64_t *lat;
+	size_t n_lat;
 	uint64_t next_id;
 	uint64_t errors;
 	int group;
@@ -48,8 +51,27 @@ static int on_order(const shmbus_record_t *rec, void *ctx)
 	st->next_id = o->order_id + 1;
 	/* the publisher stamped on another cpu: a TSC a few ns ahead reads
 	 * as "before" it -- count that as 0, not as 2^64 */
-	samples_add(&st->lat, now > rec->timestamp ? now - rec->timestamp : 0);
+	if (st->n_lat < MAX_SAMPLES)
+		st->lat[st->n_lat++] = now > rec->timestamp ?
+					       now - rec->timestamp : 0;
 	return 0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank percentile (per mille) of n sorted values: the smallest
+ * value that at least pm/1000 of them do not exceed. */
+static unsigned long long percentile(const uint64_t *v, size_t n,
+				     unsigned pm)
+{
+	if (n == 0)
+		return 0;
+	size_t k = (n * pm + 999) / 1000;
+	return v[k ? k - 1 : 0];
 }
 
 static uint32_t parse_wait(const char *s)
@@ -102,7 +124,8 @@ int main(int argc, char **argv)
 				.n_after = after ? 1 : 0};
 	shmbus_sub_t *sub = NULL;
 	if (rc == 0)
-		rc = samples_init(&st.lat, 4u << 20) ? SHMBUS_ENOMEM : 0;
+		rc = (st.lat = malloc(MAX_SAMPLES * sizeof(*st.lat))) ?
+			     0 : SHMBUS_ENOMEM;
 	if (rc == 0)
 		rc = group ? shmbus_group_join(ch, on_order, &st, &so, &sub)
 			   : shmbus_subscribe(ch, on_order, &st, &so, &sub);
@@ -125,15 +148,17 @@ int main(int argc, char **argv)
 		    group)
 			break;
 	}
-	struct lat_summary s;
-	samples_summary(&st.lat, &s);
-	printf("%-5s %-8s %7llu orders, %llu errors | latency ns p50 %6llu "
+	uint64_t *v = st.lat;
+	size_t n = st.n_lat;
+	qsort(v, n, sizeof(*v), by_value);
+	printf("%-5s %-8s %7zu orders, %llu errors | latency ns p50 %6llu "
 	       "p99 %7llu p99.9 %8llu max %8llu | %s%s%s\n",
-	       group ? "group" : "sub", argv[2], (unsigned long long)s.n,
-	       (unsigned long long)st.errors, (unsigned long long)s.p50,
-	       (unsigned long long)s.p99, (unsigned long long)s.p999,
-	       (unsigned long long)s.max, wait, after ? ", after " : "",
+	       group ? "group" : "sub", argv[2], n,
+	       (unsigned long long)st.errors, percentile(v, n, 500),
+	       percentile(v, n, 990), percentile(v, n, 999),
+	       percentile(v, n, 1000), wait, after ? ", after " : "",
 	       after ? after : "");
+	free(v);
 	shmbus_sub_close(sub, 0);
 	shmbus_close(bus);
 	return st.errors ? 1 : 0;
