@@ -60,4 +60,20 @@ expect '' shmbus journal dump "$dir" --key ''
 expect '' shmbus stat "$bus" O
 expect '' shmbus tail "$bus" --count ''
 expect '' shmbus top "$bus" --interval ''
+# bridge: the direction first, then the bus, then its channels (any number
+# of them, each CHANNEL[:TARGET]); options after the direction, --value's
+# values, --config's file
+expect to-redis shmbus bridge to-r
+expect from-kafka shmbus bridge fr
+expect '' shmbus bridge "$bus"
+expect "$bus" shmbus bridge to-kafka tcomp$$
+expect Orders shmbus bridge to-kafka "$bus" Or
+expect Other shmbus bridge from-redis "$bus" Orders:o Ot
+expect Other shmbus bridge to-redis --name b "$bus" Ot
+expect --value shmbus bridge to-redis "$bus" Orders --va
+expect --print-config shmbus bridge from-kafka --pr
+expect json shmbus bridge to-redis "$bus" Orders --value j
+expect raw shmbus bridge to-redis "$bus" Orders --value ''
+expect '' shmbus bridge to-redis "$bus" --redis ''
+expect "$dir" shmbus bridge --config "$dir"
 echo "1 passed, 0 failed"
