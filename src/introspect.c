@@ -60,6 +60,19 @@ static void latency(const struct ch_sub_stats *st, shmbus_sub_info_t *in)
 	in->lat_count = total;
 	if (total == 0)
 		return;
+	/* lat_le: bound i is 2^(4+2i), the floor of bucket 4+8i, so the
+	 * samples below it are those of the buckets before that one */
+	uint64_t below = 0;
+	uint32_t b = 0;
+	for (uint32_t i = 0; i < SHMBUS_LAT_LE_N; i++) {
+		for (; b < 4 + 8 * i; b++)
+			below += h[b];
+		in->lat_le[i] = below;
+	}
+	for (b = 0; b + 1 < SHMBUS_LAT_BUCKETS; b++)
+		in->lat_sum_ns += h[b] * ((lat_bucket_floor(b) +
+					   lat_bucket_floor(b + 1)) / 2);
+	in->lat_sum_ns += h[b] * lat_bucket_floor(b);
 	in->lat_p50 = percentile(h, total, 0.50);
 	in->lat_p99 = percentile(h, total, 0.99);
 	in->lat_p999 = percentile(h, total, 0.999);

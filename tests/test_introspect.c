@@ -359,3 +359,43 @@ Test(spy, is_not_fooled_by_the_marker_lap_wrapping)
 	shmbus_spy_close(sp);
 	shmbus_close(bus);
 }
+
+/* The cumulative histogram and the sum, from a forged row histogram: one
+ * sample just under 16 ns, two at 100 ns (bucket [96, 112)), one at 1 ms
+ * (bucket [917504, 1048576)) and one in the last bucket. */
+Test(introspect, latency_histogram_is_cumulative_with_a_sum)
+{
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(test_bus("lh"), &bus, "C", 8, 16,
+					    0);
+	shmbus_sub_opts_t so = {.name = "h"};
+	shmbus_sub_t *s;
+	uint64_t got = 0;
+	cr_assert_eq(shmbus_subscribe(ch, slow, &got, &so, &s), 0);
+	uint32_t last = SHMBUS_LAT_BUCKETS - 1;
+	atomic_store(&ch->stats[0].lat[lat_bucket(15)], 1);
+	atomic_store(&ch->stats[0].lat[lat_bucket(100)], 2);
+	atomic_store(&ch->stats[0].lat[lat_bucket(1000000)], 1);
+	atomic_store(&ch->stats[0].lat[last], 1);
+	shmbus_sub_info_t in;
+	cr_assert_eq(shmbus_sub_list(ch, &in, 1), 1);
+	cr_expect_eq(in.lat_count, 5);
+	uint64_t want[SHMBUS_LAT_LE_N];
+	for (uint32_t i = 0; i < SHMBUS_LAT_LE_N; i++) {
+		uint64_t le = SHMBUS_LAT_LE_NS(i);
+		want[i] = (15 < le) + 2 * (100 < le) + (1000000 < le);
+		cr_expect_eq(in.lat_le[i], want[i], "below %llu ns: %llu, not %llu",
+			     (unsigned long long)le,
+			     (unsigned long long)in.lat_le[i],
+			     (unsigned long long)want[i]);
+	}
+	cr_expect_eq(in.lat_le[SHMBUS_LAT_LE_N - 1], 4,
+		     "the last bucket is above every bound");
+	uint64_t sum = 14 + 2 * 104 + (917504 + 1048576) / 2 +
+		       lat_bucket_floor(last);
+	cr_expect_eq(in.lat_sum_ns, sum, "sum %llu, not %llu",
+		     (unsigned long long)in.lat_sum_ns,
+		     (unsigned long long)sum);
+	shmbus_sub_close(s, 0);
+	shmbus_close(bus);
+}

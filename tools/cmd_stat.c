@@ -12,7 +12,8 @@
 #include "term.h"
 
 static const char help[] =
-	"usage: shmbus stat BUS [--json | --prometheus] [--watch [S]]\n\n"
+	"usage: shmbus stat BUS [--json | --prometheus] [--watch [S]]\n"
+	"       shmbus stat BUS --listen [ADDR:]PORT\n\n"
 	"Counters, lag and latency of bus BUS: per channel, records published\n"
 	"(claimed), tombstones, dead letters and each live producer's\n"
 	"published and waits; per subscriber its cursor, lag (records and age\n"
@@ -20,7 +21,11 @@ static const char help[] =
 	"lost records, retries pending, and p50/p99/p99.9 publish-to-handler\n"
 	"latency; the watchdog's totals.\n\n"
 	"  --json         one JSON document (durations in ns)\n"
-	"  --prometheus   Prometheus text exposition format\n"
+	"  --prometheus   Prometheus text exposition format (for a textfile\n"
+	"                 collector: write it at least every scrape interval)\n"
+	"  --listen [ADDR:]PORT  serve the Prometheus text over HTTP at\n"
+	"                 /metrics for a Prometheus server to scrape, a fresh\n"
+	"                 reading each time; ADDR defaults to 127.0.0.1\n"
 	"  --watch [S]    again every S seconds (default 1) until Ctrl-C;\n"
 	"                 in place on a terminal, one JSON document a line\n";
 
@@ -28,13 +33,18 @@ enum format { TABLE, JSON, PROMETHEUS };
 
 struct opts {
 	enum format format;
-	double watch; /* 0: once */
+	double watch;	    /* 0: once */
+	const char *listen; /* --listen's ADDR:PORT, or NULL */
 };
 
 static int on_opt(int key, const char *arg, void *ctx)
 {
 	struct opts *o = ctx;
 	enum format f = key == 'j' ? JSON : PROMETHEUS;
+	if (key == 'l') {
+		o->listen = arg;
+		return 0;
+	}
 	if (key == 'w') {
 		o->watch = 1.0;
 		return arg ? cli_seconds("stat", "--watch", arg, &o->watch) : 0;
@@ -116,18 +126,27 @@ int cmd_stat(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"prometheus", no_argument, NULL, 'p'},
 		{"watch", optional_argument, NULL, 'w'},
+		{"listen", required_argument, NULL, 'l'},
 		{0}};
 	const struct cli_spec spec = {"stat", "BUS", help, opts, 1, 1, on_opt};
-	struct opts o = {TABLE, 0};
+	struct opts o = {TABLE, 0, NULL};
 	char *pos[1];
 	int npos;
 	int rc = cli_parse(&spec, argc, argv, &o, pos, &npos);
 	if (rc != CLI_GO)
 		return rc;
+	if (o.listen && (o.format != TABLE || o.watch > 0))
+		return cli_usage_error("stat", "--listen serves Prometheus "
+					       "text on each scrape: no --json, "
+					       "--prometheus or --watch with "
+					       "it");
 	struct busview v;
 	if (busview_open(&v, "stat", pos[0]))
 		return CLI_ERR;
-	rc = o.watch > 0 ? watch(&v, &o) : show(&v, &o, false);
+	if (o.listen)
+		rc = stat_listen(&v, o.listen);
+	else
+		rc = o.watch > 0 ? watch(&v, &o) : show(&v, &o, false);
 	busview_close(&v);
 	return rc;
 }

@@ -26,8 +26,7 @@ struct stat_field {
 	enum stat_level level;
 	const char *group;    /* JSON sub-object, or NULL */
 	const char *json;     /* JSON key */
-	const char *prom;     /* Prometheus metric */
-	const char *quantile; /* its quantile label, or NULL */
+	const char *prom;     /* Prometheus metric, or NULL: JSON only */
 	const char *type;     /* "counter" or "gauge" */
 	const char *help;
 	size_t offset;
@@ -44,5 +43,9 @@ void stat_table(FILE *out, const struct snapshot *s);
 /* 0, or CLI_ERR if the JSON could not be built */
 int stat_json(FILE *out, const struct snapshot *s, int compact);
 void stat_prometheus(FILE *out, const struct snapshot *s);
+/* Serve stat_prometheus over HTTP on spec (ADDR:PORT, or PORT on
+ * 127.0.0.1) until SIGINT or SIGTERM: 0, or a CLI exit code after saying
+ * why. */
+int stat_listen(struct busview *v, const char *spec);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * The numbers of `shmbus stat`, once: each with its JSON key and its
  * Prometheus metric (counters end in _total, durations are in seconds), so
- * that the two outputs cannot drift apart.
+ * that the two outputs cannot drift apart. The latency histogram is
+ * Prometheus's own type there (stat_prom.c), its summary figures JSON's.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -9,23 +10,19 @@
 #include "stat.h"
 
 #define BUS(g, j, p, t, h, m, k)                                               \
-	{LV_BUS, g, j, p, NULL, t, h, offsetof(struct snapshot, m), k}
+	{LV_BUS, g, j, p, t, h, offsetof(struct snapshot, m), k}
 #define CH(g, j, p, t, h, m, k)                                                \
-	{LV_CHANNEL, g, j, p, NULL, t, h, offsetof(struct snap_channel, m), k}
+	{LV_CHANNEL, g, j, p, t, h, offsetof(struct snap_channel, m), k}
 #define PROD(j, p, t, h, m)                                                    \
-	{LV_PRODUCER, NULL, j, p, NULL, t, h,                                  \
+	{LV_PRODUCER, NULL, j, p, t, h,                                        \
 	 offsetof(shmbus_producer_info_t, m), K_U64}
 #define SUB(j, p, t, h, m, k)                                                  \
-	{LV_SUBSCRIBER, NULL, j, p, NULL, t, h,                                \
+	{LV_SUBSCRIBER, NULL, j, p, t, h,                                      \
 	 offsetof(shmbus_sub_info_t, m), k}
-#define LAT(j, p, q, t, h, m, k)                                               \
-	{LV_SUBSCRIBER, "latency", j, p, q, t, h,                             \
-	 offsetof(shmbus_sub_info_t, m), k}
-#define QUANTILE(j, q, m)                                                      \
-	LAT(j, "shmbus_subscriber_latency_seconds", q, "gauge",               \
-	    "Publish-to-handler latency (bucket floor) at a quantile, since "  \
-	    "the name was created.",                                           \
-	    m, K_NS)
+/* latency in JSON only: Prometheus has it as a histogram (stat_prom.c) */
+#define LAT(j, m)                                                              \
+	{LV_SUBSCRIBER, "latency", j, NULL, NULL, NULL,                        \
+	 offsetof(shmbus_sub_info_t, m), K_U64}
 
 const struct stat_field stat_fields[] = {
 	BUS(NULL, "live_participants", "shmbus_live_participants", "gauge",
@@ -105,14 +102,11 @@ const struct stat_field stat_fields[] = {
 	    K_U32),
 	SUB("holding", "shmbus_subscriber_holding", "gauge",
 	    "1 while the subscriber holds at a failed record.", holding, K_U32),
-	LAT("samples", "shmbus_subscriber_latency_samples_total", NULL,
-	    "counter", "Latency samples taken (one per batch).", lat_count,
-	    K_U64),
-	QUANTILE("p50_ns", "0.5", lat_p50),
-	QUANTILE("p99_ns", "0.99", lat_p99),
-	QUANTILE("p999_ns", "0.999", lat_p999),
-	LAT("max_ns", "shmbus_subscriber_latency_max_seconds", NULL, "gauge",
-	    "Highest publish-to-handler latency bucket seen.", lat_max, K_NS),
+	LAT("samples", lat_count),
+	LAT("p50_ns", lat_p50),
+	LAT("p99_ns", lat_p99),
+	LAT("p999_ns", lat_p999),
+	LAT("max_ns", lat_max),
 };
 const size_t n_stat_fields = sizeof(stat_fields) / sizeof(stat_fields[0]);
 

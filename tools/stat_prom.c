@@ -1,7 +1,9 @@
 /*
  * shmbus stat --prometheus: the text exposition format (version 0.0.4).
  * Each metric family once, # HELP and # TYPE first, then all its samples;
- * labels bus, channel, producer, subscriber, quantile.
+ * labels bus, channel, producer, subscriber; the latency as a histogram
+ * (_bucket with le, _sum, _count), so that rate() and histogram_quantile()
+ * work across subscribers and processes.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -28,13 +30,10 @@ struct labels {
 	const char *bus, *channel, *who_key, *who;
 };
 
-static void sample(FILE *out, const struct stat_field *f,
-		   const struct labels *l, const void *entity)
+/* name{bus="..",channel="..",WHO=".." -- the caller closes the braces */
+static void series(FILE *out, const char *name, const struct labels *l)
 {
-	uint64_t v;
-	if (!stat_value(f, entity, &v))
-		return;
-	fprintf(out, "%s{bus=\"", f->prom);
+	fprintf(out, "%s{bus=\"", name);
 	label_value(out, l->bus);
 	if (l->channel) {
 		fputs("\",channel=\"", out);
@@ -44,12 +43,41 @@ static void sample(FILE *out, const struct stat_field *f,
 		fprintf(out, "\",%s=\"", l->who_key);
 		label_value(out, l->who);
 	}
-	if (f->quantile)
-		fprintf(out, "\",quantile=\"%s", f->quantile);
+	fputc('"', out);
+}
+
+static void sample(FILE *out, const struct stat_field *f,
+		   const struct labels *l, const void *entity)
+{
+	uint64_t v;
+	if (!stat_value(f, entity, &v))
+		return;
+	series(out, f->prom, l);
 	if (f->kind == K_NS || f->kind == K_OPT_NS)
-		fprintf(out, "\"} %.9g\n", (double)v / 1e9);
+		fprintf(out, "} %.9g\n", (double)v / 1e9);
 	else
-		fprintf(out, "\"} %" PRIu64 "\n", v);
+		fprintf(out, "} %" PRIu64 "\n", v);
+}
+
+static void histogram(FILE *out, const struct labels *l,
+		      const shmbus_sub_info_t *u)
+{
+	static const char name[] = "shmbus_subscriber_latency_seconds";
+	char metric[64];
+	snprintf(metric, sizeof(metric), "%s_bucket", name);
+	for (uint32_t i = 0; i < SHMBUS_LAT_LE_N; i++) {
+		series(out, metric, l);
+		fprintf(out, ",le=\"%.10g\"} %" PRIu64 "\n",
+			(double)SHMBUS_LAT_LE_NS(i) / 1e9, u->lat_le[i]);
+	}
+	series(out, metric, l);
+	fprintf(out, ",le=\"+Inf\"} %" PRIu64 "\n", u->lat_count);
+	snprintf(metric, sizeof(metric), "%s_sum", name);
+	series(out, metric, l);
+	fprintf(out, "} %.9g\n", (double)u->lat_sum_ns / 1e9);
+	snprintf(metric, sizeof(metric), "%s_count", name);
+	series(out, metric, l);
+	fprintf(out, "} %" PRIu64 "\n", u->lat_count);
 }
 
 static void channel_samples(FILE *out, const struct stat_field *f,
@@ -73,13 +101,34 @@ static void channel_samples(FILE *out, const struct stat_field *f,
 	}
 }
 
+static void latency(FILE *out, const struct snapshot *s)
+{
+	fputs("# HELP shmbus_subscriber_latency_seconds Publish-to-handler "
+	      "latency, sampled once a batch, since the name was created "
+	      "(_sum estimated from bucket midpoints).\n"
+	      "# TYPE shmbus_subscriber_latency_seconds histogram\n",
+	      out);
+	for (uint32_t c = 0; c < s->n_ch; c++) {
+		const struct snap_channel *ch = &s->ch[c];
+		struct labels l = {s->bus, ch->info.name, "subscriber", NULL};
+		for (uint32_t k = 0; ch->error == 0 && k < ch->n_sub; k++) {
+			l.who = ch->sub[k].name;
+			histogram(out, &l, &ch->sub[k]);
+		}
+	}
+}
+
 void stat_prometheus(FILE *out, const struct snapshot *s)
 {
+	const char *last = "";
 	for (size_t i = 0; i < n_stat_fields; i++) {
 		const struct stat_field *f = &stat_fields[i];
-		if (i == 0 || strcmp(f->prom, stat_fields[i - 1].prom) != 0)
+		if (f->prom == NULL)
+			continue;
+		if (strcmp(f->prom, last) != 0)
 			fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", f->prom,
 				f->help, f->prom, f->type);
+		last = f->prom;
 		if (f->level == LV_BUS) {
 			struct labels l = {s->bus, NULL, NULL, NULL};
 			sample(out, f, &l, s);
@@ -89,4 +138,5 @@ void stat_prometheus(FILE *out, const struct snapshot *s)
 			if (s->ch[c].error == 0)
 				channel_samples(out, f, s, &s->ch[c]);
 	}
+	latency(out, s);
 }

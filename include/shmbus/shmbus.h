@@ -707,6 +707,10 @@ SHMBUS_API int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name);
 SHMBUS_API int shmbus_bus_channels(shmbus_t *bus, shmbus_channel_info_t *out,
 				   uint32_t max);
 
+/* the bounds of shmbus_sub_info_t's lat_le: 16 ns times powers of 4 */
+#define SHMBUS_LAT_LE_N 15
+#define SHMBUS_LAT_LE_NS(i) (16ull << (2 * (i)))
+
 typedef struct shmbus_sub_info {
 	char name[SHMBUS_NAME_MAX + 1];
 	uint32_t row;
@@ -722,7 +726,14 @@ typedef struct shmbus_sub_info {
 	/* publish-to-handler latency, sampled once per batch, since the row
 	 * was created: count and percentiles (bucket floors, ns) */
 	uint64_t lat_count, lat_p50, lat_p99, lat_p999, lat_max;
+	/* the same samples as a cumulative histogram: lat_le[i] of them were
+	 * below SHMBUS_LAT_LE_NS(i) (16 ns, 64 ns, ... about 4.3 s); lat_sum_ns
+	 * their sum, estimated from the midpoints of the buckets they fell
+	 * in (a quarter of a power of two wide: within 12.5%) */
+	uint64_t lat_le[SHMBUS_LAT_LE_N];
+	uint64_t lat_sum_ns;
 } shmbus_sub_info_t;
+
 SHMBUS_API int shmbus_sub_list(shmbus_channel_t *ch, shmbus_sub_info_t *out,
 			       uint32_t max);
 
