@@ -63,6 +63,29 @@ static int tool_as_nobody(const char *fmt, ...)
 
 #define expect_out(s) cr_expect(strstr(out, s) != NULL, "no '%s' in:\n%s", s, out)
 
+/* out holds a document (lines: one a line) that must follow its JSON
+ * Schema, docs/schema/NAME.schema.json, as python3-jsonschema checks it
+ * (tests/json_schema_check.py). */
+static void expect_schema(const char *name, bool lines)
+{
+	char file[] = "/tmp/shmbus-json.XXXXXX", cmd[1024], why[4096] = "";
+	int fd = mkstemp(file);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+	close(fd);
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 %s/tests/json_schema_check.py "
+		 "%s/docs/schema/%s.schema.json %s %s 2>&1",
+		 SHMBUS_SRC, SHMBUS_SRC, name, file, lines ? "--lines" : "");
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(why, 1, sizeof(why) - 1, p);
+	why[n] = '\0';
+	int rc = pclose(p);
+	unlink(file);
+	cr_expect_eq(rc, 0, "%s schema: %s\nin:\n%.2000s", name, why, out);
+}
+
 /* Every line of text fits width columns. */
 static void expect_width(const char *text, size_t width)
 {
@@ -313,6 +336,9 @@ Test(tool, ls_lists_live_stale_and_left_over_objects)
 	expect_out("not in the bus's table");
 	/* the same as one JSON document */
 	cr_assert_eq(tool("ls %s --json", f.bus), 0, "%s", out);
+	expect_schema("ls", false);
+	expect_out("\"producers_mode\": \"single\"");
+	expect_out("\"subscriber_count\": 3");
 	json_error_t je;
 	json_t *doc = json_loads(out, 0, &je);
 	cr_assert_not_null(doc, "%s: %s", je.text, out);
@@ -439,6 +465,7 @@ static json_int_t num(json_t *o, const char *path)
 static json_t *stat_json(const char *bus)
 {
 	cr_assert_eq(tool("stat %s --json", bus), 0);
+	expect_schema("stat", false);
 	json_error_t e;
 	json_t *doc = json_loads(out, 0, &e);
 	cr_assert_not_null(doc, "%s at %d: %s", e.text, e.line, out);
@@ -473,6 +500,25 @@ Test(tool, stat_json_parses_and_the_counters_move)
 	json_t *idle = subscriber(a, "Plain", "idle");
 	cr_assert_not_null(idle);
 	cr_expect_eq(num(idle, "live"), 0);
+	/* the table's word for a name no process holds, not "active" */
+	cr_expect_str_eq(json_string_value(json_object_get(idle, "state")),
+			 "gone");
+	cr_expect_str_eq(json_string_value(json_object_get(bad, "state")),
+			 "live");
+	/* no sample: null figures, not 0 ns */
+	json_t *lat = json_object_get(idle, "latency");
+	cr_expect_eq(num(idle, "latency.samples"), 0);
+	cr_expect(json_is_null(json_object_get(lat, "p50_ns")));
+	cr_expect(json_is_null(json_object_get(lat, "max_ns")));
+	/* Unix time beside the bus's clock */
+	json_int_t unix_ns = num(a, "time_unix_ns");
+	cr_expect_lt(llabs(unix_ns / 1000000000 - (json_int_t)time(NULL)), 60,
+		     "time_unix_ns %lld", (long long)unix_ns);
+	/* ls and stat: one key, one meaning (ls counts what stat lists) */
+	cr_expect(json_is_array(json_object_get(orders, "producers")));
+	cr_expect_str_eq(json_string_value(json_object_get(orders,
+							   "producers_mode")),
+			 "single");
 	cr_expect_gt(num(orders, "dlq.count"), 0);
 	json_int_t pub0 = num(orders, "published");
 	json_int_t good0 = num(subscriber(a, "Orders", "good"), "delivered");
@@ -1074,6 +1120,7 @@ static void expect_decoded(const char *bus, shmbus_channel_t *ch, int k,
 	cr_assert_eq(tool("dlq %s Types show %llu --json", bus,
 			  (unsigned long long)e[k].id),
 		     0);
+	expect_schema("dlq-entry", false);
 	json_error_t je;
 	json_t *doc = json_loads(out, 0, &je), *want = json_loads(expected, 0, &je);
 	cr_assert_not_null(doc, "%s", out);
@@ -1354,6 +1401,7 @@ Test(tool, tail_prints_the_last_records_decoded)
 	feeder_start(&f, "tl");
 	cr_assert_eq(tool("tail %s Orders --count 3", f.bus), 0);
 	cr_expect_eq(lines_of(out), 3, "%s", out);
+	expect_schema("record", true);
 	json_t *line = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
 	cr_assert_not_null(line, "%s", out);
 	json_t *rec = json_object_get(line, "record");
@@ -1370,6 +1418,7 @@ Test(tool, tail_prints_the_last_records_decoded)
 	cr_assert_eq(tool("pub %s Plain --hex 0a0b 2>&1", f.bus), 0);
 	cr_assert_eq(tool("tail %s Plain --from-start", f.bus), 0);
 	expect_out("\"hex\":\"0a0b\"");
+	expect_schema("record", true);
 	/* Types is empty until then: from the start, whenever tail starts */
 	cr_expect_eq(tool("tail %s Types --from-start --follow --count 1 & "
 			  "sleep 0.5; "
@@ -1827,6 +1876,8 @@ static void expect_dump(const char *dir, const char *opts,
 {
 	cr_assert_eq(tool("journal dump %s/j %s", dir, opts), 0, "dump %s",
 		     opts);
+	if (out[0])
+		expect_schema("record", true);
 	char *p = out;
 	uint64_t got = 0;
 	for (int i = 0; i < JN && (!w->count || got < w->count); i++) {
@@ -1896,6 +1947,7 @@ Test(tool, journal_info_reports_segments_channel_and_recovery)
 	expect_out("first 10, end 6009");
 	expect_out("recovery   nothing to cut");
 	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	expect_schema("journal-info", false);
 	json_t *doc = json_loads(out, 0, NULL);
 	cr_assert_not_null(doc, "%s", out);
 	cr_expect_str_eq(json_string_value(json_object_get(doc, "channel")),
@@ -1907,6 +1959,9 @@ Test(tool, journal_info_reports_segments_channel_and_recovery)
 	cr_expect_eq(num(doc, "first_seq"), 10);
 	cr_expect_eq(num(doc, "end_seq"), (json_int_t)j_seq(JN - 1) + 1);
 	cr_expect_eq(num(doc, "recovery.cut_records"), 0);
+	cr_expect(json_is_null(json_object_get(json_object_get(doc, "recovery"),
+					       "reason")),
+		  "nothing to cut, yet a reason: %s", out);
 	json_decref(doc);
 
 	/* damage the unsealed tail's first record: a writer would cut there */
@@ -1932,6 +1987,7 @@ Test(tool, journal_info_reports_segments_channel_and_recovery)
 		 (unsigned long long)last);
 	expect_out(want);
 	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	expect_schema("journal-info", false);
 	doc = json_loads(out, 0, NULL);
 	cr_assert_not_null(doc, "%s", out);
 	cr_expect_geq(num(doc, "recovery.cut_records"), 1);
@@ -2039,6 +2095,7 @@ Test(tool, journal_verify_and_info_show_damage_beyond_records)
 	expect_out("damage     1 found");
 	expect_out("journal.ctl is missing");
 	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	expect_schema("journal-info", false);
 	json_t *doc = json_loads(out, 0, NULL);
 	cr_assert_not_null(doc, "%s", out);
 	json_t *dm = json_object_get(doc, "damage");
@@ -2094,6 +2151,7 @@ Test(tool, journal_verify_and_info_show_damage_beyond_records)
 	expect_width(out, 80);
 	expect_out("damage     3 found");
 	cr_assert_eq(tool("journal info %s/j --json", dir), 0);
+	expect_schema("journal-info", false);
 	doc = json_loads(out, 0, NULL);
 	cr_assert_not_null(doc, "%s", out);
 	dm = json_object_get(doc, "damage");

@@ -360,11 +360,14 @@ static int info_json(const struct info *in)
 		codec_u64(in->st.first_seq), "end_seq",
 		codec_u64(in->st.end_seq), "synced_seq",
 		codec_u64(in->st.synced_seq));
-	json_t *rec = json_pack("{s:o, s:o, s:o, s:o, s:s}", "cut_records",
+	/* reason: null when there is nothing to cut, as elsewhere */
+	json_t *rec = json_pack("{s:o, s:o, s:o, s:o, s:o}", "cut_records",
 				codec_u64(r->cut_records), "segment",
 				codec_u64(r->segment), "offset",
 				codec_u64(r->offset), "bytes",
-				codec_u64(r->bytes), "reason", r->reason);
+				codec_u64(r->bytes), "reason",
+				r->reason[0] ? json_string(r->reason)
+					     : json_null());
 	if (doc == NULL || rec == NULL) {
 		json_decref(doc);
 		json_decref(rec);
@@ -374,7 +377,7 @@ static int info_json(const struct info *in)
 	json_object_set_new(doc, "recovery", rec);
 	json_t *dmg = json_array();
 	shmbus_journal_damage_t d;
-	static const char *const kinds[] = {"", "missing", "unreadable",
+	static const char *const kinds[] = {"unknown", "missing", "unreadable",
 					    "seal", "control"};
 	for (uint32_t i = 0;
 	     dmg && shmbus_journal_get_damage(in->j, i, &d); i++) {

@@ -34,7 +34,8 @@ static const char help[] =
 	"mode and stall policy, subscribers and records published.\n\n"
 	"  --json   one JSON document: {\"buses\": [{name, size, owner, mode,\n"
 	"           live, status, error, channels: [...], orphans: [...]}]}\n"
-	"           (sizes in bytes; a field that is not known is null)\n";
+	"           (sizes in bytes; a field that is not known is null;\n"
+	"           docs/schema/ls.schema.json)\n";
 
 /* --json: the document being built, and the bus being listed */
 static json_t *jbuses, *jbus;
@@ -171,18 +172,21 @@ static void channel_json(const struct snap_channel *c,
 			       size, "error", c->errmsg);
 	} else {
 		bool ow = in->flags & SHMBUS_CH_OVERWRITE;
-		ch = json_pack("{s:s, s:I, s:I, s:o, s:s, s:o, s:I, s:I}",
+		/* the keys and words of `stat --json`'s channels; counts
+		 * where stat has the arrays */
+		ch = json_pack("{s:s, s:I, s:I, s:o, s:s, s:b, s:o, s:I, s:I, "
+			       "s:I}",
 			       "name", in->name,
 			       "record_size", (json_int_t)in->record_size,
 			       "capacity", (json_int_t)in->capacity,
 			       "size", size,
-			       "producers", snap_producers(in),
+			       "producers_mode", snap_producers(in),
+			       "overwrite", (int)ow,
 			       "stall_policy",
 			       ow ? json_null() : json_string(snap_policy(in)),
-			       "subscribers", (json_int_t)c->n_sub,
+			       "producer_count", (json_int_t)c->n_prod,
+			       "subscriber_count", (json_int_t)c->n_sub,
 			       "published", (json_int_t)in->claimed);
-		if (ow)
-			json_object_set_new(ch, "overwrite", json_true());
 	}
 	json_array_append_new(json_object_get(jbus, "channels"), ch);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -133,6 +134,9 @@ int busview_read(struct busview *v, struct snapshot *s)
 	s->bus = v->name;
 	s->epoch = shmbus_epoch(v->bus);
 	s->now_ns = shmbus_now_ns();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	s->live = shmbus_live_participants(v->bus);
 	shmbus_watchdog_counters(v->bus, &s->wd);
 	if (s->wd.passes && s->now_ns > s->wd.last_pass_ns)
@@ -187,10 +191,13 @@ const char *snap_state(const shmbus_sub_info_t *s)
 {
 	switch (s->state) {
 	case 1: return "joining";
-	case 2: return "active";
+	case 2: break;
 	case 3: return "evicted";
 	default: return "?";
 	}
+	if (!s->live)
+		return "gone";
+	return s->holding ? "holding" : "live";
 }
 
 const shmbus_sub_info_t *snap_gating(const struct snap_channel *c)
@@ -209,13 +216,9 @@ const shmbus_sub_info_t *snap_gating(const struct snap_channel *c)
 
 const char *snap_status(const shmbus_sub_info_t *s, char buf[16])
 {
-	if (s->state != 2)
-		return snap_state(s);
-	if (s->group) {
+	if (s->state == 2 && s->group) {
 		snprintf(buf, 16, "group/%u", s->live > 99 ? 99 : s->live);
 		return buf;
 	}
-	if (!s->live)
-		return "gone";
-	return s->holding ? "holding" : "live";
+	return snap_state(s);
 }

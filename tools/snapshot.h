@@ -21,7 +21,8 @@ struct snap_channel {
 struct snapshot {
 	const char *bus;
 	uint64_t epoch;
-	uint64_t now_ns; /* shmbus_now_ns() when it was taken */
+	uint64_t now_ns;  /* shmbus_now_ns() when it was taken */
+	uint64_t unix_ns; /* and CLOCK_REALTIME then */
 	int live;	 /* participants held by live processes */
 	shmbus_watchdog_stats_t wd;
 	uint64_t wd_age_ns; /* since the watchdog's last pass; 0: none ran */
@@ -53,7 +54,9 @@ void snapshot_free(struct snapshot *s);
 /* "single", "multi" or "overwrite"; "block", "evict" or "spill" */
 const char *snap_producers(const shmbus_channel_info_t *c);
 const char *snap_policy(const shmbus_channel_info_t *c);
-/* A subscriber row's state: active, joining, evicted */
+/* A subscriber row's state, the same word in the table and in JSON:
+ * joining, evicted, gone (its name is kept, no process holds it; a group:
+ * no live member), holding (at a failed record) or live */
 const char *snap_state(const shmbus_sub_info_t *s);
 /* The subscriber or group that holds producers back with a full ring
  * (the lowest cursor of those that gate, a ring or more behind), or NULL

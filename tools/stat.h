@@ -15,6 +15,7 @@ enum stat_kind {
 	K_I32,
 	K_NS,	  /* nanoseconds: seconds in Prometheus */
 	K_OPT_NS, /* the same, absent when 0 */
+	K_LAT_NS, /* a subscriber's latency figure: absent without samples */
 };
 
 /*
@@ -36,7 +37,8 @@ struct stat_field {
 extern const struct stat_field stat_fields[];
 extern const size_t n_stat_fields;
 
-/* The field's value in entity; false if absent (K_OPT_NS at 0). */
+/* The field's value in entity; false if absent (K_OPT_NS at 0, K_LAT_NS of
+ * a subscriber with no latency sample). */
 int stat_value(const struct stat_field *f, const void *entity, uint64_t *v);
 
 void stat_table(FILE *out, const struct snapshot *s);

@@ -20,9 +20,9 @@
 	{LV_SUBSCRIBER, NULL, j, p, t, h,                                      \
 	 offsetof(shmbus_sub_info_t, m), k}
 /* latency in JSON only: Prometheus has it as a histogram (stat_prom.c) */
-#define LAT(j, m)                                                              \
+#define LAT(j, m, k)                                                           \
 	{LV_SUBSCRIBER, "latency", j, NULL, NULL, NULL,                        \
-	 offsetof(shmbus_sub_info_t, m), K_U64}
+	 offsetof(shmbus_sub_info_t, m), k}
 
 const struct stat_field stat_fields[] = {
 	BUS(NULL, "live_participants", "shmbus_live_participants", "gauge",
@@ -102,11 +102,11 @@ const struct stat_field stat_fields[] = {
 	    K_U32),
 	SUB("holding", "shmbus_subscriber_holding", "gauge",
 	    "1 while the subscriber holds at a failed record.", holding, K_U32),
-	LAT("samples", lat_count),
-	LAT("p50_ns", lat_p50),
-	LAT("p99_ns", lat_p99),
-	LAT("p999_ns", lat_p999),
-	LAT("max_ns", lat_max),
+	LAT("samples", lat_count, K_U64),
+	LAT("p50_ns", lat_p50, K_LAT_NS),
+	LAT("p99_ns", lat_p99, K_LAT_NS),
+	LAT("p999_ns", lat_p999, K_LAT_NS),
+	LAT("max_ns", lat_max, K_LAT_NS),
 };
 const size_t n_stat_fields = sizeof(stat_fields) / sizeof(stat_fields[0]);
 
@@ -124,6 +124,9 @@ int stat_value(const struct stat_field *f, const void *entity, uint64_t *v)
 		memcpy(&i32, p, sizeof(i32));
 		*v = i32 < 0 ? 0 : (uint64_t)i32;
 		return 1;
+	case K_LAT_NS:
+		memcpy(v, p, sizeof(*v));
+		return ((const shmbus_sub_info_t *)entity)->lat_count > 0;
 	default:
 		memcpy(v, p, sizeof(*v));
 		return f->kind != K_OPT_NS || *v != 0;

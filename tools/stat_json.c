@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -82,9 +83,12 @@ static json_t *channel(const struct snap_channel *c)
 		json_object_set_new(o, "error", jname(c->errmsg));
 		return o;
 	}
+	bool ow = in->flags & SHMBUS_CH_OVERWRITE;
 	json_object_set_new(o, "producers_mode",
 			    json_string(snap_producers(in)));
-	json_object_set_new(o, "stall_policy", json_string(snap_policy(in)));
+	json_object_set_new(o, "overwrite", json_boolean(ow));
+	json_object_set_new(o, "stall_policy",
+			    ow ? json_null() : json_string(snap_policy(in)));
 	json_object_set_new(o, "slot_size", ju64(in->slot_size));
 	json_object_set_new(o, "max_subscribers", ju64(in->max_subscribers));
 	json_object_set_new(o, "layout_hash", hex64(in->layout_hash));
@@ -105,8 +109,11 @@ static json_t *channel(const struct snap_channel *c)
 
 int stat_json(FILE *out, const struct snapshot *s, int compact)
 {
-	json_t *doc = json_pack("{s:s, s:o, s:o}", "bus", s->bus, "epoch",
-				hex64(s->epoch), "time_ns", ju64(s->now_ns));
+	/* time_ns: the bus's clock (the records' timestamps); time_unix_ns:
+	 * the wall clock, for a person and for joining other data */
+	json_t *doc = json_pack("{s:s, s:o, s:o, s:o}", "bus", s->bus, "epoch",
+				hex64(s->epoch), "time_ns", ju64(s->now_ns),
+				"time_unix_ns", ju64(s->unix_ns));
 	if (doc == NULL)
 		return cli_fail("stat", "out of memory");
 	fields(doc, LV_BUS, s);
