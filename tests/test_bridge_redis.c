@@ -7,6 +7,8 @@
  */
 #define SHMBUS_TEST_REDIS
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <criterion/logging.h>
 #include <pthread.h>
 #include <shmbus/bridge.h>
@@ -576,5 +578,145 @@ Test(bridge_redis, json_values_by_the_schema_both_ways)
 	receive_all(s, &t, NULL, NULL);
 	cr_expect_eq(bridge_stop(rx), 0);
 	check_tally(&t, "json round trip", false);
+	shmbus_close(bus);
+}
+
+/* `shmbus bridge ARGS...` with its stdout and stderr into log. */
+static pid_t bridge_logged(const char *log, const char *dir, const char *chan,
+			   const char *const *extra)
+{
+	char redis[32];
+	snprintf(redis, sizeof(redis), "127.0.0.1:%d", srv.port);
+	const char *argv[20] = {SHMBUS_BRIDGE_CLI, dir, bus_name, chan,
+				"--redis", redis, "--stats", "0"};
+	for (int i = 0; extra && extra[i] && i < 4; i++)
+		argv[8 + i] = extra[i];
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(SHMBUS_BRIDGE_CLI, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* redis-cli, as a Redis user feeds a stream; 0 if it ran */
+static int redis_cli(const char *fmt, ...)
+{
+	char args[512], cmd[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s >/dev/null", srv.port,
+		 args);
+	return system(cmd);
+}
+
+static void slurp(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	size_t got = f ? fread(out, 1, n - 1, f) : 0;
+	out[got] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* Wait until the group has nothing pending on the stream (all read and
+ * acknowledged) and s got `want` records; 20 s. */
+static void wait_taken(shmbus_sub_t *s, uint64_t *got, uint64_t want,
+		       const char *stream, const char *group)
+{
+	redisContext *r = redis_conn(&srv);
+	cr_assert_not_null(r);
+	uint64_t end = shmbus_now_ns() + 20000000000ull, pend = 1;
+	while (shmbus_now_ns() < end && (*got < want || pend != 0)) {
+		shmbus_poll(s, 64);
+		pend = pending(r, stream, group);
+		sleep_ms(50);
+	}
+	sleep_ms(200);
+	shmbus_poll(s, 64);
+	redisFree(r);
+	cr_expect_eq(*got, want, "got %llu records, not %llu",
+		     (unsigned long long)*got, (unsigned long long)want);
+}
+
+/*
+ * What a Redis user sends with redis-cli into a channel with a schema: by
+ * default the bridge reads JSON (as it writes it); a value that does not
+ * decode (an unknown field, not JSON, no `data`; raw bytes that are not a
+ * whole record) is refused, named, acknowledged and counted, and the
+ * counters add up: read = sent + rejected, acked = read.
+ */
+Test(bridge_redis, from_redis_refuses_what_does_not_decode)
+{
+	shmbus_t *bus = open_bus("rrf");
+	shmbus_channel_t *in = schema_channel(bus, "K");
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "check"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(in, count_handler, &got, &so, &s), 0);
+	char log[64], text[8192];
+	snprintf(log, sizeof(log), "/tmp/shmbus-rrf.%d.log", (int)getpid());
+	redisFree(redis_conn(&srv)); /* once it answers */
+	cr_assert_eq(redis_cli("XADD ins '*' data '{\"v\":7}'"), 0);
+	cr_assert_eq(redis_cli("XADD ins '*' data '{\"v\":8,\"qty\":1}'"), 0);
+	cr_assert_eq(redis_cli("XADD ins '*' data hello"), 0);
+	cr_assert_eq(redis_cli("XADD ins '*' other x"), 0);
+	pid_t rx = bridge_logged(log, "from-redis", "K:ins", NULL);
+	wait_taken(s, &got, 1, "ins", "bridge-from-redis");
+	cr_expect_eq(bridge_stop(rx), 0);
+	slurp(log, text, sizeof(text));
+	cr_expect(strstr(text, "no field 'qty'") != NULL,
+		  "the unknown field is not named:\n%s", text);
+	cr_expect(strstr(text, "not a JSON object") != NULL, "%s", text);
+	cr_expect(strstr(text, "read 4 sent 1 acked 4") != NULL &&
+			  strstr(text, "rejected 3") != NULL,
+		  "counters that do not add up:\n%s", text);
+
+	/* --value raw: the bytes as they are, but only a whole record */
+	static const char *const raw[] = {"--value", "raw", "--set",
+					  "name=rawin", NULL};
+	cr_assert_eq(redis_cli("XADD raws '*' data hello"), 0);
+	rx = bridge_logged(log, "from-redis", "K:raws", raw);
+	wait_taken(s, &got, 1, "raws", "rawin");
+	cr_expect_eq(bridge_stop(rx), 0);
+	slurp(log, text, sizeof(text));
+	cr_expect(strstr(text, "5 bytes") != NULL &&
+			  strstr(text, "64 bytes") != NULL,
+		  "a 5-byte value into 64-byte records:\n%s", text);
+	cr_expect(strstr(text, "read 1 sent 0 acked 1") != NULL &&
+			  strstr(text, "rejected 1") != NULL,
+		  "%s", text);
+	unlink(log);
+	shmbus_close(bus);
+}
+
+/* To Redis by default: the JSON of the record's fields, readable with
+ * redis-cli, not the C struct's bytes. */
+Test(bridge_redis, to_redis_writes_json_by_default)
+{
+	shmbus_t *bus = open_bus("rtj");
+	shmbus_channel_t *out = schema_channel(bus, "J");
+	cr_assert_eq(make_name(out, "bridge-to-redis"), 0);
+	pid_t tx = bridge("to-redis", "J:jd", NULL);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(out, NULL, &p), 0);
+	publish(p, 0, 3, NULL, NULL);
+	wait_drained(out, "bridge-to-redis");
+	cr_expect_eq(bridge_stop(tx), 0);
+	char cmd[160], buf[512] = "";
+	snprintf(cmd, sizeof(cmd), "redis-cli -p %d --raw XRANGE jd - + COUNT 1",
+		 srv.port);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	pclose(f);
+	cr_expect(strstr(buf, "{\"v\":0,\"fill\":\"") != NULL,
+		  "redis-cli shows:\n%s", buf);
 	shmbus_close(bus);
 }

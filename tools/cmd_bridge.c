@@ -43,9 +43,10 @@ static int bridge_usage(FILE *f)
 		"property\n"
 		"  --stats SECONDS    counters to stderr every SECONDS "
 		"(default 10, 0: never)\n"
-		"  --value raw|json   remote values: the record's bytes, or "
-		"JSON by the\n                     channel's schema (default "
-		"raw)\n"
+		"  --value json|raw   remote values: JSON by the channel's "
+		"schema (the\n                     default; a channel without "
+		"one: its bytes), or\n                     the record's bytes "
+		"(raw)\n"
 		"  --print-config     show the configuration and exit\n"
 		"\n"
 		"Runs until SIGTERM or SIGINT; a remote that is down is "
@@ -236,7 +237,7 @@ int cmd_bridge(int argc, char **argv)
 {
 	shmbus_bridge_config_t *c;
 	unsigned stats_s = 10;
-	int print = 0, json = 0;
+	int print = 0, json = 1; /* --value json by default */
 	if (argc < 2)
 		return bridge_usage(stderr);
 	if (shmbus_bridge_config_new(&c))

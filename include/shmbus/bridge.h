@@ -97,6 +97,9 @@ typedef struct shmbus_bridge_codec {
 		      size_t len, void *buf, uint32_t cap, uint32_t *out_len);
 	void *ctx;
 	size_t encode_cap; /* bytes of buf given to encode; 0 = 64 KiB */
+	/* optional: why the last encode or decode on this thread failed
+	 * ("no field 'qty' in the schema"), for the rejection's log line */
+	const char *(*error)(void *ctx);
 } shmbus_bridge_codec_t;
 SHMBUS_API int shmbus_bridge_config_codec(shmbus_bridge_config_t *c,
 					  const shmbus_bridge_codec_t *codec);

@@ -7,6 +7,7 @@
  * the records meanwhile.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,6 +27,8 @@ int br_in_open(struct shmbus_bridge *b, struct br_chan *c)
 					   "it with the bridge)"
 					 : "");
 	(void)b;
+	shmbus_field_info_t f;
+	c->has_schema = shmbus_channel_fields(c->ch, &f, 1) > 0;
 	return 0;
 }
 
@@ -39,21 +42,36 @@ struct br_chan *br_chan_by_target(struct shmbus_bridge *b, const char *t,
 	return NULL;
 }
 
-/* The payload: the codec's, or the raw bytes if they fit. */
+/* The payload: the codec's, or the raw bytes if they fit (a whole record
+ * on a channel with a schema: anything else would not decode there).
+ * Else why not, in why. */
 static int decode(struct shmbus_bridge *b, struct br_chan *c, const void *val,
-		  size_t len, const void **out, uint32_t *out_len)
+		  size_t len, const void **out, uint32_t *out_len, char *why,
+		  size_t wn)
 {
-	if (b->cfg.codec.decode) {
-		int rc = b->cfg.codec.decode(b->cfg.codec.ctx, c->name, val,
-					     len, c->buf, c->record_size,
-					     out_len);
+	const shmbus_bridge_codec_t *k = &b->cfg.codec;
+	if (k->decode) {
+		int rc = k->decode(k->ctx, c->name, val, len, c->buf,
+				   c->record_size, out_len);
 		*out = c->buf;
 		if (rc == 0 && *out_len > c->record_size)
 			rc = SHMBUS_EINVAL;
+		const char *e = rc && k->error ? k->error(k->ctx) : NULL;
+		snprintf(why, wn, "%s", e && *e ? e : "the codec refused it");
 		return rc;
 	}
-	if (len > c->record_size)
+	if (len > c->record_size) {
+		snprintf(why, wn, "a value of %zu bytes does not fit its "
+				  "records of %u bytes", len, c->record_size);
 		return SHMBUS_EINVAL;
+	}
+	if (c->has_schema && len != c->record_size) {
+		snprintf(why, wn, "a value of %zu bytes is not one of its "
+				  "records of %u bytes (it has a schema: a raw "
+				  "value is a whole record)", len,
+			 c->record_size);
+		return SHMBUS_EINVAL;
+	}
 	*out = val;
 	*out_len = (uint32_t)len;
 	return 0;
@@ -64,13 +82,11 @@ int br_in_publish(struct shmbus_bridge *b, struct br_chan *c, const void *val,
 {
 	const void *p;
 	uint32_t n;
+	char why[256];
 	br_count(&b->n.read, 1);
-	if (decode(b, c, val, len, &p, &n) != 0) {
-		br_rejected(b,
-			    "%s -> channel '%s': a value of %zu bytes does "
-			    "not fit its records of %u bytes (or the codec "
-			    "refused it)",
-			    c->target, c->name, len, c->record_size);
+	if (decode(b, c, val, len, &p, &n, why, sizeof(why)) != 0) {
+		br_rejected(b, "%s -> channel '%s': %s", c->target, c->name,
+			    why);
 		return 1;
 	}
 	uint32_t sleep_us = 50;

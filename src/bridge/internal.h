@@ -69,6 +69,7 @@ struct br_chan {
 	shmbus_record_t rec;
 	/* inbound */
 	shmbus_producer_t *prod;
+	bool has_schema; /* raw values must then be whole records */
 	void *remote; /* the remote's per-channel object */
 };
 #define BR_NO_REWIND UINT64_MAX

@@ -219,10 +219,13 @@ static int send_one(struct shmbus_bridge *b, struct br_chan *c,
 					     b->enc_buf, b->enc_cap, &val,
 					     &len);
 		if (rc) {
+			const shmbus_bridge_codec_t *k = &b->cfg.codec;
+			const char *e = k->error ? k->error(k->ctx) : NULL;
 			br_rejected(b,
 				    "channel '%s' seq %llu: the codec refused "
-				    "the record (%d)",
-				    c->name, (unsigned long long)r->seq, rc);
+				    "the record (%s)",
+				    c->name, (unsigned long long)r->seq,
+				    e && *e ? e : shmbus_strerror(rc));
 			c->acked[r->seq & (c->window - 1)] = 1;
 			return 0;
 		}

@@ -114,6 +114,7 @@ static int take_entry(struct shmbus_bridge *b, struct br_chan *c,
 			key = fields->element[j + 1];
 	}
 	if (!is_str(data)) {
+		br_count(&b->n.read, 1); /* read = sent + rejected */
 		br_rejected(b, "stream '%s': an entry without a 'data' field",
 			    c->target);
 		return 1;
