@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -255,6 +256,35 @@ static inline int bridge_output(char *out, size_t n, const char *const *args)
 	out[got] = '\0';
 	close(fds[0]);
 	return child_status(pid);
+}
+
+/* `shmbus bridge ARGS...` in a child process, its stdout and stderr into
+ * the file log (read it with slurp once the bridge stopped). */
+static inline pid_t bridge_spawn_logged(const char *log,
+					const char *const *args)
+{
+	const char *argv[40] = {SHMBUS_BRIDGE_CLI};
+	for (int i = 0; args[i] && i < 38; i++)
+		argv[i + 1] = args[i];
+	pid_t pid = test_fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(SHMBUS_BRIDGE_CLI, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The file at path into out ("" if none). */
+static inline void slurp(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	size_t got = f ? fread(out, 1, n - 1, f) : 0;
+	out[got] = '\0';
+	if (f)
+		fclose(f);
 }
 
 /* SIGTERM: the bridge flushes and exits 0. Returns its status. */

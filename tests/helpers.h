@@ -3,6 +3,7 @@
 #define SHMBUS_TEST_HELPERS_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,24 @@ static inline int child_status(pid_t pid)
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return 255;
+}
+
+/* The shell line "PREFIX ARGS" (ARGS printed from fmt), its output in out
+ * (at most n - 1 bytes); returns its exit status, 255 if it did not exit
+ * (-1 if it could not start). */
+static inline int test_vshell(char *out, size_t n, const char *prefix,
+			      const char *fmt, va_list ap)
+{
+	char args[1024], cmd[1400];
+	vsnprintf(args, sizeof(args), fmt, ap);
+	snprintf(cmd, sizeof(cmd), "%s %s", prefix, args);
+	FILE *f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	size_t got = fread(out, 1, n - 1, f);
+	out[got] = '\0';
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
 /* A fresh bus and one channel on it (asserts inside a Criterion test). */

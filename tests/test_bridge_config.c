@@ -202,6 +202,31 @@ Test(bridge_config, command_line)
 	cr_expect(strstr(out, "redis.port = 7000\n") != NULL, "%s", out);
 	cr_expect(strstr(out, "redis.pipeline = 32\n") != NULL, "%s", out);
 	cr_expect(strstr(out, "redis.maxlen = 1000\n") != NULL, "%s", out);
+	/* the librdkafka pass-through properties, and the bridge's own
+	 * Kafka defaults */
+	const char *kprint[] = {"to-kafka", "trading", "A", "--set",
+				"kafka.linger.ms=5", "--set",
+				"kafka.compression.type=zstd",
+				"--print-config", NULL};
+	cr_expect_eq(bridge_output(out, sizeof(out), kprint), 0, "%s", out);
+	cr_expect(strstr(out, "kafka.linger.ms = 5\n") != NULL, "%s", out);
+	cr_expect(strstr(out, "kafka.compression.type = zstd\n") != NULL,
+		  "%s", out);
+	cr_expect(strstr(out, "kafka.partitioner = murmur2_random\n") != NULL,
+		  "%s", out);
+	cr_expect(strstr(out, "kafka.null_values = skip\n") != NULL, "%s",
+		  out);
+	/* a property the guarantee rests on is refused as it is parsed:
+	 * a usage error, before any bus is looked at */
+	const char *acks[] = {"to-kafka", "nosuchbus.bc", "A", "--set",
+			      "kafka.acks=1", "--print-config", NULL};
+	cr_expect_eq(bridge_output(out, sizeof(out), acks), 2, "%s", out);
+	cr_expect(strstr(out, "kafka.acks is set by the bridge") != NULL,
+		  "%s", out);
+	const char *nulls[] = {"from-kafka", "trading", "A", "--set",
+			       "kafka.null_values=drop", NULL};
+	cr_expect_eq(bridge_output(out, sizeof(out), nulls), 2, "%s", out);
+	cr_expect(strstr(out, "skip or reject") != NULL, "%s", out);
 	/* each bad command line: its exit status and what it says */
 	static const struct {
 		const char *args[5];
@@ -227,7 +252,7 @@ Test(bridge_config, command_line)
 	test_channel(name, &bus, "A", 64, 64, SHMBUS_CH_MULTI_PRODUCER);
 	const char *fixed[] = {"from-kafka", name, "A", "--set",
 			       "kafka.enable.auto.commit=true", NULL};
-	cr_expect_eq(bridge_output(out, sizeof(out), fixed), 1, "%s", out);
+	cr_expect_eq(bridge_output(out, sizeof(out), fixed), 2, "%s", out);
 	cr_expect(strstr(out, "kafka.enable.auto.commit is set by the bridge") !=
 			  NULL,
 		  "%s", out);

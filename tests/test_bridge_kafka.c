@@ -6,6 +6,7 @@
  * Nothing may be lost; duplicates are allowed and counted.
  */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <criterion/logging.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -335,5 +336,172 @@ Test(bridge_kafka, from_kafka_through_errors_and_a_kill)
 	cr_expect_eq(bridge_stop(br), 0);
 	cr_expect_leq(bridge_watchdog_close(wd), 1); /* one kill */
 	free(t.seen);
+	shmbus_close(bus);
+}
+
+/* kcat against the mock cluster, as a Kafka user runs it: the shell line
+ * `kcat -b MOCK ARGS`, its output (stderr too) in out; its status. */
+static int kcat(char *out, size_t n, const char *fmt, ...)
+{
+	char prefix[300];
+	/* 2>&1 first: args may end in a here-document */
+	snprintf(prefix, sizeof(prefix), "kcat 2>&1 -b %s", bootstraps);
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = test_vshell(out, n, prefix, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int count_records(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+/* Poll s until it got want records, then half a second more; 30 s. */
+static void wait_got(shmbus_sub_t *s, uint64_t *got, uint64_t want)
+{
+	uint64_t end = shmbus_now_ns() + 30000000000ull;
+	while (*got < want && shmbus_now_ns() < end) {
+		shmbus_poll(s, 64);
+		sleep_ms(20);
+	}
+	sleep_ms(500);
+	shmbus_poll(s, 64);
+	cr_expect_eq(*got, want, "got %llu records, not %llu",
+		     (unsigned long long)*got, (unsigned long long)want);
+}
+
+/* A bridge of args until s got want records; its log in out. */
+static void run_until(const char *log, const char *const *args,
+		      shmbus_sub_t *s, uint64_t *got, uint64_t want, char *out,
+		      size_t n)
+{
+	pid_t br = bridge_spawn_logged(log, args);
+	wait_got(s, got, want);
+	cr_expect_eq(bridge_stop(br), 0);
+	slurp(log, out, n);
+}
+
+/*
+ * A null value (a tombstone, in Kafka's compaction sense) produced with
+ * kcat -Z is no record: skipped by default, counted in `skipped`, or with
+ * kafka.null_values=reject counted in `rejected` and logged; either way
+ * committed, so it does not come back.
+ */
+Test(bridge_kafka, null_values_are_skipped_or_refused)
+{
+	cr_assert_eq(rd_kafka_mock_topic_create(mock, "nulls", 1, 1), 0);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = channel("knv", &bus, "N");
+	uint64_t got = 0;
+	shmbus_sub_opts_t so = {.name = "check"};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, count_records, &got, &so, &s), 0);
+	char out[8192], log[64];
+	cr_assert_eq(kcat(out, sizeof(out),
+			  "-P -t nulls -K: -Z <<'EOF'\n1:\n2:abc\nEOF"),
+		     0, "%s", out);
+	snprintf(log, sizeof(log), "/tmp/shmbus-knv.%d.log", (int)getpid());
+	const char *args[] = {"from-kafka", bus_name, "N:nulls", "--brokers",
+			      bootstraps, "--stats", "0", NULL};
+	run_until(log, args, s, &got, 1, out, sizeof(out));
+	cr_expect(strstr(out, "read 2 sent 1 ") != NULL &&
+			  strstr(out, "skipped 1") != NULL &&
+			  strstr(out, "rejected 0") != NULL,
+		  "the null value is not skipped and counted:\n%s", out);
+
+	/* refused instead, by a new group that reads the topic again */
+	const char *strict[] = {"from-kafka", bus_name, "N:nulls",
+				"--brokers", bootstraps, "--stats", "0",
+				"--set", "kafka.null_values=reject", "--set",
+				"kafka.group=strict", NULL};
+	run_until(log, strict, s, &got, 2, out, sizeof(out));
+	cr_expect(strstr(out, "null value") != NULL &&
+			  strstr(out, "rejected 1") != NULL &&
+			  strstr(out, "read 2 sent 1 ") != NULL,
+		  "the null value is not refused:\n%s", out);
+	unlink(log);
+	shmbus_close(bus);
+}
+
+/* key partition, from kcat -C -f '%k %p\n' lines, into part[key] */
+static int key_partitions(const char *text, int *part, int n)
+{
+	int seen = 0;
+	for (const char *p = text; *p;) {
+		unsigned k;
+		int pt;
+		if (sscanf(p, "%u %d", &k, &pt) == 2 && k < (unsigned)n) {
+			part[k] = pt;
+			seen++;
+		}
+		p += strcspn(p, "\n");
+		p += *p == '\n';
+	}
+	return seen;
+}
+
+/*
+ * The bridge places keys as the Java client does (murmur2_random), so
+ * that Java consumers and Kafka Streams co-partition with it: the same
+ * keys produced by kcat with partitioner=murmur2_random land in the same
+ * partitions of a topic of as many partitions.
+ */
+Test(bridge_kafka, keys_partition_as_the_java_client)
+{
+	enum { N = 64 };
+	cr_assert_eq(rd_kafka_mock_topic_create(mock, "keyed", 4, 1), 0);
+	cr_assert_eq(rd_kafka_mock_topic_create(mock, "keyed_java", 4, 1), 0);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = channel("kkp", &bus, "P");
+	cr_assert_eq(make_name(ch, "bridge-to-kafka"), 0);
+	const char *args[] = {"to-kafka", bus_name, "P:keyed", "--brokers",
+			      bootstraps, "--stats", "0", NULL};
+	pid_t br = bridge_spawn(args);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	struct rec r;
+	for (uint64_t v = 0; v < N; v++) {
+		rec_make(&r, v);
+		cr_assert_eq(shmbus_publish(p, &r, sizeof(r), v), 0);
+	}
+	for (int i = 0; i < 3000 && sub_lag(ch, "bridge-to-kafka"); i++)
+		sleep_ms(10);
+	cr_expect_eq(sub_lag(ch, "bridge-to-kafka"), 0);
+	cr_expect_eq(bridge_stop(br), 0);
+
+	static char out[65536], lines[2048];
+	size_t at = 0;
+	for (int k = 0; k < N; k++)
+		at += (size_t)snprintf(lines + at, sizeof(lines) - at,
+				       "%d:x\n", k);
+	cr_assert_eq(kcat(out, sizeof(out),
+			  "-P -t keyed_java -K: -X partitioner=murmur2_random "
+			  "<<'EOF'\n%sEOF",
+			  lines),
+		     0, "%s", out);
+	int bridge_part[N], java_part[N];
+	memset(bridge_part, -1, sizeof(bridge_part));
+	memset(java_part, -1, sizeof(java_part));
+	cr_assert_eq(kcat(out, sizeof(out),
+			  "-C -t keyed -o beginning -e -q -f '%%k %%p\\n'"),
+		     0, "%s", out);
+	cr_expect_eq(key_partitions(out, bridge_part, N), N, "%s", out);
+	cr_assert_eq(kcat(out, sizeof(out),
+			  "-C -t keyed_java -o beginning -e -q -f '%%k %%p\\n'"),
+		     0, "%s", out);
+	cr_expect_eq(key_partitions(out, java_part, N), N, "%s", out);
+	int differ = 0, used = 0;
+	for (int k = 0; k < N; k++) {
+		differ += bridge_part[k] != java_part[k];
+		used |= 1 << (bridge_part[k] & 7);
+	}
+	cr_expect_eq(differ, 0, "%d of %d keys in another partition than "
+				"the Java client's",
+		     differ, N);
+	cr_expect_eq(used, 0xf, "not every partition used: %x", used);
 	shmbus_close(bus);
 }

@@ -581,25 +581,17 @@ Test(bridge_redis, json_values_by_the_schema_both_ways)
 	shmbus_close(bus);
 }
 
-/* `shmbus bridge ARGS...` with its stdout and stderr into log. */
+/* bridge(), its stdout and stderr into log. */
 static pid_t bridge_logged(const char *log, const char *dir, const char *chan,
 			   const char *const *extra)
 {
 	char redis[32];
 	snprintf(redis, sizeof(redis), "127.0.0.1:%d", srv.port);
-	const char *argv[20] = {SHMBUS_BRIDGE_CLI, dir, bus_name, chan,
-				"--redis", redis, "--stats", "0"};
+	const char *args[16] = {dir, bus_name, chan, "--redis", redis,
+				"--stats", "0"};
 	for (int i = 0; extra && extra[i] && i < 4; i++)
-		argv[8 + i] = extra[i];
-	pid_t pid = test_fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(SHMBUS_BRIDGE_CLI, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
+		args[7 + i] = extra[i];
+	return bridge_spawn_logged(log, args);
 }
 
 /* redis-cli, as a Redis user feeds a stream; 0 if it ran */
@@ -613,15 +605,6 @@ static int redis_cli(const char *fmt, ...)
 	snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s >/dev/null", srv.port,
 		 args);
 	return system(cmd);
-}
-
-static void slurp(const char *path, char *out, size_t n)
-{
-	FILE *f = fopen(path, "r");
-	size_t got = f ? fread(out, 1, n - 1, f) : 0;
-	out[got] = '\0';
-	if (f)
-		fclose(f);
 }
 
 /* Wait until the group has nothing pending on the stream (all read and

@@ -689,18 +689,11 @@ Test(retry, poller_delivers_retries_when_due)
 /* Run the shmbus tool; its stdout in out. Returns its exit status. */
 static int tool(char *out, size_t n, const char *fmt, ...)
 {
-	char args[256], cmd[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	int rc = test_vshell(out, n, SHMBUS_TOOL, fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s %s", SHMBUS_TOOL, args);
-	FILE *f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	size_t got = fread(out, 1, n - 1, f);
-	out[got] = '\0';
-	int st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	return rc;
 }
 
 Test(dlq, the_tool_lists_shows_replays_and_purges)

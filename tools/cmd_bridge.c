@@ -191,11 +191,17 @@ static void print_config(const shmbus_bridge_config_t *c)
 	static const char *const keys[] = {
 		"bus", "direction", "channel", "name", "window", "batch",
 		"backoff_min_ms", "backoff_max_ms", "kafka.brokers",
-		"kafka.group", "redis.host", "redis.port", "redis.pipeline",
+		"kafka.group", "kafka.null_values", "kafka.partitioner",
+		"redis.host", "redis.port", "redis.pipeline",
 		"redis.maxlen", "redis.group", "redis.consumer",
 		"redis.claim_idle_ms", "redis.timeout_ms", NULL};
 	for (const char *const *k = keys; *k; k++)
 		printf("%s = %s\n", *k, shmbus_bridge_config_get(c, *k));
+	/* the librdkafka properties passed through, as set */
+	const char *k, *v;
+	for (uint32_t i = 0; (k = shmbus_bridge_config_prop(c, i, &v)); i++)
+		if (strcmp(k, "kafka.partitioner"))
+			printf("%s = %s\n", k, v);
 }
 
 static void print_stats(shmbus_bridge_t *b)
@@ -204,12 +210,13 @@ static void print_stats(shmbus_bridge_t *b)
 	shmbus_bridge_get_stats(b, &st);
 	fprintf(stderr,
 		"shmbus bridge: read %llu sent %llu acked %llu in-flight %llu "
-		"lag %llu | resent %llu rejected %llu lost %llu | errors %llu "
-		"reconnects %llu bus-waits %llu%s%s\n",
+		"lag %llu | resent %llu rejected %llu skipped %llu lost %llu | "
+		"errors %llu reconnects %llu bus-waits %llu%s%s\n",
 		(unsigned long long)st.read, (unsigned long long)st.sent,
 		(unsigned long long)st.acked, (unsigned long long)st.in_flight,
 		(unsigned long long)st.lag, (unsigned long long)st.resent,
-		(unsigned long long)st.rejected, (unsigned long long)st.lost,
+		(unsigned long long)st.rejected, (unsigned long long)st.skipped,
+		(unsigned long long)st.lost,
 		(unsigned long long)st.remote_errors,
 		(unsigned long long)st.reconnects,
 		(unsigned long long)st.bus_waits,

@@ -54,7 +54,22 @@ typedef struct shmbus_bridge_config shmbus_bridge_config_t;
  *   backoff_min_ms = 100, backoff_max_ms = 5000   retries of a failing remote
  *   kafka.brokers = 127.0.0.1:9092       bootstrap servers
  *   kafka.group   = (name)               consumer group (from-kafka)
- *   kafka.PROPERTY = VALUE               any other librdkafka property
+ *   kafka.null_values = skip             from-kafka: a message with a null
+ *                                        value (a tombstone) is skipped
+ *                                        (counted in `skipped`), or with
+ *                                        `reject` refused (in `rejected`,
+ *                                        logged); committed either way
+ *   kafka.partitioner = murmur2_random   to-kafka: keys placed as the Java
+ *                                        client places them, so that Java
+ *                                        consumers and Kafka Streams
+ *                                        co-partition with the bridge
+ *   kafka.PROPERTY = VALUE               any other librdkafka property,
+ *                                        except those the delivery
+ *                                        guarantee rests on (acks,
+ *                                        enable.idempotence,
+ *                                        enable.auto.commit,
+ *                                        enable.auto.offset.store,
+ *                                        group.id): refused when set
  *   redis.host = 127.0.0.1, redis.port = 6379, redis.password = (none)
  *   redis.pipeline = 128                 XADDs in flight (to-redis)
  *   redis.maxlen = 0                     XADD MAXLEN ~ N; 0: never trim
@@ -78,6 +93,12 @@ SHMBUS_API int shmbus_bridge_config_load(shmbus_bridge_config_t *c,
  * by commas for `channel`). Valid until the next set on c. */
 SHMBUS_API const char *shmbus_bridge_config_get(const shmbus_bridge_config_t *c,
 						const char *key);
+/* The i-th kafka.PROPERTY passed through to librdkafka, in the order set:
+ * its key (with "kafka.") and *value, or NULL past the last. Valid until
+ * the next set on c. */
+SHMBUS_API const char *shmbus_bridge_config_prop(const shmbus_bridge_config_t *c,
+						 uint32_t i,
+						 const char **value);
 
 /*
  * The payload hook. Outbound, encode turns a bus record into the remote
@@ -160,6 +181,9 @@ typedef struct shmbus_bridge_stats {
 	uint32_t connected;   /* the remote answered last time */
 	uint32_t backing_off; /* waiting before the next try */
 	char last_error[200];
+	uint64_t skipped; /* in: read and left out by choice: Kafka
+			   * messages with a null value (kafka.null_values =
+			   * skip), committed */
 } shmbus_bridge_stats_t;
 SHMBUS_API void shmbus_bridge_get_stats(shmbus_bridge_t *b,
 					shmbus_bridge_stats_t *st);

@@ -443,6 +443,7 @@ void shmbus_bridge_get_stats(shmbus_bridge_t *b, shmbus_bridge_stats_t *st)
 	/* relaxed: each counter alone, a moment's view */
 #define LOAD(f) st->f = atomic_load_explicit(&b->n.f, memory_order_relaxed)
 	LOAD(read), LOAD(sent), LOAD(acked), LOAD(resent), LOAD(rejected);
+	LOAD(skipped);
 	LOAD(lost), LOAD(remote_errors), LOAD(reconnects), LOAD(rewinds);
 	LOAD(bus_waits), LOAD(in_flight), LOAD(lag), LOAD(connected);
 	LOAD(backing_off);

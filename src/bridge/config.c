@@ -214,6 +214,10 @@ static int set_direction(shmbus_bridge_config_t *c, const char *v)
 			 v);
 }
 
+const char *const br_kafka_fixed[] = {
+	"enable.idempotence", "acks", "enable.auto.commit",
+	"enable.auto.offset.store", "group.id", NULL};
+
 static int set_kafka(shmbus_bridge_config_t *c, const char *key,
 		     const char *v)
 {
@@ -223,8 +227,26 @@ static int set_kafka(shmbus_bridge_config_t *c, const char *key,
 			       sizeof(c->kafka_brokers));
 	if (strcmp(k, "group") == 0)
 		return set_str(key, v, c->kafka_group, sizeof(c->kafka_group));
+	if (strcmp(k, "null_values") == 0) {
+		if (strcmp(v, "skip") && strcmp(v, "reject"))
+			return br_seterr(SHMBUS_EINVAL,
+					 "kafka.null_values = '%s': skip or "
+					 "reject",
+					 v);
+		c->kafka_null_reject = v[0] == 'r';
+		return 0;
+	}
 	if (*k == '\0')
 		return br_seterr(SHMBUS_EINVAL, "kafka.: which property?");
+	for (const char *const *f = br_kafka_fixed; *f; f++)
+		if (strcmp(k, *f) == 0)
+			return br_seterr(SHMBUS_EINVAL,
+					 "kafka.%s is set by the bridge (its "
+					 "delivery guarantee rests on it)%s",
+					 *f,
+					 !strcmp(*f, "group.id")
+						 ? ": use kafka.group"
+						 : "");
 	/* librdkafka checks the rest when the client is made */
 	return add_prop(c, k, v);
 }
@@ -433,11 +455,27 @@ const char *shmbus_bridge_config_get(const shmbus_bridge_config_t *cc,
 		return c->direction ? br_direction_name(c->direction) : "";
 	if (!strcmp(key, "channel"))
 		return get_channels(c);
+	if (!strcmp(key, "kafka.null_values"))
+		return c->kafka_null_reject ? "reject" : "skip";
 	if (!strncmp(key, "kafka.", 6))
 		for (uint32_t i = 0; i < c->n_props; i++)
 			if (!strcmp(c->props[i].key, key + 6))
 				return c->props[i].value;
+	if (!strcmp(key, "kafka.partitioner")) /* the Java client's */
+		return "murmur2_random";
 	return "";
+}
+
+const char *shmbus_bridge_config_prop(const shmbus_bridge_config_t *cc,
+				      uint32_t i, const char **value)
+{
+	shmbus_bridge_config_t *c = (shmbus_bridge_config_t *)cc;
+	if (c == NULL || i >= c->n_props)
+		return NULL;
+	if (value)
+		*value = c->props[i].value;
+	snprintf(c->get_buf, sizeof(c->get_buf), "kafka.%s", c->props[i].key);
+	return c->get_buf;
 }
 
 int shmbus_bridge_config_codec(shmbus_bridge_config_t *c,

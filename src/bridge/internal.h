@@ -30,6 +30,7 @@ struct shmbus_bridge_config {
 	uint32_t backoff_min_ms, backoff_max_ms;
 	char kafka_brokers[512];
 	char kafka_group[128];
+	bool kafka_null_reject; /* kafka.null_values = reject */
 	struct br_prop *props;
 	uint32_t n_props;
 	char redis_host[256];
@@ -94,7 +95,7 @@ struct br_remote {
 };
 
 struct br_counters {
-	_Atomic uint64_t read, sent, acked, resent, rejected, lost,
+	_Atomic uint64_t read, sent, acked, resent, rejected, skipped, lost,
 		remote_errors, reconnects, rewinds, bus_waits, in_flight, lag;
 	_Atomic uint32_t connected, backing_off;
 };
@@ -176,6 +177,9 @@ struct br_chan *br_chan_by_target(struct shmbus_bridge *b, const char *t,
 				  size_t len);
 
 /* config.c */
+/* librdkafka properties the delivery guarantee rests on: set by the
+ * bridge, refused as kafka.* (NULL-terminated) */
+extern const char *const br_kafka_fixed[];
 void br_config_defaults(shmbus_bridge_config_t *c);
 int br_config_copy(shmbus_bridge_config_t *dst,
 		   const shmbus_bridge_config_t *src);

@@ -37,11 +37,6 @@ struct kf_state {
 	uint64_t committed_at_ns;
 };
 
-/* Properties the guarantees rest on: set by the bridge, never by kafka.* */
-static const char *const fixed_props[] = {
-	"enable.idempotence", "acks", "enable.auto.commit",
-	"enable.auto.offset.store", "group.id", NULL};
-
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf)
 {
@@ -82,20 +77,9 @@ static rd_kafka_conf_t *make_conf(struct shmbus_bridge *b)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const shmbus_bridge_config_t *c = &b->cfg;
 	int rc = set(conf, "bootstrap.servers", c->kafka_brokers);
-	for (uint32_t i = 0; rc == 0 && i < c->n_props; i++) {
-		for (const char *const *f = fixed_props; *f; f++)
-			if (strcmp(c->props[i].key, *f) == 0)
-				rc = br_seterr(SHMBUS_EINVAL,
-					       "kafka.%s is set by the bridge "
-					       "(its delivery guarantee rests "
-					       "on it)%s",
-					       *f,
-					       !strcmp(*f, "group.id")
-						       ? ": use kafka.group"
-						       : "");
-		if (rc == 0)
-			rc = set(conf, c->props[i].key, c->props[i].value);
-	}
+	/* the fixed properties were refused when set (config.c) */
+	for (uint32_t i = 0; rc == 0 && i < c->n_props; i++)
+		rc = set(conf, c->props[i].key, c->props[i].value);
 	if (rc) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -164,7 +148,11 @@ static int make_producer(struct shmbus_bridge *b, struct kf_state *ks)
 	rd_kafka_conf_t *conf = make_conf(b);
 	if (conf == NULL)
 		return SHMBUS_EINVAL;
-	if (set(conf, "enable.idempotence", "true")) {
+	/* keys placed as by the Java client (murmur2_random), unless
+	 * kafka.partitioner says otherwise */
+	if (set(conf, "enable.idempotence", "true") ||
+	    set(conf, "partitioner",
+		shmbus_bridge_config_get(&b->cfg, "kafka.partitioner"))) {
 		rd_kafka_conf_destroy(conf);
 		return SHMBUS_EINVAL;
 	}
@@ -416,6 +404,18 @@ static int take_message(struct shmbus_bridge *b, struct kf_state *ks,
 	if (c == NULL)
 		return 0;
 	br_connected(b, true);
+	if (m->payload == NULL) { /* a null value: a tombstone, no record */
+		br_count(&b->n.read, 1);
+		if (b->cfg.kafka_null_reject)
+			br_rejected(b, "%s -> channel '%s': a message with a "
+				       "null value (kafka.null_values = "
+				       "reject)",
+				    c->target, c->name);
+		else
+			br_count(&b->n.skipped, 1);
+		mark_done(ks, m);
+		return 0;
+	}
 	int rc = br_in_publish(b, c, m->payload, m->len,
 			       br_key_parse(m->key, m->key_len));
 	if (rc < 0)
