@@ -150,26 +150,30 @@ def write_plots(outdir, lat, tp):
                 f.write(f"{s} {med([r['msgs_per_s'] for r in runs])} "
                         f"{med([r['mb_per_s'] for r in runs])}\n")
         tps.append((name, w))
-    gp = ["set terminal png size 900,560 noenhanced",
-          "set key below", "set grid"]
+    # the key to the right of the plot: below it, it ran into the x label
+    gp = ["set terminal pngcairo size 1000,560 noenhanced",
+          "set key outside right top vertical", "set grid"]
     if series:
         gp += ["set output 'latency.png'",
                "set title 'Round-trip latency by percentile (median of rounds)'",
                "set logscale y", "set xrange [0.2:4.2]",
                "set xtics ('50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
-               "set xlabel 'percentile'", "set ylabel 'ns'",
+               "set xlabel 'percentile'", "set ylabel 'round trip, µs'",
+               "set format y '%g'",
                "plot " + ", \\\n     ".join(
-                   f"'{n}' using 1:2 with linespoints title '{t}'"
+                   f"'{n}' using 1:($2/1000) with linespoints title '{t}'"
                    for n, t in series)]
     if tps:
-        gp += ["reset", "set terminal png size 1200,520 noenhanced",
+        gp += ["reset", "set terminal pngcairo size 1400,520 noenhanced",
                "set output 'throughput.png'", "set grid",
                "set multiplot layout 1,2 title "
                "'Throughput by payload size (median of rounds)'",
-               "set logscale x 2", "set logscale y", "set key below",
-               "set xlabel 'payload bytes'", "set ylabel 'msgs/s'",
+               "set logscale x 2", "set logscale y",
+               "set key outside right top vertical",
+               "set xlabel 'payload bytes'", "set ylabel 'M msgs/s'",
+               "set format y '%g'",
                "plot " + ", \\\n     ".join(
-                   f"'{n}' using 1:2 with linespoints title '{t}'"
+                   f"'{n}' using 1:($2/1e6) with linespoints title '{t}'"
                    for n, t in tps),
                "set ylabel 'MB/s'",
                "plot " + ", \\\n     ".join(

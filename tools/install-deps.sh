@@ -5,7 +5,7 @@ pkgs=(build-essential cmake pkg-config clang
       liburcu-dev libck-dev libcriterion-dev spin
       librdkafka-dev libhiredis-dev redis-server redis-tools libisal-dev
       libjansson-dev jq tmux groff-base
-      systemd mandoc prometheus curl kcat python3-jsonschema)
+      systemd mandoc prometheus curl kcat python3-jsonschema gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
