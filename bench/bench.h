@@ -185,6 +185,7 @@ int wl_overwrite_alone(const struct bench_opts *o);
 int wl_group(const struct bench_opts *o);
 int wl_group_keyed(const struct bench_opts *o);
 int wl_group1(const struct bench_opts *o);
+int wl_group1_plain(const struct bench_opts *o);
 int wl_group1_keyed(const struct bench_opts *o);
 int wl_manychannels(const struct bench_opts *o);
 int wl_manychannels_tp(const struct bench_opts *o);

@@ -93,6 +93,8 @@ static const struct workload {
 	{"group-keyed", wl_group_keyed,
 	 "1 producer -> a keyed group of 2 (1,024 keys)"},
 	{"group1", wl_group1, "1 producer -> a group of 1 member"},
+	{"group1-plain", wl_group1_plain,
+	 "group1's harness with a plain subscriber: group1's baseline"},
 	{"group1-keyed", wl_group1_keyed,
 	 "1 producer -> a keyed group of 1 member"},
 	{"manychannels", wl_manychannels,

@@ -1,8 +1,9 @@
 /*
  * group: 1 producer -> a competing-consumer group of 2 members
  * (shmbus_group_join): each record must reach exactly one member; group1:
- * of one member, against `throughput`'s plain subscriber (what the group
- * protocol costs a record, on two processes). Each
+ * of one member; group1-plain: a plain subscriber in the same harness (the
+ * same producer, handler and counting), so that group1 / group1-plain is
+ * what the group protocol costs a record, on two processes. Each
  * member marks the counters it handled in a bitmap of its own in shared
  * memory (no contention between members); the parent checks afterwards
  * that every counter is marked exactly once.
@@ -23,6 +24,7 @@
 struct group_cfg {
 	bool keyed;
 	int members;
+	bool plain; /* group1-plain: a plain subscriber in the same harness */
 };
 
 struct layout {
@@ -171,9 +173,10 @@ static int child(struct run *r, int idx)
 				.wait = r->wait,
 				.flags = cfg->keyed ? SHMBUS_GROUP_KEYED : 0};
 	shmbus_sub_t *s;
-	rc = shmbus_group_join(ch, on_record, &m, &so, &s);
+	rc = cfg->plain ? shmbus_subscribe(ch, on_record, &m, &so, &s)
+			: shmbus_group_join(ch, on_record, &m, &so, &s);
 	if (rc) {
-		rc = child_fail(r, idx, "shmbus_group_join: %s: %s",
+		rc = child_fail(r, idx, "join: %s: %s",
 				shmbus_strerror(rc), shmbus_errmsg());
 		goto out;
 	}
@@ -218,10 +221,10 @@ static int check(struct run *r, char *why, size_t len)
 }
 
 static int group(const struct bench_opts *o, const char *name, bool keyed,
-		 int members)
+		 int members, bool plain)
 {
 	struct run r;
-	struct group_cfg cfg = {keyed, members};
+	struct group_cfg cfg = {keyed, members, plain};
 	uint64_t count = default_count(o, false);
 	uint64_t total = count + default_warmup(o, count);
 	if (run_init(&r, o, name, o->size ? o->size : 64, 1 + members,
@@ -279,20 +282,25 @@ static int group(const struct bench_opts *o, const char *name, bool keyed,
 
 int wl_group(const struct bench_opts *o)
 {
-	return group(o, "group", false, 2);
+	return group(o, "group", false, 2, false);
 }
 
 int wl_group_keyed(const struct bench_opts *o)
 {
-	return group(o, "group-keyed", true, 2);
+	return group(o, "group-keyed", true, 2, false);
 }
 
 int wl_group1(const struct bench_opts *o)
 {
-	return group(o, "group1", false, 1);
+	return group(o, "group1", false, 1, false);
 }
 
 int wl_group1_keyed(const struct bench_opts *o)
 {
-	return group(o, "group1-keyed", true, 1);
+	return group(o, "group1-keyed", true, 1, false);
+}
+
+int wl_group1_plain(const struct bench_opts *o)
+{
+	return group(o, "group1-plain", false, 1, true);
 }
