@@ -30,11 +30,6 @@
 #define DEFAULT_TIMEOUT_MS 2000u
 #define MAX_CHANNELS_LIMIT 65536u
 
-uint64_t shmbus_now_ns(void)
-{
-	return mono_ns();
-}
-
 uint64_t shmbus_clock_ns(const shmbus_t *bus)
 {
 	return bus_clock_now(&bus->clock);

@@ -20,4 +20,7 @@ int dlq_put(shmbus_channel_t *ch, const shmbus_record_t *r,
 	    uint32_t attempts, int32_t error, const char *text,
 	    const char *subscriber, uint32_t row, bool force);
 
+/* Remove entry id if still held; returns 1 if it was. */
+int dlq_remove(shmbus_channel_t *ch, uint64_t id);
+
 #endif /* SHMBUS_DLQ_H */
