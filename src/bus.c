@@ -315,7 +315,7 @@ void shmbus_close(shmbus_t *bus)
 	if (bus == NULL)
 		return;
 	while (bus->channels)
-		shmbus_channel_close(bus->channels);
+		bus->close_channel(bus->channels);
 	for (uint32_t i = 0; i < bus->max_participants; i++)
 		if (bit_get(bus->held_parts, i))
 			bus_participant_release(bus, i);

@@ -637,6 +637,7 @@ int shmbus_channel_open(shmbus_t *bus, const char *name,
 		goto fail;
 	ch->next = bus->channels;
 	bus->channels = ch;
+	bus->close_channel = shmbus_channel_close;
 	bus_unlock(bus);
 	*out = ch;
 	return 0;
@@ -651,8 +652,10 @@ void shmbus_channel_close(shmbus_channel_t *ch)
 {
 	if (ch == NULL)
 		return;
-	producer_close_all(ch);
-	sub_close_all(ch);
+	if (ch->close_producers)
+		ch->close_producers(ch);
+	if (ch->close_subscribers)
+		ch->close_subscribers(ch);
 	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_channel_t **pp = &ch->bus->channels; *pp;
 	     pp = &(*pp)->next) {

@@ -34,6 +34,10 @@ struct shmbus {
 	uint8_t *held_parts; /* participant bytes this handle's fd holds */
 	struct registry *registry; /* process-local handlers */
 	shmbus_channel_t *channels;
+	/* Closing a parent closes its children without naming their modules
+	 * (a layer calls only downward): each kind installs its close when
+	 * its first child opens. */
+	void (*close_channel)(shmbus_channel_t *ch);
 };
 
 struct shmbus_channel {
@@ -74,6 +78,9 @@ struct shmbus_channel {
 	_Atomic uint64_t *held_members;
 	shmbus_producer_t *producers;
 	shmbus_sub_t *subscribers;
+	/* installed by producer.c and subscriber.c (see close_channel) */
+	void (*close_producers)(shmbus_channel_t *ch);
+	void (*close_subscribers)(shmbus_channel_t *ch);
 };
 
 static inline struct slot_header *slot_at(const shmbus_channel_t *ch,
@@ -165,8 +172,6 @@ shmbus_channel_t *sub_channel(const shmbus_sub_t *s);
 int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl);
 
 /* producer.c / subscriber.c: close-all from channel close */
-void producer_close_all(shmbus_channel_t *ch);
-void sub_close_all(shmbus_channel_t *ch);
 
 /* Bitmaps of locally held lock bytes. */
 static inline bool bit_get(const uint8_t *b, uint32_t i)

@@ -33,6 +33,8 @@
 #include "journal_sync.h"
 #include "wait.h"
 
+static void producer_close_all(shmbus_channel_t *ch);
+
 struct shmbus_producer {
 	shmbus_channel_t *ch;
 	shmbus_producer_t *next; /* in ch->producers */
@@ -559,6 +561,7 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	if (rc == 0) {
 		p->next = ch->producers;
 		ch->producers = p;
+		ch->close_producers = producer_close_all;
 	}
 	bus_unlock(ch->bus);
 	if (rc) {
@@ -591,7 +594,7 @@ void shmbus_producer_close(shmbus_producer_t *p)
 	free(p);
 }
 
-void producer_close_all(shmbus_channel_t *ch)
+static void producer_close_all(shmbus_channel_t *ch)
 {
 	while (ch->producers)
 		shmbus_producer_close(ch->producers);

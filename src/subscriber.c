@@ -49,6 +49,7 @@
 static int rejoin(shmbus_sub_t *s, uint64_t from);
 static bool evicted(shmbus_sub_t *s);
 static void publish_counters(shmbus_sub_t *s);
+static void sub_close_all(shmbus_channel_t *ch);
 
 /* Store the cursor after the handlers of [.., seq) returned, and wake
  * whoever waits for it. */
@@ -849,6 +850,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	/* the bus lock also orders this process's threads */
 	s->next = ch->subscribers;
 	ch->subscribers = s;
+	ch->close_subscribers = sub_close_all;
 	return 0;
 }
 
@@ -1015,7 +1017,7 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	return 0;
 }
 
-void sub_close_all(shmbus_channel_t *ch)
+static void sub_close_all(shmbus_channel_t *ch)
 {
 	while (ch->subscribers)
 		shmbus_sub_close(ch->subscribers, 0);
