@@ -648,6 +648,32 @@ fail:
 	return rc;
 }
 
+/* Under the bus lock: the row named `name` (any state but FREE), or -1. */
+int channel_find_row(shmbus_channel_t *ch, const char *name, int *free_row)
+{
+	*free_row = -1;
+	for (uint32_t i = 0; i < ch->max_subs; i++) {
+		struct ch_subscriber *e = &ch->subs[i];
+		/* acquire: pairs with the release of the row's state */
+		uint32_t st =
+			atomic_load_explicit(&e->state, memory_order_acquire);
+		if (st == SUB_FREE) {
+			if (*free_row < 0)
+				*free_row = (int)i;
+			continue;
+		}
+		if (strncmp(e->name, name, sizeof(e->name)) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int sub_find_row(shmbus_channel_t *ch, const char *name)
+{
+	int free_row;
+	return channel_find_row(ch, name, &free_row);
+}
+
 void shmbus_channel_close(shmbus_channel_t *ch)
 {
 	if (ch == NULL)

@@ -152,6 +152,10 @@ void bus_participant_release(shmbus_t *bus, uint32_t id);
 bool bus_participant_dead(shmbus_t *bus, uint32_t id);
 
 /* subscriber.c: under the bus lock, the row named `name`, or -1 */
+/* channel.c, under the bus lock: the subscriber row named `name` (any
+ * state but FREE), or -1; channel_find_row also gives the first free row
+ * (or -1) in *free_row. */
+int channel_find_row(shmbus_channel_t *ch, const char *name, int *free_row);
 int sub_find_row(shmbus_channel_t *ch, const char *name);
 
 /* channel.c */
@@ -169,7 +173,11 @@ void poller_notify(shmbus_channel_t *ch, uint64_t mask);
 void poller_forget(shmbus_poller_t *pl, shmbus_sub_t *s);
 /* subscriber.c, for poller.c: 0, or -1 if already in another poller */
 shmbus_channel_t *sub_channel(const shmbus_sub_t *s);
-int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl);
+/* A subscriber joins poller pl (NULL: leaves it); forget is what its close
+ * calls to take it out of pl (installed by the poller: subscriber.c
+ * names nothing of poller.c). */
+int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl,
+		      void (*forget)(shmbus_poller_t *, shmbus_sub_t *));
 
 /* producer.c / subscriber.c: close-all from channel close */
 

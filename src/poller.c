@@ -40,31 +40,6 @@ struct shmbus_poller {
 	uint64_t next_due;
 };
 
-void poller_notify(shmbus_channel_t *ch, uint64_t mask)
-{
-	/* seq_cst: the caller's marker stores before the bitmap loads;
-	 * pairs with the fence in shmbus_poller_poll */
-	atomic_thread_fence(memory_order_seq_cst);
-	shmbus_t *bus = ch->bus;
-	uint64_t bit = 1ull << (ch->id & 63);
-	uint32_t word = ch->id >> 6;
-	while (mask) {
-		uint32_t i = (uint32_t)__builtin_ctzll(mask);
-		mask &= mask - 1;
-		struct sb_poller *pl = poller_row(bus, i);
-		_Atomic uint64_t *w = &pl->ready[word];
-		/* relaxed load: only saves the write; the RMW is a release
-		 * for the acquire in any_ready (the poller's wait) */
-		if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
-			atomic_fetch_or_explicit(w, bit, memory_order_seq_cst);
-		/* seq_cst: after the bit (or the fence above, if it was
-		 * set); pairs with the poller's fence between its count and
-		 * its last look at the bits (wait.h, "Sleepers") */
-		if (atomic_load_explicit(&pl->blocking, memory_order_seq_cst))
-			waiter_wake(&pl->ec);
-	}
-}
-
 int shmbus_poller_open(shmbus_t *bus, uint32_t wait, shmbus_poller_t **out)
 {
 	if (bus == NULL || out == NULL || wait > SHMBUS_WAIT_BLOCK)
@@ -145,7 +120,7 @@ int shmbus_poller_add(shmbus_poller_t *pl, shmbus_sub_t *s)
 				     "poller already has a subscriber of "
 				     "channel '%s'",
 				     ch->name);
-	if (sub_attach_poller(s, pl))
+	if (sub_attach_poller(s, pl, poller_forget))
 		return shmbus_seterr(SHMBUS_EBUSY,
 				     "subscriber is in another poller");
 	pl->subs[ch->id] = s;
@@ -255,7 +230,7 @@ void shmbus_poller_close(shmbus_poller_t *pl)
 		if (pl->subs[id]) {
 			shmbus_sub_t *s = pl->subs[id];
 			poller_forget(pl, s);
-			sub_attach_poller(s, NULL);
+			sub_attach_poller(s, NULL, NULL);
 		}
 	int locked = bus_lock(bus) == 0;
 	atomic_store_explicit(&pl->row->blocking, 0, memory_order_relaxed);

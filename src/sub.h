@@ -46,6 +46,7 @@ struct shmbus_sub {
 	uint64_t lost_base; /* the row's lost total when this handle began */
 	uint8_t *copy; /* overwrite: private copy of one payload */
 	shmbus_poller_t *poller; /* the poller it belongs to, if any */
+	void (*poller_forget)(shmbus_poller_t *, shmbus_sub_t *);
 	uint32_t n_after;	 /* dependency barrier: upstream rows */
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint64_t barrier; /* lowest upstream cursor last seen */

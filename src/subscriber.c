@@ -387,11 +387,13 @@ shmbus_channel_t *sub_channel(const shmbus_sub_t *s)
 	return s->ch;
 }
 
-int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl)
+int sub_attach_poller(shmbus_sub_t *s, shmbus_poller_t *pl,
+		      void (*forget)(shmbus_poller_t *, shmbus_sub_t *))
 {
 	if (pl && s->poller)
 		return -1;
 	s->poller = pl;
+	s->poller_forget = forget;
 	return 0;
 }
 
@@ -503,32 +505,6 @@ void shmbus_sub_get_stats(const shmbus_sub_t *s, shmbus_sub_stats_t *st)
 {
 	*st = s->stats;
 	st->cursor = s->next_seq;
-}
-
-/* Under the bus lock: the row named `name` (any state but FREE), or -1. */
-static int find_row(shmbus_channel_t *ch, const char *name, int *free_row)
-{
-	*free_row = -1;
-	for (uint32_t i = 0; i < ch->max_subs; i++) {
-		struct ch_subscriber *e = &ch->subs[i];
-		/* acquire: pairs with the release of the row's state */
-		uint32_t st =
-			atomic_load_explicit(&e->state, memory_order_acquire);
-		if (st == SUB_FREE) {
-			if (*free_row < 0)
-				*free_row = (int)i;
-			continue;
-		}
-		if (strncmp(e->name, name, sizeof(e->name)) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
-int sub_find_row(shmbus_channel_t *ch, const char *name)
-{
-	int free_row;
-	return find_row(ch, name, &free_row);
 }
 
 static int hold_row(shmbus_channel_t *ch, uint32_t i, const char *name)
@@ -752,7 +728,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	const char *kind = group ? "group" : "subscriber";
 	expire_rows(ch);
 	int free_row, rc = 0;
-	int row = find_row(ch, opts->name, &free_row);
+	int row = channel_find_row(ch, opts->name, &free_row);
 	bool fresh = row < 0;
 	if (row >= 0 && (ch->subs[row].group != 0) != group)
 		return shmbus_seterr(SHMBUS_EEXIST,
@@ -990,7 +966,7 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (s->running)
 		shmbus_sub_stop(s);
 	if (s->poller)
-		poller_forget(s->poller, s);
+		s->poller_forget(s->poller, s);
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;
@@ -1034,7 +1010,7 @@ int shmbus_unsubscribe(shmbus_channel_t *ch, const char *name)
 	if (rc)
 		return rc;
 	int free_row;
-	int row = find_row(ch, name, &free_row);
+	int row = channel_find_row(ch, name, &free_row);
 	if (row < 0) {
 		rc = shmbus_seterr(SHMBUS_ENOENT,
 				   "channel '%s' has no subscriber '%s'",
