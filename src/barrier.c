@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "private_export.h"
 
 /* Is `target` reachable from row `from` along after-edges? */
 static bool reaches(const shmbus_channel_t *ch, uint32_t from, uint32_t target,
@@ -164,3 +165,4 @@ uint64_t barrier_min(const shmbus_channel_t *ch, const uint16_t *rows,
 	}
 	return min;
 }
+SHMBUS_PRIVATE_EXPORT(barrier_min);

@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "private_export.h"
 #include "registry.h"
 #include "wait.h"
 
@@ -406,11 +407,13 @@ int bus_lock(shmbus_t *bus)
 					 bus->name);
 	return 0;
 }
+SHMBUS_PRIVATE_EXPORT(bus_lock);
 
 void bus_unlock(shmbus_t *bus)
 {
 	pthread_mutex_unlock(&bus->sb->lock);
 }
+SHMBUS_PRIVATE_EXPORT(bus_unlock);
 
 int bus_participant_take(shmbus_t *bus, uint32_t kind, uint32_t channel_id,
 			 const char *name, uint32_t *id)

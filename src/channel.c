@@ -16,8 +16,9 @@
 #include <time.h>
 
 #include "error.h"
+#include "follower.h"
 #include "internal.h"
-#include "journal_sync.h"
+#include "private_export.h"
 #include "schema.h"
 #include "wait.h"
 
@@ -673,6 +674,7 @@ int sub_find_row(shmbus_channel_t *ch, const char *name)
 	int free_row;
 	return channel_find_row(ch, name, &free_row);
 }
+SHMBUS_PRIVATE_EXPORT(sub_find_row);
 
 void shmbus_channel_close(shmbus_channel_t *ch)
 {
@@ -726,7 +728,7 @@ int shmbus_channel_get_info(shmbus_channel_t *ch, shmbus_channel_info_t *info)
 	if (info->schema_fields)
 		memcpy(info->schema_type, ch->schema->type_name,
 		       sizeof(info->schema_type) - 1);
-	info->journal_attached = journal_sync_attached(ch);
+	info->journal_attached = follower_attached(ch);
 	return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "error.h"
+#include "private_export.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ int shmbus_seterr(int code, const char *fmt, ...)
 	va_end(ap);
 	return code;
 }
+SHMBUS_PRIVATE_EXPORT(shmbus_seterr);
 
 int shmbus_seterr_sys(int code, int err, const char *fmt, ...)
 {
@@ -69,6 +71,7 @@ int shmbus_seterr_sys(int code, int err, const char *fmt, ...)
 	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", strerror(err));
 	return code;
 }
+SHMBUS_PRIVATE_EXPORT(shmbus_seterr_sys);
 
 int shmbus_adderr(int code, const char *fmt, ...)
 {

@@ -34,15 +34,15 @@
 #include "barrier.h"
 #include "error.h"
 #include "evict.h"
+#include "follower.h"
 #include "internal.h"
-#include "journal_sync.h"
 
 /* The journaler of a spill or synchronous channel: the others resume
  * from its journal, or wait for its cursor, which must therefore never
  * jump over records (an evicted row rejoins at the present). */
 static bool never_evicted(const shmbus_channel_t *ch, uint32_t row)
 {
-	return journal_sync_row(ch) == (int)row;
+	return follower_row(ch) == (int)row;
 }
 
 /* Under the bus lock. */

@@ -21,11 +21,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
-#include "internal.h"
 #include "dlq.h"
+#include "error.h"
+#include "follower.h"
+#include "internal.h"
 #include "journal_int.h"
-#include "journal_sync.h"
 #include "sub.h"
 
 #define STOP_SLICE_NS 10000000ull /* a stop request is seen within it */
@@ -166,8 +166,8 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	if (ch->flags & SHMBUS_CH_OVERWRITE) /* cannot hold: to the DLQ */
 		so.retry = (shmbus_retry_opts_t){.max_attempts = 1};
 	/* a sync or spill channel has one journaler: refused before its
-	 * name would be made (journal_sync_attach checks again, locked) */
-	int had = journal_sync_row(ch);
+	 * name would be made (follower_attach checks again, locked) */
+	int had = follower_row(ch);
 	if (had >= 0 && strncmp(ch->subs[had].name, so.name, JNAME_BYTES))
 		return shmbus_seterr(SHMBUS_EBUSY,
 				     "channel '%s' already has a journaler, "
@@ -179,7 +179,7 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
 	if (rc == 0) {
 		j->jr->sub->before_advance = flush_batch;
-		rc = journal_sync_attach(ch, j->jr->sub->index);
+		rc = follower_attach(ch, j->jr->sub->index);
 	}
 	if (rc == 0)
 		publish_journaler(j, so.name);
@@ -389,7 +389,7 @@ int shmbus_journal_stop(shmbus_journal_t *j)
  * for a bounded time (a dead producer's hole would never fill). */
 static void drain_claimed(shmbus_sub_t *sub, shmbus_channel_t *ch)
 {
-	uint64_t until = shmbus_now_ns() + JOURNAL_LEAVE_DRAIN_NS;
+	uint64_t until = shmbus_now_ns() + FOLLOWER_LEAVE_DRAIN_NS;
 	for (;;) {
 		/* acquire: the claims made before our detach was seen */
 		uint64_t claim = atomic_load_explicit(&ch->hdr->claim,
@@ -413,7 +413,7 @@ void journaler_close(shmbus_journal_t *j)
 		shmbus_channel_t *ch = jr->sub->ch;
 		/* producers of a sync channel stop claiming first: what they
 		 * committed before is drained into the journal below */
-		journal_sync_detach(ch, jr->sub->index);
+		follower_detach(ch, jr->sub->index);
 		if ((ch->flags & SHMBUS_CH_JOURNAL_SYNC) &&
 		    ch->stall_policy != SHMBUS_STALL_SPILL)
 			drain_claimed(jr->sub, ch);

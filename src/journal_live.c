@@ -39,6 +39,7 @@
 #define LIVE_IDLE_NS 100000ull /* a wait at the journal's end: 100 us */
 
 struct journal_live {
+	struct sub_source src; /* installed in the subscriber (sub.h) */
 	shmbus_journal_t *j; /* our own read-only handle */
 	shmbus_journal_iter_t *it;
 	uint64_t switch_at; /* X */
@@ -175,11 +176,15 @@ static void live_release(struct journal_live *lv)
 	free(lv);
 }
 
+static void live_release_source(struct sub_source *src)
+{
+	live_release((struct journal_live *)src);
+}
+
 /* Drop the journal part: the ordinary poll takes over at X. */
 static void go_live(shmbus_sub_t *s)
 {
-	live_release(s->live);
-	s->live = NULL;
+	sub_source_set(s, NULL);
 }
 
 /* Hand the record in lv->e to the handler; false: held. */
@@ -249,9 +254,9 @@ static bool upstream_behind(shmbus_sub_t *s, uint64_t seq)
 			 seq) <= 0;
 }
 
-int live_poll(shmbus_sub_t *s, uint32_t max)
+static int live_poll(shmbus_sub_t *s, uint32_t max)
 {
-	struct journal_live *lv = s->live;
+	struct journal_live *lv = (struct journal_live *)s->source;
 	int done = retry_poll(s, max);
 	while ((uint32_t)done < max) {
 		if (lv->held && shmbus_now_ns() < lv->due)
@@ -279,9 +284,9 @@ int live_poll(shmbus_sub_t *s, uint32_t max)
 	return done;
 }
 
-int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
+static int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
-	struct journal_live *lv = s->live;
+	struct journal_live *lv = (struct journal_live *)s->source;
 	uint64_t now = shmbus_now_ns();
 	uint64_t until = timeout_ns ? now + timeout_ns : UINT64_MAX;
 	for (;;) {
@@ -311,12 +316,6 @@ int live_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 			return SHMBUS_EINTR; /* a signal handler ran */
 		now = shmbus_now_ns();
 	}
-}
-
-void live_free(shmbus_sub_t *s)
-{
-	if (s->live)
-		go_live(s);
 }
 
 /* Open our handle and iterator, and find the journaler's row. */
@@ -360,13 +359,15 @@ static void live_attach(shmbus_sub_t *s, struct journal_live *lv,
 		return;
 	}
 	jiter_count_skips_below(lv->it, lv->switch_at);
+	lv->src = (struct sub_source){live_poll, live_wait,
+				      live_release_source};
 	/* what retention removed after `from` is missed, and said so */
 	if (!(q->flags & SHMBUS_JOURNAL_BY_TIME) && q->from_seq &&
 	    q->from_seq < first)
 		s->stats.missed +=
 			(first < lv->switch_at ? first : lv->switch_at) -
 			q->from_seq;
-	s->live = lv;
+	sub_source_set(s, &lv->src);
 }
 
 int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
@@ -417,8 +418,7 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 	}
 	/* a name evicted while away may have set up a spill from its
 	 * cursor: ours starts at or before it and covers it */
-	live_release(s->live);
-	s->live = NULL;
+	sub_source_set(s, NULL);
 	/* ... or (evict policy) counted [its cursor, X) as missed: what the
 	 * journal part delivers of that is not */
 	if (s->away_from != UINT64_MAX && !(q.flags & SHMBUS_JOURNAL_BY_TIME)) {
@@ -433,7 +433,9 @@ int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 	return 0;
 }
 
-int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from)
+/* Read [from, next_seq) from the journal in dir before the ring: the
+ * spill opener (sub.h) that this library registers when it is loaded. */
+static int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from)
 {
 	struct journal_live *lv = calloc(1, sizeof(*lv));
 	if (lv == NULL)
@@ -445,13 +447,13 @@ int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from)
 		live_release(lv);
 		return rc;
 	}
-	live_release(s->live); /* an unfinished one: the new one covers it */
-	s->live = NULL;
+	/* an unfinished one: the new one covers it */
+	sub_source_set(s, NULL);
 	live_attach(s, lv, &q, first);
 	return 0;
 }
 
-int shmbus_sub_replaying(const shmbus_sub_t *s)
+__attribute__((constructor)) static void live_register_spill(void)
 {
-	return s && s->live ? 1 : 0;
+	sub_spill_register(live_spill);
 }

@@ -549,7 +549,7 @@ struct ch_header {
 	 * SHMBUS_CH_JOURNAL_SYNC or SHMBUS_STALL_SPILL channel, 0 while
 	 * none is attached */
 	alignas(SHMBUS_CACHELINE) _Atomic uint32_t sub_hwm;
-	_Atomic uint32_t journal_row;
+	_Atomic uint32_t follower_row;
 	_Atomic uint64_t tombstones;
 	uint8_t reserved4[SHMBUS_CACHELINE - 16];
 };

@@ -21,7 +21,6 @@
 
 #include "error.h"
 #include "internal.h"
-#include "shmbus/journal.h"
 #include "retry.h"
 #include "wait.h"
 

@@ -29,8 +29,8 @@
 #include "copy.h"
 #include "error.h"
 #include "failpoint.h"
+#include "follower.h"
 #include "internal.h"
-#include "journal_sync.h"
 #include "wait.h"
 
 static void producer_close_all(shmbus_channel_t *ch);
@@ -288,7 +288,7 @@ static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
 			      shmbus_claim_t *c, bool try_only)
 {
 	if (__builtin_expect(p->journal_sync, 0)) {
-		int rc = journal_sync_check(p->ch, &p->journal_row,
+		int rc = follower_check(p->ch, &p->journal_row,
 					    &p->journal_gen);
 		if (rc)
 			return rc;
@@ -373,7 +373,7 @@ static inline int committed(shmbus_producer_t *p, uint64_t end, uint32_t n)
 	if (pollers)
 		poller_notify(p->ch, pollers);
 	if (__builtin_expect(p->journal_sync, 0))
-		return journal_sync_wait(p->ch, p->journal_row, p->journal_gen,
+		return follower_wait(p->ch, p->journal_row, p->journal_gen,
 					 p->wait, end, p->journal_timeout_ns);
 	return 0;
 }

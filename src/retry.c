@@ -30,6 +30,7 @@
 #include "dlq.h"
 #include "error.h"
 #include "failpoint.h"
+#include "private_export.h"
 #include "sub.h"
 
 #define DEFAULT_MAX_ATTEMPTS 5u
@@ -278,6 +279,7 @@ int retry_poll(shmbus_sub_t *s, uint32_t max)
 	}
 	return (int)done;
 }
+SHMBUS_PRIVATE_EXPORT(retry_poll);
 
 uint64_t retry_next_due(const shmbus_sub_t *s)
 {
@@ -401,3 +403,4 @@ int retry_failed(shmbus_sub_t *s, const shmbus_record_t *r, int rc)
 		return RETRY_CONSUMED;
 	return hold(s, r, a - 1, now + rp->cap_ns);
 }
+SHMBUS_PRIVATE_EXPORT(retry_failed);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "private_export.h"
 #include "shmbus/shmbus.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -271,6 +272,7 @@ int shm_lock_byte(int fd, off_t byte)
 		return SHMBUS_EBUSY;
 	return shmbus_seterr_sys(SHMBUS_ESYS, errno, "F_OFD_SETLK");
 }
+SHMBUS_PRIVATE_EXPORT(shm_lock_byte);
 
 void shm_unlock_byte(int fd, off_t byte)
 {
@@ -285,6 +287,7 @@ int shm_byte_held(int fd, off_t byte)
 		return 1; /* cannot tell: assume alive, never steal */
 	return fl.l_type != F_UNLCK;
 }
+SHMBUS_PRIVATE_EXPORT(shm_byte_held);
 
 int shm_mutex_init(pthread_mutex_t *m)
 {

@@ -51,10 +51,9 @@ struct shmbus_sub {
 	uint16_t after[SHMBUS_MAX_AFTER];
 	uint64_t barrier; /* lowest upstream cursor last seen */
 	struct group_member gm; /* competing-group member state */
-	/* shmbus_journal_subscribe, or a spill after an eviction: the
-	 * journal part, before the ring; NULL once it switched
-	 * (journal_live.c) */
-	struct journal_live *live;
+	/* records read before the ring (a journal's replay-then-live, or
+	 * a spill after an eviction); NULL once it switched to the ring */
+	struct sub_source *source;
 	char *spill_dir;    /* SHMBUS_STALL_SPILL: the channel's journal */
 	uint64_t away_from; /* evicted while away: its cursor then */
 	pthread_t thread; /* shmbus_sub_start */
@@ -62,12 +61,32 @@ struct shmbus_sub {
 	atomic_bool stop;
 };
 
-/* journal_live.c: the journal part of a subscriber that started in it */
-int live_poll(shmbus_sub_t *s, uint32_t max);
-/* Read [from, next_seq) from the journal in dir before the ring. */
-int live_spill(shmbus_sub_t *s, const char *dir, uint64_t from);
-int live_wait(shmbus_sub_t *s, uint64_t timeout_ns);
-void live_free(shmbus_sub_t *s);
+/*
+ * A source of records that a subscriber reads before the ring: the
+ * records below its cursor, in sequence order, through its handler. A
+ * module above the core installs one (the journal's replay-then-live,
+ * journal_live.c); the core knows it by these calls only. poll and wait
+ * are shmbus_poll's and shmbus_sub_wait's while it is installed; the
+ * source uninstalls itself (sub_source_set(s, NULL)) when it is over.
+ */
+struct sub_source {
+	int (*poll)(shmbus_sub_t *s, uint32_t max);
+	int (*wait)(shmbus_sub_t *s, uint64_t timeout_ns);
+	void (*release)(struct sub_source *src);
+};
+/* Install src (NULL: none), releasing the one installed before. */
+void sub_source_set(shmbus_sub_t *s, struct sub_source *src);
+
+/*
+ * A spill channel's subscriber rejoining after an eviction reads what it
+ * skipped, [from, s->next_seq), from the channel's journal in dir: the
+ * opener installs a source for it (0) or says why not. The journal
+ * library registers its opener when it is loaded; a process without it
+ * cannot subscribe to a spill channel (said at subscribe).
+ */
+typedef int (*sub_spill_open_fn)(shmbus_sub_t *s, const char *dir,
+				 uint64_t from);
+void sub_spill_register(sub_spill_open_fn open);
 
 /* The fields of a handed-over record that are the same for every record
  * of a poll: set once (the read loop keeps one record and refills the

@@ -32,14 +32,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "copy.h"
 #include "error.h"
-#include "failpoint.h"
-#include "barrier.h"
 #include "evict.h"
+#include "failpoint.h"
+#include "follower.h"
 #include "group.h"
 #include "internal.h"
-#include "journal_sync.h"
+#include "private_export.h"
 #include "registry.h"
 #include "sub.h"
 #include "wait.h"
@@ -328,7 +329,7 @@ int shmbus_poll(shmbus_sub_t *s, uint32_t max)
 		}
 	}
 	int n = s->gm.grp		    ? group_poll(s, max)
-		: __builtin_expect(s->live != NULL, 0) ? live_poll(s, max)
+		: __builtin_expect(s->source != NULL, 0) ? s->source->poll(s, max)
 		: s->overwrite			    ? poll_copy(s, max)
 						    : poll_inplace(s, max);
 	if (s->registry)
@@ -375,8 +376,8 @@ int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns)
 {
 	if (s == NULL)
 		return SHMBUS_EINVAL;
-	if (s->live)
-		return live_wait(s, timeout_ns);
+	if (s->source)
+		return s->source->wait(s, timeout_ns);
 	return wait_until_due(s->wait, &s->hdr->data_ec, &s->hdr->data_sleepers,
 			      timeout_ns,
 			      retry_next_due(s), available, s);
@@ -599,7 +600,7 @@ static uint64_t enter_row(shmbus_channel_t *ch, uint32_t i)
 static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 {
 	struct ch_subscriber *e = &ch->subs[i];
-	/* release: pairs with the acquire in journal_sync_check; the row's
+	/* release: pairs with the acquire in follower_check; the row's
 	 * cursor stores below (enter_row) publish it to cursor readers */
 	atomic_store_explicit(&e->gen,
 			      atomic_load_explicit(&e->gen,
@@ -625,6 +626,43 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 	return enter_row(ch, i);
 }
 
+/* The journal library's spill opener (sub.h), once it is loaded. */
+static _Atomic(sub_spill_open_fn) spill_opener;
+
+void sub_spill_register(sub_spill_open_fn open)
+{
+	/* release: pairs with the acquire in spill_open */
+	atomic_store_explicit(&spill_opener, open, memory_order_release);
+}
+SHMBUS_PRIVATE_EXPORT(sub_spill_register);
+
+static int spill_open(shmbus_sub_t *s, const char *dir, uint64_t from)
+{
+	/* acquire: pairs with the release in sub_spill_register */
+	sub_spill_open_fn open =
+		atomic_load_explicit(&spill_opener, memory_order_acquire);
+	if (open == NULL) /* refused at subscribe; unloaded since? */
+		return shmbus_seterr(SHMBUS_ENOTSUP,
+				     "channel '%s' spills to its journal, and "
+				     "the journal library is not loaded",
+				     s->ch->name);
+	return open(s, dir, from);
+}
+
+void sub_source_set(shmbus_sub_t *s, struct sub_source *src)
+{
+	struct sub_source *old = s->source;
+	s->source = src;
+	if (old && old != src)
+		old->release(old);
+}
+SHMBUS_PRIVATE_EXPORT(sub_source_set);
+
+int shmbus_sub_replaying(const shmbus_sub_t *s)
+{
+	return s && s->source ? 1 : 0;
+}
+
 /* Rejoined at next_seq, having read up to `from`: on a spill channel what
  * it skipped comes from the journal (0); otherwise, or if the journal
  * cannot be read (said in shmbus_errmsg), it is counted as missed and
@@ -632,7 +670,7 @@ static uint64_t join_row(shmbus_channel_t *ch, uint32_t i, const char *name)
 static int skipped(shmbus_sub_t *s, uint64_t from)
 {
 	if (s->spill_dir && from != s->next_seq &&
-	    live_spill(s, s->spill_dir, from) == 0)
+	    spill_open(s, s->spill_dir, from) == 0)
 		return 0;
 	s->stats.missed += s->next_seq - from;
 	return SHMBUS_ELAPPED;
@@ -712,7 +750,7 @@ static void unjoin_row(shmbus_channel_t *ch, uint32_t row)
 {
 	struct ch_subscriber *e = &ch->subs[row];
 	retry_evacuate(ch, row, "subscriber removed");
-	journal_sync_forget(ch, row); /* a journaler's name removed */
+	follower_forget(ch, row); /* a journaler's name removed */
 	/* release: producers stop gating on it from their next scan */
 	atomic_store_explicit(&e->state, SUB_FREE, memory_order_release);
 	memset(e->name, 0, sizeof(e->name));
@@ -886,6 +924,16 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 				     "where this subscriber reads what it skips "
 				     "if it is evicted",
 				     ch->name);
+	/* acquire: pairs with the release in sub_spill_register */
+	if (spill && atomic_load_explicit(&spill_opener,
+					  memory_order_acquire) == NULL)
+		return shmbus_seterr(SHMBUS_ENOTSUP,
+				     "channel '%s' spills to its journal, and "
+				     "this process has not loaded the journal "
+				     "library: link libshmbus_journal "
+				     "(pkg-config shmbus-journal, CMake "
+				     "shmbus::journal)",
+				     ch->name);
 	shmbus_sub_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return shmbus_seterr(SHMBUS_ENOMEM, "subscriber handle");
@@ -970,7 +1018,7 @@ int shmbus_sub_close(shmbus_sub_t *s, int drain)
 	if (drain)
 		while (shmbus_poll(s, UINT32_MAX) > 0)
 			;
-	live_free(s);
+	sub_source_set(s, NULL);
 	int locked = bus_lock(ch->bus) == 0;
 	for (shmbus_sub_t **pp = &ch->subscribers; *pp; pp = &(*pp)->next)
 		if (*pp == s) {

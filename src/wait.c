@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "private_export.h"
 #include "shmbus/shmbus.h"
 
 static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
@@ -308,6 +309,7 @@ int wait_until(uint32_t strategy, struct ck_ec32 *ec,
 	return wait_loop(strategy, ec, sleepers, timeout_ns, false, ready,
 			 arg);
 }
+SHMBUS_PRIVATE_EXPORT(wait_until);
 
 void waiter_wake(struct ck_ec32 *ec)
 {

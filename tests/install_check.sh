@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
 # An installed shmbus builds a program outside the tree, both through
 # pkg-config and through find_package(shmbus), and the program runs; the
-# same for the bridge library (shmbus-bridge.pc, find_package(shmbus
-# COMPONENTS bridge) and shmbus::bridge) when it is built.
+# same for the journal (shmbus-journal.pc, find_package(shmbus COMPONENTS
+# journal) and shmbus::journal), a library of its own that the bus does
+# not link, and for the bridge library (shmbus-bridge.pc,
+# find_package(shmbus COMPONENTS bridge) and shmbus::bridge) when it is
+# built.
 set -euo pipefail
 build=$1 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+# cmake_app NAME FIND_ARGS TARGET [ARG...]: a CMake project in $work/NAME
+# builds $work/NAME.c against the installed package (find_package(shmbus
+# FIND_ARGS), linking TARGET), and the program runs with ARGs
+cmake_app() {
+  local name=$1 find=$2 target=$3
+  shift 3
+  mkdir "$work/$name"
+  cat > "$work/$name/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.18)
+project($name C)
+find_package(shmbus $find)
+add_executable($name $work/$name.c)
+target_link_libraries($name $target)
+CM
+  cmake -S "$work/$name" -B "$work/$name/b" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+  cmake --build "$work/$name/b" >/dev/null
+  "$work/$name/b/$name" "$@"
+}
 cat > "$work/app.c" <<'C'
 #include <shmbus/shmbus.h>
 #include <stdio.h>
@@ -38,17 +59,38 @@ pkg-config --static --libs shmbus | grep -qw -- -lck ||
 cc "$work/app.c" $(pkg-config --cflags --libs shmbus) \
    -Wl,-rpath,"$(pkg-config --variable=libdir shmbus)" -o "$work/app_pc"
 "$work/app_pc"
-mkdir "$work/cm"
-cat > "$work/cm/CMakeLists.txt" <<CM
-cmake_minimum_required(VERSION 3.18)
-project(app C)
-find_package(shmbus REQUIRED)
-add_executable(app $work/app.c)
-target_link_libraries(app shmbus::shmbus)
-CM
-cmake -S "$work/cm" -B "$work/cm/b" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/cm/b" >/dev/null
-"$work/cm/b/app"
+cmake_app app REQUIRED shmbus::shmbus
+
+# the journal: its own library; the bus's links no ISA-L
+lib=$(pkg-config --variable=libdir shmbus)
+if readelf -d "$lib/libshmbus.so" | grep NEEDED | grep -q isal; then
+  echo "libshmbus.so links ISA-L: the journal belongs in libshmbus_journal"
+  exit 1
+fi
+readelf -d "$lib/libshmbus_journal.so" | grep NEEDED | grep -q libshmbus.so ||
+  { echo "libshmbus_journal.so does not name libshmbus.so"; exit 1; }
+cat > "$work/japp.c" <<'C'
+#include <shmbus/journal.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv)
+{
+	(void)argc;
+	shmbus_journal_t *j;
+	int rc = shmbus_journal_open(argv[1], NULL, &j);
+	if (rc == 0) {
+		rc = shmbus_journal_append(j, 1, 0, 0, 7, "hello", 5);
+		shmbus_journal_close(j);
+	}
+	printf("%s\n", rc ? shmbus_errmsg() : "journal ok");
+	return rc != 0;
+}
+C
+pkg-config --exists shmbus-journal || { echo "no shmbus-journal.pc"; exit 1; }
+cc "$work/japp.c" $(pkg-config --cflags --libs shmbus-journal) \
+   -Wl,-rpath,"$lib" -o "$work/japp_pc"
+"$work/japp_pc" "$work/j1"
+cmake_app japp "REQUIRED COMPONENTS journal" shmbus::journal "$work/j2"
 
 # the bridge library, when built: its .pc and its CMake component
 [[ -e $build/src/bridge/libshmbus_bridge.so ]] || { echo "1 passed, 0 failed"; exit 0; }
@@ -74,20 +116,10 @@ cc "$work/bapp.c" $(pkg-config --cflags --libs shmbus-bridge) \
 # through the loader's path, not the program's RUNPATH
 export LD_LIBRARY_PATH=$(pkg-config --variable=libdir shmbus)
 "$work/bapp_pc"
-mkdir "$work/cmb"
-cat > "$work/cmb/CMakeLists.txt" <<CM
-cmake_minimum_required(VERSION 3.18)
-project(bapp C)
-find_package(shmbus REQUIRED COMPONENTS bridge)
-add_executable(bapp $work/bapp.c)
-target_link_libraries(bapp shmbus::bridge)
-CM
-cmake -S "$work/cmb" -B "$work/cmb/b" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/cmb/b" >/dev/null
-"$work/cmb/b/bapp"
+cmake_app bapp "REQUIRED COMPONENTS bridge" shmbus::bridge
 # a component that does not exist is refused, by name
 mkdir "$work/cmx"
-sed 's/COMPONENTS bridge/COMPONENTS nosuch/' "$work/cmb/CMakeLists.txt" > "$work/cmx/CMakeLists.txt"
+sed 's/COMPONENTS bridge/COMPONENTS nosuch/' "$work/bapp/CMakeLists.txt" > "$work/cmx/CMakeLists.txt"
 if cmake -S "$work/cmx" -B "$work/cmx/b" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmx.log" 2>&1; then
   echo "find_package(shmbus COMPONENTS nosuch) succeeded"; exit 1
 fi

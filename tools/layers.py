@@ -8,8 +8,9 @@ file: calls that go round in a circle, which a layered design has none of.
 Static inline code in headers is not seen (it is compiled into its caller);
 that is the one blind spot, and why the check is on calls, not includes.
 
-usage: tools/layers.py OBJDIR [--dot] [--allow N]
-  OBJDIR   e.g. build/CMakeFiles/shmbus.dir/src
+usage: tools/layers.py OBJDIR... [--dot] [--allow N]
+  OBJDIR   e.g. build/CMakeFiles/shmbus.dir/src (several: one graph; a
+           file is named by its directory's last two parts and its name)
   --dot    print the graph as Graphviz instead
   --allow  exit 0 while the largest cycle has at most N files (default 0)
 """
@@ -81,16 +82,23 @@ def main(argv):
     if len(argv) < 2 or argv[1] in ('-h', '--help'):
         print(__doc__.strip())
         return 0 if len(argv) >= 2 else 2
-    d, dot, allow = argv[1], '--dot' in argv, 0
-    if '--allow' in argv:
-        allow = int(argv[argv.index('--allow') + 1])
+    dot, allow, dirs = '--dot' in argv, 0, []
+    args = iter(argv[1:])
+    for a in args:
+        if a == '--allow':
+            allow = int(next(args))
+        elif a != '--dot':
+            dirs.append(a)
     files = {}
-    for o in objects(d):
-        name = os.path.relpath(o, d)[:-2]  # foo.c.o -> foo.c
-        files[name] = symbols(o)
-    if not files:
-        print(f'layers.py: no object files under {d}', file=sys.stderr)
-        return 2
+    for d in dirs:
+        for o in objects(d):
+            name = os.path.relpath(o, d)[:-2]  # foo.c.o -> foo.c
+            if len(dirs) > 1:  # shmbus_journal.dir/src/journal.c
+                name = os.path.join(*d.rstrip('/').split('/')[-2:], name)
+            files[name] = symbols(o)
+        if not files:
+            print(f'layers.py: no object files under {d}', file=sys.stderr)
+            return 2
     owner = {}
     for f, (defined, _) in files.items():
         for s in defined:

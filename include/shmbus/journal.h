@@ -10,6 +10,9 @@
  * sealed segments and scans only the unsealed tail. docs/journal.md has the
  * format, the recovery rules and the guarantees.
  *
+ * Link libshmbus_journal (pkg-config shmbus-journal; CMake shmbus::journal),
+ * a library of its own above libshmbus, of the same version.
+ *
  * Concurrency contract:
  *   - One writer per journal directory at a time, across processes: a
  *     second writer gets SHMBUS_EBUSY (a kernel-held lock on the control
@@ -532,10 +535,7 @@ SHMBUS_API int shmbus_journal_subscribe(shmbus_channel_t *ch, const char *dir,
 					shmbus_handler_fn fn, void *ctx,
 					const shmbus_sub_opts_t *opts,
 					shmbus_sub_t **out);
-/* 1 while s still reads the journal part, 0 once it reads the ring (from
- * the thread that polls s, or after shmbus_sub_stop: the poll changes
- * it). */
-SHMBUS_API int shmbus_sub_replaying(const shmbus_sub_t *s);
+/* shmbus_sub_replaying (shmbus.h) says when s reads the ring. */
 
 #ifdef __cplusplus
 }

@@ -614,6 +614,11 @@ SHMBUS_API int shmbus_poll(shmbus_sub_t *s, uint32_t max);
  * handler still pending when the wait returns runs before it returns.
  */
 SHMBUS_API int shmbus_sub_wait(shmbus_sub_t *s, uint64_t timeout_ns);
+/* 1 while s still reads records from before the ring (the journal part of
+ * shmbus_journal_subscribe, or a spill after an eviction), 0 once it reads
+ * the ring (from the thread that polls s, or after shmbus_sub_stop: the
+ * poll changes it). */
+SHMBUS_API int shmbus_sub_replaying(const shmbus_sub_t *s);
 
 /*
  * An optional dispatcher thread: polls and waits on a thread the library

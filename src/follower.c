@@ -1,6 +1,11 @@
 /*
- * The synchronous journal (SHMBUS_CH_JOURNAL_SYNC): a producer's commit
- * returns once the channel's journaler has appended its records.
+ * The channel's follower: one subscriber row that the core pins for a
+ * module above it (today the journaler, journal_attach.c, which registers
+ * here; the core names no journal code). Synchronous commits
+ * (SHMBUS_CH_JOURNAL_SYNC) wait for its cursor, and eviction spares it.
+ *
+ * Use: the synchronous journal, whose producer's commit returns once the
+ * channel's journaler has appended its records.
  *
  * Rather than producers appending to the journal themselves (which would
  * need a cross-process lock around every append, and a takeover protocol
@@ -13,7 +18,7 @@
  * that waits with the block strategy is already registered as a space
  * sleeper, and the journaler's cursor store wakes space sleepers.
  *
- * The channel header names the journaler's row (journal_row = row + 1),
+ * The channel header names the journaler's row (follower_row = row + 1),
  * set by shmbus_journal_attach and cleared by a clean close (not on a
  * spill channel) or when the name is unsubscribed, always under the bus
  * lock; a journaler killed leaves it set, and commits wait for its return
@@ -21,34 +26,36 @@
  */
 #define _GNU_SOURCE
 #include "error.h"
+#include "follower.h"
 #include "internal.h"
-#include "journal_sync.h"
+#include "private_export.h"
 #include "wait.h"
 
-int journal_sync_row(const shmbus_channel_t *ch)
+int follower_row(const shmbus_channel_t *ch)
 {
-	/* acquire: pairs with the release in journal_sync_attach; the row's
+	/* acquire: pairs with the release in follower_attach; the row's
 	 * cursor is then the journaler's */
-	uint32_t r = atomic_load_explicit(&ch->hdr->journal_row,
+	uint32_t r = atomic_load_explicit(&ch->hdr->follower_row,
 					  memory_order_acquire);
 	return r == 0 || r > ch->max_subs ? -1 : (int)(r - 1);
 }
+SHMBUS_PRIVATE_EXPORT(follower_row);
 
-bool journal_sync_attached(const shmbus_channel_t *ch)
+bool follower_attached(const shmbus_channel_t *ch)
 {
-	return journal_sync_row(ch) >= 0;
+	return follower_row(ch) >= 0;
 }
 
-int journal_sync_check(const shmbus_channel_t *ch, int *row, uint32_t *gen)
+int follower_check(const shmbus_channel_t *ch, int *row, uint32_t *gen)
 {
-	while ((*row = journal_sync_row(ch)) >= 0) {
+	while ((*row = follower_row(ch)) >= 0) {
 		/* acquire: pairs with the release of a new name's gen
-		 * (join_row); if it is a later name's, the journal_row
+		 * (join_row); if it is a later name's, the follower_row
 		 * cleared before that name joined is seen below */
 		*gen = atomic_load_explicit(&ch->subs[*row].gen,
 					    memory_order_acquire);
 		/* the same journaler still: (row, gen) name it */
-		if (journal_sync_row(ch) == *row)
+		if (follower_row(ch) == *row)
 			return 0;
 	}
 	return shmbus_seterr(SHMBUS_ENOENT,
@@ -68,10 +75,10 @@ struct journaled {
 };
 
 /* A journaler that leaves cleanly journals what was claimed before it
- * left, for up to JOURNAL_LEAVE_DRAIN_NS (journal_attach.c); a commit
+ * left, for up to FOLLOWER_LEAVE_DRAIN_NS (journal_attach.c); a commit
  * still unconfirmed this long after it saw the journaler leave will not
  * be journaled until one attaches again. */
-#define LEFT_GIVE_UP_NS (2 * JOURNAL_LEAVE_DRAIN_NS)
+#define LEFT_GIVE_UP_NS (2 * FOLLOWER_LEAVE_DRAIN_NS)
 
 /* Has the claim's journaler passed end? (Another journaler attached
  * since joined at the present: its cursor says nothing of our records.
@@ -94,7 +101,7 @@ static bool journaled_ready(void *arg)
 	/* acquire: pairs with the release that frees a row */
 	w->gone = atomic_load_explicit(&e->state, memory_order_acquire) ==
 		  SUB_FREE;
-	if (!w->gone && journal_sync_row(w->ch) != (int)w->row) {
+	if (!w->gone && follower_row(w->ch) != (int)w->row) {
 		uint64_t now = shmbus_now_ns();
 		if (w->left_ns == 0)
 			w->left_ns = now;
@@ -103,7 +110,7 @@ static bool journaled_ready(void *arg)
 	return w->gone;
 }
 
-int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
+int follower_wait(shmbus_channel_t *ch, int row, uint32_t gen,
 		      uint32_t strategy, uint64_t end, uint64_t timeout_ns)
 {
 	struct journaled w = {ch, end, (uint32_t)row, gen, false, 0};
@@ -122,7 +129,7 @@ int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
 			     w.gone ? "(its journaler left)" : "in time");
 }
 
-int journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
+int follower_attach(shmbus_channel_t *ch, uint32_t row)
 {
 	/* spill channels too: their journaler is never evicted (evict.c) */
 	if (!(ch->flags & SHMBUS_CH_JOURNAL_SYNC) &&
@@ -131,7 +138,7 @@ int journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 	int rc = bus_lock(ch->bus);
 	if (rc)
 		return rc;
-	int had = journal_sync_row(ch);
+	int had = follower_row(ch);
 	if (had >= 0 && had != (int)row)
 		rc = shmbus_seterr(SHMBUS_EBUSY,
 				   "channel '%s' already has a journaler, "
@@ -142,13 +149,14 @@ int journal_sync_attach(shmbus_channel_t *ch, uint32_t row)
 	else
 		/* release: the row is ours before producers wait on its
 		 * cursor */
-		atomic_store_explicit(&ch->hdr->journal_row, row + 1,
+		atomic_store_explicit(&ch->hdr->follower_row, row + 1,
 				      memory_order_release);
 	bus_unlock(ch->bus);
 	return rc;
 }
+SHMBUS_PRIVATE_EXPORT(follower_attach);
 
-void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
+void follower_detach(shmbus_channel_t *ch, uint32_t row)
 {
 	/* a spill channel's journaler stays immune to eviction while away:
 	 * evicted, it would leave a gap that resuming readers cannot fill */
@@ -156,20 +164,21 @@ void journal_sync_detach(shmbus_channel_t *ch, uint32_t row)
 		return;
 	if (bus_lock(ch->bus))
 		return;
-	journal_sync_forget(ch, row);
+	follower_forget(ch, row);
 	bus_unlock(ch->bus);
 	/* claims from here are refused; one that passed the check just
 	 * before is journaled by the leaving journaler's bounded drain, or
 	 * its commit gives up (LEFT_GIVE_UP_NS) */
 }
+SHMBUS_PRIVATE_EXPORT(follower_detach);
 
-void journal_sync_forget(shmbus_channel_t *ch, uint32_t row)
+void follower_forget(shmbus_channel_t *ch, uint32_t row)
 {
 	uint32_t mine = row + 1;
-	/* relaxed: under the bus lock, as every change of journal_row;
+	/* relaxed: under the bus lock, as every change of follower_row;
 	 * producers read it with acquire, but nothing is published with
 	 * the 0: it only stops new claims */
-	atomic_compare_exchange_strong_explicit(&ch->hdr->journal_row, &mine,
+	atomic_compare_exchange_strong_explicit(&ch->hdr->follower_row, &mine,
 						0, memory_order_relaxed,
 						memory_order_relaxed);
 }

@@ -1,6 +1,7 @@
-/* The synchronous journal: commits wait for the journaler (journal_sync.c). */
-#ifndef SHMBUS_JOURNAL_SYNC_H
-#define SHMBUS_JOURNAL_SYNC_H
+/* The channel's follower row: synchronous commits wait for it, eviction
+ * spares it; the journaler registers as one (follower.c). */
+#ifndef SHMBUS_FOLLOWER_H
+#define SHMBUS_FOLLOWER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -9,26 +10,26 @@
 
 /* How long a journaler that leaves a sync channel cleanly goes on
  * journaling what producers claimed before it left. */
-#define JOURNAL_LEAVE_DRAIN_NS 1000000000ull
+#define FOLLOWER_LEAVE_DRAIN_NS 1000000000ull
 
 /* The journaler's row of a sync or spill channel, or -1. */
-int journal_sync_row(const shmbus_channel_t *ch);
+int follower_row(const shmbus_channel_t *ch);
 /* Is a journaler attached (SHMBUS_CH_JOURNAL_SYNC channels)? */
-bool journal_sync_attached(const shmbus_channel_t *ch);
+bool follower_attached(const shmbus_channel_t *ch);
 /* Before a claim: 0 and the journaler's row and the row's generation if
  * one is attached, else SHMBUS_ENOENT. */
-int journal_sync_check(const shmbus_channel_t *ch, int *row, uint32_t *gen);
+int follower_check(const shmbus_channel_t *ch, int *row, uint32_t *gen);
 /* After a commit: wait until the journaler (row and gen: as the claim saw
  * it; it may leave meanwhile, draining what was committed) has passed end
  * (exclusive); 0, or SHMBUS_ETIMEDOUT (timeout_ns 0: forever). A row
  * another name took since confirms nothing. */
-int journal_sync_wait(shmbus_channel_t *ch, int row, uint32_t gen,
+int follower_wait(shmbus_channel_t *ch, int row, uint32_t gen,
 		      uint32_t strategy, uint64_t end, uint64_t timeout_ns);
 /* The journaler in row `row` attaches to a sync or spill channel (0, or
  * SHMBUS_EBUSY: it has another one), or leaves it; a freed row is
  * forgotten (under the bus lock). */
-int journal_sync_attach(shmbus_channel_t *ch, uint32_t row);
-void journal_sync_detach(shmbus_channel_t *ch, uint32_t row);
-void journal_sync_forget(shmbus_channel_t *ch, uint32_t row);
+int follower_attach(shmbus_channel_t *ch, uint32_t row);
+void follower_detach(shmbus_channel_t *ch, uint32_t row);
+void follower_forget(shmbus_channel_t *ch, uint32_t row);
 
 #endif
