@@ -223,7 +223,12 @@ static void publish(shmbus_watchdog_t *w, const shmbus_watchdog_stats_t *was,
 {
 	struct sb_watchdog_counters *c = &w->bus->sb->wd;
 	/* relaxed: statistics; one watchdog at a time (the lease) */
-#define ADD(f)                                                                 	atomic_store_explicit(&c->f,                                           			      atomic_load_explicit(&c->f,                     						   memory_order_relaxed) +    				      (w->stats.f - was->f),                   			      memory_order_relaxed)
+#define ADD(f)                                                                 \
+	atomic_store_explicit(&c->f,                                           \
+			      atomic_load_explicit(&c->f,                      \
+						   memory_order_relaxed) +     \
+				      (w->stats.f - was->f),                   \
+			      memory_order_relaxed)
 	ADD(passes);
 	ADD(tombstones);
 	ADD(evicted);

@@ -470,3 +470,19 @@ Test(forged, random_header_damage_never_crashes, .timeout = 120)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 }
+
+Test(open, the_library_says_its_version_at_run_time)
+{
+	/* as the headers this test was built with say it, and the version
+	 * string and number agree with each other */
+	cr_assert_eq(shmbus_version_number(), SHMBUS_VERSION_NUMBER);
+	cr_assert_eq(shmbus_abi_version(), SHMBUS_ABI_VERSION);
+	unsigned ma, mi, pa;
+	cr_assert_eq(sscanf(shmbus_version(), "%u.%u.%u", &ma, &mi, &pa), 3,
+		     "'%s'", shmbus_version());
+	cr_assert_eq((ma << 16) | (mi << 8) | pa, shmbus_version_number(),
+		     "'%s' against 0x%06x", shmbus_version(),
+		     shmbus_version_number());
+	cr_assert_eq(ma, SHMBUS_VERSION_MAJOR);
+	cr_assert_eq(mi, SHMBUS_VERSION_MINOR);
+}

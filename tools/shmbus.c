@@ -67,9 +67,9 @@ int main(int argc, char **argv)
 	    !strcmp(cmd, "-h"))
 		return usage(stdout);
 	if (!strcmp(cmd, "--version")) {
-		printf("shmbus %d.%d.%d (ABI %d)\n", SHMBUS_VERSION_MAJOR,
-		       SHMBUS_VERSION_MINOR, SHMBUS_VERSION_PATCH,
-		       SHMBUS_ABI_VERSION);
+		/* the library's, which may be newer than the headers' */
+		printf("shmbus %s (ABI %u)\n", shmbus_version(),
+		       shmbus_abi_version());
 		return CLI_OK;
 	}
 	fprintf(stderr, "shmbus: unknown command '%s'\n\n", cmd);

@@ -37,6 +37,20 @@ extern "C" {
 #define SHMBUS_API
 #endif
 
+/* --------------------------------------------------------------- version */
+
+/*
+ * The library's version at run time; the headers a program was built with
+ * say theirs in shmbus/version.h. A program checks the library it loaded:
+ *   shmbus_version_number() >= SHMBUS_VERSION_NUMBER
+ * (while the major version is 0 the soname carries the minor too, so the
+ * loader refuses a library of another 0.x). The ABI version is the shared
+ * memory layout's: processes meet on a bus only if theirs are equal.
+ */
+SHMBUS_API const char *shmbus_version(void); /* "0.3.0" */
+SHMBUS_API uint32_t shmbus_version_number(void); /* SHMBUS_VERSION_NUMBER */
+SHMBUS_API uint32_t shmbus_abi_version(void);	  /* SHMBUS_ABI_VERSION */
+
 /* ---------------------------------------------------------------- errors */
 
 enum shmbus_error {
@@ -217,12 +231,36 @@ typedef struct shmbus_schema {
 } shmbus_schema_t;
 
 /* The size a field type needs (0: any size, for CHARS and BYTES). */
-#define SHMBUS_F_SIZE_(t)                                                      	((t) == SHMBUS_F_U8 || (t) == SHMBUS_F_I8 || (t) == SHMBUS_F_BOOL      		 ? 1u                                                          	 : (t) == SHMBUS_F_U16 || (t) == SHMBUS_F_I16 ? 2u                     	 : (t) == SHMBUS_F_U32 || (t) == SHMBUS_F_I32 || (t) == SHMBUS_F_F32   		 ? 4u                                                          	 : (t) == SHMBUS_F_U64 || (t) == SHMBUS_F_I64 || (t) == SHMBUS_F_F64   		 ? 8u                                                          		 : 0u)
+#define SHMBUS_F_SIZE_(t)                                                      \
+	((t) == SHMBUS_F_U8 || (t) == SHMBUS_F_I8 || (t) == SHMBUS_F_BOOL      \
+		 ? 1u                                                          \
+	 : (t) == SHMBUS_F_U16 || (t) == SHMBUS_F_I16 ? 2u                     \
+	 : (t) == SHMBUS_F_U32 || (t) == SHMBUS_F_I32 || (t) == SHMBUS_F_F32   \
+		 ? 4u                                                          \
+	 : (t) == SHMBUS_F_U64 || (t) == SHMBUS_F_I64 || (t) == SHMBUS_F_F64   \
+		 ? 8u                                                          \
+		 : 0u)
 /* sizeof the member, or a compile error if the type needs another size */
-#define SHMBUS_MEMBER_SIZE_(T, m, t)                                           	((uint32_t)sizeof(((T *)0)->m) +                                       	 0u * (uint32_t)sizeof(char[(SHMBUS_F_SIZE_(t) == 0 ||                				     SHMBUS_F_SIZE_(t) ==                      					     sizeof(((T *)0)->m))              					    ? 1                                					    : -1]))
-#define SHMBUS_FIELD(T, m, t)                                                  	{#m, (t), (uint32_t)offsetof(T, m), SHMBUS_MEMBER_SIZE_(T, m, t), NULL, 	 0}
-#define SHMBUS_FIELD_ENUM(T, m, values)                                        	{#m,                                                                   	 SHMBUS_F_ENUM,                                                        	 (uint32_t)offsetof(T, m),                                             	 (uint32_t)sizeof(((T *)0)->m),                                        	 (values),                                                             	 (uint32_t)(sizeof(values) / sizeof((values)[0]))}
-#define SHMBUS_SCHEMA(T, fields)                                               	{#T, (uint32_t)sizeof(T),                                              	 (uint32_t)(sizeof(fields) / sizeof((fields)[0])), (fields)}
+#define SHMBUS_MEMBER_SIZE_(T, m, t)                                           \
+	((uint32_t)sizeof(((T *)0)->m) +                                       \
+	 0u * (uint32_t)sizeof(char[(SHMBUS_F_SIZE_(t) == 0 ||                 \
+				     SHMBUS_F_SIZE_(t) ==                      \
+					     sizeof(((T *)0)->m))              \
+					    ? 1                                \
+					    : -1]))
+#define SHMBUS_FIELD(T, m, t)                                                  \
+	{#m, (t), (uint32_t)offsetof(T, m), SHMBUS_MEMBER_SIZE_(T, m, t), NULL, \
+	 0}
+#define SHMBUS_FIELD_ENUM(T, m, values)                                        \
+	{#m,                                                                   \
+	 SHMBUS_F_ENUM,                                                        \
+	 (uint32_t)offsetof(T, m),                                             \
+	 (uint32_t)sizeof(((T *)0)->m),                                        \
+	 (values),                                                             \
+	 (uint32_t)(sizeof(values) / sizeof((values)[0]))}
+#define SHMBUS_SCHEMA(T, fields)                                               \
+	{#T, (uint32_t)sizeof(T),                                              \
+	 (uint32_t)(sizeof(fields) / sizeof((fields)[0])), (fields)}
 
 typedef struct shmbus_channel_opts {
 	uint32_t record_size;	  /* largest payload in bytes, > 0 */

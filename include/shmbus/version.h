@@ -4,6 +4,10 @@
 #define SHMBUS_VERSION_MAJOR 0
 #define SHMBUS_VERSION_MINOR 3
 #define SHMBUS_VERSION_PATCH 0
+/* major << 16 | minor << 8 | patch, for one comparison */
+#define SHMBUS_VERSION_NUMBER                                                  \
+	((SHMBUS_VERSION_MAJOR << 16) | (SHMBUS_VERSION_MINOR << 8) |          \
+	 SHMBUS_VERSION_PATCH)
 
 /* Version of the shared-memory layout; objects of another ABI are refused. */
 #define SHMBUS_ABI_VERSION 6
