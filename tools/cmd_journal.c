@@ -16,7 +16,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "fmt.h"
-#include "journal.h"
+#include "cmd_journal.h"
 
 static const char help[] =
 	"usage: shmbus journal info DIR [--json]\n"

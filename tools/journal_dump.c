@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "fmt.h"
-#include "journal.h"
+#include "cmd_journal.h"
 
 /* ---------------------------------------------------------------- dump */
 

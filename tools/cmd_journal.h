@@ -1,6 +1,6 @@
 /* What the `shmbus journal` verbs share (cmd_journal.c, journal_dump.c). */
-#ifndef SHMBUS_TOOLS_JOURNAL_H
-#define SHMBUS_TOOLS_JOURNAL_H
+#ifndef SHMBUS_TOOLS_CMD_JOURNAL_H
+#define SHMBUS_TOOLS_CMD_JOURNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
