@@ -197,7 +197,9 @@ struct shmbus_journal {
 /*
  * Crash-test failpoints of the writer: with SHMBUS_JOURNAL_FAILPOINT=NAME:N
  * in its environment at open, a writer kills itself (SIGKILL) the N-th time
- * it passes the place. Unarmed: one compare of a handle field.
+ * it passes the place; only in the library the tests link
+ * (SHMBUS_FAILPOINTS), the installed ones never arm. Unarmed: one compare
+ * of a handle field.
  *   mid_record  payload half copied, no CRC, no marker
  *   mid_seal    index handed to the sealer (written or not), seal block not
  *   mid_create  a new segment reserved under its temporary name

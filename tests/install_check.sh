@@ -63,6 +63,10 @@ cmake_app app REQUIRED shmbus::shmbus
 
 # the journal: its own library; the bus's links no ISA-L
 lib=$(pkg-config --variable=libdir shmbus)
+# crash-test failpoints are the tests' library's alone
+if nm "$lib"/libshmbus*.so "$lib"/libshmbus*.a 2>/dev/null | grep -q failpoint_hit; then
+  echo "an installed library has crash-test failpoints"; exit 1
+fi
 if readelf -d "$lib/libshmbus.so" | grep NEEDED | grep -q isal; then
   echo "libshmbus.so links ISA-L: the journal belongs in libshmbus_journal"
   exit 1
