@@ -42,9 +42,9 @@ static uint32_t log2_u32(uint32_t v)
 	return 31u - (uint32_t)__builtin_clz(v);
 }
 
-static uint32_t slot_size_for(uint32_t record_size)
+static uint32_t slot_size_for(uint32_t record_size, uint32_t flags)
 {
-	return (uint32_t)round_up(sizeof(struct slot_header) + record_size, 8);
+	return (uint32_t)round_up(slot_header_bytes(flags) + record_size, 8);
 }
 
 static size_t group_size_for(uint32_t capacity)
@@ -133,7 +133,8 @@ static struct ch_geometry channel_geometry(const struct ch_config *c)
 		       (size_t)c->max_subs * sizeof(struct ch_sub_stats);
 	g.slots_off = round_up(g.schema_off + sizeof(struct ch_schema), 4096);
 	g.total = round_up(g.slots_off + (size_t)c->capacity *
-						 slot_size_for(c->record_size),
+						 slot_size_for(c->record_size,
+							       c->flags),
 			   4096);
 	return g;
 }
@@ -217,12 +218,12 @@ static int build(struct ch_header *h, const struct ch_geometry *geo,
 	h->abi_version = SHMBUS_ABI_VERSION;
 	h->header_size = sizeof(*h);
 	h->subscriber_size = sizeof(struct ch_subscriber);
-	h->slot_header_size = sizeof(struct slot_header);
+	h->slot_header_size = slot_header_bytes(o->flags);
 	h->cacheline = SHMBUS_CACHELINE;
 	h->bus_epoch = bus->epoch;
 	h->channel_id = id;
 	h->record_size = o->record_size;
-	h->slot_size = slot_size_for(o->record_size);
+	h->slot_size = slot_size_for(o->record_size, o->flags);
 	h->capacity = o->capacity;
 	h->capacity_log2 = log2_u32(o->capacity);
 	h->flags = o->flags;
@@ -287,9 +288,10 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 				     "channel '%s' has ABI version %u, this "
 				     "library speaks %u",
 				     name, h->abi_version, SHMBUS_ABI_VERSION);
+	uint32_t flags = h->flags; /* read once: the layout depends on it */
 	if (h->header_size != sizeof(*h) ||
 	    h->subscriber_size != sizeof(struct ch_subscriber) ||
-	    h->slot_header_size != sizeof(struct slot_header) ||
+	    h->slot_header_size != slot_header_bytes(flags) ||
 	    h->cacheline != SHMBUS_CACHELINE)
 		return shmbus_seterr(SHMBUS_EVERSION,
 				     "channel '%s': structure sizes differ "
@@ -304,7 +306,7 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	struct ch_config c = {
 		.record_size = h->record_size,
 		.capacity = h->capacity,
-		.flags = h->flags,
+		.flags = flags,
 		.stall_policy = h->stall_policy,
 		.max_subs = h->max_subscribers,
 		.max_groups = h->max_groups,
@@ -335,7 +337,7 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 				     "out of range (corrupt)",
 				     name);
 	struct ch_geometry geo = channel_geometry(&c);
-	if (slot_size != slot_size_for(c.record_size) ||
+	if (slot_size != slot_size_for(c.record_size, c.flags) ||
 	    log2 != log2_u32(c.capacity) ||
 	    (c.flags & ~(uint32_t)CHANNEL_FLAGS) ||
 	    /* combinations a creator is refused (check_opts) */
@@ -382,6 +384,8 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	ch->id = h->channel_id;
 	ch->record_size = c.record_size;
 	ch->slot_size = slot_size;
+	ch->slot_hdr = slot_header_bytes(c.flags);
+	ch->compact = (c.flags & SHMBUS_CH_COMPACT) != 0;
 	ch->capacity = c.capacity;
 	ch->slots_end = ch->slots + (size_t)ch->capacity * ch->slot_size;
 	ch->log2 = log2;
@@ -436,6 +440,16 @@ static int check_match(const shmbus_channel_t *ch,
 				     ch->name);
 	if (what == NULL)
 		return 0;
+	if (strcmp(what, "flags") == 0) /* the slot layout: say which */
+		return shmbus_seterr(SHMBUS_EEXIST,
+				     "channel '%s' exists with flags %u%s, "
+				     "this open declares %u%s",
+				     ch->name, ch->flags,
+				     ch->flags & SHMBUS_CH_COMPACT ? " (compact)"
+								   : "",
+				     o->flags,
+				     o->flags & SHMBUS_CH_COMPACT ? " (compact)"
+								  : "");
 	return shmbus_seterr(SHMBUS_EEXIST,
 			     "channel '%s' exists with %s %llu, this open "
 			     "declares %llu",

@@ -41,6 +41,9 @@ int shmbus_dlq_replay(shmbus_channel_t *ch, uint64_t id, shmbus_producer_t *p)
 		return rc;
 	rc = shmbus_republish(p, &e.rec);
 	free(buf);
+	if (rc == SHMBUS_EINVAL) /* refused, its message says why */
+		return shmbus_adderr(rc, "replaying DLQ entry %llu (kept)",
+				     (unsigned long long)id);
 	if (rc)
 		return shmbus_seterr(rc, "replaying DLQ entry %llu: %s",
 				     (unsigned long long)id,

@@ -199,9 +199,8 @@ static uint32_t run_taken(shmbus_sub_t *s, uint64_t head, uint32_t n,
 			s->stats.tombstones++;
 			continue;
 		}
-		struct slot_header *h = slot_at(ch, seq);
-		record_fill(&r, record_size, seq, marks[k], h->len_flags,
-			    h->timestamp, h->key, h->origin, h + 1);
+		record_fill_slot(&r, record_size, seq, marks[k],
+				 slot_at(ch, seq), ch->compact);
 		if (s->lat)
 			lat_sample(s, r.timestamp);
 		if (dispatch(s, &r) != RETRY_CONSUMED)

@@ -51,6 +51,8 @@ struct shmbus_channel {
 	uint32_t id;
 	uint32_t record_size;
 	uint32_t slot_size;
+	uint32_t slot_hdr; /* bytes before a payload: 32, or 8 (compact) */
+	bool compact;	   /* SHMBUS_CH_COMPACT: no time, key or origin */
 	uint32_t capacity;
 	uint32_t log2;
 	uint32_t mask;
@@ -106,8 +108,16 @@ static inline struct dlq_entry *dlq_at(const shmbus_channel_t *ch,
 					    ch->dlq_entry_size);
 }
 
+/* The payload of a slot: right after its header (32 or 8 bytes). */
+static inline uint8_t *slot_payload(const shmbus_channel_t *ch,
+				    const struct slot_header *h)
+{
+	return (uint8_t *)h + ch->slot_hdr;
+}
+
 /* A slot's header read while its producer may be rewriting it (overwrite
- * readers, spies): relaxed loads, the caller validates afterwards. */
+ * readers, spies): relaxed loads, the caller validates afterwards. A
+ * compact slot has no time, key or origin (they read as 0). */
 struct slot_snapshot {
 	uint32_t len_flags, len; /* len clamped to the record size */
 	uint64_t timestamp, key, origin;
@@ -117,9 +127,14 @@ static inline void slot_snapshot(const shmbus_channel_t *ch,
 				 struct slot_snapshot *o)
 {
 	o->len_flags = __atomic_load_n(&h->len_flags, __ATOMIC_RELAXED);
-	o->timestamp = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
-	o->key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
-	o->origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
+	if (ch->compact) {
+		o->timestamp = o->key = o->origin = 0;
+	} else {
+		o->timestamp = __atomic_load_n(&h->timestamp,
+					       __ATOMIC_RELAXED);
+		o->key = __atomic_load_n(&h->key, __ATOMIC_RELAXED);
+		o->origin = __atomic_load_n(&h->origin, __ATOMIC_RELAXED);
+	}
 	o->len = o->len_flags & SLOT_LEN_MASK;
 	if (o->len > ch->record_size)
 		o->len = ch->record_size;

@@ -107,7 +107,8 @@ static uint64_t age_at(shmbus_channel_t *ch, uint64_t seq)
 	const struct slot_header *h = slot_at(ch, seq);
 	/* acquire: pairs with the producer's release of the marker */
 	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
-	if (marker_tag(m) != marker_tag_make(lap_of(ch, seq), SLOT_COMMITTED))
+	if (marker_tag(m) != marker_tag_make(lap_of(ch, seq), SLOT_COMMITTED) ||
+	    ch->compact) /* no time field: payload bytes are there */
 		return 0;
 	uint64_t ts = __atomic_load_n(&h->timestamp, __ATOMIC_RELAXED);
 	uint64_t now = bus_clock_now(&ch->bus->clock);

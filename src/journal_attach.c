@@ -40,8 +40,9 @@ struct journaler {
 	shmbus_journal_t *dlq;
 	uint64_t dlq_next; /* the next DLQ id to journal */
 	uint8_t *dlq_buf;  /* header + one record */
-	/* SHMBUS_CH_NO_TIMESTAMP: records are stamped with the time their
-	 * batch is journaled (0: not read yet in this batch) */
+	/* SHMBUS_CH_NO_TIMESTAMP or SHMBUS_CH_COMPACT: records are stamped
+	 * with the time their batch is journaled (0: not read yet in this
+	 * batch) */
 	bool stamp;
 	uint64_t batch_ns;
 	const struct bus_clock *clock;
@@ -174,7 +175,7 @@ static int subscribe(shmbus_journal_t *j, shmbus_channel_t *ch,
 				     "'%.*s' (unsubscribe that name to "
 				     "replace it)",
 				     ch->name, JNAME_BYTES, ch->subs[had].name);
-	j->jr->stamp = (ch->flags & SHMBUS_CH_NO_TIMESTAMP) != 0;
+	j->jr->stamp = (ch->flags & CHANNEL_UNSTAMPED) != 0;
 	j->jr->clock = &ch->bus->clock;
 	int rc = shmbus_subscribe(ch, on_record, j, &so, &j->jr->sub);
 	if (rc == 0) {

@@ -775,6 +775,9 @@ int shmbus_journal_replay(shmbus_journal_t *j,
 static int to_bus(const shmbus_journal_entry_t *e, void *arg)
 {
 	int rc = shmbus_republish(arg, &e->rec);
+	if (rc == SHMBUS_EINVAL) /* refused, its message says why */
+		return shmbus_adderr(rc, "journal republish: sequence %" PRIu64,
+				     e->rec.seq);
 	if (rc)
 		return shmbus_seterr(rc, "journal republish: sequence %" PRIu64
 					 ": %s",

@@ -198,7 +198,12 @@ static inline uint32_t marker_tag_make(uint64_t lap, uint32_t st)
 	return ((uint32_t)(lap & 0xffffu) << 2) | st;
 }
 
-/* The record header at the start of each slot; the payload follows. */
+/*
+ * The record header at the start of each slot; the payload follows. On a
+ * SHMBUS_CH_COMPACT channel only marker and len_flags exist: the payload
+ * starts at SLOT_HEADER_COMPACT, where timestamp would be, and nobody
+ * reads or writes the other three fields there.
+ */
 struct slot_header {
 	_Atomic uint32_t marker; /* see above; release-stored at commit */
 	uint32_t len_flags;	 /* payload length (24 bits) | flags << 24 */
@@ -208,6 +213,16 @@ struct slot_header {
 };
 _Static_assert(sizeof(struct slot_header) == SHMBUS_RECORD_HEADER,
 	       "record header ABI");
+#define SLOT_HEADER_COMPACT 8u
+_Static_assert(offsetof(struct slot_header, timestamp) == SLOT_HEADER_COMPACT,
+	       "compact record header ABI");
+
+/* Bytes in front of a slot's payload on a channel with these flags. */
+static inline uint32_t slot_header_bytes(uint32_t flags)
+{
+	return (flags & SHMBUS_CH_COMPACT) ? SLOT_HEADER_COMPACT
+					   : (uint32_t)sizeof(struct slot_header);
+}
 #define SLOT_LEN_MASK 0x00ffffffu
 #define SLOT_MAX_RECORD SLOT_LEN_MASK
 
@@ -485,7 +500,9 @@ _Static_assert(sizeof(struct ch_schema) == 64 + 64 * 64 + 128 * 32,
 /* every channel flag this ABI knows (shmbus_channel_flags) */
 #define CHANNEL_FLAGS                                                          \
 	(SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE |                      \
-	 SHMBUS_CH_JOURNAL_SYNC | SHMBUS_CH_NO_TIMESTAMP)
+	 SHMBUS_CH_JOURNAL_SYNC | SHMBUS_CH_NO_TIMESTAMP | SHMBUS_CH_COMPACT)
+/* channels whose records carry no publish time */
+#define CHANNEL_UNSTAMPED (SHMBUS_CH_NO_TIMESTAMP | SHMBUS_CH_COMPACT)
 
 struct ch_header {
 	/* line 0-3: identity, written once by the creator */
@@ -494,7 +511,7 @@ struct ch_header {
 	_Atomic uint32_t state; /* obj_state; release store, last */
 	uint32_t header_size;
 	uint32_t subscriber_size;
-	uint32_t slot_header_size;
+	uint32_t slot_header_size; /* 32, or 8 (SHMBUS_CH_COMPACT) */
 	uint32_t cacheline;
 	uint64_t bus_epoch;
 	uint32_t channel_id;

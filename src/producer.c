@@ -53,6 +53,7 @@ struct shmbus_producer {
 	uint64_t published, waits;
 	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
 	bool stamp;	   /* records carry their publish time */
+	bool compact;	   /* SHMBUS_CH_COMPACT: no time, key, origin */
 	int journal_row;   /* the journaler the last claim saw */
 	uint32_t journal_gen; /* and its row's generation */
 	uint64_t journal_timeout_ns;
@@ -60,13 +61,27 @@ struct shmbus_producer {
 };
 
 static inline void slot_defaults(struct slot_header *h, uint32_t len,
-				 uint64_t key, uint64_t origin, uint32_t flags)
+				 uint64_t key, uint64_t origin, uint32_t flags,
+				 bool compact)
 {
 	/* relaxed atomics: plain moves, but race-free against an overwrite
 	 * reader's concurrent copy */
 	__atomic_store_n(&h->len_flags, len | (flags << 24), __ATOMIC_RELAXED);
+	if (compact) /* the payload starts where the key would be */
+		return;
 	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->origin, origin, __ATOMIC_RELAXED);
+}
+
+/* A key for a compact slot, which has none: refused, before any claim. */
+static __attribute__((noinline, cold)) int
+compact_key_refused(const shmbus_producer_t *p)
+{
+	return shmbus_seterr(SHMBUS_EINVAL,
+			     "channel '%s' is compact (SHMBUS_CH_COMPACT): "
+			     "its records carry no key; publish with key 0, "
+			     "or use a channel without the flag",
+			     p->ch->name);
 }
 
 /* Slow path: the claim [seq, end) would pass the cached gate. */
@@ -127,7 +142,10 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 static inline void claim_fill(const shmbus_channel_t *ch, shmbus_claim_t *c)
 {
 	c->slot_size = ch->slot_size;
-	c->slots = ch->slots;
+	/* shmbus_claim_at adds SHMBUS_RECORD_HEADER: on a compact channel
+	 * this points 24 bytes before the ring, still inside the channel's
+	 * mapping (the schema area precedes the slots) */
+	c->slots = ch->slots - (SHMBUS_RECORD_HEADER - ch->slot_hdr);
 	c->mask = ch->mask;
 }
 
@@ -310,7 +328,7 @@ static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 	struct slot_walk w = walk_from(p->ch, c->seq);
 	for (uint32_t i = 0; i < n; i++, walk_next(&w))
 		slot_defaults((struct slot_header *)w.slot, p->record_size, 0,
-			      0, 0);
+			      0, 0, p->compact);
 	return 0;
 }
 
@@ -336,6 +354,13 @@ int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 {
 	if (len > p->record_size || i >= c->n)
 		return SHMBUS_EINVAL;
+	if (p->compact) {
+		if (key)
+			return compact_key_refused(p);
+		__atomic_store_n(&slot_at(p->ch, c->seq + i)->len_flags, len,
+				 __ATOMIC_RELAXED);
+		return 0;
+	}
 	struct slot_header *h = slot_at(p->ch, c->seq + i);
 	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
@@ -348,10 +373,13 @@ int shmbus_claim_write(shmbus_producer_t *p, const shmbus_claim_t *c,
 {
 	if (len > p->record_size || i >= c->n || (len && data == NULL))
 		return SHMBUS_EINVAL;
+	if (key && p->compact)
+		return compact_key_refused(p);
 	struct slot_header *h = slot_at(p->ch, c->seq + i);
-	copy_in_relaxed(h + 1, data, len);
+	copy_in_relaxed(slot_payload(p->ch, h), data, len);
 	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+	if (!p->compact)
+		__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -380,15 +408,18 @@ static inline int committed(shmbus_producer_t *p, uint64_t end, uint32_t n)
 
 int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 {
-	/* one clock read per batch, none on a SHMBUS_CH_NO_TIMESTAMP channel */
+	/* one clock read per batch, none on a SHMBUS_CH_NO_TIMESTAMP or
+	 * SHMBUS_CH_COMPACT channel (whose slots have no time field) */
 	uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
+	const bool compact = p->compact;
 	shmbus_channel_t *ch = p->ch;
 	struct slot_walk w = walk_from(ch, c->seq);
 	uint32_t marker = marker_make(lap_of(ch, c->seq), SLOT_COMMITTED,
 				      p->part);
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct slot_header *h = (struct slot_header *)w.slot;
-		__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
+		if (!compact)
+			__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
 		/* release: header and payload before the marker; pairs with
 		 * the reader's acquire load of the marker */
 		atomic_store_explicit(&h->marker, marker,
@@ -406,6 +437,8 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 {
 	if (len > p->record_size)
 		return SHMBUS_EINVAL;
+	if (__builtin_expect(key != 0, 0) && p->compact)
+		return compact_key_refused(p);
 	shmbus_claim_t c;
 	int rc = claim_slots(p, 1, &c, try_only);
 	if (rc)
@@ -415,13 +448,15 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	 * core, far away perhaps) is fetched while the copy and the clock
 	 * read run, not after them */
 	struct slot_header *h = slot_at(p->ch, c.seq);
-	slot_defaults(h, len, key, origin, flags);
+	slot_defaults(h, len, key, origin, flags, p->compact);
 	/* relaxed words on every channel: spies, overwrite readers and
 	 * evicted subscribers may copy the slot while we write it (copy.h) */
-	copy_in_relaxed(h + 1, data, len);
+	copy_in_relaxed(slot_payload(p->ch, h), data, len);
 	FAILPOINT(FP_BEFORE_COMMIT);
-	uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
-	__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
+	if (!p->compact) {
+		uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
+		__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
+	}
 	/* release: header and payload before the marker; pairs with the
 	 * reader's acquire load of the marker */
 	atomic_store_explicit(&h->marker,
@@ -445,8 +480,25 @@ int shmbus_try_publish(shmbus_producer_t *p, const void *data, uint32_t len,
 
 int shmbus_republish(shmbus_producer_t *p, const shmbus_record_t *rec)
 {
-	if (rec == NULL)
-		return SHMBUS_EINVAL;
+	if (p == NULL || rec == NULL)
+		return shmbus_seterr(SHMBUS_EINVAL, "republish: producer or "
+						    "record is NULL");
+	/* The origin is the record's identity, on which consumers
+	 * de-duplicate replays: a compact slot cannot carry it, and
+	 * dropping it would make a replayed record look new. */
+	if (p->compact)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s' is compact "
+				     "(SHMBUS_CH_COMPACT): its records carry "
+				     "no origin, so a re-published record "
+				     "would lose its identity; nothing "
+				     "published",
+				     p->ch->name);
+	if (rec->len > p->record_size)
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s': a re-published record of "
+				     "%u bytes exceeds its record_size %u",
+				     p->ch->name, rec->len, p->record_size);
 	return publish_one(p, rec->data, rec->len, rec->key, rec->origin + 1,
 			   (rec->flags | SHMBUS_REC_REPUBLISHED) &
 				   ~(uint32_t)SHMBUS_REC_TOMBSTONE,
@@ -484,7 +536,7 @@ static void repair_single(shmbus_producer_t *p)
 					  memory_order_relaxed);
 	for (; s != claim; s++) {
 		struct slot_header *h = slot_at(ch, s);
-		slot_defaults(h, 0, 0, 0, SHMBUS_REC_TOMBSTONE);
+		slot_defaults(h, 0, 0, 0, SHMBUS_REC_TOMBSTONE, p->compact);
 		/* release: pairs with the reader's acquire of the marker */
 		atomic_store_explicit(
 			&h->marker,
@@ -519,7 +571,8 @@ int shmbus_producer_open(shmbus_channel_t *ch,
 	p->multi = (ch->flags & SHMBUS_CH_MULTI_PRODUCER) != 0;
 	p->overwrite = (ch->flags & SHMBUS_CH_OVERWRITE) != 0;
 	p->journal_sync = (ch->flags & SHMBUS_CH_JOURNAL_SYNC) != 0;
-	p->stamp = !(ch->flags & SHMBUS_CH_NO_TIMESTAMP);
+	p->stamp = !(ch->flags & CHANNEL_UNSTAMPED);
+	p->compact = ch->compact;
 	p->journal_timeout_ns =
 		opts ? opts->journal_timeout_ms * 1000000ull : 0;
 	p->space_timeout_ns = opts ? opts->space_timeout_ms * 1000000ull : 0;

@@ -120,7 +120,7 @@ int shmbus_spy_next(shmbus_spy_t *sp, shmbus_record_t *rec, void *buf,
 	struct slot_snapshot sn;
 	slot_snapshot(ch, h, &sn);
 	if (!tomb)
-		copy_out_relaxed(buf, h + 1, sn.len);
+		copy_out_relaxed(buf, slot_payload(ch, h), sn.len);
 	/* acquire: pairs with the producer's release fence after its claim
 	 * (and, multi-producer, its CLAIMED markers): a word copied from a
 	 * later lap means the loads below show that lap */

@@ -116,6 +116,22 @@ static inline void record_fill(shmbus_record_t *r, uint32_t record_size,
 	r->producer = marker & MARKER_PART_MASK;
 }
 
+/* A record read in place, its marker acquired: a compact slot (a
+ * constant where the read loop is compiled per layout) has no time, key
+ * or origin, and its payload follows the length. */
+static inline void record_fill_slot(shmbus_record_t *r, uint32_t record_size,
+				    uint64_t seq, uint32_t marker,
+				    const struct slot_header *h,
+				    const bool compact)
+{
+	if (compact)
+		record_fill(r, record_size, seq, marker, h->len_flags, 0, 0, 0,
+			    (const uint8_t *)h + SLOT_HEADER_COMPACT);
+	else
+		record_fill(r, record_size, seq, marker, h->len_flags,
+			    h->timestamp, h->key, h->origin, h + 1);
+}
+
 static inline void fill_record(const shmbus_sub_t *s, shmbus_record_t *r,
 			       uint64_t seq, uint32_t marker, uint32_t lf,
 			       uint64_t ts, uint64_t key, uint64_t origin,

@@ -82,7 +82,7 @@ static inline bool copy_intact(shmbus_sub_t *s, const struct slot_header *h,
 {
 	struct slot_snapshot sn;
 	slot_snapshot(s->ch, h, &sn);
-	copy_out_relaxed(s->copy, h + 1, sn.len);
+	copy_out_relaxed(s->copy, slot_payload(s->ch, h), sn.len);
 	if (evicted(s))
 		return false;
 	fill_record(s, r, seq, m, sn.len_flags, sn.timestamp, sn.key,
@@ -109,8 +109,9 @@ static enum held poll_held(shmbus_sub_t *s)
 		if (!copy_intact(s, h, seq, m, &r))
 			return HELD_LAPPED;
 	} else {
-		fill_record(s, &r, seq, m, h->len_flags, h->timestamp, h->key,
-			    h->origin, h + 1);
+		record_constants(s, &r);
+		record_fill_slot(&r, s->ch->record_size, seq, m, h,
+				 s->ch->compact);
 	}
 	r.attempt = s->hold.attempts + 1;
 	s->hold.active = false;
@@ -125,12 +126,14 @@ static enum held poll_held(shmbus_sub_t *s)
 /*
  * Back-pressure channels. The record is read in place (zero-copy): our
  * cursor keeps producers off its slot until the handler returned. On evict
- * channels (`evictable`, a constant in each of the two copies the
- * compiler makes) eviction lifts that, so each record is copied out and
- * checked first (copy_intact).
+ * channels (`evictable`, a constant in each of the copies the compiler
+ * makes) eviction lifts that, so each record is copied out and checked
+ * first (copy_intact). `compact` (SHMBUS_CH_COMPACT, 8-byte slot headers)
+ * is a constant too: a plain channel's loop is the one it always was.
  */
 static inline __attribute__((always_inline)) int
-poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
+poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable,
+	  const bool compact)
 {
 	shmbus_channel_t *ch = s->ch;
 	/* acquire: pairs with the evictor's release of EVICTED */
@@ -192,9 +195,8 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 			uint32_t tag = marker_tag(m);
 			if (__builtin_expect(tag == want, 1)) {
 				if (!evictable)
-					record_fill(&r, record_size, seq, m,
-						    h->len_flags, h->timestamp,
-						    h->key, h->origin, h + 1);
+					record_fill_slot(&r, record_size, seq,
+							 m, h, compact);
 				else if (!copy_intact(s, h, seq, m, &r))
 					return rejoin(s, seq);
 				if (n == 0 && s->lat)
@@ -234,8 +236,11 @@ poll_ring(shmbus_sub_t *s, uint32_t max, const bool evictable)
 
 static int poll_inplace(shmbus_sub_t *s, uint32_t max)
 {
-	return s->evictable ? poll_ring(s, max, true)
-			    : poll_ring(s, max, false);
+	if (s->ch->compact)
+		return s->evictable ? poll_ring(s, max, true, true)
+				    : poll_ring(s, max, false, true);
+	return s->evictable ? poll_ring(s, max, true, false)
+			    : poll_ring(s, max, false, false);
 }
 
 /* Lapped at seq by a producer whose claim is c: skip to the oldest record
@@ -277,7 +282,7 @@ static int poll_copy(shmbus_sub_t *s, uint32_t max)
 		}
 		struct slot_snapshot sn;
 		slot_snapshot(ch, h, &sn);
-		copy_out_relaxed(s->copy, h + 1, sn.len);
+		copy_out_relaxed(s->copy, slot_payload(ch, h), sn.len);
 		/* acquire: pairs with the producer's release fence after its
 		 * claim store; if any word we copied was written for a later
 		 * lap, the claim load below sees that lap's claim */
@@ -853,7 +858,7 @@ static int bind_row(shmbus_sub_t *s, const shmbus_sub_opts_t *opts,
 	s->ent->wait = s->wait;
 	/* latency needs the records' publish time */
 	if (!(opts->flags & SHMBUS_SUB_NO_LATENCY) &&
-	    !(ch->flags & SHMBUS_CH_NO_TIMESTAMP))
+	    !(ch->flags & CHANNEL_UNSTAMPED))
 		s->lat = &ch->stats[s->index];
 	s->lat_left = 1; /* the first batch is sampled */
 	s->clock = &ch->bus->clock;
@@ -916,6 +921,13 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 				     "channel '%s': groups need a "
 				     "back-pressure channel",
 				     ch->name);
+	if (group && ch->compact && (opts->flags & SHMBUS_GROUP_KEYED))
+		return shmbus_seterr(SHMBUS_EINVAL,
+				     "channel '%s' is compact "
+				     "(SHMBUS_CH_COMPACT): its records carry "
+				     "no key, so group '%s' cannot be keyed "
+				     "(SHMBUS_GROUP_KEYED)",
+				     ch->name, opts->name);
 	bool spill = ch->stall_policy == SHMBUS_STALL_SPILL && !group;
 	if (spill && opts->journal == NULL)
 		return shmbus_seterr(SHMBUS_EINVAL,

@@ -7,6 +7,7 @@
  * producer feeds an overwrite channel read by a slow reader; another feeds
  * an evict-policy channel whose slow subscriber an evictor thread keeps
  * evicting. Every record is checked; exit status 0 only if all are right.
+ * With --compact every channel is SHMBUS_CH_COMPACT (8-byte slot headers).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -309,8 +310,11 @@ static void *evictor(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	uint32_t compact = argc > 1 && strcmp(argv[1], "--compact") == 0
+				   ? SHMBUS_CH_COMPACT
+				   : 0;
 	const char *scale = getenv("SHMBUS_TEST_SCALE");
 	if (scale && atoi(scale) > 0)
 		per_producer = per_producer * (uint64_t)atoi(scale) / 100;
@@ -323,12 +327,13 @@ int main(void)
 	}
 	shmbus_channel_opts_t mo = {.record_size = sizeof(struct payload),
 				    .capacity = 1024,
-				    .flags = SHMBUS_CH_MULTI_PRODUCER};
+				    .flags = SHMBUS_CH_MULTI_PRODUCER | compact};
 	shmbus_channel_opts_t oo = {.record_size = 32,
 				    .capacity = 64,
-				    .flags = SHMBUS_CH_OVERWRITE};
+				    .flags = SHMBUS_CH_OVERWRITE | compact};
 	shmbus_channel_opts_t eo = {.record_size = 32,
 				    .capacity = 64,
+				    .flags = compact,
 				    .stall_policy = SHMBUS_STALL_EVICT};
 	if (shmbus_channel_open(bus, "mp", &mo, &mp_ch) != 0 ||
 	    shmbus_channel_open(bus, "ow", &oo, &ow_ch) != 0 ||
@@ -382,7 +387,9 @@ int main(void)
 	shmbus_close(bus);
 	shmbus_unlink(name);
 	unsigned long f = atomic_load(&failures);
-	printf("stress_threads: %lu records x %d subscribers, %lu failures\n",
+	printf("stress_threads%s: %lu records x %d subscribers, %lu "
+	       "failures\n",
+	       compact ? " --compact" : "",
 	       (unsigned long)(NPROD * per_producer), NSUB, f);
 	return f ? 1 : 0;
 }

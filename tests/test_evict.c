@@ -25,15 +25,22 @@ static void sleep_us(long us)
 	nanosleep(&ts, NULL);
 }
 
-static shmbus_channel_t *evict_channel(shmbus_t **bus, const char *name)
+static shmbus_channel_t *evict_channel_flags(shmbus_t **bus,
+					     const char *name, uint32_t flags)
 {
 	CHECK_OK(shmbus_open(name, NULL, bus));
 	shmbus_channel_opts_t o = {.record_size = 8,
 				   .capacity = CAP,
+				   .flags = flags,
 				   .stall_policy = SHMBUS_STALL_EVICT};
 	shmbus_channel_t *ch;
 	CHECK_OK(shmbus_channel_open(*bus, "Ev", &o, &ch));
 	return ch;
+}
+
+static shmbus_channel_t *evict_channel(shmbus_t **bus, const char *name)
+{
+	return evict_channel_flags(bus, name, 0);
 }
 
 /* Publish values up to `to` (exclusive); every record's payload is its
@@ -153,12 +160,12 @@ static int lap_then_look(const shmbus_record_t *r, void *ctx)
 	return 0;
 }
 
-Test(evict, an_evicted_reader_never_sees_an_overwritten_record,
-     .timeout = 60)
+static void evicted_reader_never_sees_an_overwrite(const char *tag,
+						    uint32_t flags)
 {
-	const char *name = test_bus("evictmid");
+	const char *name = test_bus(tag);
 	shmbus_t *bus;
-	shmbus_channel_t *ch = evict_channel(&bus, name);
+	shmbus_channel_t *ch = evict_channel_flags(&bus, name, flags);
 	struct lapper l = {.ch = ch};
 	shmbus_sub_opts_t so = {.name = "slow"};
 	shmbus_sub_t *s;
@@ -182,6 +189,20 @@ Test(evict, an_evicted_reader_never_sees_an_overwritten_record,
 	cr_expect_eq(l.wrong, 0);
 	shmbus_close(bus);
 	shmbus_unlink(name);
+}
+
+Test(evict, an_evicted_reader_never_sees_an_overwritten_record,
+     .timeout = 60)
+{
+	evicted_reader_never_sees_an_overwrite("evictmid", 0);
+}
+
+/* The same copy-and-check on 8-byte slot headers (the copy starts right
+ * behind the marker and length) */
+Test(evict, an_evicted_compact_reader_never_sees_an_overwritten_record,
+     .timeout = 60)
+{
+	evicted_reader_never_sees_an_overwrite("evictcmp", SHMBUS_CH_COMPACT);
 }
 
 Test(evict, a_held_record_redelivered_after_eviction_is_intact,

@@ -125,6 +125,24 @@ static pid_t spawn_member(const char *name, struct ledger *lg,
 	return pid;
 }
 
+/* Publish n records (each its own sequence) while members a and b poll:
+ * every record handled exactly once. */
+static void share_work(shmbus_channel_t *ch, shmbus_sub_t *a, shmbus_sub_t *b,
+		       struct ledger *lg, uint64_t n)
+{
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	uint64_t v = 0;
+	while (v < n || atomic_load(&lg->unique) < n) {
+		while (v < n && shmbus_try_publish(p, &v, 8, 0) == 0)
+			v++;
+		shmbus_poll(a, 5);
+		shmbus_poll(b, 7);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(atomic_load(&lg->count[i]), 1, "seq %lu", i);
+}
+
 Test(group, single_process_members_share_the_work)
 {
 	const char *name = test_bus("g1");
@@ -154,17 +172,7 @@ Test(group, single_process_members_share_the_work)
 	shmbus_sub_close(x, 0);
 	cr_assert_eq(shmbus_unsubscribe(ch, "watcher"), 0);
 
-	shmbus_producer_t *p;
-	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
-	uint64_t v = 0;
-	while (v < n || atomic_load(&lg->unique) < n) {
-		while (v < n && shmbus_try_publish(p, &v, 8, 0) == 0)
-			v++;
-		shmbus_poll(a, 5);
-		shmbus_poll(b, 7);
-	}
-	for (uint64_t i = 0; i < n; i++)
-		cr_assert_eq(atomic_load(&lg->count[i]), 1, "seq %lu", i);
+	share_work(ch, a, b, lg, n);
 	shmbus_sub_stats_t sa, sb;
 	shmbus_sub_get_stats(a, &sa);
 	shmbus_sub_get_stats(b, &sb);
@@ -633,4 +641,40 @@ Test(group, the_floor_wakes_a_sleeping_dependent)
 Test(group, a_keyed_floor_wakes_a_sleeping_dependent)
 {
 	floor_wakes_dependent("gwakek", SHMBUS_GROUP_KEYED);
+}
+
+/* SHMBUS_CH_COMPACT: records carry no key, so a keyed group is refused
+ * at join (leaving no row behind), and an unkeyed one shares the work. */
+Test(group, a_compact_channel_refuses_keyed_groups)
+{
+	const char *name = test_bus("gcmp");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "Work", 8, 64,
+					    SHMBUS_CH_COMPACT);
+	const uint64_t n = 1000;
+	_Atomic uint32_t *first;
+	struct ledger *lg = ledger_new(n, &first);
+	struct member_ctx ma = {lg, first, n, 1, 0, NULL};
+	struct member_ctx mb = {lg, first, n, 2, 0, NULL};
+	shmbus_sub_opts_t ko = {.name = "workers",
+				.flags = SHMBUS_GROUP_KEYED};
+	shmbus_sub_t *a, *b;
+	cr_expect_eq(shmbus_group_join(ch, on_work, &ma, &ko, &a),
+		     SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(),
+			 "channel 'Work' is compact (SHMBUS_CH_COMPACT): its "
+			 "records carry no key, so group 'workers' cannot be "
+			 "keyed (SHMBUS_GROUP_KEYED)");
+	shmbus_sub_info_t info[4];
+	cr_expect_eq(shmbus_sub_list(ch, info, 4), 0, "a row was left");
+	shmbus_sub_opts_t so = {.name = "workers"};
+	cr_assert_eq(shmbus_group_join(ch, on_work, &ma, &so, &a), 0, "%s",
+		     shmbus_errmsg());
+	cr_assert_eq(shmbus_group_join(ch, on_work, &mb, &so, &b), 0, "%s",
+		     shmbus_errmsg());
+	ma.floor = mb.floor = floor_of(ch, "workers");
+	share_work(ch, a, b, lg, n);
+	cr_expect_eq(atomic_load(&lg->floor_violations), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
 }

@@ -454,22 +454,32 @@ Test(journaler, an_end_past_the_bus_is_refused)
 
 /* A channel without timestamps: the journaler stamps each batch with the
  * time it journals it, so that replay by time works (by journal time). */
-Test(journaler, records_without_timestamps_get_the_journal_time)
+/* A channel of 64 REC-byte records with `flags`, its journaler in jdir
+ * and a producer. */
+static shmbus_t *journaled_channel(const char *tag, uint32_t flags,
+				   shmbus_journal_t **j, shmbus_producer_t **p)
 {
-	snprintf(bus_name, sizeof(bus_name), "%s", test_bus("nts"));
+	snprintf(bus_name, sizeof(bus_name), "%s", test_bus(tag));
 	shmbus_t *bus;
 	cr_assert_eq(shmbus_open(bus_name, NULL, &bus), 0);
 	shmbus_channel_opts_t o = {.record_size = REC,
 				   .capacity = 64,
-				   .flags = SHMBUS_CH_NO_TIMESTAMP};
+				   .flags = flags};
 	shmbus_channel_t *ch;
 	cr_assert_eq(shmbus_channel_open(bus, "orders", &o, &ch), 0, "%s",
 		     shmbus_errmsg());
-	shmbus_journal_t *j;
-	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, &j), 0, "%s",
+	cr_assert_eq(shmbus_journal_attach(ch, jdir, NULL, j), 0, "%s",
 		     shmbus_errmsg());
+	cr_assert_eq(shmbus_producer_open(ch, NULL, p), 0);
+	return bus;
+}
+
+Test(journaler, records_without_timestamps_get_the_journal_time)
+{
+	shmbus_journal_t *j;
 	shmbus_producer_t *p;
-	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	shmbus_t *bus = journaled_channel("nts", SHMBUS_CH_NO_TIMESTAMP, &j,
+					  &p);
 	uint64_t t0 = shmbus_clock_ns(bus);
 	publish_range(p, 0, 10);
 	while (shmbus_journal_poll(j, 256) > 0)
@@ -592,5 +602,51 @@ Test(journaler, every_1_syncs_once_a_batch_before_the_cursor_moves)
 	cr_expect_leq(st.syncs, 400, "one sync per commit of 4 at most: %llu",
 		      (unsigned long long)st.syncs);
 	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_close(bus);
+}
+
+/* A compact channel (no time, key or origin in its slots): the journaler
+ * journals every record whole, in order, with key 0, origin = sequence,
+ * and the time it journaled it (as without timestamps). */
+Test(journaler, a_compact_channel_is_journaled_whole)
+{
+	shmbus_journal_t *j;
+	shmbus_producer_t *p;
+	shmbus_t *bus = journaled_channel("jcmp", SHMBUS_CH_COMPACT, &j, &p);
+	const uint64_t n = 1000;
+	uint64_t t0 = shmbus_clock_ns(bus);
+	uint8_t rec[REC];
+	for (uint64_t k = 0; k < n; k++) {
+		jt_fill(rec, k, REC);
+		cr_assert_eq(shmbus_publish(p, rec, REC, 0), 0, "%s",
+			     shmbus_errmsg());
+		if (k % 50 == 49) /* the ring holds 64: journal as we go */
+			while (shmbus_journal_poll(j, 256) > 0)
+				;
+	}
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	uint64_t t1 = shmbus_clock_ns(bus);
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	shmbus_journal_entry_t e;
+	uint64_t next = 0;
+	while (shmbus_journal_iter_next(it, &e) == 1) {
+		cr_assert_eq(e.rec.seq, next, "journaled %lu, expected %lu",
+			     e.rec.seq, next);
+		cr_expect_eq(e.rec.len, REC);
+		cr_expect(jt_same(e.rec.data, next, REC), "payload of %lu",
+			  next);
+		cr_expect_eq(e.rec.key, 0);
+		cr_expect_eq(e.rec.origin, next);
+		cr_expect(e.rec.timestamp >= t0 && e.rec.timestamp <= t1,
+			  "seq %lu: time %lu not in [%lu, %lu]", next,
+			  e.rec.timestamp, t0, t1);
+		next++;
+	}
+	shmbus_journal_iter_close(it);
+	cr_expect_eq(next, n, "journaled %lu of %lu", next, n);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	shmbus_producer_close(p);
 	shmbus_close(bus);
 }

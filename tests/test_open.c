@@ -102,7 +102,7 @@ Test(open, channel_config_checked)
 	o.flags = SHMBUS_CH_OVERWRITE | SHMBUS_CH_JOURNAL_SYNC;
 	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
 	o = CH;
-	o.flags = 1u << 4; /* unknown */
+	o.flags = 1u << 5; /* unknown */
 	cr_expect_eq(shmbus_channel_open(bus, "C", &o, &ch), SHMBUS_EINVAL);
 
 	cr_assert_eq(shmbus_channel_open(bus, "C", &CH, &ch), 0, "%s",

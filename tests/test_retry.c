@@ -770,3 +770,76 @@ Test(dlq, a_corrupt_range_is_an_error_and_purge_all_resets_it)
 	cr_expect_eq(ds.count, 0);
 	shmbus_close(bus);
 }
+
+/* SHMBUS_CH_COMPACT: retries and dead letters keep a record's identity
+ * outside the ring, so they work as anywhere; a replay into the ring
+ * would drop its origin (compact slots have none) and is refused, the
+ * entry kept; a replay to one subscriber's retry segment keeps it. */
+static int origin_is_value(const shmbus_record_t *r, void *ctx)
+{
+	struct log *l = ctx;
+	uint64_t v;
+	memcpy(&v, r->data, sizeof(v));
+	if (r->origin != v)
+		l->fail_rc = -99; /* noted: an origin lost */
+	return logging(r, ctx);
+}
+
+Test(dlq, on_a_compact_channel_replay_is_refused_and_replay_to_works)
+{
+	shmbus_t *bus;
+	const char *name = test_bus("qcmp");
+	cr_assert_eq(shmbus_open(name, NULL, &bus), 0);
+	shmbus_channel_opts_t o = {.record_size = 8,
+				   .capacity = 64,
+				   .flags = SHMBUS_CH_COMPACT};
+	shmbus_channel_t *ch;
+	cr_assert_eq(shmbus_channel_open(bus, "R", &o, &ch), 0, "%s",
+		     shmbus_errmsg());
+	static struct log l;
+	log_reset(&l, 1, UINT32_MAX, 0);
+	shmbus_sub_opts_t so = {.name = "s",
+				.retry = {.max_attempts = 2,
+					  .base_us = 100,
+					  .cap_us = 100}};
+	shmbus_sub_t *s;
+	cr_assert_eq(shmbus_subscribe(ch, origin_is_value, &l, &so, &s), 0);
+	shmbus_producer_t *p;
+	cr_assert_eq(shmbus_producer_open(ch, NULL, &p), 0);
+	for (uint64_t v = 0; v < 3; v++)
+		cr_assert_eq(shmbus_publish(p, &v, sizeof(v), 0), 0);
+	/* 3 first deliveries, then record 1 again from the segment */
+	poll_until(s, &l, 4);
+	cr_expect_eq(l.n, 4);
+	cr_expect_eq(l.val[3], 1);
+	cr_expect_eq(l.attempt[3], 2);
+	shmbus_dlq_entry_t e[2];
+	cr_assert_eq(shmbus_dlq_list(ch, 0, e, 2), 1);
+	cr_expect_eq(e[0].rec.origin, 1);
+	cr_expect_eq(e[0].rec.key, 0);
+
+	cr_expect_eq(shmbus_dlq_replay(ch, e[0].id, p), SHMBUS_EINVAL);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "replaying DLQ entry %llu (kept): channel 'R' is compact "
+		 "(SHMBUS_CH_COMPACT): its records carry no origin, so a "
+		 "re-published record would lose its identity; nothing "
+		 "published",
+		 (unsigned long long)e[0].id);
+	cr_expect_str_eq(shmbus_errmsg(), want);
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.claimed, 3, "the refused replay claimed a slot");
+	cr_expect_eq(shmbus_dlq_list(ch, 0, e, 2), 1, "the entry is gone");
+
+	l.fail_times = 0; /* it succeeds now */
+	cr_assert_eq(shmbus_dlq_replay_to(ch, e[0].id, "s"), 0, "%s",
+		     shmbus_errmsg());
+	poll_until(s, &l, 5);
+	cr_expect_eq(l.n, 5);
+	cr_expect_eq(l.val[4], 1);
+	cr_expect_eq(l.fail_rc, 0, "a delivery without its origin");
+	cr_expect_eq(shmbus_dlq_list(ch, 0, e, 2), 0);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

@@ -523,6 +523,17 @@ Test(ring, awake_block_readers_cost_the_writers_no_shared_write)
 	teardown(&f);
 }
 
+/* Records without a publish time: no latency sampled (it would be
+ * nonsense against 0) into the first row's histogram. */
+static void expect_no_latency_samples(shmbus_channel_t *ch)
+{
+	uint64_t samples = 0;
+	for (uint32_t b = 0; b < SHMBUS_LAT_BUCKETS; b++)
+		samples += atomic_load(&ch->stats[0].lat[b]);
+	cr_expect_eq(samples, 0, "%lu latency samples against no time",
+		     samples);
+}
+
 /* SHMBUS_CH_NO_TIMESTAMP: no clock read at commit, timestamp 0, and no
  * latency sampled (it would be nonsense against 0). */
 Test(ring, a_channel_without_timestamps_carries_none)
@@ -542,14 +553,183 @@ Test(ring, a_channel_without_timestamps_carries_none)
 	}
 	shmbus_sub_info_t info;
 	cr_assert_eq(shmbus_sub_list(f.ch, &info, 1), 1);
-	uint64_t samples = 0;
-	for (uint32_t b = 0; b < SHMBUS_LAT_BUCKETS; b++)
-		samples += atomic_load(&f.ch->stats[0].lat[b]);
-	cr_expect_eq(samples, 0, "%lu latency samples against no time",
-		     samples);
+	expect_no_latency_samples(f.ch);
 	/* a second open must agree on the flag */
 	shmbus_channel_opts_t o = {.record_size = 40, .capacity = 8};
 	shmbus_channel_t *again;
 	cr_expect_eq(shmbus_channel_open(f.bus, "C", &o, &again), SHMBUS_EEXIST);
+	teardown(&f);
+}
+
+/* SHMBUS_CH_COMPACT: an 8-byte slot header (marker and length only), so
+ * a 64-byte record takes 72 bytes of ring and an 8-byte one 16; records
+ * carry no time, key or origin (origin reads as the sequence). */
+static void compact_slot_size(const char *tag, uint32_t rsize, uint32_t want)
+{
+	const char *name = test_bus(tag);
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "C", rsize, 8,
+					    SHMBUS_CH_COMPACT);
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.slot_size, want, "%u B records: slots of %u B",
+		     rsize, info.slot_size);
+	cr_expect_eq(info.flags, SHMBUS_CH_COMPACT);
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}
+
+struct compact_seen {
+	uint64_t n, bad, ts, keys;
+};
+
+static int check_compact(const shmbus_record_t *r, void *ctx)
+{
+	struct compact_seen *c = ctx;
+	uint64_t v[5];
+	if (r->len != sizeof(v)) {
+		c->bad++;
+		return 0;
+	}
+	memcpy(v, r->data, sizeof(v));
+	for (int i = 0; i < 5; i++)
+		c->bad += v[i] != r->seq * 10 + (uint64_t)i;
+	c->bad += r->origin != r->seq || r->flags != 0;
+	c->ts |= r->timestamp;
+	c->keys |= r->key;
+	c->n++;
+	return 0;
+}
+
+/* A compact channel of 40-byte records, a subscriber checking them and
+ * a producer. */
+static struct fixture compact_setup(const char *tag, struct compact_seen *seen,
+				    shmbus_sub_t **s, shmbus_producer_t **p)
+{
+	struct fixture f = setup(tag, 8, SHMBUS_CH_COMPACT);
+	shmbus_sub_opts_t so = {.name = "t"};
+	cr_assert_eq(shmbus_subscribe(f.ch, check_compact, seen, &so, s), 0);
+	cr_assert_eq(shmbus_producer_open(f.ch, NULL, p), 0);
+	return f;
+}
+
+Test(ring, a_compact_channel_has_8_byte_slot_headers)
+{
+	compact_slot_size("cmp64", 64, 72);
+	compact_slot_size("cmp8", 8, 16);
+	/* 40-byte records: publish, claim_write and claim_at all put the
+	 * payload right behind the marker and length */
+	struct compact_seen seen = {0};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	struct fixture f = compact_setup("cmp", &seen, &s, &p);
+	cr_expect_eq(f.ch->slot_size, 48);
+	uint64_t seq = 0;
+	for (int round = 0; round < 5; round++) {
+		uint64_t v[5];
+		for (int i = 0; i < 5; i++)
+			v[i] = seq * 10 + (uint64_t)i;
+		cr_assert_eq(shmbus_publish(p, v, sizeof(v), 0), 0, "%s",
+			     shmbus_errmsg());
+		uint8_t *slot = (uint8_t *)slot_at(f.ch, seq);
+		cr_expect_eq(memcmp(slot + 8, v, sizeof(v)), 0,
+			     "the payload is not 8 bytes into its slot");
+		seq++;
+		shmbus_claim_t c;
+		cr_assert_eq(shmbus_claim(p, 3, &c), 0);
+		for (uint32_t k = 0; k < 3; k++, seq++) {
+			for (int i = 0; i < 5; i++)
+				v[i] = seq * 10 + (uint64_t)i;
+			if (k == 1) {
+				memcpy(shmbus_claim_at(&c, k), v, sizeof(v));
+				cr_assert_eq(shmbus_claim_set(p, &c, k,
+							      sizeof(v), 0),
+					     0);
+			} else {
+				cr_assert_eq(shmbus_claim_write(p, &c, k, v,
+								sizeof(v), 0),
+					     0);
+			}
+			cr_expect_eq((uint8_t *)shmbus_claim_at(&c, k),
+				     (uint8_t *)slot_at(f.ch, seq) + 8);
+		}
+		cr_assert_eq(shmbus_commit(p, &c), 0);
+		cr_assert_eq(shmbus_poll(s, 100), 4);
+	}
+	cr_expect_eq(seen.n, 20);
+	cr_expect_eq(seen.bad, 0, "%lu records not as published", seen.bad);
+	cr_expect_eq(seen.ts, 0, "a compact record has a timestamp");
+	cr_expect_eq(seen.keys, 0);
+	/* no publish time: no latency sampled */
+	expect_no_latency_samples(f.ch);
+	/* every open must agree on the layout */
+	shmbus_channel_opts_t o = {.record_size = 40, .capacity = 8};
+	shmbus_channel_t *again;
+	cr_expect_eq(shmbus_channel_open(f.bus, "C", &o, &again),
+		     SHMBUS_EEXIST);
+	cr_expect_str_eq(shmbus_errmsg(),
+			 "channel 'C' exists with flags 16 (compact), this "
+			 "open declares 0");
+	o.flags = SHMBUS_CH_COMPACT;
+	cr_expect_eq(shmbus_channel_open(f.bus, "C", &o, &again), 0, "%s",
+		     shmbus_errmsg());
+	teardown(&f);
+	/* a compact channel opened by one that is not */
+	struct fixture g = setup("cmpnot", 8, 0);
+	o.flags = SHMBUS_CH_COMPACT;
+	cr_expect_eq(shmbus_channel_open(g.bus, "C", &o, &again),
+		     SHMBUS_EEXIST);
+	cr_expect_str_eq(shmbus_errmsg(),
+			 "channel 'C' exists with flags 0, this open "
+			 "declares 16 (compact)");
+	teardown(&g);
+}
+
+/* A compact slot has no room for a key or an origin: what would need one
+ * is refused, naming the channel, and nothing is claimed (no hole). */
+Test(ring, a_compact_channel_refuses_keys_and_origins)
+{
+	struct compact_seen seen = {0};
+	shmbus_sub_t *s;
+	shmbus_producer_t *p;
+	struct fixture f = compact_setup("cmpkey", &seen, &s, &p);
+	uint64_t v[5] = {0, 1, 2, 3, 4};
+	const char *keymsg = "channel 'C' is compact (SHMBUS_CH_COMPACT): its "
+			     "records carry no key; publish with key 0, or "
+			     "use a channel without the flag";
+	cr_expect_eq(shmbus_publish(p, v, sizeof(v), 7), SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(), keymsg);
+	cr_expect_eq(shmbus_try_publish(p, v, sizeof(v), 7), SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(), keymsg);
+	shmbus_record_t rec = {.data = v, .len = sizeof(v), .seq = 3,
+			       .origin = 3};
+	cr_expect_eq(shmbus_republish(p, &rec), SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(),
+			 "channel 'C' is compact (SHMBUS_CH_COMPACT): its "
+			 "records carry no origin, so a re-published record "
+			 "would lose its identity; nothing published");
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(f.ch, &info), 0);
+	cr_expect_eq(info.claimed, 0, "a refused publish claimed a slot");
+	/* in a claim: the key is refused, the slot keeps its defaults and
+	 * is published with key 0 when committed */
+	shmbus_claim_t c;
+	cr_assert_eq(shmbus_claim(p, 2, &c), 0);
+	cr_expect_eq(shmbus_claim_set(p, &c, 0, sizeof(v), 9), SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(), keymsg);
+	cr_expect_eq(shmbus_claim_write(p, &c, 1, v, sizeof(v), 9),
+		     SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(), keymsg);
+	for (uint32_t k = 0; k < 2; k++) {
+		uint64_t w[5];
+		for (int i = 0; i < 5; i++)
+			w[i] = k * 10 + (uint64_t)i;
+		cr_assert_eq(shmbus_claim_write(p, &c, k, w, sizeof(w), 0),
+			     0);
+	}
+	cr_assert_eq(shmbus_commit(p, &c), 0);
+	cr_expect_eq(shmbus_poll(s, 10), 2);
+	cr_expect_eq(seen.bad, 0);
+	cr_expect_eq(seen.keys, 0);
 	teardown(&f);
 }

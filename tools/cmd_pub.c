@@ -41,6 +41,7 @@ static const char help[] =
 struct pub {
 	const char *bus, *channel;
 	bool hex, have_key;
+	bool compact; /* SHMBUS_CH_COMPACT: its records carry no key */
 	uint64_t key, timeout_ms;
 	struct codec codec;
 	shmbus_producer_t *p;
@@ -141,6 +142,13 @@ static int full(struct pub *ps, shmbus_channel_t *ch)
 static int put(struct pub *ps, shmbus_channel_t *ch, uint32_t len,
 	       uint64_t key)
 {
+	/* refused before the claim: a claimed slot must be committed */
+	if (key && ps->compact)
+		return cli_failf("pub", "channel '%s' is compact: its records "
+					"carry no key, and this record has key "
+					"%llu; publish it with key 0 "
+					"(--key 0)",
+				 ps->channel, (unsigned long long)key);
 	shmbus_claim_t c;
 	uint64_t deadline = shmbus_now_ns() + ps->timeout_ms * 1000000ull;
 	int rc;
@@ -264,6 +272,10 @@ static int publish(struct pub *ps, shmbus_channel_t *ch, char **recs, int n)
 	ps->buf = malloc(ps->codec.record_size);
 	if (ps->buf == NULL)
 		return cli_fail("pub", "out of memory");
+	shmbus_channel_info_t info;
+	if (shmbus_channel_get_info(ch, &info))
+		return cli_fail("pub", shmbus_errmsg());
+	ps->compact = (info.flags & SHMBUS_CH_COMPACT) != 0;
 	int rc = shmbus_producer_open(ch, NULL, &ps->p);
 	if (rc == SHMBUS_EBUSY)
 		return refused(ps, ch);

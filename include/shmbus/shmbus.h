@@ -167,6 +167,17 @@ enum shmbus_channel_flags {
 	 * journaler stamps each batch with the time it journals it, so that
 	 * replay by time still works (by journal time). */
 	SHMBUS_CH_NO_TIMESTAMP = 1u << 3,
+	/* Compact slots: an 8-byte header (the commit word and the length)
+	 * in front of each payload instead of SHMBUS_RECORD_HEADER's 32, so
+	 * a 64-byte record takes 72 bytes of ring (1.125 cache lines, not
+	 * 1.5) and an 8-byte one 16. The price: records carry no publish
+	 * time (as SHMBUS_CH_NO_TIMESTAMP, implied), no key and no origin.
+	 * rec->timestamp and rec->key are 0 and rec->origin is rec->seq; a
+	 * publish or claim with a nonzero key, shmbus_republish (so DLQ and
+	 * journal replays into the ring: shmbus_dlq_replay_to still works)
+	 * and a keyed group (SHMBUS_GROUP_KEYED) are refused with
+	 * SHMBUS_EINVAL, claiming nothing. Everything else is unchanged. */
+	SHMBUS_CH_COMPACT = 1u << 4,
 };
 
 enum shmbus_stall_policy {
@@ -322,7 +333,8 @@ SHMBUS_API int shmbus_channel_get_info(shmbus_channel_t *ch,
 
 /* -------------------------------------------------------------- records */
 
-/* Compact 32-byte header in front of every payload (see docs). */
+/* The 32-byte header in front of every payload (8 bytes on a
+ * SHMBUS_CH_COMPACT channel; see docs/architecture.md). */
 #define SHMBUS_RECORD_HEADER 32u
 
 enum shmbus_record_flags {
@@ -393,7 +405,10 @@ SHMBUS_API void shmbus_producer_close(shmbus_producer_t *p);
 typedef struct shmbus_claim_range {
 	uint64_t seq; /* first sequence */
 	uint32_t n;   /* number of slots */
-	/* filled by shmbus_claim for shmbus_claim_at(); do not change */
+	/* filled by shmbus_claim for shmbus_claim_at(); do not change.
+	 * slots + SHMBUS_RECORD_HEADER is the payload of slot 0: on a
+	 * SHMBUS_CH_COMPACT channel slots is 24 bytes before the ring (in
+	 * the channel's mapping), so that the same add finds it. */
 	uint32_t slot_size;
 	uint8_t *slots;
 	uint64_t mask;
@@ -422,7 +437,8 @@ static inline void *shmbus_claim_at(const shmbus_claim_t *c, uint32_t i)
 	       SHMBUS_RECORD_HEADER;
 }
 /* Set length and key of the i-th slot before commit (defaults: record_size,
- * key 0). SHMBUS_EINVAL if len > record_size or i is outside the claim. */
+ * key 0). SHMBUS_EINVAL if len > record_size or i is outside the claim, or
+ * for a nonzero key on a SHMBUS_CH_COMPACT channel (the slot unchanged). */
 SHMBUS_API int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 				uint32_t i, uint32_t len, uint64_t key);
 /*
@@ -442,12 +458,16 @@ SHMBUS_API int shmbus_claim_write(shmbus_producer_t *p,
 /* Publish every slot of the claim: timestamp once, markers in order. */
 SHMBUS_API int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c);
 
-/* Copying publish of one record. len <= record_size. */
+/* Copying publish of one record. len <= record_size; on a
+ * SHMBUS_CH_COMPACT channel key must be 0 (else SHMBUS_EINVAL, nothing
+ * claimed). */
 SHMBUS_API int shmbus_publish(shmbus_producer_t *p, const void *data,
 			      uint32_t len, uint64_t key);
 SHMBUS_API int shmbus_try_publish(shmbus_producer_t *p, const void *data,
 				  uint32_t len, uint64_t key);
-/* Re-publish a record (DLQ or journal replay, bridges): keeps its origin. */
+/* Re-publish a record (DLQ or journal replay, bridges): keeps its origin.
+ * Refused (SHMBUS_EINVAL, nothing claimed) on a SHMBUS_CH_COMPACT channel,
+ * whose slots have no room for the origin. */
 SHMBUS_API int shmbus_republish(shmbus_producer_t *p,
 				const shmbus_record_t *rec);
 
@@ -501,7 +521,8 @@ typedef struct shmbus_retry_opts {
 enum shmbus_sub_flags {
 	/* shmbus_group_join: records with the same key go to the same member
 	 * while membership is stable (per-key order); keys move when members
-	 * join or leave, never handled by two members at once. */
+	 * join or leave, never handled by two members at once. Refused on
+	 * a SHMBUS_CH_COMPACT channel (its records have no key). */
 	SHMBUS_GROUP_KEYED = 1u << 0,
 	/* do not sample publish-to-handler latency into the row's histogram
 	 * (one clock read per batch) */

@@ -10,6 +10,6 @@
 	 SHMBUS_VERSION_PATCH)
 
 /* Version of the shared-memory layout; objects of another ABI are refused. */
-#define SHMBUS_ABI_VERSION 6
+#define SHMBUS_ABI_VERSION 7
 
 #endif /* SHMBUS_VERSION_H */

@@ -97,7 +97,7 @@ int br_in_publish(struct shmbus_bridge *b, struct br_chan *c, const void *val,
 			break;
 		if (rc != SHMBUS_EAGAIN)
 			return br_seterr(rc, "publish into '%s': %s", c->name,
-					 shmbus_strerror(rc));
+					 shmbus_errmsg());
 		if (!waited)
 			br_count(&b->n.bus_waits, 1);
 		waited = true;
