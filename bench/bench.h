@@ -48,6 +48,7 @@ struct bench_opts {
 	uint32_t capacity; /* ring slots for throughput workloads */
 	uint32_t stall_policy; /* shmbus_stall_policy of every channel */
 	bool no_timestamp;     /* channels with SHMBUS_CH_NO_TIMESTAMP */
+	bool compact;	       /* channels with SHMBUS_CH_COMPACT */
 	unsigned timeout_s;
 	double timer_overhead_ns;
 	char dir[256]; /* journal: where its files go; "" = /var/tmp */

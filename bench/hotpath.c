@@ -14,7 +14,9 @@
  * fourth argument `claim` is given, the producer claims the 64 slots at
  * once, fills them in place and commits once (as `throughput` does),
  * instead of publishing each record; with `single`, each record is
- * published and polled on its own (as a round trip does).
+ * published and polled on its own (as a round trip does). A last word
+ * `compact` makes the channel SHMBUS_CH_COMPACT (8-byte slot headers;
+ * records then carry key 0, and keyed groups are refused).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -36,9 +38,12 @@ static int count(const shmbus_record_t *r, void *ctx)
 
 int main(int argc, char **argv)
 {
+	int compact = argc > 4 && strcmp(argv[argc - 1], "compact") == 0;
+	argc -= compact;
 	if (argc != 4 && argc != 5) {
 		fprintf(stderr, "usage: hotpath ROUNDS BYTES "
-				"block|evict|group|keyed [claim|single]\n");
+				"block|evict|group|keyed [claim|single] "
+				"[compact]\n");
 		return 2;
 	}
 	uint64_t rounds = strtoull(argv[1], NULL, 10);
@@ -61,6 +66,7 @@ int main(int argc, char **argv)
 	shmbus_channel_opts_t co = {
 		.record_size = size,
 		.capacity = 4 * BATCH,
+		.flags = compact ? SHMBUS_CH_COMPACT : 0,
 		.stall_policy = evict ? SHMBUS_STALL_EVICT : SHMBUS_STALL_BLOCK};
 	shmbus_sub_opts_t so = {
 		.name = "hot",
@@ -90,7 +96,8 @@ int main(int argc, char **argv)
 		}
 		for (uint32_t i = 0; i < BATCH; i++) {
 			memcpy(buf, &i, sizeof(i));
-			if (shmbus_publish(p, buf, size, r * BATCH + i))
+			if (shmbus_publish(p, buf, size,
+					   compact ? 0 : r * BATCH + i))
 				return 1;
 			if (single && shmbus_poll(s, 1) != 1)
 				return 1;

@@ -34,7 +34,8 @@ int sb_channel(struct run *r, int idx, shmbus_t *bus, const char *suffix,
 	shmbus_channel_opts_t co = {0};
 	co.record_size = r->size;
 	co.capacity = capacity;
-	co.flags = flags | (r->o->no_timestamp ? SHMBUS_CH_NO_TIMESTAMP : 0);
+	co.flags = flags | (r->o->no_timestamp ? SHMBUS_CH_NO_TIMESTAMP : 0) |
+		   (r->o->compact ? SHMBUS_CH_COMPACT : 0);
 	if (!(flags & SHMBUS_CH_OVERWRITE))
 		co.stall_policy = r->o->stall_policy;
 	co.layout_hash = 0x62656e6368ull ^ r->size; /* "bench", per size */

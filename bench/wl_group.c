@@ -83,8 +83,10 @@ static int produce(struct run *r, int idx, shmbus_producer_t *p,
 			uint64_t v = (*next)++;
 			memcpy(pl, &v, 8);
 			memset(pl + 8, (int)(v & 0xff), r->size - 8);
-			/* keys: 1,024 aggregates (used by group-keyed) */
-			shmbus_claim_set(p, &c, i, r->size, v % 1024);
+			/* keys: 1,024 aggregates (used by group-keyed);
+			 * none on a compact channel */
+			shmbus_claim_set(p, &c, i, r->size,
+					 r->o->compact ? 0 : v % 1024);
 		}
 		if (rc == 0)
 			rc = shmbus_commit(p, &c);

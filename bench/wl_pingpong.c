@@ -261,7 +261,8 @@ static int pingpong(const struct bench_opts *o, const char *name,
 		res.slot_size = r.ctl->res[0].slot_size;
 		snprintf(res.note, sizeof(res.note),
 			 "record = %u B header + %u B payload in a %u B slot%s%s",
-			 SHMBUS_RECORD_HEADER, r.size, res.slot_size,
+			 o->compact ? 8u : SHMBUS_RECORD_HEADER, r.size,
+			 res.slot_size,
 			 res.slot_size == BENCH_CACHELINE
 				 ? ": one cache line, like the floor"
 				 : "",
