@@ -2649,3 +2649,27 @@ Test(tool, journal_replay_republishes_each_record_once)
 	shmbus_producer_close(p);
 	own_close(&o);
 }
+
+/* A compact channel: `shmbus pub` refuses a key before it claims (its
+ * records carry none), publishes without one, and `shmbus stat` says
+ * what the channel is. */
+Test(tool, pub_refuses_a_key_on_a_compact_channel)
+{
+	const char *name = test_bus("tcmp");
+	shmbus_t *bus;
+	shmbus_channel_t *ch = test_channel(name, &bus, "C", 8, 16,
+					    SHMBUS_CH_COMPACT);
+	cr_expect_eq(tool("pub %s C --hex 01 --key 5 2>&1", name), 1, "%s",
+		     out);
+	expect_out("channel 'C' is compact: its records carry no key, and "
+		   "this record has key 5; publish it with key 0 (--key 0)");
+	shmbus_channel_info_t info;
+	cr_assert_eq(shmbus_channel_get_info(ch, &info), 0);
+	cr_expect_eq(info.claimed, 0, "the refused record claimed a slot");
+	cr_expect_eq(tool("pub %s C --hex 0102 2>&1", name), 0, "%s", out);
+	expect_out("published 1 record to 'C' (seq 0)");
+	cr_expect_eq(tool("stat %s 2>&1", name), 0, "%s", out);
+	expect_out("; compact slots (no timestamps, keys or origins)");
+	shmbus_close(bus);
+	shmbus_unlink(name);
+}

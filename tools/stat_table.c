@@ -136,7 +136,10 @@ static void channel(FILE *out, const char *bus, const struct snap_channel *c)
 	else
 		fprintf(out, "no schema");
 	/* no publish times: no latency either (the columns say -) */
-	fprintf(out, "%s\n", in->flags & SHMBUS_CH_NO_TIMESTAMP
+	fprintf(out, "%s\n", in->flags & SHMBUS_CH_COMPACT
+				    ? "; compact slots (no timestamps, keys "
+				      "or origins)"
+			    : in->flags & SHMBUS_CH_NO_TIMESTAMP
 				    ? "; no timestamps"
 				    : "");
 	fprintf(out, "  published %s, tombstones %s\n",
