@@ -267,6 +267,10 @@ Test(forged, channel_header)
 		{&h->slots_off, 8, 1ull << 40, SHMBUS_ECORRUPT},
 		{&h->subscribers_off, 8, 8, SHMBUS_ECORRUPT},
 		{&h->max_subscribers, 4, 0, SHMBUS_ECORRUPT},
+		/* the slot layout follows the compact flag: each alone is
+		 * another layout */
+		{&h->flags, 4, SHMBUS_CH_COMPACT, SHMBUS_EVERSION},
+		{&h->slot_header_size, 4, 8, SHMBUS_EVERSION},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t saved = 0;
