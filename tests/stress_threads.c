@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static uint64_t per_producer = 200000;
 static shmbus_channel_t *mp_ch, *ow_ch, *ev_ch;
 static atomic_int joined, ow_done, ow_joined, mp_done, ev_done, ev_joined;
 static atomic_ulong failures;
+static bool compact_mode; /* --compact: records carry no time, key, origin */
 
 struct payload {
 	uint64_t producer, counter;
@@ -48,6 +50,9 @@ static int on_record(const shmbus_record_t *r, void *ctx)
 	struct order *o = ctx;
 	struct payload p;
 	memcpy(&p, r->data, sizeof(p));
+	if (compact_mode && (r->timestamp || r->key || r->origin != r->seq))
+		fail("compact record with a time, key or origin",
+		     (unsigned long)r->seq, (unsigned long)r->origin);
 	if (p.producer >= NPROD || p.counter != o->next[p.producer])
 		fail("order", (unsigned long)p.producer,
 		     (unsigned long)p.counter);
@@ -315,6 +320,7 @@ int main(int argc, char **argv)
 	uint32_t compact = argc > 1 && strcmp(argv[1], "--compact") == 0
 				   ? SHMBUS_CH_COMPACT
 				   : 0;
+	compact_mode = compact != 0;
 	const char *scale = getenv("SHMBUS_TEST_SCALE");
 	if (scale && atoi(scale) > 0)
 		per_producer = per_producer * (uint64_t)atoi(scale) / 100;

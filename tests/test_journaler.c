@@ -646,6 +646,20 @@ Test(journaler, a_compact_channel_is_journaled_whole)
 	}
 	shmbus_journal_iter_close(it);
 	cr_expect_eq(next, n, "journaled %lu of %lu", next, n);
+	/* replayed into the ring, records would lose their origin: refused
+	 * at the first, nothing published */
+	uint64_t count = 0;
+	cr_expect_eq(shmbus_journal_republish(j, NULL, p, &count),
+		     SHMBUS_EINVAL);
+	cr_expect_str_eq(shmbus_errmsg(),
+			 "journal republish: sequence 0: channel 'orders' is "
+			 "compact (SHMBUS_CH_COMPACT): its records carry no "
+			 "origin, so a re-published record would lose its "
+			 "identity; nothing published");
+	cr_expect_eq(count, 0);
+	while (shmbus_journal_poll(j, 256) > 0)
+		;
+	cr_expect_eq(shmbus_journal_end(j), n, "a refused record was published");
 	cr_assert_eq(shmbus_journal_close(j), 0);
 	shmbus_producer_close(p);
 	shmbus_close(bus);
