@@ -764,6 +764,9 @@ static void mutate_channel(struct sink *k, const char *v, const uint8_t *img,
 	SET(T("flags-mp-ow"), H, flags,
 	    SHMBUS_CH_MULTI_PRODUCER | SHMBUS_CH_OVERWRITE);
 	SET(T("flags-mp"), H, flags, h.flags ^ SHMBUS_CH_MULTI_PRODUCER);
+	/* the slot layout: the compact flag or the header size alone */
+	SET(T("flags-compact"), H, flags, h.flags ^ SHMBUS_CH_COMPACT);
+	SET(T("slot-header"), H, slot_header_size, 40 - h.slot_header_size);
 	SET(T("policy-unknown"), H, stall_policy, SHMBUS_STALL_SPILL + 1);
 	SET(T("policy-max"), H, stall_policy, UINT32_MAX);
 	SET(T("subs-zero"), H, max_subscribers, 0);
@@ -937,7 +940,7 @@ static void gen_bus(struct sink *k, const char *name, const char *v,
 	free(img);
 }
 
-enum ch_kind { CH_SP, CH_MP, CH_OVERWRITE, CH_EVICT };
+enum ch_kind { CH_SP, CH_MP, CH_OVERWRITE, CH_EVICT, CH_COMPACT };
 
 /* The multi-producer channel's record, described for the tools. */
 struct gen_order {
@@ -989,6 +992,10 @@ static void gen_channel(struct sink *k, const char *name, const char *v,
 		co.flags = SHMBUS_CH_OVERWRITE;
 	} else if (kind == CH_EVICT) {
 		co.stall_policy = SHMBUS_STALL_EVICT;
+	} else if (kind == CH_COMPACT) { /* 8-byte slot headers */
+		co.capacity = 4;
+		co.flags = SHMBUS_CH_COMPACT | SHMBUS_CH_MULTI_PRODUCER;
+		co.stall_policy = SHMBUS_STALL_EVICT;
 	}
 	shmbus_channel_t *ch;
 	shmbus_producer_t *p;
@@ -1028,6 +1035,12 @@ static void gen_channel(struct sink *k, const char *name, const char *v,
 	case CH_OVERWRITE:
 		for (uint64_t i = 0; i < 9; i++)
 			shmbus_try_publish(p, rec, 16, i);
+		break;
+	case CH_COMPACT:
+		for (uint64_t i = 0; i < 3; i++)
+			shmbus_try_publish(p, rec, 8, 0);
+		shmbus_poll(s, 1);
+		shmbus_try_claim(p, 1, &c); /* a hole */
 		break;
 	case CH_EVICT:
 		shmbus_try_publish(p, rec, 8, 1);
@@ -1079,6 +1092,7 @@ static int make_corpus(const char *dir)
 	gen_channel(&k, name, "mp", CH_MP);
 	gen_channel(&k, name, "ow", CH_OVERWRITE);
 	gen_channel(&k, name, "ev", CH_EVICT);
+	gen_channel(&k, name, "cp", CH_COMPACT);
 	printf("fuzz_open: wrote %u inputs to %s\n", k.files, dir);
 	return k.failed ? 1 : 0;
 }
