@@ -427,13 +427,19 @@ static int take_message(struct shmbus_bridge *b, struct kf_state *ks,
 static int in_service(struct shmbus_bridge *b, uint32_t wait_ms)
 {
 	struct kf_state *ks = b->rs;
-	int moved = 0;
+	int moved = 0, failed = 0;
 	rd_kafka_message_t *m = rd_kafka_consumer_poll(ks->rk, (int)wait_ms);
 	while (m) {
 		int rc = take_message(b, ks, m);
 		rd_kafka_message_destroy(m);
-		if (rc < 0)
+		if (rc < 0) {
+			/* the bus refused it (a key into a compact channel):
+			 * the bridge stops, its message says why. Going on
+			 * would commit the messages after it, and its offset
+			 * with them: a loss nobody is told of */
+			failed = rc == SHMBUS_ECLOSED ? 0 : rc;
 			break;
+		}
 		moved++;
 		if ((uint32_t)moved >= b->cfg.batch)
 			break;
@@ -443,7 +449,7 @@ static int in_service(struct shmbus_bridge *b, uint32_t wait_ms)
 	    (ks->uncommitted &&
 	     shmbus_now_ns() - ks->committed_at_ns > 200000000ull))
 		commit_done(b, ks, false);
-	return moved;
+	return failed ? failed : moved;
 }
 
 const struct br_remote br_kafka_in = {"kafka", in_open,	in_close,
