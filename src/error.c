@@ -84,3 +84,4 @@ int shmbus_adderr(int code, const char *fmt, ...)
 	snprintf(errmsg, sizeof(errmsg), "%s: %s", prefix, old);
 	return code;
 }
+SHMBUS_PRIVATE_EXPORT(shmbus_adderr);

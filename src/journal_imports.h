@@ -19,6 +19,7 @@
 #define retry_poll shmbus__retry_poll
 #define shm_byte_held shmbus__shm_byte_held
 #define shm_lock_byte shmbus__shm_lock_byte
+#define shmbus_adderr shmbus__shmbus_adderr
 #define shmbus_seterr shmbus__shmbus_seterr
 #define shmbus_seterr_sys shmbus__shmbus_seterr_sys
 #define sub_find_row shmbus__sub_find_row
