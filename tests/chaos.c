@@ -91,7 +91,7 @@ static const uint32_t sub_batch[NSUB] = {32, 256};
 
 /*
  * Failpoints: where a restarted child may be told to kill itself, at the
- * N-th pass (N random in [1, max_n]). Library ones (src/failpoint.c) are
+ * N-th pass (N random in [1, max_n]). Library ones (src/util/failpoint.c) are
  * armed through SHMBUS_FAILPOINT at exec; names this build of the library
  * does not know are skipped with a note. The test's own are in its
  * handlers and producer loop. To add one, add a line.

@@ -1,6 +1,6 @@
 /*
- * The evict stall policy (src/evict.c and the evictable read path of
- * src/subscriber.c): a stalled subscriber is detached so that producers go
+ * The evict stall policy (src/reliability/evict.c and the evictable read path of
+ * src/endpoints/subscriber.c): a stalled subscriber is detached so that producers go
  * on; it learns what it missed, and a handler never sees a record that is
  * not exactly what was committed. Dependency barriers survive eviction: a
  * dependent never handles a record its upstream did not.

@@ -8,11 +8,14 @@ file: calls that go round in a circle, which a layered design has none of.
 Static inline code in headers is not seen (it is compiled into its caller);
 that is the one blind spot, and why the check is on calls, not includes.
 
-usage: tools/layers.py OBJDIR... [--dot] [--allow N]
+usage: tools/layers.py OBJDIR... [--dot] [--allow N] [--order A,B,...]
   OBJDIR   e.g. build/CMakeFiles/shmbus.dir/src (several: one graph; a
            file is named by its directory's last two parts and its name)
   --dot    print the graph as Graphviz instead
   --allow  exit 0 while the largest cycle has at most N files (default 0)
+  --order  the source folders (src/A, src/B, ...) bottom up: a call from
+           a folder to one after it is an error, so a layer calls only
+           the layers below it
 """
 import os
 import subprocess
@@ -82,11 +85,13 @@ def main(argv):
     if len(argv) < 2 or argv[1] in ('-h', '--help'):
         print(__doc__.strip())
         return 0 if len(argv) >= 2 else 2
-    dot, allow, dirs = '--dot' in argv, 0, []
+    dot, allow, dirs, order = '--dot' in argv, 0, [], []
     args = iter(argv[1:])
     for a in args:
         if a == '--allow':
             allow = int(next(args))
+        elif a == '--order':
+            order = next(args).split(',')
         elif a != '--dot':
             dirs.append(a)
     files = {}
@@ -122,7 +127,23 @@ def main(argv):
           f'calling edges, {len(cycles)} cycles, largest {largest} files')
     for c in sorted(cycles, key=len, reverse=True):
         print(f'cycle of {len(c)}: ' + ' '.join(c))
-    return 0 if largest <= allow else 1
+    upward = [(f, g) for f in sorted(edges) for g in sorted(edges[f])
+              if order and rank(f, order) < rank(g, order)]
+    for f, g in upward:
+        print(f'upward call: {f} -> {g}')
+    if order:
+        print(f'{len(upward)} calls up the layers {" < ".join(order)}')
+    return 0 if largest <= allow and not upward else 1
+
+
+def rank(name, order):
+    """The layer of a file: its folder under src/, by its place in order
+    (a folder not in it: an error, so that no file escapes the check)."""
+    parts = name.split('/')
+    folder = parts[parts.index('src') + 1] if 'src' in parts else parts[0]
+    if folder not in order:
+        sys.exit(f'layers.py: {name} is in no layer of --order')
+    return order.index(folder)
 
 
 if __name__ == '__main__':
