@@ -181,4 +181,19 @@ static inline bool waits_on_time(int (*wait)(void *h, uint64_t ns), void *h,
 		}                                                              \
 	} while (0)
 
+/* In a child process: a producer on channel ch_name of bus_name (the
+ * child exits 90 if it cannot have one). */
+static inline shmbus_producer_t *
+child_producer(const char *bus_name, const char *ch_name,
+	       const shmbus_producer_opts_t *po)
+{
+	shmbus_t *b;
+	shmbus_channel_t *c;
+	shmbus_producer_t *p;
+	CHECK_OK(shmbus_open(bus_name, NULL, &b));
+	CHECK_OK(shmbus_channel_open(b, ch_name, NULL, &c));
+	CHECK_OK(shmbus_producer_open(c, po, &p));
+	return p;
+}
+
 #endif
