@@ -64,12 +64,16 @@ static pid_t set_later(struct shared *sh, unsigned ms)
 	return pid;
 }
 
+/* A lost wake costs a sleep slice (WAIT_SLICE_NS, 100 ms): with the flag
+ * set 130 ms in, a block wait would wake 70 ms late every time. The best
+ * of three rounds counts, as a loaded machine may delay one. */
 Test(wait, each_strategy_wakes_on_a_flag_set_in_another_process,
      .timeout = 60)
 {
 	struct shared *sh = shared_new();
 	int counted = 0;
-	for (size_t i = 0; i < N_STRATEGIES; i++)
+	for (size_t i = 0; i < N_STRATEGIES; i++) {
+		uint64_t best = UINT64_MAX;
 		for (int round = 0; round < 3; round++) {
 			atomic_store(&sh->set_ns, 0);
 			uint64_t t0 = shmbus_now_ns();
@@ -86,10 +90,8 @@ Test(wait, each_strategy_wakes_on_a_flag_set_in_another_process,
 					       "flag was set",
 				      strategies[i]);
 			cr_expect_geq(set - t0, 120000000ull);
-			/* a lost wake costs a 100 ms slice (WAIT_SLICE_NS) */
-			cr_expect_lt(woke - set, 50000000ull,
-				     "strategy %u woke %.1f ms after the flag",
-				     strategies[i], (double)(woke - set) / 1e6);
+			if (woke - set < best)
+				best = woke - set;
 			/* block sleeps counted (but for the instant between
 			 * two slices); the others never write the count */
 			if (strategies[i] == SHMBUS_WAIT_BLOCK)
@@ -99,6 +101,10 @@ Test(wait, each_strategy_wakes_on_a_flag_set_in_another_process,
 					     "strategy %u", strategies[i]);
 			cr_expect_eq(atomic_load(&sh->sleepers), 0);
 		}
+		cr_expect_lt(best, 50000000ull,
+			     "strategy %u woke %.1f ms after the flag at best",
+			     strategies[i], (double)best / 1e6);
+	}
 	cr_expect_geq(counted, 2, "block counted itself asleep in %d of 3",
 		      counted);
 }
@@ -123,36 +129,44 @@ Test(wait, every_strategy_times_out_on_time, .timeout = 60)
 	}
 }
 
+/* wait_until_due, strategy s, that must return want: how long it took
+ * (never less than at_least), the least of three runs. */
+static uint64_t due_wait(struct shared *sh, uint32_t s, uint64_t timeout_ns,
+			 uint64_t due_in, int want, uint64_t at_least)
+{
+	uint64_t best = UINT64_MAX;
+	for (int i = 0; i < 3; i++) {
+		uint64_t t0 = shmbus_now_ns();
+		int rc = wait_until_due(s, &sh->ec, &sh->sleepers, timeout_ns,
+					t0 + due_in, never, NULL);
+		uint64_t took = shmbus_now_ns() - t0;
+		cr_expect_eq(rc, want, "strategy %u: %d", s, rc);
+		cr_expect_geq(took, at_least, "strategy %u: %.1f ms", s,
+			      (double)took / 1e6);
+		if (took < best)
+			best = took;
+	}
+	return best;
+}
+
 /* wait_until_due: 0 at the due time (a retry falls due), never before;
- * the time-out when it comes first; 0 at once for a due time past. */
+ * the time-out when it comes first; 0 at once for a due time past
+ * (due_in -1: t0 - 1). The least of three runs is bounded. */
 Test(wait, a_due_time_ends_the_wait_with_zero, .timeout = 60)
 {
 	struct shared *sh = shared_new();
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
 		uint32_t s = strategies[i];
-		uint64_t t0 = shmbus_now_ns();
-		int rc = wait_until_due(s, &sh->ec, &sh->sleepers,
-					1000000000ull, t0 + 30000000ull, never,
-					NULL);
-		uint64_t took = shmbus_now_ns() - t0;
-		cr_expect_eq(rc, 0, "strategy %u: %d", s, rc);
-		cr_expect_geq(took, 30000000ull, "strategy %u: %.1f ms", s,
-			      (double)took / 1e6);
+		uint64_t took = due_wait(sh, s, 1000000000ull, 30000000ull, 0,
+					 30000000ull);
 		cr_expect_lt(took, 45000000ull, "strategy %u: %.1f ms", s,
 			     (double)took / 1e6);
-		t0 = shmbus_now_ns();
-		rc = wait_until_due(s, &sh->ec, &sh->sleepers, 20000000ull,
-				    t0 + 5000000000ull, never, NULL);
-		took = shmbus_now_ns() - t0;
-		cr_expect_eq(rc, SHMBUS_EAGAIN, "strategy %u: %d", s, rc);
-		cr_expect_geq(took, 20000000ull);
+		took = due_wait(sh, s, 20000000ull, 5000000000ull,
+				SHMBUS_EAGAIN, 20000000ull);
 		cr_expect_lt(took, 35000000ull, "strategy %u: %.1f ms", s,
 			     (double)took / 1e6);
-		t0 = shmbus_now_ns();
-		cr_expect_eq(wait_until_due(s, &sh->ec, &sh->sleepers, 0,
-					    t0 - 1, never, NULL),
-			     0);
-		cr_expect_lt(shmbus_now_ns() - t0, 1000000ull);
+		took = due_wait(sh, s, 0, (uint64_t)-1, 0, 0);
+		cr_expect_lt(took, 1000000ull);
 	}
 }
 
