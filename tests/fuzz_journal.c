@@ -233,10 +233,13 @@ static void use(shmbus_journal_t *j, bool writer)
 	 * segment, one that fills it to its last byte and one more: it is
 	 * sealed (its index from what recovery noted), the next one made */
 	static const uint8_t zeros[SEG];
-	const uint64_t hsz = sizeof(struct jrec_header);
 	const struct jseg *recovered = j->active;
 	shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1, 1, 3, "abc", 3);
 	if (recovered && j->active == recovered) {
+		/* the filler's header, in the recovered segment's format */
+		struct jrec f = {.type = 1, .key = 3};
+		uint64_t hsz = jrec_hsz_of(recovered->version,
+					   recovered->chan, &f);
 		if (j->end_off <= SEG - hsz)
 			shmbus_journal_append(
 				j, SHMBUS_JOURNAL_NEXT, 2, 1, 3, zeros,
@@ -248,19 +251,32 @@ static void use(shmbus_journal_t *j, bool writer)
 
 /* ------------------------------------------------------------- target */
 
+/* The header of the record at seg + off decoded, in the format of seg's
+ * header (whatever it says: a version it does not have reads as 2);
+ * false if it does not fit. */
+static bool frame_at(const uint8_t *seg, uint64_t off, struct jrec *r)
+{
+	struct jseg_header h;
+	memcpy(&h, seg, sizeof(h));
+	uint32_t v = h.version == 1 ? 1 : 2;
+	if (off + jrec_hmin(v) > SEG ||
+	    off + jrec_hsz(v, seg + off) > SEG)
+		return false;
+	jrec_decode(v, h.first_seq, h.channel_id, seg + off, r);
+	return r->len <= SEG - off - r->hsz;
+}
+
 /* Each framed record's CRC, as far as the frames chain (SEL_RECORDS). */
 static void stamp_records(uint8_t *seg)
 {
-	const uint64_t hsz = sizeof(struct jrec_header);
-	for (uint64_t off = JSEG_DATA_OFF; off + hsz <= SEG;) {
-		struct jrec_header *r = (struct jrec_header *)(seg + off);
-		if (atomic_load_explicit(&r->marker, memory_order_relaxed) !=
-			    JREC_MARKER ||
-		    r->len > SEG - off - hsz)
+	struct jrec r;
+	for (uint64_t off = JSEG_DATA_OFF; frame_at(seg, off, &r);) {
+		uint32_t m, crc = jrec_crc(seg + off, r.hsz, r.len);
+		memcpy(&m, seg + off, 4);
+		if (m != JREC_MARKER)
 			break;
-		r->crc = crc32c(seg + off + JREC_CRC_FROM,
-				hsz - JREC_CRC_FROM + r->len, 0);
-		off += jrec_frame(r->len);
+		memcpy(seg + off + 4, &crc, 4);
+		off += jrec_span(r.hsz, r.len);
 	}
 }
 
@@ -406,22 +422,20 @@ static void damage_records(struct sink *k, const char *tag, uint8_t sel,
 			   uint8_t *seg, const uint8_t *idx, size_t isz)
 {
 	uint64_t off = JSEG_DATA_OFF;
-	for (int r = 0; r < 4 && off + sizeof(struct jrec_header) <= SEG;
-	     r++) {
-		struct jrec_header rh;
-		memcpy(&rh, seg + off, sizeof(rh));
-		for (uint32_t f = 0; f < sizeof(rh); f += 4) {
+	struct jrec rh;
+	for (int r = 0; r < 4 && frame_at(seg, off, &rh); r++) {
+		for (uint32_t f = 0; f < rh.hsz; f += 4) {
 			char t[64];
 			snprintf(t, sizeof(t), "%s-r%d-f%u", tag, r, f);
 			seg[off + f] ^= 0x10;
 			emit(k, t, sel | SEL_WRITER, seg, idx, isz);
 			emit(k, t, sel, seg, idx, isz);
-			if (f != offsetof(struct jrec_header, crc))
+			if (f != offsetof(struct jrec2_header, crc))
 				emit(k, t, sel | SEL_WRITER | SEL_RECORDS,
 				     seg, idx, isz);
 			seg[off + f] ^= 0x10;
 		}
-		off += jrec_frame(rh.len);
+		off += jrec_span(rh.hsz, rh.len);
 	}
 }
 
@@ -460,13 +474,16 @@ static void gen(struct sink *k, const char *tag, uint64_t n, uint32_t base,
 		if (shmbus_journal_append(j, 10 + i, 1000 + i * 10, 1, i % 5,
 					  buf, len))
 			die("generating records");
-		off += jrec_frame(len);
+		struct jrec r = {.type = 1, .key = i % 5};
+		off += jrec_span(jrec_hsz_of(JOURNAL_VERSION, 0, &r), len);
 	}
+	struct jrec fr = {.type = 1, .key = 7};
+	uint32_t fhsz = jrec_hsz_of(JOURNAL_VERSION, 0, &fr);
 	memset(buf, 0, sizeof(buf));
 	uint32_t fill = (uint32_t)(end == GEN_FULL ? SEG - off : SEG - off + 8);
 	if (end != GEN_TAIL &&
 	    (shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1000 + n * 10, 1, 7,
-				   buf, fill - sizeof(struct jrec_header)) ||
+				   buf, fill - fhsz) ||
 	     (end == GEN_FULL &&
 	      shmbus_journal_append(j, SHMBUS_JOURNAL_NEXT, 1000 + n * 10, 1,
 				    2, "x", 1))))

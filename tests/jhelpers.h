@@ -169,14 +169,11 @@ static inline void jt_copy_file(const char *from, const char *to)
 	close(out);
 }
 
-/* Copy directory src/j to dst/j (files only). */
-static inline void jt_copy(const char *src, const char *dst)
+/* Copy directory `from` to `to`, made anew (files only). */
+static inline void jt_copy_dir(const char *from, const char *to)
 {
-	char from[512], to[512];
-	snprintf(to, sizeof(to), "%s/j", dst);
 	jt_rmrf(to);
 	mkdir(to, 0700);
-	snprintf(from, sizeof(from), "%s/j", src);
 	DIR *d = opendir(from);
 	struct dirent *e;
 	if (d == NULL)
@@ -190,6 +187,36 @@ static inline void jt_copy(const char *src, const char *dst)
 		jt_copy_file(a, b);
 	}
 	closedir(d);
+}
+
+/* Copy directory src/j to dst/j (files only). */
+static inline void jt_copy(const char *src, const char *dst)
+{
+	char from[512], to[512];
+	snprintf(from, sizeof(from), "%s/j", src);
+	snprintf(to, sizeof(to), "%s/j", dst);
+	jt_copy_dir(from, to);
+}
+
+/* Record i of the v1 fixture (tests/data/journal-v1, made by
+ * tests/data/make_journal_v1.c with the version 1 writer): sequences with
+ * gaps, time stamps not monotonic, keys, types, origins, flags and
+ * producers zero and not, payloads of 0 to 2000 bytes (jt_fill). */
+#define JT_V1_RECORDS 700u
+static inline void jt_v1_rec(uint32_t i, shmbus_record_t *r, uint32_t *type,
+			     uint8_t *buf)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = 10 + i + 2 * (i / 97);
+	r->timestamp = 1000000 + (uint64_t)i * 1000 - (i % 5 == 3 ? 1500 : 0);
+	r->key = i % 3 ? i % 11 + 1 : 0;
+	r->origin = i % 6 == 0 ? r->seq + 5000 : r->seq;
+	r->flags = i % 7 == 0 ? 1 : 0;
+	r->producer = i % 5 == 0 ? 42 + i : 0;
+	r->len = i % 13 == 0 ? 0 : i % 50 == 1 ? 2000 : (i * 37) % 300 + 1;
+	*type = i % 4 ? 7 : 9;
+	jt_fill(buf, r->seq, r->len);
+	r->data = buf;
 }
 
 /* ------------------------------------- processes around a journaled bus

@@ -41,6 +41,29 @@ static int jopen_rc(const char *dir, uint32_t flags, shmbus_journal_t **j)
 	return shmbus_journal_open(p, &o, j);
 }
 
+/* The offset of record k (0: the first) of segment file seg, walked
+ * frame by frame in the segment's format: where the records before it
+ * end (frames vary in size with the fields a record has). */
+static uint64_t rec_off(const char *seg, uint64_t k)
+{
+	int fd = open(seg, O_RDONLY);
+	cr_assert_geq(fd, 0, "%s", seg);
+	struct jseg_header sh;
+	cr_assert_eq(pread(fd, &sh, sizeof(sh), 0), (ssize_t)sizeof(sh));
+	uint64_t off = JSEG_DATA_OFF;
+	for (uint64_t i = 0; i < k; i++) {
+		uint8_t b[sizeof(struct jrec_header)];
+		cr_assert_eq(pread(fd, b, sizeof(b), (off_t)off),
+			     (ssize_t)sizeof(b), "%s: record %llu", seg,
+			     (unsigned long long)i);
+		struct jrec r;
+		jrec_decode(sh.version, sh.first_seq, sh.channel_id, b, &r);
+		off += jrec_span(r.hsz, r.len);
+	}
+	close(fd);
+	return off;
+}
+
 /* Append seq with a jt_fill payload of len bytes, key, ts. */
 static void put(shmbus_journal_t *j, uint64_t seq, uint32_t len, uint64_t key,
 		uint64_t ts)
@@ -957,11 +980,13 @@ Test(journal, a_torn_last_record_is_cut_and_reported)
 	shmbus_journal_t *j = jopen(dir, 0, 64 * KB);
 	for (uint64_t i = 0; i < 20; i++)
 		put(j, i, 40, 0, i);
-	uint64_t end_off = JSEG_DATA_OFF + 20 * jrec_frame(40);
 	shmbus_journal_close(j);
+	uint64_t end_off = rec_off(jt_seg(p, dir, 0, ".seg"), 20);
 	/* a record begun and never finished: header, no marker */
-	struct jrec_header h = {.len = 40, .seq = 20};
-	jt_poke(jt_seg(p, dir, 0, ".seg"), end_off, &h, sizeof(h));
+	struct jrec h = {.len = 40, .seq = 20, .type = 7, .origin = 20};
+	uint8_t b[sizeof(struct jrec_header)] = {0};
+	jrec_encode(JOURNAL_VERSION, 0, 0, &h, b);
+	jt_poke(p, end_off, b, jrec_hsz_of(JOURNAL_VERSION, 0, &h));
 	j = jopen(dir, 0, 0);
 	shmbus_journal_recovery_t rec;
 	shmbus_journal_get_recovery(j, &rec);
@@ -986,7 +1011,7 @@ Test(journal, a_torn_last_record_is_cut_and_reported)
  * never return the damaged record, and resume where the rules say. */
 struct frame {
 	uint64_t seg, off, seq;
-	uint32_t len;
+	uint32_t len, hsz; /* payload, header bytes */
 };
 
 static uint32_t frames_of(const char *dir, struct frame *f, uint32_t max)
@@ -996,9 +1021,17 @@ static uint32_t frames_of(const char *dir, struct frame *f, uint32_t max)
 	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
 	shmbus_journal_entry_t e;
 	uint32_t n = 0;
-	while (n < max && shmbus_journal_iter_next(it, &e) == 1)
+	while (n < max && shmbus_journal_iter_next(it, &e) == 1) {
+		struct jrec r = {.seq = e.rec.seq,
+				 .key = e.rec.key,
+				 .origin = e.rec.origin,
+				 .flags = e.rec.flags,
+				 .producer = e.rec.producer,
+				 .type = e.type};
 		f[n++] = (struct frame){e.segment, e.offset, e.rec.seq,
-					e.rec.len};
+					e.rec.len,
+					jrec_hsz_of(JOURNAL_VERSION, 0, &r)};
+	}
 	shmbus_journal_iter_close(it);
 	shmbus_journal_close(j);
 	return n;
@@ -1204,13 +1237,14 @@ Test(journal, damage_at_every_framing_boundary_is_detected)
 	while (first_active < n && f[first_active].seg == f[0].seg)
 		first_active++;
 	cr_assert(first_active > 0 && first_active < n, "two segments");
-	static const uint32_t fields[] = {0, 4, 8, 12, 16, 24, 32, 40, 48, 52};
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t nf = sizeof(fields) / sizeof(fields[0]);
+		/* every 4-byte word of the header (each field starts on
+		 * one), the payload's first byte and its last */
+		uint32_t nf = f[k].hsz / 4;
 		for (uint32_t fi = 0; fi < nf + 2; fi++) {
-			uint64_t at = fi < nf ? fields[fi]
-				      : fi == nf ? 56
-						 : 56 + f[k].len - 1;
+			uint64_t at = fi < nf ? 4 * fi
+				      : fi == nf ? f[k].hsz
+						 : f[k].hsz + f[k].len - 1;
 			if (fi >= nf && f[k].len == 0)
 				continue;
 			copy_journal(dir, work);
@@ -1698,8 +1732,8 @@ Test(journal, a_seal_block_failing_its_crc_is_reported_and_resealed)
 	/* a bad seal block over a bad record: sealing it again would cut
 	 * the records after it, in the middle of the journal: refused,
 	 * unless the loss is accepted */
-	uint64_t at = JSEG_DATA_OFF + 100 * jrec_frame(100); /* the 101st */
-	jt_flip(jt_seg(p, dir, firsts[3], ".seg"), 150, 0x01);
+	uint64_t at = rec_off(jt_seg(p, dir, firsts[3], ".seg"), 100); /* 101st */
+	jt_flip(p, 150, 0x01);
 	jt_flip(p, at + 60, 0x01);
 	cr_assert_eq(ro_verify(dir, msg), 3,
 		     "the seal, the record, the valid records after it: %s",
@@ -1772,9 +1806,8 @@ static void segments_on_disk(const char *dir, uint64_t n, bool sealed,
 	cr_assert_gt(nseg, 1);
 	for (uint32_t i = 0; i + sealed < nseg; i++) {
 		uint64_t to = i + 1 < nseg ? firsts[i + 1] : n;
-		long d = file_dirty(jt_seg(p, dir, firsts[i], ".seg"),
-				    JSEG_DATA_OFF +
-					    (to - firsts[i]) * jrec_frame(100));
+		jt_seg(p, dir, firsts[i], ".seg");
+		long d = file_dirty(p, rec_off(p, to - firsts[i]));
 		if (d < 0)
 			cr_skip_test("cachestat(2) is not there to tell");
 		cr_assert_eq(d, 0, "%s: %s has %ld dirty pages", when, p, d);
@@ -1861,7 +1894,7 @@ static void cut_last(const char *dir, uint64_t last, uint64_t keep,
 {
 	char p[512];
 	jt_seg(p, dir, last, ".seg");
-	uint64_t at = JSEG_DATA_OFF + keep * jrec_frame(100);
+	uint64_t at = rec_off(p, keep);
 	if (truncated) {
 		cr_assert_eq(truncate(p, (off_t)at), 0);
 		return;
@@ -2018,7 +2051,7 @@ Test(journal, a_machine_restart_excuses_only_what_a_crash_leaves)
 	uint32_t nseg = work_journal(dir, work, firsts);
 	for (int how = 0; how < 4; how++) {
 		copy_journal(dir, work);
-		uint32_t v = 2;
+		uint32_t v = JOURNAL_VERSION + 1;
 		if (how == 0) /* the newest: a header of another version */
 			jt_poke(jt_seg(p, work, firsts[nseg - 1], ".seg"), 8,
 				&v, 4);
@@ -2053,9 +2086,9 @@ Test(journal, a_seal_that_reached_the_disk_before_its_records)
 	uint64_t mid = firsts[nseg - 2], next = firsts[nseg - 1];
 	for (int keep = 0; keep < 2; keep++) { /* none of its records, half */
 		copy_journal(dir, work);
-		uint64_t at = JSEG_DATA_OFF +
-			      keep * (next - mid) / 2 * jrec_frame(100);
-		jt_poke(jt_seg(p, work, mid, ".seg"), at, zeros, 64 * KB - at);
+		jt_seg(p, work, mid, ".seg");
+		uint64_t at = rec_off(p, keep * (next - mid) / 2);
+		jt_poke(p, at, zeros, 64 * KB - at);
 		other_boot(work, mid);
 		shmbus_journal_t *j;
 		cr_assert_eq(jopen_rc(work, 0, &j), 0, "%s", shmbus_errmsg());
@@ -2084,8 +2117,9 @@ Test(journal, a_seal_that_reached_the_disk_before_its_records)
 	jt_poke(p, offsetof(struct jctl, seg_first), &mid, 8);
 	jt_poke(p, offsetof(struct jctl, end_seq), &next, 8);
 	uint64_t half = mid + (next - mid) / 2;
-	uint64_t at = JSEG_DATA_OFF + (half - mid) * jrec_frame(100);
-	jt_poke(jt_seg(p, work, mid, ".seg"), at, zeros, 64 * KB - at);
+	jt_seg(p, work, mid, ".seg");
+	uint64_t at = rec_off(p, half - mid);
+	jt_poke(p, at, zeros, 64 * KB - at);
 	other_boot(work, mid);
 	shmbus_journal_t *j = jopen(work, 0, 0);
 	cr_assert_eq(shmbus_journal_end(j), half);
@@ -2246,12 +2280,8 @@ Test(journal, an_unknown_boot_excuses_nothing)
 		copy_journal(dir, work);
 		if (how == 0)
 			rm_seg(work, firsts[3]);
-		else
-			cr_assert_eq(truncate(jt_seg(p, work, firsts[nseg - 1],
-						     ".seg"),
-					      JSEG_DATA_OFF +
-						      5 * jrec_frame(100)),
-				     0);
+		else if (jt_seg(p, work, firsts[nseg - 1], ".seg"))
+			cr_assert_eq(truncate(p, (off_t)rec_off(p, 5)), 0);
 		jt_poke(jt_path(p, work, "journal.ctl"),
 			offsetof(struct jctl, boot), &zero, 8);
 		uint64_t sum = dir_sum(work);
@@ -2333,13 +2363,13 @@ Test(journal, an_unsealed_middle_segment_cut_short_is_a_loss)
 		jt_seg(p, work, mid, ".seg");
 		jt_poke(p, offsetof(struct jseg_header, sealed), zeros, 4);
 		unlink(jt_seg(msg, work, mid, ".idx"));
-		uint64_t at = JSEG_DATA_OFF + keep * jrec_frame(100);
+		uint64_t at = rec_off(p, keep);
 		if (how == 0)
 			cr_assert_eq(truncate(p, (off_t)at), 0);
 		else if (how == 1) /* zeroed to the end */
 			jt_poke(p, at, zeros, 64 * KB - at);
 		else /* a hole of 5 records, then valid ones */
-			jt_poke(p, at, zeros, 5 * jrec_frame(100));
+			jt_poke(p, at, zeros, rec_off(p, keep + 5) - at);
 		cr_assert_gt(ro_verify(work, msg), 0, "%d: clean", how);
 		if (how > 0) { /* a file readers can map: its range */
 			shmbus_journal_t *r = jopen(work, SHMBUS_JOURNAL_READONLY,
@@ -2430,7 +2460,7 @@ Test(journal, a_bad_seal_over_a_bad_record_in_the_last_segment_is_refused)
 	jt_poke(p, offsetof(struct jctl, end_seq), &end, 8);
 	jt_seg(p, dir, firsts[2], ".seg");
 	jt_flip(p, 150, 0x01); /* the seal's count */
-	jt_flip(p, JSEG_DATA_OFF + 5 * jrec_frame(100) + 60, 0x01);
+	jt_flip(p, rec_off(p, 5) + 60, 0x01);
 	uint64_t sum = dir_sum(dir);
 	shmbus_journal_t *j;
 	cr_assert_eq(jopen_rc(dir, 0, &j), SHMBUS_ECORRUPT, "opened");
@@ -2541,5 +2571,305 @@ Test(journal, a_rebuilt_control_file_is_the_newest_segments_journal)
 	cr_assert_neq(access(q, F_OK), 0, "%s is left", tmp);
 	expect_clean(dir);
 	jt_rmrf(other);
+	jt_rmrf(dir);
+}
+
+/* ---------------------------------------------- format version 1 (19) */
+
+/* dir/j: a copy of the version 1 fixture (tests/data/journal-v1). */
+static void v1_fixture(const char *dir)
+{
+	char to[300];
+	snprintf(to, sizeof(to), "%s/j", dir);
+	jt_copy_dir(SHMBUS_TEST_DATA "/journal-v1", to);
+}
+
+/* The records of query q among the first n of the fixture's formula
+ * (jt_v1_rec), in order: every field and payload byte, and none more. */
+static void v1_expect(shmbus_journal_t *j, const shmbus_journal_query_t *q,
+		      uint32_t n, const char *what)
+{
+	shmbus_journal_iter_t *it;
+	cr_assert_eq(shmbus_journal_iter_open(j, q, &it), 0, "%s", what);
+	static uint8_t buf[4096];
+	shmbus_journal_entry_t e;
+	bool timed = q && (q->flags & SHMBUS_JOURNAL_BY_TIME);
+	uint64_t got = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		shmbus_record_t r;
+		uint32_t type;
+		jt_v1_rec(i, &r, &type, buf);
+		if (q && (r.seq < q->from_seq || (q->to_seq && r.seq >= q->to_seq) ||
+			  ((q->flags & SHMBUS_JOURNAL_BY_KEY) && r.key != q->key) ||
+			  (timed && r.timestamp < q->from_time)))
+			continue;
+		timed = false; /* every record after the first in time */
+		int rc = shmbus_journal_iter_next(it, &e);
+		QUIET(rc == 1, "%s: record %u (seq %llu): %d %s", what, i,
+		      (unsigned long long)r.seq, rc, shmbus_errmsg());
+		QUIET(e.rec.seq == r.seq && e.rec.timestamp == r.timestamp &&
+			      e.rec.key == r.key && e.rec.origin == r.origin &&
+			      e.rec.flags == r.flags &&
+			      e.rec.producer == r.producer && e.type == type &&
+			      e.rec.channel_id == type && e.rec.len == r.len &&
+			      (r.len == 0 || !memcmp(e.rec.data, buf, r.len)),
+		      "%s: record %u (seq %llu) differs: seq %llu key %llu "
+		      "len %u",
+		      what, i, (unsigned long long)r.seq,
+		      (unsigned long long)e.rec.seq,
+		      (unsigned long long)e.rec.key, e.rec.len);
+		got++;
+	}
+	int rc = shmbus_journal_iter_next(it, &e);
+	cr_assert_eq(rc, 0, "%s: after %llu records: %d seq %llu %s", what,
+		     (unsigned long long)got, rc, (unsigned long long)e.rec.seq,
+		     shmbus_errmsg());
+	shmbus_journal_iter_close(it);
+}
+
+/* Every way of reading, over the first n records of the formula. */
+static void v1_read_every_way(shmbus_journal_t *j, uint32_t n)
+{
+	char what[64];
+	v1_expect(j, NULL, n, "all");
+	for (uint64_t k = 0; k <= 12; k++) {
+		snprintf(what, sizeof(what), "key %llu", (unsigned long long)k);
+		v1_expect(j,
+			  &(shmbus_journal_query_t){
+				  .key = k, .flags = SHMBUS_JOURNAL_BY_KEY},
+			  n, what);
+	}
+	for (uint64_t t = 1000000; t < 1000000 + n * 1000ull; t += 97333) {
+		snprintf(what, sizeof(what), "from time %llu",
+			 (unsigned long long)t);
+		v1_expect(j,
+			  &(shmbus_journal_query_t){
+				  .from_time = t, .flags = SHMBUS_JOURNAL_BY_TIME},
+			  n, what);
+	}
+	v1_expect(j, &(shmbus_journal_query_t){.from_seq = 250, .to_seq = 560},
+		  n, "250 to 560");
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_damage_t d;
+	cr_assert_eq(shmbus_journal_get_damage(j, 0, &d), 0, "%s", d.text);
+}
+
+static int v1_count(const shmbus_record_t *r, void *ctx)
+{
+	static uint8_t buf[4096];
+	uint64_t *n = ctx;
+	shmbus_record_t w;
+	uint32_t type;
+	jt_v1_rec((uint32_t)*n, &w, &type, buf);
+	QUIET(r->seq == w.seq && r->len == w.len &&
+		      (w.len == 0 || !memcmp(r->data, buf, w.len)),
+	      "replay: record %llu", (unsigned long long)*n);
+	(*n)++;
+	return 0;
+}
+
+/* Issue 19: a journal written by the version 1 writer (main at bcda7f6,
+ * before format 2) is read whole by this one, every record and field,
+ * every way: all, by key, by time, a range, replay, verify, the damage
+ * scan; its indexes rebuilt from its segments when missing; a flipped
+ * bit in one of its records still reported where it is. (Before: the
+ * fixture is the format this code wrote, so nothing failed; it is what
+ * keeps version 1 readable now that new segments are version 2.) */
+Test(journal, a_version_1_journal_is_read_whole_every_way)
+{
+	char dir[256], p[512];
+	jt_tmpdir(dir);
+	v1_fixture(dir);
+	shmbus_journal_t *j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	v1_read_every_way(j, JT_V1_RECORDS);
+	uint64_t n = 0;
+	cr_assert_eq(shmbus_journal_replay(j, NULL, v1_count, &n, NULL), 0,
+		     "%s", shmbus_errmsg());
+	cr_assert_eq(n, JT_V1_RECORDS);
+	shmbus_journal_close(j);
+
+	/* the sealed segments' indexes gone: built again from v1 frames */
+	uint64_t firsts[8];
+	uint32_t nseg = seg_firsts(dir, firsts, 8);
+	cr_assert_eq(nseg, 3, "the fixture has 3 segments");
+	for (uint32_t i = 0; i + 1 < nseg; i++)
+		cr_assert_eq(unlink(jt_seg(p, dir, firsts[i], ".idx")), 0, "%s",
+			     p);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	v1_read_every_way(j, JT_V1_RECORDS);
+	shmbus_journal_close(j);
+
+	/* a bit of a record's payload in the sealed segment: reported with
+	 * where, reading resumes after it; one in the header of a record of
+	 * the unsealed one: the tail a recovering writer cuts there */
+	v1_fixture(dir);
+	jt_seg(p, dir, firsts[0], ".seg");
+	uint64_t at = rec_off(p, 5);
+	jt_flip(p, at + 60, 0x08);
+	char msg[512];
+	cr_assert_eq(ro_verify(dir, msg), 1, "%s", msg);
+	cr_assert(strstr(msg, "CRC mismatch"), "%s", msg);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	int rc;
+	uint64_t got = 0;
+	while ((rc = shmbus_journal_iter_next(it, &e)) == 1)
+		got++;
+	cr_assert_eq(rc, SHMBUS_ECORRUPT, "%d", rc);
+	cr_assert_eq(e.segment, firsts[0]);
+	cr_assert_eq(e.offset, at);
+	cr_assert_eq(got, 5);
+	shmbus_journal_iter_close(it);
+	shmbus_journal_close(j);
+
+	v1_fixture(dir);
+	jt_seg(p, dir, firsts[2], ".seg");
+	at = rec_off(p, 5);
+	jt_flip(p, at + 20, 0x08); /* its sequence */
+	j = jopen(dir, SHMBUS_JOURNAL_ACCEPT_LOSS, 0); /* synced: a loss */
+	shmbus_journal_recovery_t rec;
+	shmbus_journal_get_recovery(j, &rec);
+	cr_assert_eq(rec.segment, firsts[2], "%s", rec.reason);
+	cr_assert_eq(rec.offset, at, "%s", rec.reason);
+	/* record 516 (sequence 536) is the last segment's first */
+	cr_assert_eq(rec.cut_records, JT_V1_RECORDS - 516 - 5, "%s",
+		     rec.reason);
+	cr_assert(strstr(rec.reason, "CRC mismatch"), "%s", rec.reason);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	v1_expect(j, NULL, 516 + 5, "the records before the cut");
+	shmbus_journal_close(j);
+	jt_rmrf(dir);
+}
+
+/* The format version of segment file `first` of dir/j. */
+static uint32_t seg_version(const char *dir, uint64_t first)
+{
+	char p[512];
+	uint32_t v = 0;
+	int fd = open(jt_seg(p, dir, first, ".seg"), O_RDONLY);
+	cr_assert_geq(fd, 0, "%s", p);
+	cr_assert_eq(pread(fd, &v, 4, offsetof(struct jseg_header, version)),
+		     4);
+	close(fd);
+	return v;
+}
+
+/* Issue 19: a writer that opens a version 1 journal goes on in its
+ * unsealed version 1 segment (in version 1: never two formats in one
+ * segment) and makes every new segment in version 2; the journal reads
+ * whole, every way, across both, with the indexes the writer made for
+ * each. Buffered and not. (Before: no version 2 existed; the test is the
+ * per-segment decision.) */
+Test(journal, a_version_1_journal_goes_on_in_version_2_segments)
+{
+	char dir[256];
+	static uint8_t buf[4096];
+	const uint32_t n = 2500;
+	jt_tmpdir(dir);
+	for (int buffered = 0; buffered < 2; buffered++) {
+		v1_fixture(dir);
+		shmbus_journal_t *j =
+			jopen(dir, buffered ? SHMBUS_JOURNAL_BUFFERED : 0, 0);
+		for (uint32_t i = JT_V1_RECORDS; i < n; i++) {
+			shmbus_record_t r;
+			uint32_t type;
+			jt_v1_rec(i, &r, &type, buf);
+			int rc = shmbus_journal_append_record(j, &r, type);
+			QUIET(rc == 0, "append %u: %d %s", i, rc,
+			      shmbus_errmsg());
+		}
+		cr_assert_eq(shmbus_journal_close(j), 0, "%s", shmbus_errmsg());
+		uint64_t firsts[64];
+		uint32_t nseg = seg_firsts(dir, firsts, 64);
+		cr_assert_gt(nseg, 5, "%u segments", nseg);
+		for (uint32_t i = 0; i < nseg; i++)
+			cr_assert_eq(seg_version(dir, firsts[i]), i < 3 ? 1 : 2,
+				     "segment %llu",
+				     (unsigned long long)firsts[i]);
+		j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+		v1_read_every_way(j, n);
+		shmbus_journal_close(j);
+		/* and as a writer's open recovers it */
+		j = jopen(dir, 0, 0);
+		shmbus_journal_recovery_t rec;
+		shmbus_journal_get_recovery(j, &rec);
+		cr_assert_eq(rec.cut_records, 0, "%s", rec.reason);
+		cr_assert_eq(shmbus_journal_end(j), 10 + n + 2 * ((n - 1) / 97));
+		shmbus_journal_close(j);
+	}
+	jt_rmrf(dir);
+}
+
+/* Issue 19: a version 2 frame holds only what a record has: a 64-byte
+ * record of a journaled channel (its type the segment's channel id, no
+ * key, origin its sequence) takes 88 bytes, 96 with a key, 104 with a
+ * producer too, where version 1 took 120 for each; and a sequence too far
+ * above its segment's first for the frame's 28 bits starts a new segment.
+ * (Before: 1000 such records took 120000 bytes; the far sequence does not
+ * apply to version 1.) */
+Test(journal, a_version_2_frame_holds_only_what_a_record_has)
+{
+	char dir[256], p[300];
+	jt_tmpdir(dir);
+	snprintf(p, sizeof(p), "%s/j", dir);
+	shmbus_journal_opts_t o = {.segment_size = 1024 * KB, .channel_id = 7};
+	shmbus_journal_t *j;
+	cr_assert_eq(shmbus_journal_open(p, &o, &j), 0, "%s", shmbus_errmsg());
+	static uint8_t buf[64];
+	uint64_t seq = 0;
+	static const uint32_t want[3] = {88, 96, 104};
+	for (int kind = 0; kind < 3; kind++) {
+		for (int i = 0; i < 1000; i++, seq++) {
+			jt_fill(buf, seq, 64);
+			shmbus_record_t r = {.data = buf,
+					     .len = 64,
+					     .seq = seq,
+					     .timestamp = seq,
+					     .key = kind ? seq + 1 : 0,
+					     .origin = seq,
+					     .producer = kind == 2 ? 3 : 0};
+			cr_assert_eq(shmbus_journal_append_record(j, &r, 7), 0);
+		}
+	}
+	/* the last sequence the segment's 28 bits hold, then one above */
+	uint64_t far = JREC2_SEQ_SPAN - 1;
+	cr_assert_eq(shmbus_journal_append(j, far, 1, 7, 0, "a", 1), 0);
+	cr_assert_eq(shmbus_journal_append(j, far + 1, 2, 7, 0, "b", 1), 0);
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	j = jopen(dir, SHMBUS_JOURNAL_READONLY, 0);
+	shmbus_journal_iter_t *it;
+	shmbus_journal_entry_t e;
+	cr_assert_eq(shmbus_journal_iter_open(j, NULL, &it), 0);
+	uint64_t prev = 0;
+	for (uint64_t s = 0; s < seq; s++) {
+		cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+		/* the frame before this one */
+		QUIET(s == 0 || (s % 1000 == 0 && s > 0) ||
+			      e.offset - prev == want[s / 1000],
+		      "record %llu: %llu bytes framed, %u wanted",
+		      (unsigned long long)s - 1,
+		      (unsigned long long)(e.offset - prev), want[s / 1000]);
+		prev = e.offset;
+		QUIET(e.rec.seq == s && e.rec.len == 64 &&
+			      jt_same(e.rec.data, s, 64) &&
+			      e.rec.key == (s < 1000 ? 0 : s + 1) &&
+			      e.rec.producer == (s < 2000 ? 0u : 3u) &&
+			      e.type == 7 && e.rec.origin == s,
+		      "record %llu", (unsigned long long)s);
+	}
+	for (uint64_t s = far; s <= far + 1; s++) {
+		cr_assert_eq(shmbus_journal_iter_next(it, &e), 1);
+		cr_assert_eq(e.rec.seq, s);
+		cr_assert_eq(e.rec.len, 1);
+		/* the first segment holds it; the next one starts at it */
+		cr_assert_eq(e.segment, s == far ? 0 : far + 1);
+	}
+	cr_assert_eq(shmbus_journal_iter_next(it, &e), 0);
+	shmbus_journal_iter_close(it);
+	cr_assert_eq(shmbus_journal_verify(j), 0, "%s", shmbus_errmsg());
+	shmbus_journal_close(j);
 	jt_rmrf(dir);
 }

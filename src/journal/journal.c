@@ -291,7 +291,7 @@ static int ctl_create(shmbus_journal_t *j)
 	struct jctl c;
 	memset(&c, 0, sizeof(c));
 	c.magic = JCTL_MAGIC;
-	c.version = JOURNAL_VERSION;
+	c.version = JCTL_VERSION;
 	c.size = JCTL_SIZE;
 	if (getrandom(&c.journal_id, sizeof(c.journal_id), 0) !=
 	    sizeof(c.journal_id))
@@ -313,11 +313,11 @@ static int ctl_check(shmbus_journal_t *j, const struct jctl *c)
 				 "bad magic 0x%016" PRIx64 " at offset 0 "
 				 "(not a shmbus journal)",
 				 c->magic);
-	if (c->version != JOURNAL_VERSION)
+	if (c->version != JCTL_VERSION)
 		return jerr_file(SHMBUS_EVERSION, 0, j, UINT64_MAX, CTL_NAME,
 				 "format version %u at offset 8, this "
 				 "library reads %u",
-				 c->version, JOURNAL_VERSION);
+				 c->version, JCTL_VERSION);
 	if (c->size != JCTL_SIZE || c->header_crc != jctl_crc(c))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, UINT64_MAX, CTL_NAME,
 				 "header fails its CRC (offset 92)");
@@ -549,8 +549,7 @@ bool jseal_read(shmbus_journal_t *j, struct jseg *s,
 	    h->end_off < JSEG_DATA_OFF || h->end_off > j->seg_size ||
 	    h->count == 0 || h->last_seq < s->first_seq ||
 	    /* every record takes at least a header */
-	    h->count > (h->end_off - JSEG_DATA_OFF) /
-			       sizeof(struct jrec_header) ||
+	    h->count > (h->end_off - JSEG_DATA_OFF) / jrec_hmin(s->version) ||
 	    (h->lost_to && h->lost_to <= h->last_seq + 1)) {
 		s->seal_bad = true;
 		return false;
@@ -589,11 +588,12 @@ static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
 				 "bad magic 0x%016" PRIx64 " at offset 0",
 				 h->magic);
-	if (h->version != JOURNAL_VERSION)
+	if (h->version < JSEG_VERSION_MIN || h->version > JOURNAL_VERSION)
 		return jerr_file(SHMBUS_EVERSION, 0, j, f, ".seg",
 				 "format version %u at offset 8, this "
-				 "library reads %u",
-				 h->version, JOURNAL_VERSION);
+				 "library reads %u to %u",
+				 h->version, JSEG_VERSION_MIN,
+				 JOURNAL_VERSION);
 	if (h->header_crc != crc32c(h, offsetof(struct jseg_header,
 					      header_crc), 0))
 		return jerr_file(SHMBUS_ECORRUPT, 0, j, f, ".seg",
@@ -618,6 +618,8 @@ static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
 				 ")",
 				 h->journal_id, j->journal_id);
 	}
+	s->version = h->version;
+	s->chan = h->channel_id;
 	jseal_read(j, s, h);
 	return 0;
 }
@@ -1104,26 +1106,31 @@ static int check_order(shmbus_journal_t *j)
 static uint64_t full_past(shmbus_journal_t *j, uint32_t i)
 {
 	const struct jseg *s = j->segs[i], *n = j->segs[i + 1];
-	struct jrec_header h;
+	uint8_t b[sizeof(struct jrec_header)]; /* the largest header */
 	char name[40];
-	if (n->lost || !n->linked || n->prev_first != s->first_seq)
+	if (n->lost || !n->linked || n->prev_first != s->first_seq ||
+	    n->version == 0)
 		return 0;
 	if (n->map) {
-		memcpy(&h, n->map + JSEG_DATA_OFF, sizeof(h));
+		memcpy(b, n->map + JSEG_DATA_OFF, sizeof(b));
 	} else {
 		jname(name, n->first_seq, ".seg");
 		int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
-		ssize_t got = fd >= 0 ? pread(fd, &h, sizeof(h), JSEG_DATA_OFF)
+		ssize_t got = fd >= 0 ? pread(fd, b, sizeof(b), JSEG_DATA_OFF)
 				      : -1;
 		if (fd >= 0)
 			close(fd);
-		if (got != (ssize_t)sizeof(h))
+		if (got != (ssize_t)sizeof(b))
 			return 0;
 	}
 	/* its frame, as far as it can be told without the CRC: a record of
 	 * that segment's first sequence that fits a segment */
-	uint64_t frame = jrec_frame(h.len);
-	if (h.marker != JREC_MARKER || h.seq != n->first_seq ||
+	uint32_t marker;
+	struct jrec h;
+	memcpy(&marker, b, 4);
+	jrec_decode(n->version, n->first_seq, n->chan, b, &h);
+	uint64_t frame = jrec_span(h.hsz, h.len);
+	if (marker != JREC_MARKER || h.seq != n->first_seq ||
 	    frame > j->seg_size - JSEG_DATA_OFF)
 		return 0;
 	return j->seg_size - frame;
@@ -1140,11 +1147,12 @@ static bool records_whole(const struct jseg *s)
 	const char *why;
 	while (off < s->end_off) {
 		unsigned fl = n == 0 && s->first_seq == 0 ? JFC_ANY_SEQ : 0;
-		if (jframe_check(s, off, s->end_off, after, fl, &why) != JF_OK)
+		struct jrec h;
+		if (jframe_check(s, off, s->end_off, after, fl, &why, &h) !=
+		    JF_OK)
 			return false;
-		const struct jrec_header *h = jrec_at(s, off);
-		after = h->seq;
-		off += jrec_frame(h->len);
+		after = h.seq;
+		off += jrec_span(h.hsz, h.len);
 		n++;
 	}
 	return off == s->end_off && n == s->count && after == s->last_seq;

@@ -621,7 +621,8 @@ struct found {
 /* A segment header that checks on its own (without a control file). */
 static bool header_ok(const struct jseg_header *h, uint64_t first)
 {
-	return h->magic == JSEG_MAGIC && h->version == JOURNAL_VERSION &&
+	return h->magic == JSEG_MAGIC && h->version >= JSEG_VERSION_MIN &&
+	       h->version <= JOURNAL_VERSION &&
 	       h->header_crc == crc32c(h, offsetof(struct jseg_header,
 						   header_crc), 0) &&
 	       h->first_seq == first && h->data_off == JSEG_DATA_OFF &&
@@ -705,7 +706,7 @@ static struct jctl rebuilt(const struct found *f, uint32_t nf)
 	struct jctl c;
 	memset(&c, 0, sizeof(c));
 	c.magic = JCTL_MAGIC;
-	c.version = JOURNAL_VERSION;
+	c.version = JCTL_VERSION;
 	c.size = JCTL_SIZE;
 	c.journal_id = w->id;
 	c.created_realtime_ns = w->created;

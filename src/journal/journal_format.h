@@ -15,10 +15,17 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <isa-l/crc.h>
 
-#define JOURNAL_VERSION 1u
+/* segments: the version new ones are written in; readers take every
+ * version from JSEG_VERSION_MIN (per segment: a v1 journal goes on in v2
+ * segments, never two formats in one) */
+#define JOURNAL_VERSION 2u
+#define JSEG_VERSION_MIN 1u
+#define JCTL_VERSION 1u /* the control file: unchanged since version 1 */
+#define JIDX_VERSION 1u /* index files: unchanged since version 1 */
 #define JSEG_MAGIC UINT64_C(0x31474553424d4853) /* "SHMBSEG1" */
 #define JIDX_MAGIC UINT64_C(0x31584449424d4853) /* "SHMBIDX1" */
 #define JCTL_MAGIC UINT64_C(0x314c5443424d4853) /* "SHMBCTL1" */
@@ -119,11 +126,16 @@ _Static_assert(sizeof(struct jseg_header) == 256, "segment ABI");
 #define JLINK_FIRST UINT64_MAX
 
 /*
- * A record frame, 8-aligned: this header, len bytes of payload, zero
- * padding to the next multiple of 8. The writer stores everything else,
- * then the marker with release: a reader that acquires the marker sees a
- * complete record. crc covers [8, 56 + len): the length, every other field
- * and the payload; the marker is a constant and is checked on its own.
+ * A record frame, 8-aligned: a header, len bytes of payload, zero padding
+ * to the next multiple of 8. The writer stores everything else, then the
+ * marker with release: a reader that acquires the marker sees a complete
+ * record. crc covers [8, header + len): the length, every other field and
+ * the payload; the marker is a constant and is checked on its own (no
+ * byte of "JREC" is one bit from 0: a flipped bit reads as corrupt, never
+ * as "not yet"). The same first 12 bytes in every version.
+ *
+ * Version 1 (segments written before format 2): a 56-byte header with
+ * every field.
  */
 struct jrec_header {
 	_Atomic uint32_t marker; /* JREC_MARKER; 0 = nothing (yet) */
@@ -143,10 +155,193 @@ _Static_assert(offsetof(struct jrec_header, flags) == 48, "record ABI");
 _Static_assert(sizeof(struct jrec_header) == 56, "record ABI");
 #define JREC_CRC_FROM 8u
 
+/*
+ * Version 2: 24 bytes, then 8 for each field that is not its default,
+ * in this order, as info's high bits say:
+ *   JREC2_KEY     key (default 0)
+ *   JREC2_ORIGIN  origin (default: seq)
+ *   JREC2_META    flags, producer (default 0, 0)
+ *   JREC2_TYPE    type, 4 zero bytes (default: the segment header's
+ *                 channel_id)
+ * The sequence is info's low 28 bits above the segment's first_seq (a
+ * writer starts the next segment rather than store one further). A
+ * 64-byte record of a journaled channel: 88 or 96 bytes, 120 in version 1.
+ */
+struct jrec2_header {
+	_Atomic uint32_t marker; /* JREC_MARKER; 0 = nothing (yet) */
+	uint32_t crc;
+	uint32_t len;
+	uint32_t info;	    /* seq - first_seq | JREC2_* */
+	uint64_t timestamp; /* the bus clock, ns */
+};
+_Static_assert(offsetof(struct jrec2_header, len) == 8, "record ABI");
+_Static_assert(offsetof(struct jrec2_header, timestamp) == 16, "rec ABI");
+_Static_assert(sizeof(struct jrec2_header) == 24, "record ABI");
+#define JREC2_SEQ_BITS 28u
+#define JREC2_SEQ_SPAN (1u << JREC2_SEQ_BITS)
+#define JREC2_KEY (1u << 28)
+#define JREC2_ORIGIN (1u << 29)
+#define JREC2_META (1u << 30)
+#define JREC2_TYPE (1u << 31)
+#define JREC_HMIN 24u /* the least header of any version */
+
+/* A record's header, decoded (any version). */
+struct jrec {
+	uint64_t seq, timestamp, key, origin;
+	uint32_t len, type, flags, producer;
+	uint32_t crc;
+	uint32_t hsz; /* header bytes: the payload starts there */
+};
+
+/* The least header of a version's records: what a reader must have before
+ * it can tell a header's size (jrec_hsz). */
+static inline uint32_t jrec_hmin(uint32_t version)
+{
+	return version == 1 ? sizeof(struct jrec_header)
+			    : sizeof(struct jrec2_header);
+}
+
+/* The size of the header at p (jrec_hmin bytes there). */
+static inline uint32_t jrec_hsz(uint32_t version, const uint8_t *p)
+{
+	if (version == 1)
+		return sizeof(struct jrec_header);
+	uint32_t info;
+	memcpy(&info, p + offsetof(struct jrec2_header, info), 4);
+	return sizeof(struct jrec2_header) +
+	       8u * (uint32_t)__builtin_popcount(info >> JREC2_SEQ_BITS);
+}
+
+/* Decode the header at p (jrec_hsz bytes there) of a segment of version,
+ * first sequence first and channel id chan. */
+static inline void jrec_decode(uint32_t version, uint64_t first,
+			       uint32_t chan, const uint8_t *p,
+			       struct jrec *r)
+{
+	if (version == 1) {
+		struct jrec_header h;
+		memcpy(&h, p, sizeof(h));
+		*r = (struct jrec){.seq = h.seq,
+				   .timestamp = h.timestamp,
+				   .key = h.key,
+				   .origin = h.origin,
+				   .len = h.len,
+				   .type = h.type,
+				   .flags = h.flags,
+				   .producer = h.producer,
+				   .crc = h.crc,
+				   .hsz = sizeof(h)};
+		return;
+	}
+	uint32_t w[4];
+	memcpy(w, p, sizeof(w));
+	uint32_t info = w[3];
+	r->crc = w[1];
+	r->len = w[2];
+	r->seq = first + (info & (JREC2_SEQ_SPAN - 1));
+	memcpy(&r->timestamp, p + 16, 8);
+	const uint8_t *q = p + sizeof(struct jrec2_header);
+	r->key = 0;
+	r->origin = r->seq;
+	r->flags = r->producer = 0;
+	r->type = chan;
+	if (info & JREC2_KEY) {
+		memcpy(&r->key, q, 8);
+		q += 8;
+	}
+	if (info & JREC2_ORIGIN) {
+		memcpy(&r->origin, q, 8);
+		q += 8;
+	}
+	if (info & JREC2_META) {
+		memcpy(&r->flags, q, 4);
+		memcpy(&r->producer, q + 4, 4);
+		q += 8;
+	}
+	if (info & JREC2_TYPE) {
+		memcpy(&r->type, q, 4);
+		q += 8;
+	}
+	r->hsz = (uint32_t)(q - p);
+}
+
+/* The version 2 fields r has that are not their defaults (JREC2_*). */
+static inline uint32_t jrec2_opt(const struct jrec *r, uint32_t chan)
+{
+	return (r->key ? JREC2_KEY : 0) | (r->origin != r->seq ? JREC2_ORIGIN : 0) |
+	       (r->flags | r->producer ? JREC2_META : 0) |
+	       (r->type != chan ? JREC2_TYPE : 0);
+}
+
+/* The header size r takes in a segment of version and channel id chan. */
+static inline uint32_t jrec_hsz_of(uint32_t version, uint32_t chan,
+				   const struct jrec *r)
+{
+	if (version == 1)
+		return sizeof(struct jrec_header);
+	return sizeof(struct jrec2_header) +
+	       8u * (uint32_t)__builtin_popcount(jrec2_opt(r, chan));
+}
+
+/* Encode r's header at p, all but marker and crc, for a segment of
+ * version, first sequence first (r->seq - first < JREC2_SEQ_SPAN) and
+ * channel id chan: jrec_hsz_of bytes. */
+static inline void jrec_encode(uint32_t version, uint64_t first,
+			       uint32_t chan, const struct jrec *r, uint8_t *p)
+{
+	if (version == 1) {
+		struct jrec_header h = {.len = r->len,
+					.type = r->type,
+					.seq = r->seq,
+					.timestamp = r->timestamp,
+					.key = r->key,
+					.origin = r->origin,
+					.flags = r->flags,
+					.producer = r->producer};
+		memcpy(p + JREC_CRC_FROM, (const uint8_t *)&h + JREC_CRC_FROM,
+		       sizeof(h) - JREC_CRC_FROM);
+		return;
+	}
+	uint32_t opt = jrec2_opt(r, chan);
+	uint32_t w[2] = {r->len, (uint32_t)(r->seq - first) | opt};
+	memcpy(p + 8, w, 8);
+	memcpy(p + 16, &r->timestamp, 8);
+	uint8_t *q = p + sizeof(struct jrec2_header);
+	if (opt & JREC2_KEY) {
+		memcpy(q, &r->key, 8);
+		q += 8;
+	}
+	if (opt & JREC2_ORIGIN) {
+		memcpy(q, &r->origin, 8);
+		q += 8;
+	}
+	if (opt & JREC2_META) {
+		memcpy(q, &r->flags, 4);
+		memcpy(q + 4, &r->producer, 4);
+		q += 8;
+	}
+	if (opt & JREC2_TYPE) {
+		uint32_t t[2] = {r->type, 0};
+		memcpy(q, t, 8);
+	}
+}
+
+/* A frame of a header of hsz bytes and len of payload. */
+static inline uint64_t jrec_span(uint64_t hsz, uint64_t len)
+{
+	return (hsz + len + JREC_ALIGN - 1) & ~(uint64_t)(JREC_ALIGN - 1);
+}
+
+/* A version 1 frame of len bytes of payload. */
 static inline uint64_t jrec_frame(uint64_t len)
 {
-	return (sizeof(struct jrec_header) + len + JREC_ALIGN - 1) &
-	       ~(uint64_t)(JREC_ALIGN - 1);
+	return jrec_span(sizeof(struct jrec_header), len);
+}
+
+/* The CRC of the frame at p whose header is hsz bytes. */
+static inline uint32_t jrec_crc(const uint8_t *p, uint32_t hsz, uint32_t len)
+{
+	return crc32c(p + JREC_CRC_FROM, hsz - JREC_CRC_FROM + len, 0);
 }
 
 /*

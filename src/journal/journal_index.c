@@ -95,7 +95,7 @@ static int sort_keys(struct jidx_key *a, struct jidx_key *tmp, uint64_t n)
 static uint64_t keys_cap(const shmbus_journal_t *j)
 {
 	/* every record takes at least a header */
-	return (j->seg_size - JSEG_DATA_OFF) / sizeof(struct jrec_header);
+	return (j->seg_size - JSEG_DATA_OFF) / JREC_HMIN;
 }
 
 int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
@@ -187,7 +187,7 @@ int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
 	if (rc)
 		return rc;
 	/* every record takes at least a header */
-	uint64_t cap = (limit - JSEG_DATA_OFF) / sizeof(struct jrec_header);
+	uint64_t cap = (limit - JSEG_DATA_OFF) / jrec_hmin(s->version);
 	if (s->count && s->count < cap)
 		cap = s->count;
 	ix->keys = malloc((cap ? cap : 1) * sizeof(*ix->keys));
@@ -201,17 +201,18 @@ int jindex_build(shmbus_journal_t *j, struct jseg *s, uint64_t limit,
 	unsigned fl = (s->first_seq == 0 ? JFC_ANY_SEQ : 0u) |
 		      (verify ? 0u : JFC_NO_CRC);
 	const char *why = "";
+	struct jrec h;
 	int r;
-	while ((r = jframe_check(s, off, limit, after, fl, &why)) == JF_OK &&
+	while ((r = jframe_check(s, off, limit, after, fl, &why, &h)) ==
+		       JF_OK &&
 	       ix->n_keys < cap) {
-		const struct jrec_header *h = jrec_at(s, off);
-		ix->keys[ix->n_keys++] = (struct jidx_key){h->key, off};
-		jsparse_add(&acc, h->seq, h->timestamp, off);
-		if (h->timestamp < ix->ts_min)
-			ix->ts_min = h->timestamp;
-		after = ix->last_seq = h->seq;
+		ix->keys[ix->n_keys++] = (struct jidx_key){h.key, off};
+		jsparse_add(&acc, h.seq, h.timestamp, off);
+		if (h.timestamp < ix->ts_min)
+			ix->ts_min = h.timestamp;
+		after = ix->last_seq = h.seq;
 		fl &= ~(unsigned)JFC_ANY_SEQ;
-		off += jrec_frame(h->len);
+		off += jrec_span(h.hsz, h.len);
 	}
 	ix->sparse = acc.e;
 	ix->n_sparse = acc.n;
@@ -278,7 +279,7 @@ int jindex_write(shmbus_journal_t *j, uint64_t first_seq,
 {
 	struct jidx_header h = {
 		.magic = JIDX_MAGIC,
-		.version = JOURNAL_VERSION,
+		.version = JIDX_VERSION,
 		.header_size = sizeof(h),
 		.journal_id = j->journal_id,
 		.first_seq = first_seq,
@@ -346,7 +347,7 @@ static const char *map_index(shmbus_journal_t *j, struct jseg *s)
 	const struct jidx_header *h = m;
 	const char *why = NULL;
 	uint64_t size = (uint64_t)st.st_size;
-	if (h->magic != JIDX_MAGIC || h->version != JOURNAL_VERSION ||
+	if (h->magic != JIDX_MAGIC || h->version != JIDX_VERSION ||
 	    h->header_size != sizeof(*h) ||
 	    h->header_crc !=
 		    crc32c(h, offsetof(struct jidx_header, header_crc), 0))

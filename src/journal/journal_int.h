@@ -45,6 +45,9 @@ struct jseg {
 	size_t map_size;
 	bool writable;
 	bool sealed;
+	/* from the header: its records' format version (JOURNAL_VERSION for
+	 * new segments; 0 until the header is read) and channel id */
+	uint32_t version, chan;
 	/* sealed: from the seal block; unsealed: the end of the records this
 	 * handle has written or checked (a live writer may be further) */
 	uint64_t end_off;
@@ -280,10 +283,11 @@ static inline bool jmarker_opening(uint32_t m)
 	return true;
 }
 /* Check the frame at off (limit: end of the usable bytes); its sequence
- * must be above `after`. JF_OK, JF_END (no record there), or JF_BAD with
- * the reason in *why. */
+ * must be above `after`. JF_OK (the header decoded in *r), JF_END (no
+ * record there), or JF_BAD with the reason in *why. */
 int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
-		 uint64_t after, unsigned fl, const char **why);
+		 uint64_t after, unsigned fl, const char **why,
+		 struct jrec *r);
 /* Scan an unsealed segment from its start: every record must be below
  * `below` (the next segment's first sequence, or UINT64_MAX); a segment
  * that is not the last (middle: or whose seal block is bad) is not cut
@@ -301,8 +305,8 @@ uint64_t jvalid_after(const struct jseg *s, uint64_t off, uint64_t limit,
 int jscan_apply(shmbus_journal_t *j, struct jseg *s);
 /* A record of s at off (the next one at next) noted: sparse entry, key,
  * time stamps, count. Inline: the writer calls it for every append. */
-static inline void jseg_note(struct jseg *s, const struct jrec_header *h,
-			     uint64_t off, uint64_t next);
+static inline void jseg_note(struct jseg *s, uint64_t seq, uint64_t ts,
+			     uint64_t key, uint64_t off, uint64_t next);
 /* writer: s->wkeys, in the writer's keybuf; done with them; handed to
  * the sealer (the next segment takes the other array); the sort's
  * scratch; unmap the keybuf */
@@ -483,17 +487,24 @@ static inline const struct jrec_header *jrec_at(const struct jseg *s,
 	return (const struct jrec_header *)(s->map + off);
 }
 
-static inline void jseg_note(struct jseg *s, const struct jrec_header *h,
-			     uint64_t off, uint64_t next)
+/* The header at p, in s (a frame that passed jframe_check), decoded. */
+static inline void jrec_get(const struct jseg *s, const uint8_t *p,
+			    struct jrec *r)
 {
-	jsparse_add(&s->live, h->seq, h->timestamp, off);
+	jrec_decode(s->version, s->first_seq, s->chan, p, r);
+}
+
+static inline void jseg_note(struct jseg *s, uint64_t seq, uint64_t ts,
+			     uint64_t key, uint64_t off, uint64_t next)
+{
+	jsparse_add(&s->live, seq, ts, off);
 	if (s->n_wkeys < s->cap_wkeys) /* cap_wkeys is 0 without wkeys */
-		s->wkeys[s->n_wkeys++] = (struct jidx_key){h->key, off};
-	if (h->timestamp < s->ts_min)
-		s->ts_min = h->timestamp;
+		s->wkeys[s->n_wkeys++] = (struct jidx_key){key, off};
+	if (ts < s->ts_min)
+		s->ts_min = ts;
 	s->ts_max = s->live.ts_hi;
 	s->count++;
-	s->last_seq = h->seq;
+	s->last_seq = seq;
 	s->end_off = next;
 }
 

@@ -147,7 +147,7 @@ static bool stale_last(const shmbus_journal_t *j, const struct jseg *last,
 	(void)atomic_load_explicit(&j->ctl->end_seq, memory_order_acquire);
 	uint64_t end = atomic_load_explicit(&j->ctl->end_off,
 					    memory_order_relaxed);
-	if (end <= it->off || it->off + sizeof(struct jrec_header) > j->seg_size)
+	if (end <= it->off || it->off + jrec_hmin(last->version) > j->seg_size)
 		return false;
 	/* acquire: pairs with the release store of the marker */
 	return atomic_load_explicit(&jrec_at(last, it->off)->marker,
@@ -379,19 +379,18 @@ static int next_segment(shmbus_journal_iter_t *it)
 
 /* Scanning: the frame at it->off. */
 static int scan_step(shmbus_journal_iter_t *it, struct jseg *s,
-		     uint64_t *off, const char **why)
+		     uint64_t *off, const char **why, struct jrec *h)
 {
 	*off = it->off;
 	if (*off >= s->bad_off) /* an unsealed segment's known bad record */
 		return JF_END;
 	int r = jframe_check(s, *off, jseg_limit(it->j, s), it->after,
-			     it->any ? JFC_ANY_SEQ : 0u, why);
+			     it->any ? JFC_ANY_SEQ : 0u, why, h);
 	if (r != JF_OK)
 		return r;
-	const struct jrec_header *h = jrec_at(s, *off);
-	uint64_t next = *off + jrec_frame(h->len);
-	if (!s->sealed && *off == s->end_off)
-		jseg_note(s, h, *off, next); /* a reader learns the tail */
+	uint64_t next = *off + jrec_span(h->hsz, h->len);
+	if (!s->sealed && *off == s->end_off) /* a reader learns the tail */
+		jseg_note(s, h->seq, h->timestamp, h->key, *off, next);
 	it->off = next;
 	it->after = h->seq;
 	it->any = false;
@@ -400,23 +399,23 @@ static int scan_step(shmbus_journal_iter_t *it, struct jseg *s,
 
 /* Key index: the next entry of the query's key. */
 static int key_step(shmbus_journal_iter_t *it, struct jseg *s, uint64_t *off,
-		    const char **why)
+		    const char **why, struct jrec *h)
 {
 	if (it->kpos >= s->n_keys || s->keys[it->kpos].key != it->q.key)
 		return JF_END;
 	*off = s->keys[it->kpos++].off;
 	int r = jframe_check(s, *off, s->end_off, it->after,
-			     it->any ? JFC_ANY_SEQ : 0u, why);
+			     it->any ? JFC_ANY_SEQ : 0u, why, h);
 	if (r == JF_END) {
 		*why = "the key index points past the records";
 		return JF_BAD;
 	}
-	if (r == JF_OK && jrec_at(s, *off)->key != it->q.key) {
+	if (r == JF_OK && h->key != it->q.key) {
 		*why = "the key index names a record of another key";
 		return JF_BAD;
 	}
 	if (r == JF_OK) {
-		it->after = jrec_at(s, *off)->seq;
+		it->after = h->seq;
 		it->any = false;
 	}
 	return r;
@@ -507,7 +506,7 @@ static int lost(shmbus_journal_iter_t *it, const struct jseg *s,
 			     what);
 }
 
-static bool wanted(shmbus_journal_iter_t *it, const struct jrec_header *h)
+static bool wanted(shmbus_journal_iter_t *it, const struct jrec *h)
 {
 	if (h->seq < it->next) /* passed already, before a refind */
 		return false;
@@ -524,10 +523,11 @@ static bool wanted(shmbus_journal_iter_t *it, const struct jrec_header *h)
 	return true;
 }
 
+/* h: the header of the frame at p, s's offset off. */
 static void fill(shmbus_journal_entry_t *e, const struct jseg *s,
-		 const struct jrec_header *h, uint64_t off)
+		 const struct jrec *h, const uint8_t *p, uint64_t off)
 {
-	e->rec.data = h + 1;
+	e->rec.data = p + h->hsz;
 	e->rec.len = h->len;
 	e->rec.flags = h->flags;
 	e->rec.seq = h->seq;
@@ -604,32 +604,36 @@ static inline __attribute__((always_inline)) bool
 sealed_step(shmbus_journal_iter_t *it, struct jseg *s,
 	    shmbus_journal_entry_t *e)
 {
-	const uint64_t hsz = sizeof(struct jrec_header);
 	uint64_t off = it->off;
+	const uint64_t hmin = jrec_hmin(s->version);
 	if (!s->sealed || s->lost || off > s->end_off ||
-	    s->end_off - off < hsz || off % JREC_ALIGN)
+	    s->end_off - off < hmin || off % JREC_ALIGN)
 		return false;
-	const struct jrec_header *h =
-		(const struct jrec_header *)window(it, s, off, hsz);
+	const uint8_t *p = window(it, s, off, hmin);
 	/* the window's copy was read after the seal, whose acquire (in
 	 * jseal_read) orders every record before it */
-	if (h == NULL || h->len > s->end_off - off - hsz)
+	if (p == NULL)
 		return false;
-	h = (const struct jrec_header *)window(it, s, off, jrec_frame(h->len));
-	if (h == NULL ||
-	    atomic_load_explicit(&h->marker, memory_order_relaxed) !=
-		    JREC_MARKER ||
-	    h->len > s->end_off - off - hsz ||
-	    crc32c((const uint8_t *)h + JREC_CRC_FROM,
-		   hsz - JREC_CRC_FROM + h->len, 0) != h->crc ||
-	    (!it->any && h->seq <= it->after) || h->seq >= it->to ||
-	    h->seq < it->next || h->seq < it->q.from_seq)
+	uint32_t hsz = jrec_hsz(s->version, p), len;
+	memcpy(&len, p + offsetof(struct jrec_header, len), 4);
+	if (hsz > s->end_off - off || len > s->end_off - off - hsz)
 		return false;
-	it->off = off + jrec_frame(h->len);
-	it->after = h->seq;
+	p = window(it, s, off, jrec_span(hsz, len));
+	struct jrec h;
+	if (p == NULL ||
+	    atomic_load_explicit(&((const struct jrec_header *)p)->marker,
+				 memory_order_relaxed) != JREC_MARKER)
+		return false;
+	jrec_get(s, p, &h);
+	if (jrec_crc(p, hsz, len) != h.crc ||
+	    (!it->any && h.seq <= it->after) || h.seq >= it->to ||
+	    h.seq < it->next || h.seq < it->q.from_seq)
+		return false;
+	it->off = off + jrec_span(hsz, len);
+	it->after = h.seq;
 	it->any = false;
-	it->next = h->seq + 1;
-	fill(e, s, h, off);
+	it->next = h.seq + 1;
+	fill(e, s, &h, p, off);
 	return true;
 }
 
@@ -681,8 +685,9 @@ int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 		}
 		uint64_t off;
 		const char *why = "";
-		int r = it->use_keys ? key_step(it, s, &off, &why)
-				     : scan_step(it, s, &off, &why);
+		struct jrec h;
+		int r = it->use_keys ? key_step(it, s, &off, &why, &h)
+				     : scan_step(it, s, &off, &why, &h);
 		if (r == JF_END) {
 			rc = next_segment(it);
 			if (rc <= 0)
@@ -695,13 +700,12 @@ int shmbus_journal_iter_next(shmbus_journal_iter_t *it,
 				continue;
 			return rc;
 		}
-		const struct jrec_header *h = jrec_at(s, off);
-		if (h->seq >= it->to) {
+		if (h.seq >= it->to) {
 			it->done = true;
 			return 0;
 		}
-		if (wanted(it, h)) {
-			fill(e, s, h, off);
+		if (wanted(it, &h)) {
+			fill(e, s, &h, s->map + off, off);
 			return 1;
 		}
 	}

@@ -54,23 +54,24 @@ static bool all_zero(const void *p, size_t n)
 }
 
 int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
-		 uint64_t after, unsigned fl, const char **why)
+		 uint64_t after, unsigned fl, const char **why, struct jrec *r)
 {
-	const uint64_t hsz = sizeof(struct jrec_header);
-	if (off > limit || limit - off < hsz)
+	const uint64_t hmin = jrec_hmin(s->version);
+	if (off > limit || limit - off < hmin)
 		return JF_END; /* no room for another record */
 	if (off % JREC_ALIGN) {
 		*why = "misaligned record offset";
 		return JF_BAD;
 	}
 	const struct jrec_header *h = jrec_at(s, off);
+	const uint8_t *p = (const uint8_t *)h;
 	/* acquire: pairs with the writer's release store of the marker,
 	 * after every other byte of the record */
 	uint32_t m = atomic_load_explicit(&h->marker, memory_order_acquire);
 	bool unopened = false;
 	if (m != JREC_MARKER) {
 		if (m == 0 && (!(fl & JFC_RECOVERING) ||
-			       all_zero((const uint8_t *)h + 4, hsz - 4)))
+			       all_zero(p + 4, hmin - 4)))
 			return JF_END;
 		if (m != 0 && !(fl & JFC_RECOVERING) && !s->sealed &&
 		    jmarker_opening(m))
@@ -84,13 +85,15 @@ int jframe_check(const struct jseg *s, uint64_t off, uint64_t limit,
 		unopened = true;
 	}
 	const char *bad = NULL;
-	if (h->len > limit - off - hsz)
+	uint32_t hsz = jrec_hsz(s->version, p);
+	if (hsz > limit - off)
+		bad = "its header runs past the end of the segment";
+	else if ((jrec_decode(s->version, s->first_seq, s->chan, p, r),
+		  r->len > limit - off - hsz))
 		bad = "its length runs past the end of the segment";
-	else if (!(fl & JFC_NO_CRC) &&
-		 crc32c((const uint8_t *)h + JREC_CRC_FROM,
-			hsz - JREC_CRC_FROM + h->len, 0) != h->crc)
+	else if (!(fl & JFC_NO_CRC) && jrec_crc(p, hsz, r->len) != r->crc)
 		bad = "CRC mismatch";
-	else if (!(fl & JFC_ANY_SEQ) && h->seq <= after)
+	else if (!(fl & JFC_ANY_SEQ) && r->seq <= after)
 		bad = "its sequence is not above the previous record's";
 	if (bad) {
 		*why = unopened ? "a record begun and never finished (no marker)"
@@ -126,16 +129,18 @@ uint64_t jvalid_after(const struct jseg *s, uint64_t off, uint64_t limit,
 {
 	uint64_t n = 0;
 	const char *why;
-	*end = off + sizeof(struct jrec_header);
-	for (uint64_t o = off + JREC_ALIGN;
-	     o + sizeof(struct jrec_header) <= limit; o += JREC_ALIGN) {
+	const uint64_t hmin = jrec_hmin(s->version);
+	struct jrec r;
+	*end = off + hmin;
+	for (uint64_t o = off + JREC_ALIGN; o + hmin <= limit;
+	     o += JREC_ALIGN) {
 		/* relaxed: the writer is gone; jframe_check acquires */
 		if (atomic_load_explicit(&jrec_at(s, o)->marker,
 					 memory_order_relaxed) != JREC_MARKER ||
-		    jframe_check(s, o, limit, after, 0, &why) != JF_OK)
+		    jframe_check(s, o, limit, after, 0, &why, &r) != JF_OK)
 			continue;
-		after = jrec_at(s, o)->seq;
-		o += jrec_frame(jrec_at(s, o)->len) - JREC_ALIGN;
+		after = r.seq;
+		o += jrec_span(r.hsz, r.len) - JREC_ALIGN;
 		*end = o + JREC_ALIGN;
 		n++;
 	}
@@ -206,6 +211,7 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 	uint64_t limit = s->file_size ? s->file_size : j->seg_size;
 	bool any = s->first_seq == 0;
 	const char *why = NULL;
+	struct jrec h;
 	int r;
 	s->unopened = UINT64_MAX;
 	for (;;) {
@@ -214,7 +220,7 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 		r = jframe_check(s, off, limit, after,
 				 (j->writer ? JFC_RECOVERING : 0u) |
 					 (any ? JFC_ANY_SEQ : 0u),
-				 &why);
+				 &why, &h);
 		if (r == JF_UNOPENED && s->unopened == UINT64_MAX) {
 			/* whole: its writer died between the flush's write
 			 * and the store of this marker (journal_write.c);
@@ -228,16 +234,15 @@ int jscan_unsealed(shmbus_journal_t *j, struct jseg *s, uint64_t below,
 		}
 		if (r != JF_OK)
 			break;
-		const struct jrec_header *h = jrec_at(s, off);
-		if (h->seq >= below) {
+		if (h.seq >= below) {
 			why = "its sequence is not below the next segment's "
 			      "first";
 			r = JF_BAD;
 			break;
 		}
-		uint64_t next = off + jrec_frame(h->len);
-		jseg_note(s, h, off, next);
-		after = h->seq;
+		uint64_t next = off + jrec_span(h.hsz, h.len);
+		jseg_note(s, h.seq, h.timestamp, h.key, off, next);
+		after = h.seq;
 		any = false;
 		off = next;
 	}

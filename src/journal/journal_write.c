@@ -472,6 +472,8 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 	if (fstat(s->fd, &st) == 0) /* as a listing would have it */
 		s->ino = (uint64_t)st.st_ino;
 	s->synced_off = JSEG_DATA_OFF;
+	s->version = JOURNAL_VERSION;
+	s->chan = j->channel_id;
 	fill_header(j, (struct jseg_header *)m, first);
 	if (jsync_policy(j) && msync(m, PAGE, MS_SYNC) != 0) {
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
@@ -548,12 +550,22 @@ static int after_append(shmbus_journal_t *j)
 	}
 }
 
-/* r: the record's header as it will be stored (marker and crc unset).
- * Inlined into both appends, so that r's fields go straight into the
- * frame: some 230 instructions a buffered 64-byte record, 320 before
- * (bench/RESULTS.md, callgrind). */
+/* Fits r in the active segment (a frame of len bytes: seq not too far
+ * above its first for its format). */
+static inline bool fits(const shmbus_journal_t *j, const struct jseg *s,
+			const struct jrec *r, uint64_t frame)
+{
+	return s != NULL && j->seg_size - j->end_off >= frame &&
+	       (s->version == 1 || r->seq - s->first_seq < JREC2_SEQ_SPAN);
+}
+
+/* r: the record's header, decoded. Inlined into both appends, so that r's
+ * fields go straight into the frame: some 230 instructions a buffered
+ * 64-byte record, 320 before (bench/RESULTS.md, callgrind). A segment
+ * that an earlier writer began in version 1 goes on in version 1 (never
+ * two formats in one segment); every new segment is JOURNAL_VERSION. */
 static inline __attribute__((always_inline)) int
-put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
+put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 {
 	if (__builtin_expect(!j->writer || j->failed, 0))
 		return j->failed ? j->failed : SHMBUS_EINVAL;
@@ -562,15 +574,18 @@ put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
 				     (r->len && data == NULL),
 			     0))
 		return SHMBUS_EINVAL;
-	uint64_t frame = jrec_frame(r->len);
-	if (__builtin_expect(j->active == NULL ||
-				     j->seg_size - j->end_off < frame,
-			     0)) {
+	struct jseg *s = j->active;
+	uint32_t hsz = s ? jrec_hsz_of(s->version, s->chan, r)
+			 : jrec_hsz_of(JOURNAL_VERSION, j->channel_id, r);
+	uint64_t frame = jrec_span(hsz, r->len);
+	if (__builtin_expect(!fits(j, s, r, frame), 0)) {
 		int rc = roll(j, r->seq, frame);
 		if (rc)
 			return rc;
+		s = j->active;
+		hsz = jrec_hsz_of(s->version, s->chan, r);
+		frame = jrec_span(hsz, r->len);
 	}
-	struct jseg *s = j->active;
 	uint64_t off = j->end_off;
 	/* buffered: frames up to a quarter of the buffer; a larger one goes
 	 * to the mapping, after what is buffered */
@@ -592,21 +607,19 @@ put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
 		 * word, is ours to zero (before the bytes that share it) */
 		memset(f + frame - 8, 0, 8);
 	}
-	memcpy(f + JREC_CRC_FROM, (const uint8_t *)r + JREC_CRC_FROM,
-	       sizeof(*h) - JREC_CRC_FROM);
+	jrec_encode(s->version, s->first_seq, s->chan, r, f);
 	if (__builtin_expect(j->fp_id == JFP_MID_RECORD, 0)) {
 		uint32_t half = r->len / 2;
 		if (r->len)
-			memcpy(h + 1, data, half);
+			memcpy(f + hsz, data, half);
 		jfailpoint_hit(j); /* payload half copied, no CRC, no marker */
 		if (r->len)
-			memcpy((uint8_t *)(h + 1) + half,
-			       (const uint8_t *)data + half, r->len - half);
+			memcpy(f + hsz + half, (const uint8_t *)data + half,
+			       r->len - half);
 	} else if (r->len) {
-		memcpy(h + 1, data, r->len);
+		memcpy(f + hsz, data, r->len);
 	}
-	h->crc = crc32c(f + JREC_CRC_FROM, sizeof(*h) - JREC_CRC_FROM + r->len,
-			0);
+	h->crc = jrec_crc(f, hsz, r->len);
 	if (staged) {
 		/* relaxed: our private buffer; the chunk's first marker
 		 * stays 0 until jflush opens the chunk */
@@ -621,7 +634,7 @@ put(shmbus_journal_t *j, const struct jrec_header *r, const void *data)
 				      memory_order_release);
 	}
 	j->end_off = off + frame;
-	jseg_note(s, r, off, j->end_off);
+	jseg_note(s, r->seq, r->timestamp, r->key, off, j->end_off);
 	j->end_seq = r->seq + 1;
 	j->st.appended++;
 	if (!staged) {
@@ -645,12 +658,12 @@ int shmbus_journal_append(shmbus_journal_t *j, uint64_t seq,
 		return SHMBUS_EINVAL;
 	if (seq == SHMBUS_JOURNAL_NEXT)
 		seq = j->end_seq;
-	struct jrec_header r = {.len = len,
-				.type = type,
-				.seq = seq,
-				.timestamp = timestamp,
-				.key = key,
-				.origin = seq};
+	struct jrec r = {.len = len,
+			 .type = type,
+			 .seq = seq,
+			 .timestamp = timestamp,
+			 .key = key,
+			 .origin = seq};
 	return put(j, &r, data);
 }
 
@@ -659,13 +672,13 @@ int shmbus_journal_append_record(shmbus_journal_t *j,
 {
 	if (j == NULL || rec == NULL)
 		return SHMBUS_EINVAL;
-	struct jrec_header r = {.len = rec->len,
-				.type = type,
-				.seq = rec->seq,
-				.timestamp = rec->timestamp,
-				.key = rec->key,
-				.origin = rec->origin,
-				.flags = rec->flags,
-				.producer = rec->producer};
+	struct jrec r = {.len = rec->len,
+			 .type = type,
+			 .seq = rec->seq,
+			 .timestamp = rec->timestamp,
+			 .key = rec->key,
+			 .origin = rec->origin,
+			 .flags = rec->flags,
+			 .producer = rec->producer};
 	return put(j, &r, rec->data);
 }

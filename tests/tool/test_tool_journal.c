@@ -16,7 +16,7 @@ TestSuite(tool, .fini = tidy);
 
 /* The journal tests' records: sequences with gaps, keys 0 to 4, growing
  * time stamps, payloads of 8 to 47 bytes that say which record they are. */
-#define JN 3000
+#define JN 4000 /* 5 segments or more, of frames of format 2 */
 static uint64_t j_seq(int i) { return 10 + 2 * (uint64_t)i; }
 static uint64_t j_key(int i) { return (uint64_t)i % 5; }
 static uint64_t j_ts(int i) { return 1000 + 10 * (uint64_t)i; }
@@ -145,6 +145,52 @@ Test(tool, journal_dump_prints_every_record_and_exact_subsets)
 	cr_expect_str_eq(out, "");
 }
 
+/* Issue 19: `journal dump` of a journal in format version 1 (the
+ * fixture the version 1 writer made) prints every record, every field,
+ * as it did. (Before: the same, by the version 1 code: this keeps it so
+ * now that new segments are version 2.) */
+Test(tool, journal_dump_reads_a_version_1_journal)
+{
+	char dir[256], jd[300];
+	static char want[4200];
+	static uint8_t buf[4096];
+	jt_tmpdir(dir);
+	snprintf(jd, sizeof(jd), "%s/j", dir);
+	jt_copy_dir(SHMBUS_SRC "/tests/data/journal-v1", jd);
+	cr_assert_eq(tool("journal dump %s", jd), 0, "%s", out);
+	char *p = out;
+	for (uint32_t i = 0; i < JT_V1_RECORDS; i++) {
+		shmbus_record_t r;
+		uint32_t type;
+		jt_v1_rec(i, &r, &type, buf);
+		char *nl = strchr(p, '\n');
+		QUIET(nl != NULL, "no line for record %u", i);
+		*nl = '\0';
+		json_error_t e;
+		json_t *o = json_loads(p, 0, &e);
+		QUIET(o != NULL, "not JSON (%s): %s", e.text, p);
+		hex_of(buf, r.len, want);
+		const char *hex = json_string_value(json_object_get(o, "hex"));
+		QUIET(num(o, "seq") == (json_int_t)r.seq &&
+			      num(o, "key") == (json_int_t)r.key &&
+			      num(o, "timestamp_ns") == (json_int_t)r.timestamp &&
+			      num(o, "origin") == (json_int_t)r.origin &&
+			      num(o, "producer") == (json_int_t)r.producer &&
+			      num(o, "type") == (json_int_t)type &&
+			      num(o, "flags") == (json_int_t)r.flags &&
+			      num(o, "len") == (json_int_t)r.len && hex &&
+			      !strcmp(hex, want),
+		      "record %u (seq %llu): %.300s", i,
+		      (unsigned long long)r.seq, p);
+		json_decref(o);
+		p = nl + 1;
+	}
+	cr_expect_eq(*p, '\0', "more than the fixture: %.300s", p);
+	cr_assert_eq(tool("journal verify %s", jd), 0, "%s", out);
+	expect_out("checked 700 records in 3 segments: clean");
+	jt_rmrf(dir);
+}
+
 static int seg_files(const char *dir)
 {
 	char path[300];
@@ -178,7 +224,7 @@ Test(tool, journal_info_reports_segments_channel_and_recovery)
 	expect_width(out, 80);
 	expect_out("Orders (id 3)");
 	expect_out("64.0K each");
-	expect_out("first 10, end 6009");
+	expect_out("first 10, end 8009");
 	expect_out("recovery   nothing to cut");
 	json_t *doc = info_json(dir);
 	cr_expect_str_eq(json_string_value(json_object_get(doc, "channel")),
@@ -343,7 +389,7 @@ Test(tool, journal_verify_and_info_show_damage_beyond_records)
 	expect_out(want);
 	cr_expect_eq(tool("journal info %s/j", dir), 0, "%s", out);
 	expect_out("damage     none found");
-	expect_out("first 10, end 6009");
+	expect_out("first 10, end 8009");
 
 	/* a segment deleted, the next one's seal block and the one after's
 	 * header damaged */
