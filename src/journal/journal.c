@@ -620,6 +620,7 @@ static int seg_check_header(shmbus_journal_t *j, struct jseg *s,
 	}
 	s->version = h->version;
 	s->chan = h->channel_id;
+	s->seq_span = h->version == 1 ? UINT64_MAX : JREC2_SEQ_SPAN;
 	jseal_read(j, s, h);
 	return 0;
 }

@@ -193,6 +193,18 @@ struct jrec {
 	uint32_t hsz; /* header bytes: the payload starts there */
 };
 
+/* The header size of a version 2 record whose info word is info: 8
+ * bytes for each presence bit (a popcount of the 4 bits, from a table in
+ * a constant: nibble i is popcount(i); __builtin_popcount is a libgcc
+ * call without -mpopcnt). */
+static inline uint32_t jrec2_hsz(uint32_t info)
+{
+	return sizeof(struct jrec2_header) +
+	       8u * (uint32_t)((UINT64_C(0x4332322132212110) >>
+				(4 * (info >> JREC2_SEQ_BITS))) &
+			       0xf);
+}
+
 /* The least header of a version's records: what a reader must have before
  * it can tell a header's size (jrec_hsz). */
 static inline uint32_t jrec_hmin(uint32_t version)
@@ -208,8 +220,7 @@ static inline uint32_t jrec_hsz(uint32_t version, const uint8_t *p)
 		return sizeof(struct jrec_header);
 	uint32_t info;
 	memcpy(&info, p + offsetof(struct jrec2_header, info), 4);
-	return sizeof(struct jrec2_header) +
-	       8u * (uint32_t)__builtin_popcount(info >> JREC2_SEQ_BITS);
+	return jrec2_hsz(info);
 }
 
 /* Decode the header at p (jrec_hsz bytes there) of a segment of version,
@@ -279,30 +290,14 @@ static inline uint32_t jrec_hsz_of(uint32_t version, uint32_t chan,
 {
 	if (version == 1)
 		return sizeof(struct jrec_header);
-	return sizeof(struct jrec2_header) +
-	       8u * (uint32_t)__builtin_popcount(jrec2_opt(r, chan));
+	return jrec2_hsz(jrec2_opt(r, chan));
 }
 
-/* Encode r's header at p, all but marker and crc, for a segment of
- * version, first sequence first (r->seq - first < JREC2_SEQ_SPAN) and
- * channel id chan: jrec_hsz_of bytes. */
-static inline void jrec_encode(uint32_t version, uint64_t first,
-			       uint32_t chan, const struct jrec *r, uint8_t *p)
+/* Version 2: r's header at p, all but marker and crc, with opt its
+ * jrec2_opt (jrec2_hsz(opt) bytes). */
+static inline void jrec2_encode(uint64_t first, uint32_t opt,
+				const struct jrec *r, uint8_t *p)
 {
-	if (version == 1) {
-		struct jrec_header h = {.len = r->len,
-					.type = r->type,
-					.seq = r->seq,
-					.timestamp = r->timestamp,
-					.key = r->key,
-					.origin = r->origin,
-					.flags = r->flags,
-					.producer = r->producer};
-		memcpy(p + JREC_CRC_FROM, (const uint8_t *)&h + JREC_CRC_FROM,
-		       sizeof(h) - JREC_CRC_FROM);
-		return;
-	}
-	uint32_t opt = jrec2_opt(r, chan);
 	uint32_t w[2] = {r->len, (uint32_t)(r->seq - first) | opt};
 	memcpy(p + 8, w, 8);
 	memcpy(p + 16, &r->timestamp, 8);
@@ -324,6 +319,28 @@ static inline void jrec_encode(uint32_t version, uint64_t first,
 		uint32_t t[2] = {r->type, 0};
 		memcpy(q, t, 8);
 	}
+}
+
+/* Encode r's header at p, all but marker and crc, for a segment of
+ * version, first sequence first (r->seq - first < JREC2_SEQ_SPAN) and
+ * channel id chan: jrec_hsz_of bytes. */
+static inline void jrec_encode(uint32_t version, uint64_t first,
+			       uint32_t chan, const struct jrec *r, uint8_t *p)
+{
+	if (version == 1) {
+		struct jrec_header h = {.len = r->len,
+					.type = r->type,
+					.seq = r->seq,
+					.timestamp = r->timestamp,
+					.key = r->key,
+					.origin = r->origin,
+					.flags = r->flags,
+					.producer = r->producer};
+		memcpy(p + JREC_CRC_FROM, (const uint8_t *)&h + JREC_CRC_FROM,
+		       sizeof(h) - JREC_CRC_FROM);
+		return;
+	}
+	jrec2_encode(first, jrec2_opt(r, chan), r, p);
 }
 
 /* A frame of a header of hsz bytes and len of payload. */

@@ -48,6 +48,9 @@ struct jseg {
 	/* from the header: its records' format version (JOURNAL_VERSION for
 	 * new segments; 0 until the header is read) and channel id */
 	uint32_t version, chan;
+	/* sequences a frame can hold above first_seq: JREC2_SEQ_SPAN, or
+	 * UINT64_MAX (version 1) */
+	uint64_t seq_span;
 	/* sealed: from the seal block; unsealed: the end of the records this
 	 * handle has written or checked (a live writer may be further) */
 	uint64_t end_off;

@@ -618,10 +618,13 @@ sealed_step(shmbus_journal_iter_t *it, struct jseg *s,
 	memcpy(&len, p + offsetof(struct jrec_header, len), 4);
 	if (hsz > s->end_off - off || len > s->end_off - off - hsz)
 		return false;
-	p = window(it, s, off, jrec_span(hsz, len));
+	uint64_t frame = jrec_span(hsz, len);
+	/* the window that holds the header holds the frame, mostly */
+	if (off + frame > it->win_off + it->win_len &&
+	    (p = window(it, s, off, frame)) == NULL)
+		return false;
 	struct jrec h;
-	if (p == NULL ||
-	    atomic_load_explicit(&((const struct jrec_header *)p)->marker,
+	if (atomic_load_explicit(&((const struct jrec_header *)p)->marker,
 				 memory_order_relaxed) != JREC_MARKER)
 		return false;
 	jrec_get(s, p, &h);
@@ -629,7 +632,7 @@ sealed_step(shmbus_journal_iter_t *it, struct jseg *s,
 	    (!it->any && h.seq <= it->after) || h.seq >= it->to ||
 	    h.seq < it->next || h.seq < it->q.from_seq)
 		return false;
-	it->off = off + jrec_span(hsz, len);
+	it->off = off + frame;
 	it->after = h.seq;
 	it->any = false;
 	it->next = h.seq + 1;

@@ -474,6 +474,7 @@ static int seg_create(shmbus_journal_t *j, uint64_t first)
 	s->synced_off = JSEG_DATA_OFF;
 	s->version = JOURNAL_VERSION;
 	s->chan = j->channel_id;
+	s->seq_span = JREC2_SEQ_SPAN;
 	fill_header(j, (struct jseg_header *)m, first);
 	if (jsync_policy(j) && msync(m, PAGE, MS_SYNC) != 0) {
 		rc = jerr_file(SHMBUS_ESYS, errno, j, first, ".seg.tmp",
@@ -550,13 +551,23 @@ static int after_append(shmbus_journal_t *j)
 	}
 }
 
-/* Fits r in the active segment (a frame of len bytes: seq not too far
- * above its first for its format). */
+/* Fits r in the active segment (a frame of `frame` bytes, seq not too
+ * far above its first for its format). */
 static inline bool fits(const shmbus_journal_t *j, const struct jseg *s,
 			const struct jrec *r, uint64_t frame)
 {
 	return s != NULL && j->seg_size - j->end_off >= frame &&
-	       (s->version == 1 || r->seq - s->first_seq < JREC2_SEQ_SPAN);
+	       r->seq - s->first_seq < s->seq_span;
+}
+
+/* The header of r in a segment of version 1 (one that an earlier writer
+ * began, gone on with): its size. */
+static __attribute__((noinline)) uint32_t put_v1(const struct jseg *s,
+						 const struct jrec *r,
+						 uint8_t *f)
+{
+	jrec_encode(1, s->first_seq, s->chan, r, f);
+	return sizeof(struct jrec_header);
 }
 
 /* r: the record's header, decoded. Inlined into both appends, so that r's
@@ -575,15 +586,18 @@ put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 			     0))
 		return SHMBUS_EINVAL;
 	struct jseg *s = j->active;
-	uint32_t hsz = s ? jrec_hsz_of(s->version, s->chan, r)
-			 : jrec_hsz_of(JOURNAL_VERSION, j->channel_id, r);
+	bool v1 = __builtin_expect(s && s->version == 1, 0);
+	uint32_t opt = jrec2_opt(r, s ? s->chan : j->channel_id);
+	uint32_t hsz = v1 ? sizeof(struct jrec_header) : jrec2_hsz(opt);
 	uint64_t frame = jrec_span(hsz, r->len);
 	if (__builtin_expect(!fits(j, s, r, frame), 0)) {
 		int rc = roll(j, r->seq, frame);
 		if (rc)
 			return rc;
-		s = j->active;
-		hsz = jrec_hsz_of(s->version, s->chan, r);
+		s = j->active; /* new: JOURNAL_VERSION */
+		v1 = false;
+		opt = jrec2_opt(r, s->chan);
+		hsz = jrec2_hsz(opt);
 		frame = jrec_span(hsz, r->len);
 	}
 	uint64_t off = j->end_off;
@@ -607,7 +621,10 @@ put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 		 * word, is ours to zero (before the bytes that share it) */
 		memset(f + frame - 8, 0, 8);
 	}
-	jrec_encode(s->version, s->first_seq, s->chan, r, f);
+	if (__builtin_expect(v1, 0))
+		put_v1(s, r, f);
+	else
+		jrec2_encode(s->first_seq, opt, r, f);
 	if (__builtin_expect(j->fp_id == JFP_MID_RECORD, 0)) {
 		uint32_t half = r->len / 2;
 		if (r->len)
