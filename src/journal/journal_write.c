@@ -183,6 +183,38 @@ static int chunk_open(shmbus_journal_t *j, struct jseg *s)
 				     j->stage_off);
 }
 
+/*
+ * A chunk smaller than a page (a journaler's batch of a few records, where
+ * a synchronous commit waits for the flush) is copied into the mapping
+ * rather than written: chunk_open stores its first marker through the
+ * mapping anyway, so its page is the mapping's already, and the pwrite
+ * was a system call on the commit's round trip. Record by record, each
+ * one's marker (but the first's, 0 until chunk_open) after its other
+ * bytes, as a mapped append stores them: a death on the way leaves what a
+ * mapped writer's does, whole records and then one torn (recovery cuts
+ * it; nothing after it looks valid), where memcpy's order of stores
+ * would not say.
+ */
+static void chunk_copy(shmbus_journal_t *j, struct jseg *s)
+{
+	const uint8_t *from = j->stage;
+	uint8_t *to = s->map + j->stage_off;
+	for (uint64_t off = 0; off < j->stage_fill;) {
+		uint32_t len;
+		memcpy(&len, from + off + offsetof(struct jrec_header, len), 4);
+		uint64_t frame = jrec_span(jrec_hsz(s->version, from + off), len);
+		memcpy(to + off + 4, from + off + 4, frame - 4);
+		if (off)
+			/* release: the record's other bytes before its
+			 * marker (readers stop at the chunk's first until
+			 * chunk_open's release) */
+			atomic_store_explicit(
+				&((struct jrec_header *)(to + off))->marker,
+				JREC_MARKER, memory_order_release);
+		off += frame;
+	}
+}
+
 int jstage_init(shmbus_journal_t *j)
 {
 	j->stage = malloc(JSTAGE_BYTES);
@@ -200,6 +232,10 @@ int jflush(shmbus_journal_t *j)
 	struct jseg *s = j->active;
 	const uint8_t *p = j->stage;
 	uint64_t at = j->stage_off, left = j->stage_fill;
+	if (left < PAGE) {
+		chunk_copy(j, s);
+		left = 0;
+	}
 	while (left) {
 		ssize_t w = pwrite(s->fd, p, left, (off_t)at);
 		if (w < 0 && errno == EINTR)
