@@ -587,13 +587,23 @@ static int after_append(shmbus_journal_t *j)
 	}
 }
 
-/* Fits r in the active segment (a frame of `frame` bytes, seq not too
+/* Fits r in the active segment s (a frame of `frame` bytes, seq not too
  * far above its first for its format). */
 static inline bool fits(const shmbus_journal_t *j, const struct jseg *s,
 			const struct jrec *r, uint64_t frame)
 {
-	return s != NULL && j->seg_size - j->end_off >= frame &&
+	return j->seg_size - j->end_off >= frame &&
 	       r->seq - s->first_seq < s->seq_span;
+}
+
+/* No segment yet (the journal's first, or the one after a seal): one
+ * for r, in JOURNAL_VERSION. Out of line: the append's common path does
+ * not compute r's frame twice. */
+static __attribute__((noinline)) int first_segment(shmbus_journal_t *j,
+						   const struct jrec *r)
+{
+	uint32_t opt = jrec2_opt(r, j->channel_id);
+	return roll(j, r->seq, jrec_span(jrec2_hsz(opt), r->len));
 }
 
 /* The header of r in a segment of version 1 (one that an earlier writer
@@ -621,9 +631,14 @@ put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 				     (r->len && data == NULL),
 			     0))
 		return SHMBUS_EINVAL;
+	if (__builtin_expect(j->active == NULL, 0)) {
+		int rc = first_segment(j, r);
+		if (rc)
+			return rc;
+	}
 	struct jseg *s = j->active;
-	bool v1 = __builtin_expect(s && s->version == 1, 0);
-	uint32_t opt = jrec2_opt(r, s ? s->chan : j->channel_id);
+	bool v1 = __builtin_expect(s->version == 1, 0);
+	uint32_t opt = jrec2_opt(r, s->chan);
 	uint32_t hsz = v1 ? sizeof(struct jrec_header) : jrec2_hsz(opt);
 	uint64_t frame = jrec_span(hsz, r->len);
 	if (__builtin_expect(!fits(j, s, r, frame), 0)) {
