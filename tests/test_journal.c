@@ -2967,3 +2967,86 @@ Test(journal, a_version_2_frame_holds_only_what_a_record_has)
 	shmbus_journal_close(j);
 	jt_rmrf(dir);
 }
+
+/* Issue 19: every bit of a version 2 header flipped, in a sealed segment:
+ * the marker's, the CRC's, the length's, the sequence's and the presence
+ * bits' (which move the payload), every optional field's. Each is found
+ * by verify and by a read (SHMBUS_ECORRUPT at the record), and a read
+ * that skips corrupt records never hands out a record that differs from
+ * what was appended. (Before: no version 2; the framing-boundary test
+ * flips one bit a field of version 1.) */
+Test(journal, every_bit_of_a_version_2_header_flipped_is_detected)
+{
+	char dir[256], work[256], p[512];
+	jt_tmpdir(dir);
+	jt_tmpdir(work);
+	shmbus_journal_t *j = jopen(dir, 0, 64 * KB);
+	static uint8_t buf[200];
+	uint64_t n = 0;
+	/* every field present in the first records; enough for a seal */
+	for (; n < 800; n++) {
+		jt_fill(buf, n, 100);
+		shmbus_record_t r = {.data = buf,
+				     .len = 100,
+				     .seq = n,
+				     .timestamp = 1000 + n,
+				     .key = n + 1,
+				     .origin = n + 7,
+				     .flags = 1,
+				     .producer = 9};
+		cr_assert_eq(shmbus_journal_append_record(j, &r, 5), 0);
+	}
+	cr_assert_eq(shmbus_journal_close(j), 0);
+	uint64_t firsts[8];
+	cr_assert_gt(seg_firsts(dir, firsts, 8), 1, "a sealed segment");
+	uint64_t at = rec_off(jt_seg(p, dir, 0, ".seg"), 3);
+	struct jrec h = {.seq = 3, .key = 4, .origin = 10, .flags = 1,
+			 .producer = 9, .type = 5};
+	uint32_t hsz = jrec_hsz_of(JOURNAL_VERSION, 0, &h);
+	cr_assert_eq(hsz, 56, "every field present");
+	for (uint32_t bit = 0; bit < hsz * 8; bit++) {
+		copy_journal(dir, work);
+		jt_flip(jt_seg(p, work, 0, ".seg"), at + bit / 8,
+			(uint8_t)(1u << (bit % 8)));
+		char msg[512];
+		QUIET(ro_verify(work, msg) >= 1, "bit %u: verify clean", bit);
+		shmbus_journal_t *r = jopen(work, SHMBUS_JOURNAL_READONLY, 0);
+		shmbus_journal_iter_t *it;
+		shmbus_journal_entry_t e;
+		cr_assert_eq(shmbus_journal_iter_open(r, NULL, &it), 0);
+		int rc;
+		while ((rc = shmbus_journal_iter_next(it, &e)) == 1)
+			;
+		QUIET(rc == SHMBUS_ECORRUPT && e.segment == 0 && e.offset == at,
+		      "bit %u: %d at %llu", bit, rc,
+		      (unsigned long long)e.offset);
+		shmbus_journal_iter_close(it);
+		cr_assert_eq(shmbus_journal_iter_open(
+				     r,
+				     &(shmbus_journal_query_t){
+					     .flags = SHMBUS_JOURNAL_SKIP_CORRUPT},
+				     &it),
+			     0);
+		uint64_t got = 0;
+		while ((rc = shmbus_journal_iter_next(it, &e)) != 0) {
+			if (rc != 1)
+				continue;
+			uint64_t s = e.rec.seq;
+			QUIET(s < n && s != 3 && e.rec.len == 100 &&
+				      jt_same(e.rec.data, s, 100) &&
+				      e.rec.timestamp == 1000 + s &&
+				      e.rec.key == s + 1 && e.rec.origin == s + 7 &&
+				      e.rec.flags == 1 && e.rec.producer == 9 &&
+				      e.type == 5,
+			      "bit %u: record %llu handed out wrong", bit,
+			      (unsigned long long)s);
+			got++;
+		}
+		QUIET(got >= 3 && got < n, "bit %u: %llu records", bit,
+		      (unsigned long long)got);
+		shmbus_journal_iter_close(it);
+		shmbus_journal_close(r);
+	}
+	jt_rmrf(work);
+	jt_rmrf(dir);
+}

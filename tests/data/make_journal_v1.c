@@ -4,8 +4,8 @@
  * are tested against the real thing. Not built: kept to say how the
  * fixture was made.
  *
- *   cc -Iinclude -Itests tests/data/make_journal_v1.c -Lbuild \
- *      -lshmbus -o /tmp/mk && /tmp/mk tests/data/journal-v1
+ *   cc -Iinclude -Itests tests/data/make_journal_v1.c build/libshmbus.so \
+ *      -Wl,-rpath,$PWD/build -o /tmp/mk && /tmp/mk tests/data/journal-v1
  *
  * 64 KiB segments, JT_V1_RECORDS records (jt_v1_rec): some segments
  * sealed with their index, the last one not.
