@@ -1826,7 +1826,8 @@ Test(journal, a_seal_block_failing_its_crc_is_reported_and_resealed)
 	/* a bad seal block over a bad record: sealing it again would cut
 	 * the records after it, in the middle of the journal: refused,
 	 * unless the loss is accepted */
-	uint64_t at = rec_off(jt_seg(p, dir, firsts[3], ".seg"), 100); /* 101st */
+	jt_seg(p, dir, firsts[3], ".seg");
+	uint64_t at = rec_off(p, 100); /* the 101st */
 	jt_flip(p, 150, 0x01);
 	jt_flip(p, at + 60, 0x01);
 	cr_assert_eq(ro_verify(dir, msg), 3,
@@ -2693,8 +2694,10 @@ static void v1_expect(shmbus_journal_t *j, const shmbus_journal_query_t *q,
 		shmbus_record_t r;
 		uint32_t type;
 		jt_v1_rec(i, &r, &type, buf);
-		if (q && (r.seq < q->from_seq || (q->to_seq && r.seq >= q->to_seq) ||
-			  ((q->flags & SHMBUS_JOURNAL_BY_KEY) && r.key != q->key) ||
+		bool by_key = q && (q->flags & SHMBUS_JOURNAL_BY_KEY);
+		if (q && (r.seq < q->from_seq ||
+			  (q->to_seq && r.seq >= q->to_seq) ||
+			  (by_key && r.key != q->key) ||
 			  (timed && r.timestamp < q->from_time)))
 			continue;
 		timed = false; /* every record after the first in time */
@@ -2736,10 +2739,9 @@ static void v1_read_every_way(shmbus_journal_t *j, uint32_t n)
 	for (uint64_t t = 1000000; t < 1000000 + n * 1000ull; t += 97333) {
 		snprintf(what, sizeof(what), "from time %llu",
 			 (unsigned long long)t);
-		v1_expect(j,
-			  &(shmbus_journal_query_t){
-				  .from_time = t, .flags = SHMBUS_JOURNAL_BY_TIME},
-			  n, what);
+		shmbus_journal_query_t q = {.from_time = t,
+					    .flags = SHMBUS_JOURNAL_BY_TIME};
+		v1_expect(j, &q, n, what);
 	}
 	v1_expect(j, &(shmbus_journal_query_t){.from_seq = 250, .to_seq = 560},
 		  n, "250 to 560");
@@ -3021,12 +3023,9 @@ Test(journal, every_bit_of_a_version_2_header_flipped_is_detected)
 		      "bit %u: %d at %llu", bit, rc,
 		      (unsigned long long)e.offset);
 		shmbus_journal_iter_close(it);
-		cr_assert_eq(shmbus_journal_iter_open(
-				     r,
-				     &(shmbus_journal_query_t){
-					     .flags = SHMBUS_JOURNAL_SKIP_CORRUPT},
-				     &it),
-			     0);
+		shmbus_journal_query_t skip = {
+			.flags = SHMBUS_JOURNAL_SKIP_CORRUPT};
+		cr_assert_eq(shmbus_journal_iter_open(r, &skip, &it), 0);
 		uint64_t got = 0;
 		while ((rc = shmbus_journal_iter_next(it, &e)) != 0) {
 			if (rc != 1)
@@ -3035,7 +3034,8 @@ Test(journal, every_bit_of_a_version_2_header_flipped_is_detected)
 			QUIET(s < n && s != 3 && e.rec.len == 100 &&
 				      jt_same(e.rec.data, s, 100) &&
 				      e.rec.timestamp == 1000 + s &&
-				      e.rec.key == s + 1 && e.rec.origin == s + 7 &&
+				      e.rec.key == s + 1 &&
+				      e.rec.origin == s + 7 &&
 				      e.rec.flags == 1 && e.rec.producer == 9 &&
 				      e.type == 5,
 			      "bit %u: record %llu handed out wrong", bit,

@@ -279,7 +279,8 @@ static inline void jrec_decode(uint32_t version, uint64_t first,
 /* The version 2 fields r has that are not their defaults (JREC2_*). */
 static inline uint32_t jrec2_opt(const struct jrec *r, uint32_t chan)
 {
-	return (r->key ? JREC2_KEY : 0) | (r->origin != r->seq ? JREC2_ORIGIN : 0) |
+	return (r->key ? JREC2_KEY : 0) |
+	       (r->origin != r->seq ? JREC2_ORIGIN : 0) |
 	       (r->flags | r->producer ? JREC2_META : 0) |
 	       (r->type != chan ? JREC2_TYPE : 0);
 }

@@ -202,7 +202,8 @@ static void chunk_copy(shmbus_journal_t *j, struct jseg *s)
 	for (uint64_t off = 0; off < j->stage_fill;) {
 		uint32_t len;
 		memcpy(&len, from + off + offsetof(struct jrec_header, len), 4);
-		uint64_t frame = jrec_span(jrec_hsz(s->version, from + off), len);
+		uint64_t frame =
+			jrec_span(jrec_hsz(s->version, from + off), len);
 		memcpy(to + off + 4, from + off + 4, frame - 4);
 		if (off)
 			/* release: the record's other bytes before its

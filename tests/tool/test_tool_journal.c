@@ -173,7 +173,8 @@ Test(tool, journal_dump_reads_a_version_1_journal)
 		const char *hex = json_string_value(json_object_get(o, "hex"));
 		QUIET(num(o, "seq") == (json_int_t)r.seq &&
 			      num(o, "key") == (json_int_t)r.key &&
-			      num(o, "timestamp_ns") == (json_int_t)r.timestamp &&
+			      num(o, "timestamp_ns") ==
+				      (json_int_t)r.timestamp &&
 			      num(o, "origin") == (json_int_t)r.origin &&
 			      num(o, "producer") == (json_int_t)r.producer &&
 			      num(o, "type") == (json_int_t)type &&
