@@ -601,20 +601,19 @@ static inline bool fits(const shmbus_journal_t *j, const struct jseg *s,
  * for r, in JOURNAL_VERSION. Out of line: the append's common path does
  * not compute r's frame twice. */
 static __attribute__((noinline)) int first_segment(shmbus_journal_t *j,
-						   const struct jrec *r)
+						   struct jrec r)
 {
-	uint32_t opt = jrec2_opt(r, j->channel_id);
-	return roll(j, r->seq, jrec_span(jrec2_hsz(opt), r->len));
+	uint32_t opt = jrec2_opt(&r, j->channel_id);
+	return roll(j, r.seq, jrec_span(jrec2_hsz(opt), r.len));
 }
 
 /* The header of r in a segment of version 1 (one that an earlier writer
- * began, gone on with): its size. */
-static __attribute__((noinline)) uint32_t put_v1(const struct jseg *s,
-						 const struct jrec *r,
-						 uint8_t *f)
+ * began, gone on with). r by value, as for first_segment: the append's
+ * common path keeps r's fields in registers. */
+static __attribute__((noinline)) void put_v1(const struct jseg *s,
+					     struct jrec r, uint8_t *f)
 {
-	jrec_encode(1, s->first_seq, s->chan, r, f);
-	return sizeof(struct jrec_header);
+	jrec_encode(1, s->first_seq, s->chan, &r, f);
 }
 
 /* r: the record's header, decoded. Inlined into both appends, so that r's
@@ -633,7 +632,7 @@ put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 			     0))
 		return SHMBUS_EINVAL;
 	if (__builtin_expect(j->active == NULL, 0)) {
-		int rc = first_segment(j, r);
+		int rc = first_segment(j, *r);
 		if (rc)
 			return rc;
 	}
@@ -674,7 +673,7 @@ put(shmbus_journal_t *j, const struct jrec *r, const void *data)
 		memset(f + frame - 8, 0, 8);
 	}
 	if (__builtin_expect(v1, 0))
-		put_v1(s, r, f);
+		put_v1(s, *r, f);
 	else
 		jrec2_encode(s->first_seq, opt, r, f);
 	if (__builtin_expect(j->fp_id == JFP_MID_RECORD, 0)) {
