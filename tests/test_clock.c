@@ -44,7 +44,8 @@ Test(clock, now_is_monotonic_and_is_clock_monotonic)
 	uint64_t t0 = shmbus_now_ns();
 	usleep(100000);
 	uint64_t d = shmbus_now_ns() - t0;
-	cr_expect(d >= 100000000ull && d < 150000000ull, "%llu ns",
+	/* (a loaded machine may sleep much longer, never shorter) */
+	cr_expect(d >= 100000000ull && d < 2000000000ull, "%llu ns",
 		  (unsigned long long)d);
 }
 
@@ -52,6 +53,24 @@ Test(clock, now_is_monotonic_and_is_clock_monotonic)
  * checked against CLOCK_MONOTONIC: within 100 us at once and 200 ms
  * later. Calibrated by the library where the kernel trusts the TSC, else
  * (a VM's kvm-clock) by the same 20 ms measure, here. */
+#if defined(__x86_64__) || defined(__i386__)
+/* A TSC reading and the CLOCK_MONOTONIC time of the same instant: the
+ * tightest of 100 brackets, so that a preemption between the two reads
+ * (a loaded machine) does not skew the calibration. */
+static void tsc_pair(uint64_t *tsc, uint64_t *ns)
+{
+	uint64_t best = UINT64_MAX;
+	for (int i = 0; i < 100; i++) {
+		uint64_t a = mono_ns(), t = __rdtsc(), b = mono_ns();
+		if (b - a < best) {
+			best = b - a;
+			*tsc = t;
+			*ns = a / 2 + b / 2;
+		}
+	}
+}
+#endif
+
 Test(clock, a_calibrated_tsc_agrees_with_clock_monotonic)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,9 +81,10 @@ Test(clock, a_calibrated_tsc_agrees_with_clock_monotonic)
 	} else {
 		cr_expect_eq(c.kind, BUS_CLOCK_MONOTONIC,
 			     "a TSC the kernel does not trust was taken");
-		uint64_t t0 = __rdtsc(), n0 = mono_ns();
+		uint64_t t0, n0, t1, n1;
+		tsc_pair(&t0, &n0);
 		usleep(20000);
-		uint64_t t1 = __rdtsc(), n1 = mono_ns();
+		tsc_pair(&t1, &n1);
 		c = (struct bus_clock){
 			.kind = BUS_CLOCK_TSC,
 			.mult = (uint64_t)(((unsigned __int128)(n1 - n0)
@@ -78,6 +98,8 @@ Test(clock, a_calibrated_tsc_agrees_with_clock_monotonic)
 		for (int i = 0; i < 1000; i++) {
 			uint64_t a = mono_ns(), t = bus_clock_now(&c),
 				 b = mono_ns();
+			if (b - a > 20000)
+				continue; /* preempted between: no measure */
 			int64_t off = (int64_t)(t - (a / 2 + b / 2));
 			if (llabs(off) > llabs(worst))
 				worst = off;
