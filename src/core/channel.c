@@ -388,6 +388,7 @@ static int validate(shmbus_channel_t *ch, const shmbus_t *bus,
 	ch->compact = (c.flags & SHMBUS_CH_COMPACT) != 0;
 	ch->capacity = c.capacity;
 	ch->slots_end = ch->slots + (size_t)ch->capacity * ch->slot_size;
+	ch->claim_base = ch->slots - (SHMBUS_RECORD_HEADER - ch->slot_hdr);
 	ch->log2 = log2;
 	ch->mask = c.capacity - 1;
 	ch->flags = c.flags;

@@ -48,6 +48,10 @@ struct shmbus_channel {
 	struct ch_subscriber *subs;
 	uint8_t *slots;
 	uint8_t *slots_end; /* slots + capacity * slot_size */
+	/* what a claim's slots base is (shmbus_claim_at adds the full
+	 * header): slots, or 24 bytes before them on a compact channel,
+	 * still inside the mapping */
+	uint8_t *claim_base;
 	uint32_t id;
 	uint32_t record_size;
 	uint32_t slot_size;

@@ -142,10 +142,7 @@ static int wait_space(shmbus_producer_t *p, uint64_t seq, uint64_t end,
 static inline void claim_fill(const shmbus_channel_t *ch, shmbus_claim_t *c)
 {
 	c->slot_size = ch->slot_size;
-	/* shmbus_claim_at adds SHMBUS_RECORD_HEADER: on a compact channel
-	 * this points 24 bytes before the ring, still inside the channel's
-	 * mapping (the schema area precedes the slots) */
-	c->slots = ch->slots - (SHMBUS_RECORD_HEADER - ch->slot_hdr);
+	c->slots = ch->claim_base; /* shmbus_claim_at adds the header */
 	c->mask = ch->mask;
 }
 
@@ -317,6 +314,17 @@ static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
 						: claim_multi(p, n, c, try_only);
 }
 
+/* A claim's slots start as records of the full size, no key, no origin. */
+static inline __attribute__((always_inline)) void
+claim_defaults(shmbus_producer_t *p, const shmbus_claim_t *c,
+	       const bool compact)
+{
+	struct slot_walk w = walk_from(p->ch, c->seq);
+	for (uint32_t i = 0; i < c->n; i++, walk_next(&w))
+		slot_defaults((struct slot_header *)w.slot, p->record_size, 0,
+			      0, 0, compact);
+}
+
 static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 			   shmbus_claim_t *c, bool try_only)
 {
@@ -325,10 +333,10 @@ static inline int do_claim(shmbus_producer_t *p, uint32_t n,
 	int rc = claim_slots(p, n, c, try_only);
 	if (rc)
 		return rc;
-	struct slot_walk w = walk_from(p->ch, c->seq);
-	for (uint32_t i = 0; i < n; i++, walk_next(&w))
-		slot_defaults((struct slot_header *)w.slot, p->record_size, 0,
-			      0, 0, p->compact);
+	if (p->compact) /* each loop with its layout a constant */
+		claim_defaults(p, c, true);
+	else
+		claim_defaults(p, c, false);
 	return 0;
 }
 
@@ -406,12 +414,12 @@ static inline int committed(shmbus_producer_t *p, uint64_t end, uint32_t n)
 	return 0;
 }
 
-int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
+static inline __attribute__((always_inline)) int
+commit_slots(shmbus_producer_t *p, const shmbus_claim_t *c, const bool compact)
 {
 	/* one clock read per batch, none on a SHMBUS_CH_NO_TIMESTAMP or
 	 * SHMBUS_CH_COMPACT channel (whose slots have no time field) */
 	uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
-	const bool compact = p->compact;
 	shmbus_channel_t *ch = p->ch;
 	struct slot_walk w = walk_from(ch, c->seq);
 	uint32_t marker = marker_make(lap_of(ch, c->seq), SLOT_COMMITTED,
@@ -431,13 +439,20 @@ int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
 	return committed(p, c->seq + c->n, c->n);
 }
 
-static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
-		       uint64_t key, uint64_t origin, uint32_t flags,
-		       bool try_only)
+int shmbus_commit(shmbus_producer_t *p, const shmbus_claim_t *c)
+{
+	/* each loop with its slot layout a constant */
+	return p->compact ? commit_slots(p, c, true) : commit_slots(p, c, false);
+}
+
+static inline __attribute__((always_inline)) int
+publish_slot(shmbus_producer_t *p, const void *data, uint32_t len,
+	     uint64_t key, uint64_t origin, uint32_t flags, bool try_only,
+	     const bool compact)
 {
 	if (len > p->record_size)
 		return SHMBUS_EINVAL;
-	if (__builtin_expect(key != 0, 0) && p->compact)
+	if (compact && __builtin_expect(key != 0, 0))
 		return compact_key_refused(p);
 	shmbus_claim_t c;
 	int rc = claim_slots(p, 1, &c, try_only);
@@ -448,12 +463,14 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 	 * core, far away perhaps) is fetched while the copy and the clock
 	 * read run, not after them */
 	struct slot_header *h = slot_at(p->ch, c.seq);
-	slot_defaults(h, len, key, origin, flags, p->compact);
+	slot_defaults(h, len, key, origin, flags, compact);
 	/* relaxed words on every channel: spies, overwrite readers and
 	 * evicted subscribers may copy the slot while we write it (copy.h) */
-	copy_in_relaxed(slot_payload(p->ch, h), data, len);
+	copy_in_relaxed(compact ? (uint8_t *)h + SLOT_HEADER_COMPACT
+				: (uint8_t *)(h + 1),
+			data, len);
 	FAILPOINT(FP_BEFORE_COMMIT);
-	if (!p->compact) {
+	if (!compact) {
 		uint64_t ts = p->stamp ? bus_clock_now(&p->clock) : 0;
 		__atomic_store_n(&h->timestamp, ts, __ATOMIC_RELAXED);
 	}
@@ -464,6 +481,18 @@ static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
 					  p->part),
 			      memory_order_release);
 	return committed(p, c.seq + 1, 1);
+}
+
+/* One record, compiled per slot layout (`compact` a constant in each):
+ * a plain channel's path has no branch and no offset load for it. */
+static int publish_one(shmbus_producer_t *p, const void *data, uint32_t len,
+		       uint64_t key, uint64_t origin, uint32_t flags,
+		       bool try_only)
+{
+	return p->compact ? publish_slot(p, data, len, key, origin, flags,
+					 try_only, true)
+			  : publish_slot(p, data, len, key, origin, flags,
+					 try_only, false);
 }
 
 int shmbus_publish(shmbus_producer_t *p, const void *data, uint32_t len,
