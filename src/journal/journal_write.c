@@ -120,7 +120,10 @@ static void publish_end(shmbus_journal_t *j)
 #define TOUCH_AHEAD (2u << 20)
 static void touch_ahead(shmbus_journal_t *j, struct jseg *s)
 {
-	uint64_t here = j->end_off & ~(uint64_t)(PAGE - 1);
+	/* a buffered writer's from the next page: a page holding records
+	 * may be clean (synced), and touching dirties it again */
+	uint64_t here = (j->end_off + (j->stage ? PAGE - 1 : 0)) &
+			~(uint64_t)(PAGE - 1);
 	uint64_t from = s->touched > here ? s->touched : here;
 	uint64_t to = here + TOUCH_AHEAD < j->seg_size ? here + TOUCH_AHEAD
 						      : j->seg_size;
@@ -236,6 +239,12 @@ int jflush(shmbus_journal_t *j)
 	if (left < PAGE) {
 		chunk_copy(j, s);
 		left = 0;
+		/* stores through the mapping: the pages ahead faulted in by
+		 * the sealer, as for a mapped writer (a page's first store
+		 * here was a fault of 10-15 us on a synchronous commit's
+		 * round trip, one commit in 60 of 40 B records: its p99) */
+		if (j->end_off + TOUCH_AHEAD / 2 > s->touched)
+			touch_ahead(j, s);
 	}
 	while (left) {
 		ssize_t w = pwrite(s->fd, p, left, (off_t)at);
