@@ -26,6 +26,8 @@
 #include "follower.h"
 #include "internal.h"
 #include "journal_int.h"
+
+static void journaler_close(shmbus_journal_t *j);
 #include "sub.h"
 
 #define STOP_SLICE_NS 10000000ull /* a stop request is seen within it */
@@ -292,6 +294,7 @@ int shmbus_journal_attach(shmbus_channel_t *ch, const char *dir,
 		return rc;
 	j->group = true; /* synced per batch, in flush_batch */
 	j->jr = calloc(1, sizeof(*j->jr));
+	j->journaler_close = journaler_close;
 	if (j->jr == NULL)
 		rc = shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
 	if (rc == 0)
@@ -405,7 +408,7 @@ static void drain_claimed(shmbus_sub_t *sub, shmbus_channel_t *ch)
 	}
 }
 
-void journaler_close(shmbus_journal_t *j)
+static void journaler_close(shmbus_journal_t *j)
 {
 	struct journaler *jr = j->jr;
 	if (jr->running)

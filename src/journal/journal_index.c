@@ -25,18 +25,6 @@
 #include "error.h"
 #include "journal_int.h"
 
-int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a)
-{
-	memset(a, 0, sizeof(*a));
-	/* entries are at least a stride apart */
-	a->cap = (uint32_t)((j->seg_size - JSEG_DATA_OFF) / JIDX_STRIDE + 2);
-	a->e = malloc(a->cap * sizeof(*a->e));
-	a->next = JSEG_DATA_OFF;
-	if (a->e == NULL)
-		return shmbus_seterr(SHMBUS_ENOMEM, "journal: out of memory");
-	return 0;
-}
-
 /* -------------------------------------------------------------- build */
 
 /* Stable LSD radix sort by key through tmp (n entries), 11 bits a pass
@@ -116,12 +104,6 @@ int jwkeys_init(shmbus_journal_t *j, struct jseg *s)
 	s->cap_wkeys = cap;
 	s->n_wkeys = 0;
 	return 0;
-}
-
-void jwkeys_free(struct jseg *s)
-{
-	s->wkeys = NULL; /* the writer's keybuf */
-	s->n_wkeys = s->cap_wkeys = 0;
 }
 
 void jwkeys_handed(shmbus_journal_t *j, struct jseg *s)
@@ -377,8 +359,6 @@ static const char *map_index(shmbus_journal_t *j, struct jseg *s)
 
 int jindex_load(shmbus_journal_t *j, struct jseg *s)
 {
-	if (j->writer)
-		jsealer_wait(j); /* its file may be on the way */
 	if (s->keys || !s->sealed)
 		return s->keys ? 0 : SHMBUS_EINVAL;
 	if (s->idx_tried) /* neither the file nor a rebuild worked */
@@ -399,18 +379,6 @@ int jindex_load(shmbus_journal_t *j, struct jseg *s)
 	s->heap_keys = ix.keys;
 	use_index(s, ix.sparse, ix.n_sparse, ix.keys, ix.n_keys);
 	return 0;
-}
-
-void jindex_drop(struct jseg *s)
-{
-	if (s->idx_map)
-		munmap(s->idx_map, s->idx_size);
-	free(s->heap_sparse);
-	free(s->heap_keys);
-	s->idx_map = NULL;
-	s->heap_sparse = NULL;
-	s->heap_keys = NULL;
-	use_index(s, NULL, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------ lookups */

@@ -171,6 +171,9 @@ struct shmbus_journal {
 	shmbus_journal_stats_t st;
 	shmbus_journal_recovery_t rec;
 	struct journaler *jr; /* shmbus_journal_attach */
+	/* how the handle's close ends its journaler: installed with jr by
+	 * journal_attach.c, which the handle's own code does not call */
+	void (*journaler_close)(shmbus_journal_t *j);
 	int fp_id;	      /* armed failpoint, or -1 */
 	long fp_left;
 	/* journal.ctl was missing: ctl is an anonymous page made from the
@@ -219,7 +222,16 @@ void jfailpoint_hit(shmbus_journal_t *j);
 			jfailpoint_hit(j);                                     \
 	} while (0)
 
-/* journal.c */
+/* journal_files.c */
+#define CTL_NAME "journal.ctl"
+#define MIN_SEGMENT (64ull << 10)
+#define MAX_SEGMENT (1ull << 30) /* CRC lengths are ints */
+/* Read segment `first`'s header into a new table entry (*out). */
+int jseg_load(shmbus_journal_t *j, uint64_t first, struct jseg **out);
+/* Remove segment i (retention, or a cut): its files and table entry. */
+int jseg_remove(shmbus_journal_t *j, uint32_t i);
+/* Arm the writer's failpoints from the environment (tests' build only). */
+void jfailpoints_arm(shmbus_journal_t *j);
 uint64_t jrealtime_ns(void); /* CLOCK_REALTIME: for people, and age */
 
 /* A writer's open: sequences from `from` on may be gone with nothing
@@ -255,13 +267,27 @@ int jctl_write(shmbus_journal_t *j, const struct jctl *tmpl);
 int jraise_first(shmbus_journal_t *j, uint64_t first);
 uint32_t jctl_crc(const struct jctl *c);
 int jctl_map(shmbus_journal_t *j, int fd);
+/* Check the mapped control file and take its writer state (a writer). */
+int jctl_take(shmbus_journal_t *j);
 bool jseg_name(const char *n, uint64_t *first, const char **ext);
 /* The directory, to readdir from its start (closedir it), or NULL with
  * the error set. */
 DIR *jdir_list(shmbus_journal_t *j);
+bool jsync_policy(const shmbus_journal_t *j);
+/* A segment's index memory: the writer's sparse index of the open
+ * segment (entries at least a stride apart), its key array given back,
+ * a sealed segment's index (mapped file or rebuilt arrays) let go. */
+int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a);
+void jwkeys_free(struct jseg *s);
+void jindex_drop(struct jseg *s);
+/* Create tmp, reserve a whole segment in it and map it (a full disk is
+ * SHMBUS_ENOMEM): *fd and *map, or an error with nothing left behind. */
+int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
+		 int *fd, uint8_t **map);
+
+/* journal.c */
 /* Readers: learn about segments created since the last look. */
 int journal_refresh(shmbus_journal_t *j);
-bool jsync_policy(const shmbus_journal_t *j);
 
 /* journal_recover.c */
 /* JF_UNOPENED, only when JFC_RECOVERING: a whole record whose marker was
@@ -314,7 +340,6 @@ static inline void jseg_note(struct jseg *s, uint64_t seq, uint64_t ts,
  * the sealer (the next segment takes the other array); the sort's
  * scratch; unmap the keybuf */
 int jwkeys_init(shmbus_journal_t *j, struct jseg *s);
-void jwkeys_free(struct jseg *s);
 void jwkeys_handed(shmbus_journal_t *j, struct jseg *s);
 struct jidx_key *jkeybuf_tmp(const shmbus_journal_t *j);
 void jkeybuf_free(shmbus_journal_t *j);
@@ -333,10 +358,6 @@ static inline void jwriter_advice(const shmbus_journal_t *j, void *map)
 {
 	(void)madvise(map, j->seg_size, MADV_RANDOM); /* a hint */
 }
-/* Create tmp, reserve a whole segment in it and map it (a full disk is
- * SHMBUS_ENOMEM): *fd and *map, or an error with nothing left behind. */
-int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
-		 int *fd, uint8_t **map);
 int jflush(shmbus_journal_t *j);
 /* A group-commit writer's batch is over: flushed, and synced if the
  * policy says its records must be. */
@@ -349,7 +370,6 @@ int jsync_active(shmbus_journal_t *j);
 int jsync_from(shmbus_journal_t *j, uint64_t from);
 
 /* journal_index.c */
-int jsparse_init(const shmbus_journal_t *j, struct jsparse_acc *a);
 static inline void jsparse_add(struct jsparse_acc *a, uint64_t seq,
 			       uint64_t ts, uint64_t off)
 {
@@ -419,7 +439,6 @@ void jsealer_disable(void);
 /* A sealed segment's index: its file, or rebuilt (and rewritten by a
  * writer). 0, or an error if the segment itself cannot be walked. */
 int jindex_load(shmbus_journal_t *j, struct jseg *s);
-void jindex_drop(struct jseg *s);
 /* Sparse lookups over n entries: the entry to start scanning at, or -1
  * for the segment's first record. */
 int jsparse_seq(const struct jidx_sparse *e, uint32_t n, uint64_t seq);
@@ -436,7 +455,6 @@ int jread_all(shmbus_journal_t *j, const shmbus_journal_query_t *q,
 	      void *arg, uint64_t *count);
 
 /* journal_attach.c */
-void journaler_close(shmbus_journal_t *j);
 
 /* journal_damage.c */
 /* journal.ctl is missing and segment files are here: an anonymous

@@ -46,6 +46,15 @@
 #include "error.h"
 #include "journal_int.h"
 
+/* A writer's sealed segment's index file may be on the way (the sealer
+ * writes it): wait for it before loading the index. */
+static int jindex_load_now(shmbus_journal_t *j, struct jseg *s)
+{
+	if (j->writer)
+		jsealer_wait(j);
+	return jindex_load(j, s);
+}
+
 struct shmbus_journal_iter {
 	shmbus_journal_t *j;
 	shmbus_journal_query_t q;
@@ -215,7 +224,7 @@ static int enter(shmbus_journal_iter_t *it, uint32_t i, bool seek)
 	it->use_keys = false;
 	if (s->lost) /* never mapped: iter_next reports it */
 		return 0;
-	bool indexed = index_helps(it, s, seek) && jindex_load(j, s) == 0;
+	bool indexed = index_helps(it, s, seek) && jindex_load_now(j, s) == 0;
 	if (indexed && (it->q.flags & SHMBUS_JOURNAL_BY_KEY)) {
 		it->use_keys = true;
 		it->kpos = jkeys_lower(s->keys, s->n_keys, it->q.key);
@@ -452,7 +461,7 @@ static int corrupt(shmbus_journal_iter_t *it, struct jseg *s, uint64_t off,
 				 "read: reading goes on at the next one"
 			       : "reading stops in this unsealed segment";
 	} else if (!it->use_keys) {
-		bool indexed = jindex_load(j, s) == 0;
+		bool indexed = jindex_load_now(j, s) == 0;
 		uint64_t resume = indexed ? next_indexed(s, off) : s->end_off;
 		j->st.skipped_bytes += resume - off;
 		it->off = resume;

@@ -456,40 +456,6 @@ static void fill_header(const shmbus_journal_t *j, struct jseg_header *h,
 			     0);
 }
 
-int jseg_reserve(const shmbus_journal_t *j, const char *tmp, uint64_t first,
-		 int *fdp, uint8_t **mapp)
-{
-	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-			j->mode);
-	if (fd < 0)
-		return jerr_file(errno == EACCES ? SHMBUS_EPERM : SHMBUS_ESYS,
-				 errno, j, first, ".seg.tmp", "create");
-	int err = fchmod(fd, j->mode) != 0
-			  ? errno
-			  : posix_fallocate(fd, 0, (off_t)j->seg_size);
-	void *m = MAP_FAILED;
-	if (err == 0) {
-		m = mmap(NULL, j->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 fd, 0);
-		if (m == MAP_FAILED)
-			err = errno;
-		else
-			jwriter_advice(j, m);
-	}
-	if (err == 0) {
-		*fdp = fd;
-		*mapp = m;
-		return 0;
-	}
-	close(fd);
-	unlinkat(j->dirfd, tmp, 0);
-	return jerr_file(err == ENOSPC || err == EDQUOT ? SHMBUS_ENOMEM
-							: SHMBUS_ESYS,
-			 err, j, first, ".seg.tmp",
-			 "reserving %" PRIu64 " bytes for a segment",
-			 j->seg_size);
-}
-
 /* Made whole under a temporary name (reserved, mapped, header written),
  * then renamed into place: a crash leaves a .tmp file, never a segment
  * without its header. The file is the one the sealer reserved ahead of
