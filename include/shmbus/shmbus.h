@@ -47,7 +47,7 @@ extern "C" {
  * loader refuses a library of another 0.x). The ABI version is the shared
  * memory layout's: processes meet on a bus only if theirs are equal.
  */
-SHMBUS_API const char *shmbus_version(void); /* "0.3.0" */
+SHMBUS_API const char *shmbus_version(void); /* "0.4.0" */
 SHMBUS_API uint32_t shmbus_version_number(void); /* SHMBUS_VERSION_NUMBER */
 SHMBUS_API uint32_t shmbus_abi_version(void);	  /* SHMBUS_ABI_VERSION */
 

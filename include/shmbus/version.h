@@ -2,7 +2,7 @@
 #define SHMBUS_VERSION_H
 
 #define SHMBUS_VERSION_MAJOR 0
-#define SHMBUS_VERSION_MINOR 3
+#define SHMBUS_VERSION_MINOR 4
 #define SHMBUS_VERSION_PATCH 0
 /* major << 16 | minor << 8 | patch, for one comparison */
 #define SHMBUS_VERSION_NUMBER                                                  \
