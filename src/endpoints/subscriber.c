@@ -657,7 +657,7 @@ static int spill_open(shmbus_sub_t *s, const char *dir, uint64_t from)
 	/* acquire: pairs with the release in sub_spill_register */
 	sub_spill_open_fn open =
 		atomic_load_explicit(&spill_opener, memory_order_acquire);
-	if (open == NULL) /* refused at subscribe; unloaded since? */
+	if (open == NULL) /* refused at subscribe; unloaded since */
 		return shmbus_seterr(SHMBUS_ENOTSUP,
 				     "channel '%s' spills to its journal, and "
 				     "the journal library is not loaded",

@@ -457,3 +457,9 @@ __attribute__((constructor)) static void live_register_spill(void)
 {
 	sub_spill_register(live_spill);
 }
+
+/* unloaded (dlclose): the bus must not call into a library that is gone */
+__attribute__((destructor)) static void live_unregister_spill(void)
+{
+	sub_spill_register(NULL);
+}
