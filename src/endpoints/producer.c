@@ -51,7 +51,7 @@ struct shmbus_producer {
 	_Atomic uint64_t *intent; /* multi-producer: our claim-intent word */
 	struct sb_participant *row; /* our counters live there */
 	uint64_t published, waits;
-	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (journal_sync.c) */
+	bool journal_sync; /* SHMBUS_CH_JOURNAL_SYNC (follower.c) */
 	bool stamp;	   /* records carry their publish time */
 	bool compact;	   /* SHMBUS_CH_COMPACT: no time, key, origin */
 	int journal_row;   /* the journaler the last claim saw */
