@@ -95,6 +95,48 @@ cc "$work/japp.c" $(pkg-config --cflags --libs shmbus-journal) \
    -Wl,-rpath,"$lib" -o "$work/japp_pc"
 "$work/japp_pc" "$work/j1"
 cmake_app japp "REQUIRED COMPONENTS journal" shmbus::journal "$work/j2"
+# a static link of the two libraries: the journal's spill reader registers
+# itself though nothing calls it (pkg-config --static pulls it in)
+cat > "$work/spill.c" <<'C'
+#include <shmbus/shmbus.h>
+#include <stdio.h>
+#include <unistd.h>
+static int handled(const shmbus_record_t *r, void *ctx)
+{
+	(void)r;
+	(void)ctx;
+	return 0;
+}
+int main(int argc, char **argv)
+{
+	(void)argc;
+	char name[32];
+	snprintf(name, sizeof(name), "instsp%d", (int)getpid());
+	shmbus_t *bus;
+	shmbus_channel_t *ch;
+	shmbus_sub_t *s;
+	shmbus_channel_opts_t o = {.record_size = 8, .capacity = 64,
+				   .stall_policy = SHMBUS_STALL_SPILL};
+	shmbus_sub_opts_t so = {.name = "sp", .journal = argv[1]};
+	int rc = shmbus_open(name, NULL, &bus);
+	if (rc == 0) {
+		rc = shmbus_channel_open(bus, "C", &o, &ch);
+		if (rc == 0)
+			rc = shmbus_subscribe(ch, handled, NULL, &so, &s);
+		if (rc == 0)
+			shmbus_sub_close(s, 0);
+		shmbus_close(bus);
+		shmbus_unlink(name);
+	}
+	printf("%s\n", rc ? shmbus_errmsg() : "spill subscriber ok");
+	return rc != 0;
+}
+C
+libs=" $(pkg-config --static --libs shmbus-journal) "
+libs=${libs// -lshmbus_journal / -Wl,-Bstatic -lshmbus_journal -Wl,-Bdynamic }
+libs=${libs// -lshmbus / -Wl,-Bstatic -lshmbus -Wl,-Bdynamic }
+cc "$work/spill.c" $(pkg-config --cflags shmbus-journal) $libs -o "$work/spill_static"
+"$work/spill_static" "$work/j2"
 
 # the bridge library, when built: its .pc and its CMake component
 [[ -e $build/src/bridge/libshmbus_bridge.so ]] || { echo "1 passed, 0 failed"; exit 0; }
