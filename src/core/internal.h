@@ -55,7 +55,9 @@ struct shmbus_channel {
 	uint32_t id;
 	uint32_t record_size;
 	uint32_t slot_size;
-	uint32_t slot_hdr; /* bytes before a payload: 32, or 8 (compact) */
+	/* bytes before a payload: 32, or 8 (compact); kept, not derived
+	 * from flags: the evict and spy paths read it per record */
+	uint32_t slot_hdr;
 	bool compact;	   /* SHMBUS_CH_COMPACT: no time, key or origin */
 	uint32_t capacity;
 	uint32_t log2;

@@ -304,7 +304,7 @@ static inline int claim_slots(shmbus_producer_t *p, uint32_t n,
 {
 	if (__builtin_expect(p->journal_sync, 0)) {
 		int rc = follower_check(p->ch, &p->journal_row,
-					    &p->journal_gen);
+					&p->journal_gen);
 		if (rc)
 			return rc;
 	}
@@ -362,16 +362,12 @@ int shmbus_claim_set(shmbus_producer_t *p, const shmbus_claim_t *c,
 {
 	if (len > p->record_size || i >= c->n)
 		return SHMBUS_EINVAL;
-	if (p->compact) {
-		if (key)
-			return compact_key_refused(p);
-		__atomic_store_n(&slot_at(p->ch, c->seq + i)->len_flags, len,
-				 __ATOMIC_RELAXED);
-		return 0;
-	}
+	if (key && p->compact)
+		return compact_key_refused(p);
 	struct slot_header *h = slot_at(p->ch, c->seq + i);
 	__atomic_store_n(&h->len_flags, len, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
+	if (!p->compact) /* a compact slot's payload is where the key was */
+		__atomic_store_n(&h->key, key, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -410,7 +406,7 @@ static inline int committed(shmbus_producer_t *p, uint64_t end, uint32_t n)
 		poller_notify(p->ch, pollers);
 	if (__builtin_expect(p->journal_sync, 0))
 		return follower_wait(p->ch, p->journal_row, p->journal_gen,
-					 p->wait, end, p->journal_timeout_ns);
+				     p->wait, end, p->journal_timeout_ns);
 	return 0;
 }
 

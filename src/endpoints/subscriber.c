@@ -652,11 +652,15 @@ void sub_spill_register(sub_spill_open_fn open)
 }
 SHMBUS_PRIVATE_EXPORT(sub_spill_register);
 
-static int spill_open(shmbus_sub_t *s, const char *dir, uint64_t from)
+static sub_spill_open_fn spill_opener_get(void)
 {
 	/* acquire: pairs with the release in sub_spill_register */
-	sub_spill_open_fn open =
-		atomic_load_explicit(&spill_opener, memory_order_acquire);
+	return atomic_load_explicit(&spill_opener, memory_order_acquire);
+}
+
+static int spill_open(shmbus_sub_t *s, const char *dir, uint64_t from)
+{
+	sub_spill_open_fn open = spill_opener_get();
 	if (open == NULL) /* refused at subscribe; unloaded since */
 		return shmbus_seterr(SHMBUS_ENOTSUP,
 				     "channel '%s' spills to its journal, and "
@@ -947,9 +951,7 @@ static int subscribe(shmbus_channel_t *ch, shmbus_handler_fn fn, void *ctx,
 				     "where this subscriber reads what it skips "
 				     "if it is evicted",
 				     ch->name);
-	/* acquire: pairs with the release in sub_spill_register */
-	if (spill && atomic_load_explicit(&spill_opener,
-					  memory_order_acquire) == NULL)
+	if (spill && spill_opener_get() == NULL)
 		return shmbus_seterr(SHMBUS_ENOTSUP,
 				     "channel '%s' spills to its journal, and "
 				     "this process has not loaded the journal "
